@@ -1,0 +1,190 @@
+//! The command line. The doc comments here are the `--help` text.
+
+use std::fmt;
+use std::num::NonZeroUsize;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::config;
+use crate::log::Level;
+
+/// A WebSocket reverse proxy for edge nodes holding very many long-lived
+/// connections.
+///
+/// Clients connect to each --listen address; WebSocket upgrades are passed to
+/// an --upstream server with the hop-by-hop headers rewritten (what nginx
+/// needs `proxy_http_version 1.1` and `proxy_set_header Upgrade/Connection`
+/// for), and after the upstream's 101 the connection becomes a tunnel.
+/// Plain HTTP requests are proxied too, one request per connection.
+#[derive(Parser, Debug)]
+#[command(name = "wsproxy-fast", version, max_term_width = 100)]
+#[command(after_help = "\
+Examples:
+  wsproxy-fast --listen 0.0.0.0:8080 --upstream 127.0.0.1:9000 --workers auto
+  wsproxy-fast --listen [::]:8080 --listen 0.0.0.0:8080 \\
+               --upstream 10.0.0.5:9000 --upstream 10.0.0.6:9000 --idle-timeout 24h
+
+Durations take a unit: 500ms, 10s, 5m, 1h (a bare number is seconds).
+SIGINT or SIGTERM stops the proxy; it exits 0.")]
+pub struct Cli {
+    /// Address to accept clients on: IP:PORT, e.g. 0.0.0.0:8080 or [::]:8080
+    /// (repeatable; an IPv6 address listens on IPv6 only, so list both).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Vec<String>,
+
+    /// Upstream server to proxy to: HOST:PORT (repeatable; servers take new
+    /// connections in turn, and one that refuses is skipped for the next).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub upstream: Vec<String>,
+
+    /// Worker threads, each with its own event loop and listening socket:
+    /// `auto` for one per usable core (cgroup CPU limits honoured), or a
+    /// number.
+    #[arg(long, value_name = "auto|N", default_value_t = Workers::Auto)]
+    pub workers: Workers,
+
+    /// Close a tunnel after this long with no byte in either direction
+    /// (0 = never). nginx's default cuts WebSockets at 60 s; this one does not.
+    #[arg(long, value_name = "DURATION", default_value_t = Span(config::IDLE_TIMEOUT))]
+    pub idle_timeout: Span,
+
+    /// Answer 408 to a client that has not sent a whole request head by then.
+    #[arg(long, value_name = "DURATION", default_value_t = Span(config::HANDSHAKE_TIMEOUT))]
+    pub handshake_timeout: Span,
+
+    /// Give up on an upstream server that has not accepted the connection by
+    /// then and try the next one (504 when none is left).
+    #[arg(long, value_name = "DURATION", default_value_t = Span(config::CONNECT_TIMEOUT))]
+    pub connect_timeout: Span,
+
+    /// Answer 504 when the upstream has not answered the request by then;
+    /// also the longest pause inside a plain HTTP response.
+    #[arg(long, value_name = "DURATION", default_value_t = Span(config::RESPONSE_TIMEOUT))]
+    pub response_timeout: Span,
+
+    /// Largest request head accepted, in bytes; a larger one gets 431.
+    #[arg(long, value_name = "BYTES", default_value_t = config::MAX_HEAD_BYTES)]
+    pub max_header_bytes: usize,
+
+    /// Log detail on stderr.
+    #[arg(long, value_name = "LEVEL", value_enum, default_value_t = Level::Info)]
+    pub log_level: Level,
+}
+
+/// `--workers`: `auto` or a count.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Workers {
+    Auto,
+    Count(NonZeroUsize),
+}
+
+impl FromStr for Workers {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Workers, String> {
+        if s.eq_ignore_ascii_case("auto") {
+            return Ok(Workers::Auto);
+        }
+        s.parse::<NonZeroUsize>()
+            .map(Workers::Count)
+            .map_err(|_| "use `auto` or a number of workers from 1 up".to_string())
+    }
+}
+
+impl fmt::Display for Workers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Workers::Auto => f.write_str("auto"),
+            Workers::Count(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// A duration written with a unit: `500ms`, `10s`, `5m`, `1h`, or bare
+/// seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Span(pub Duration);
+
+impl FromStr for Span {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Span, String> {
+        let s = s.trim();
+        let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (digits, unit) = s.split_at(split);
+        let n: u64 = digits
+            .parse()
+            .map_err(|_| format!("`{s}` is not a duration: use e.g. 500ms, 10s, 5m, 1h"))?;
+        let scale = match unit {
+            "ms" => Duration::from_millis(1),
+            "" | "s" => Duration::from_secs(1),
+            "m" => Duration::from_secs(60),
+            "h" => Duration::from_secs(3600),
+            _ => return Err(format!("unknown unit `{unit}` in `{s}`: use ms, s, m or h")),
+        };
+        scale
+            .checked_mul(u32::try_from(n).map_err(|_| format!("`{s}` is too long"))?)
+            .map(Span)
+            .ok_or_else(|| format!("`{s}` is too long"))
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = self.0;
+        if d.subsec_millis() != 0 || d.is_zero() {
+            write!(f, "{}ms", d.as_millis())
+        } else if d.as_secs() % 3600 == 0 {
+            write!(f, "{}h", d.as_secs() / 3600)
+        } else if d.as_secs() % 60 == 0 {
+            write!(f, "{}m", d.as_secs() / 60)
+        } else {
+            write!(f, "{}s", d.as_secs())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_parse_and_print() {
+        let ok = [
+            ("500ms", 500, "500ms"),
+            ("10s", 10_000, "10s"),
+            ("90", 90_000, "90s"),
+            ("5m", 300_000, "5m"),
+            ("1h", 3_600_000, "1h"),
+            ("0", 0, "0ms"),
+        ];
+        for (text, millis, shown) in ok {
+            let span: Span = text.parse().unwrap();
+            assert_eq!(span.0, Duration::from_millis(millis), "{text}");
+            assert_eq!(span.to_string(), shown);
+            assert_eq!(shown.parse::<Span>().unwrap(), span, "display round-trips");
+        }
+        for bad in ["", "s", "10x", "1.5s", "-1s", "99999999999h"] {
+            assert!(bad.parse::<Span>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn workers_parse() {
+        assert_eq!("auto".parse::<Workers>(), Ok(Workers::Auto));
+        assert_eq!(
+            "4".parse::<Workers>(),
+            Ok(Workers::Count(NonZeroUsize::new(4).unwrap()))
+        );
+        assert!("0".parse::<Workers>().is_err());
+        assert!("many".parse::<Workers>().is_err());
+    }
+
+    #[test]
+    fn help_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,295 @@
+//! The validated configuration every worker reads: built from the command
+//! line, checked once at startup, then shared read-only. Every default is a
+//! named constant here.
+
+use std::collections::HashSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+use crate::buffer::BUF_BYTES;
+use crate::cli::{Cli, Workers};
+use crate::handshake::request::REWRITE_SLACK;
+
+/// Idle tunnels live an hour by default: long-lived connections are the
+/// point, and nginx's 60 s `proxy_read_timeout` default is the complaint.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// Time a client has to send its whole request head (slow-loris bound).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Time an upstream server has to accept a connection before the next one
+/// is tried; HAProxy's customary `timeout connect 5s`.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Time an upstream has to answer a request, nginx's
+/// `proxy_read_timeout` default.
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// After an answer the proxy closes, it reads and discards the client's
+/// input this long so the client reads the answer instead of a reset
+/// (nginx's `lingering_timeout`).
+pub const LINGER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Default request head limit, in bytes.
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+
+/// Smallest head limit accepted: a browser's upgrade request with cookies
+/// needs about this much.
+pub const MIN_HEAD_BYTES: usize = 1024;
+
+/// Largest head limit: a head and the proxy's additions must fit one
+/// pooled buffer.
+pub const MAX_HEAD_LIMIT: usize = BUF_BYTES - REWRITE_SLACK;
+
+/// Most worker threads.
+pub const MAX_WORKERS: usize = 1024;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Timeouts {
+    pub handshake: Duration,
+    pub connect: Duration,
+    pub response: Duration,
+    pub idle: Duration,
+    pub linger: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: Vec<SocketAddr>,
+    pub upstreams: Vec<SocketAddr>,
+    pub workers: usize,
+    /// Request and response head limit, in bytes.
+    pub max_head: usize,
+    pub timeouts: Timeouts,
+}
+
+/// A configuration mistake, worded as what to change.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("no --listen address given: add one, e.g. --listen 0.0.0.0:8080")]
+    NoListen,
+    #[error("--listen {0:?} is not an address: use IP:PORT, e.g. 0.0.0.0:8080 or [::]:8080")]
+    BadListen(String),
+    #[error("--listen {0} is given twice")]
+    DuplicateListen(SocketAddr),
+    #[error("no --upstream given: add the server to proxy to, e.g. --upstream 127.0.0.1:9000")]
+    NoUpstream,
+    #[error("--upstream {0:?}: {1}")]
+    BadUpstream(String, String),
+    #[error("--max-header-bytes {0} is out of range: use {MIN_HEAD_BYTES} to {MAX_HEAD_LIMIT}")]
+    HeadLimit(usize),
+    #[error("--workers {0} is more than {MAX_WORKERS}")]
+    TooManyWorkers(usize),
+    #[error("--{0} must be more than zero")]
+    ZeroTimeout(&'static str),
+}
+
+impl Config {
+    pub fn from_cli(cli: &Cli) -> Result<Config, ConfigError> {
+        if cli.listen.is_empty() {
+            return Err(ConfigError::NoListen);
+        }
+        let mut listen = Vec::new();
+        let mut seen = HashSet::new();
+        for text in &cli.listen {
+            let addr = parse_listen(text)?;
+            if !seen.insert(addr) {
+                return Err(ConfigError::DuplicateListen(addr));
+            }
+            listen.push(addr);
+        }
+        if cli.upstream.is_empty() {
+            return Err(ConfigError::NoUpstream);
+        }
+        let mut upstreams = Vec::new();
+        for text in &cli.upstream {
+            upstreams.extend(resolve_upstream(text)?);
+        }
+        let workers = match cli.workers {
+            Workers::Count(n) if n.get() > MAX_WORKERS => {
+                return Err(ConfigError::TooManyWorkers(n.get()))
+            }
+            Workers::Count(n) => n.get(),
+            Workers::Auto => usable_cores(),
+        };
+        if !(MIN_HEAD_BYTES..=MAX_HEAD_LIMIT).contains(&cli.max_header_bytes) {
+            return Err(ConfigError::HeadLimit(cli.max_header_bytes));
+        }
+        for (name, span) in [
+            ("handshake-timeout", cli.handshake_timeout),
+            ("connect-timeout", cli.connect_timeout),
+            ("response-timeout", cli.response_timeout),
+        ] {
+            if span.0.is_zero() {
+                return Err(ConfigError::ZeroTimeout(name));
+            }
+        }
+        Ok(Config {
+            listen,
+            upstreams,
+            workers,
+            max_head: cli.max_header_bytes,
+            timeouts: Timeouts {
+                handshake: cli.handshake_timeout.0,
+                connect: cli.connect_timeout.0,
+                response: cli.response_timeout.0,
+                idle: cli.idle_timeout.0,
+                linger: LINGER_TIMEOUT,
+            },
+        })
+    }
+}
+
+/// `IP:PORT`, or a bare `PORT` meaning every IPv4 address.
+fn parse_listen(text: &str) -> Result<SocketAddr, ConfigError> {
+    if let Ok(addr) = text.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    text.trim_start_matches(':')
+        .parse::<u16>()
+        .map(|port| SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port))
+        .map_err(|_| ConfigError::BadListen(text.to_string()))
+}
+
+/// `HOST:PORT` (a `ws://` or `http://` prefix is accepted), resolved once
+/// at startup; a name with several addresses adds each as a server.
+fn resolve_upstream(text: &str) -> Result<Vec<SocketAddr>, ConfigError> {
+    let bad = |why: &str| ConfigError::BadUpstream(text.to_string(), why.to_string());
+    let bare = text
+        .strip_prefix("ws://")
+        .or_else(|| text.strip_prefix("http://"))
+        .unwrap_or(text)
+        .trim_end_matches('/');
+    if bare.contains("://") {
+        return Err(bad("only plaintext upstreams are supported: use HOST:PORT"));
+    }
+    if bare.contains('/') {
+        return Err(bad("an upstream is HOST:PORT without a path"));
+    }
+    if let Ok(addr) = bare.parse::<SocketAddr>() {
+        return Ok(vec![addr]);
+    }
+    if bare
+        .rsplit_once(':')
+        .is_none_or(|(_, port)| port.parse::<u16>().is_err())
+    {
+        return Err(bad("use HOST:PORT, e.g. 127.0.0.1:9000"));
+    }
+    let addrs: Vec<SocketAddr> = bare
+        .to_socket_addrs()
+        .map_err(|e| bad(&format!("cannot resolve it: {e}")))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(bad("the name resolves to no address"));
+    }
+    Ok(addrs)
+}
+
+/// Cores this process may run on, honouring affinity masks and cgroup CPU
+/// quotas (what `std::thread::available_parallelism` reads on Linux).
+pub fn usable_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn config(args: &[&str]) -> Result<Config, ConfigError> {
+        let mut argv = vec!["wsproxy-fast"];
+        argv.extend_from_slice(args);
+        Config::from_cli(&Cli::try_parse_from(argv).expect("clap accepts"))
+    }
+
+    #[test]
+    fn quick_mode_defaults() {
+        let c = config(&["--listen", "0.0.0.0:8080", "--upstream", "127.0.0.1:9000"]).unwrap();
+        assert_eq!(c.listen, vec!["0.0.0.0:8080".parse().unwrap()]);
+        assert_eq!(c.upstreams, vec!["127.0.0.1:9000".parse().unwrap()]);
+        assert_eq!(c.workers, usable_cores());
+        assert_eq!(c.max_head, MAX_HEAD_BYTES);
+        assert_eq!(c.timeouts.idle, IDLE_TIMEOUT);
+        assert_eq!(c.timeouts.handshake, HANDSHAKE_TIMEOUT);
+    }
+
+    #[test]
+    fn addresses_table() {
+        let c = config(&[
+            "--listen",
+            "[::]:8080",
+            "--listen",
+            "9090",
+            "--upstream",
+            "ws://127.0.0.1:9000/",
+            "--upstream",
+            "localhost:9001",
+            "--workers",
+            "3",
+            "--idle-timeout",
+            "24h",
+        ])
+        .unwrap();
+        assert_eq!(
+            c.listen,
+            vec![
+                "[::]:8080".parse().unwrap(),
+                "0.0.0.0:9090".parse().unwrap()
+            ]
+        );
+        assert_eq!(c.upstreams[0], "127.0.0.1:9000".parse().unwrap());
+        assert!(c.upstreams[1..]
+            .iter()
+            .all(|a| a.port() == 9001 && a.ip().is_loopback()));
+        assert_eq!(c.workers, 3);
+        assert_eq!(c.timeouts.idle, Duration::from_secs(86_400));
+    }
+
+    #[test]
+    fn mistakes_table() {
+        let up = ["--upstream", "127.0.0.1:9000"];
+        let listen = ["--listen", "127.0.0.1:8080"];
+        let cases: Vec<(Vec<&str>, &str)> = vec![
+            (up.to_vec(), "no --listen"),
+            (listen.to_vec(), "no --upstream"),
+            (
+                [&["--listen", "nonsense"][..], &up].concat(),
+                "is not an address",
+            ),
+            ([&listen[..], &listen, &up].concat(), "given twice"),
+            (
+                [&listen[..], &["--upstream", "127.0.0.1"]].concat(),
+                "HOST:PORT",
+            ),
+            (
+                [&listen[..], &["--upstream", "wss://x:443"]].concat(),
+                "plaintext",
+            ),
+            (
+                [&listen[..], &["--upstream", "x:1/path"]].concat(),
+                "without a path",
+            ),
+            (
+                [&listen[..], &["--upstream", "no-such-host.invalid:80"]].concat(),
+                "cannot resolve",
+            ),
+            (
+                [&listen[..], &up, &["--max-header-bytes", "10"]].concat(),
+                "out of range",
+            ),
+            (
+                [&listen[..], &up, &["--workers", "5000"]].concat(),
+                "more than",
+            ),
+            (
+                [&listen[..], &up, &["--connect-timeout", "0"]].concat(),
+                "more than zero",
+            ),
+        ];
+        for (args, want) in cases {
+            let err = config(&args).expect_err(&format!("{args:?}")).to_string();
+            assert!(err.contains(want), "{args:?}: {err}");
+            assert!(!err.contains('\n'), "one line: {err}");
+        }
+    }
+}

@@ -1,0 +1,146 @@
+//! The proxy's own HTTP answers: every refusal is a status line, a short
+//! plain-text body that says what was wrong, and `Connection: close`, never a
+//! silent close.
+
+use crate::buffer::{Buf, Full};
+
+/// The statuses the proxy answers with itself.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Status {
+    BadRequest,
+    MethodNotAllowed,
+    RequestTimeout,
+    UpgradeRequired,
+    HeaderTooLarge,
+    BadGateway,
+    GatewayTimeout,
+}
+
+impl Status {
+    pub fn code(self) -> u16 {
+        match self {
+            Status::BadRequest => 400,
+            Status::MethodNotAllowed => 405,
+            Status::RequestTimeout => 408,
+            Status::UpgradeRequired => 426,
+            Status::HeaderTooLarge => 431,
+            Status::BadGateway => 502,
+            Status::GatewayTimeout => 504,
+        }
+    }
+
+    pub fn reason(self) -> &'static str {
+        match self {
+            Status::BadRequest => "Bad Request",
+            Status::MethodNotAllowed => "Method Not Allowed",
+            Status::RequestTimeout => "Request Timeout",
+            Status::UpgradeRequired => "Upgrade Required",
+            Status::HeaderTooLarge => "Request Header Fields Too Large",
+            Status::BadGateway => "Bad Gateway",
+            Status::GatewayTimeout => "Gateway Timeout",
+        }
+    }
+
+    /// Headers this status needs beyond the common ones.
+    fn extra_headers(self) -> &'static str {
+        match self {
+            Status::MethodNotAllowed => "Allow: GET\r\n",
+            // RFC 6455 §4.4: a server that does not speak the requested
+            // version answers with the versions it does speak.
+            Status::UpgradeRequired => "Sec-WebSocket-Version: 13\r\n",
+            _ => "",
+        }
+    }
+}
+
+/// A refusal: the status to answer and why, for the body and the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reject {
+    pub status: Status,
+    pub why: &'static str,
+}
+
+impl Reject {
+    pub const fn new(status: Status, why: &'static str) -> Reject {
+        Reject { status, why }
+    }
+}
+
+/// Writes the full answer for `reject` into `out`.
+pub fn write(out: &mut Buf, reject: Reject) -> Result<(), Full> {
+    let code = u64::from(reject.status.code());
+    let reason = reject.status.reason().as_bytes();
+    // Body: "400 Bad Request: <why>\n".
+    let body_len = 3 + 1 + reason.len() + 2 + reject.why.len() + 1;
+    out.put(b"HTTP/1.1 ")?;
+    out.put_decimal(code)?;
+    out.put(b" ")?;
+    out.put(reason)?;
+    out.put(b"\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ")?;
+    out.put_decimal(body_len as u64)?;
+    out.put(b"\r\nConnection: close\r\n")?;
+    out.put(reject.status.extra_headers().as_bytes())?;
+    out.put(b"\r\n")?;
+    out.put_decimal(code)?;
+    out.put(b" ")?;
+    out.put(reason)?;
+    out.put(b": ")?;
+    out.put(reject.why.as_bytes())?;
+    out.put(b"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(reject: Reject) -> String {
+        let mut out = Buf::with_capacity(1024);
+        write(&mut out, reject).unwrap();
+        String::from_utf8(out.data().to_vec()).unwrap()
+    }
+
+    #[test]
+    fn answers_are_complete_http_responses() {
+        let text = render(Reject::new(Status::BadRequest, "missing Sec-WebSocket-Key"));
+        assert_eq!(
+            text,
+            "HTTP/1.1 400 Bad Request\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\
+             Content-Length: 43\r\n\
+             Connection: close\r\n\r\n\
+             400 Bad Request: missing Sec-WebSocket-Key\n"
+        );
+        for status in [
+            Status::BadRequest,
+            Status::MethodNotAllowed,
+            Status::RequestTimeout,
+            Status::UpgradeRequired,
+            Status::HeaderTooLarge,
+            Status::BadGateway,
+            Status::GatewayTimeout,
+        ] {
+            let text = render(Reject::new(status, "why"));
+            let (head, body) = text.split_once("\r\n\r\n").unwrap();
+            let declared: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .unwrap()
+                .parse()
+                .unwrap();
+            assert_eq!(declared, body.len(), "{status:?}");
+            assert!(head.starts_with(&format!("HTTP/1.1 {} ", status.code())));
+        }
+        assert!(render(Reject::new(Status::UpgradeRequired, "x"))
+            .contains("Sec-WebSocket-Version: 13\r\n"));
+        assert!(render(Reject::new(Status::MethodNotAllowed, "x")).contains("Allow: GET\r\n"));
+    }
+
+    #[test]
+    fn does_not_overflow_a_small_buffer() {
+        let mut out = Buf::with_capacity(20);
+        assert_eq!(
+            write(&mut out, Reject::new(Status::BadGateway, "x")),
+            Err(Full)
+        );
+    }
+}

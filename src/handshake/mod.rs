@@ -1,0 +1,10 @@
+//! The HTTP side of the proxy: the client's request head (parse, validate,
+//! rewrite), the upstream's response head, body framing for plain HTTP
+//! exchanges, and the proxy's own error answers. Pure functions over byte
+//! slices; the sockets live in `pair.rs`.
+
+pub mod answer;
+pub mod body;
+pub mod fields;
+pub mod request;
+pub mod response;

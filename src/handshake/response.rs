@@ -1,0 +1,273 @@
+//! The upstream's response head: a 101 starts the tunnel and passes on
+//! byte for byte; interim 1xx answers pass on unchanged; any other answer is
+//! relayed with its status, fields and body intact, but with the hop-by-hop
+//! fields replaced by `Connection: close`, since the proxy closes after it.
+
+use crate::buffer::{Buf, Full};
+use crate::handshake::answer::{Reject, Status};
+use crate::handshake::body::Body;
+use crate::handshake::fields::{ConnectionTokens, Framing};
+use crate::handshake::request::Kind;
+
+/// Most header fields in one response head.
+pub const MAX_HEADERS: usize = 100;
+
+/// How an upstream answered.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Response {
+    /// `1xx` other than 101: pass on the `head_len` bytes and read on.
+    Interim { head_len: usize },
+    /// `101 Switching Protocols` to an upgrade: pass on the head; the tunnel
+    /// starts right after it.
+    Switching { head_len: usize },
+    /// A final answer, rewritten into `out`; `body` frames the bytes after
+    /// `head_len`.
+    Final {
+        head_len: usize,
+        status: u16,
+        body: Body,
+    },
+}
+
+const fn bad(why: &'static str) -> Reject {
+    Reject::new(Status::BadGateway, why)
+}
+
+/// Parses the response head at the start of `input`, answering `request`.
+/// Only a [`Response::Final`] writes to `out`. `Ok(None)`: not complete yet.
+pub fn rewrite(
+    input: &[u8],
+    max_head: usize,
+    request: Kind,
+    out: &mut Buf,
+) -> Result<Option<Response>, Reject> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut res = httparse::Response::new(&mut headers);
+    let head_len = match res.parse(input) {
+        Ok(httparse::Status::Complete(n)) if n > max_head => {
+            return Err(bad("upstream response head too large"))
+        }
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) if input.len() >= max_head => {
+            return Err(bad("upstream response head too large"))
+        }
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(bad("upstream sent a malformed response head")),
+    };
+    let (Some(minor), Some(code)) = (res.version, res.code) else {
+        return Err(bad("upstream sent a malformed response head"));
+    };
+    match (code, request) {
+        (101, Kind::Upgrade) => return Ok(Some(Response::Switching { head_len })),
+        (101, Kind::Plain { .. }) => {
+            return Err(bad("upstream switched protocols on a plain request"))
+        }
+        (100..=199, _) => return Ok(Some(Response::Interim { head_len })),
+        _ => {}
+    }
+
+    let headers = res.headers;
+    let framing =
+        Framing::read(headers).map_err(|_| bad("upstream sent an invalid Content-Length"))?;
+    if framing.transfer_encoding && framing.content_length.is_some() {
+        return Err(bad(
+            "upstream sent both Content-Length and Transfer-Encoding",
+        ));
+    }
+    // RFC 9112 §6.3, in order.
+    let body = if matches!(request, Kind::Plain { head: true }) || code == 204 || code == 304 {
+        Body::Empty
+    } else if framing.chunked {
+        Body::chunked()
+    } else if framing.transfer_encoding {
+        Body::UntilClose
+    } else if let Some(n) = framing.content_length {
+        Body::Length(n)
+    } else {
+        Body::UntilClose
+    };
+
+    let connection = ConnectionTokens::collect(headers)
+        .map_err(|_| bad("upstream sent too many Connection tokens"))?;
+    write_head(
+        out,
+        minor,
+        code,
+        res.reason.unwrap_or(""),
+        headers,
+        &connection,
+    )
+    .map_err(|Full| bad("upstream response head too large"))?;
+    Ok(Some(Response::Final {
+        head_len,
+        status: code,
+        body,
+    }))
+}
+
+/// Response fields dropped on the way to the client. `Transfer-Encoding`
+/// stays: the body passes through still encoded.
+fn passes(name: &str, connection: &ConnectionTokens<'_>) -> bool {
+    const DROPPED: [&str; 4] = ["connection", "keep-alive", "proxy-connection", "upgrade"];
+    !DROPPED.iter().any(|d| d.eq_ignore_ascii_case(name)) && !connection.contains(name.as_bytes())
+}
+
+fn write_head(
+    out: &mut Buf,
+    minor: u8,
+    code: u16,
+    reason: &str,
+    headers: &[httparse::Header<'_>],
+    connection: &ConnectionTokens<'_>,
+) -> Result<(), Full> {
+    out.put(if minor == 0 {
+        b"HTTP/1.0 "
+    } else {
+        b"HTTP/1.1 "
+    })?;
+    out.put_decimal(u64::from(code))?;
+    out.put(b" ")?;
+    out.put(reason.as_bytes())?;
+    out.put(b"\r\n")?;
+    for h in headers.iter().filter(|h| passes(h.name, connection)) {
+        out.put(h.name.as_bytes())?;
+        out.put(b": ")?;
+        out.put(h.value)?;
+        out.put(b"\r\n")?;
+    }
+    out.put(b"Connection: close\r\n\r\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GET: Kind = Kind::Plain { head: false };
+
+    fn run(input: &str, request: Kind) -> Result<Option<(Response, String)>, Reject> {
+        let mut out = Buf::with_capacity(4096);
+        Ok(rewrite(input.as_bytes(), 16 * 1024, request, &mut out)?
+            .map(|r| (r, String::from_utf8(out.data().to_vec()).unwrap())))
+    }
+
+    #[test]
+    fn switching_passes_untouched() {
+        let head =
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                    Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+        let input = format!("{head}\u{81}\u{2}hi");
+        let (r, out) = run(&input, Kind::Upgrade).unwrap().unwrap();
+        assert_eq!(
+            r,
+            Response::Switching {
+                head_len: head.len()
+            }
+        );
+        assert_eq!(out, "", "a 101 is forwarded from the input, not rewritten");
+        assert_eq!(run(&input, GET).unwrap_err().status, Status::BadGateway);
+    }
+
+    #[test]
+    fn final_answers_are_relayed_with_connection_close() {
+        let (r, out) = run(
+            "HTTP/1.1 403 Forbidden\r\nConnection: keep-alive, X-Hop\r\nKeep-Alive: timeout=5\r\nX-Hop: 1\r\n\
+             Content-Length: 6\r\nServer: up\r\n\r\ndenied",
+            Kind::Upgrade,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(matches!(
+            r,
+            Response::Final {
+                status: 403,
+                body: Body::Length(6),
+                ..
+            }
+        ));
+        assert_eq!(
+            out,
+            "HTTP/1.1 403 Forbidden\r\nContent-Length: 6\r\nServer: up\r\nConnection: close\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn body_framing_table() {
+        let cases: &[(&str, Kind, Body)] = &[
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+                GET,
+                Body::Length(5),
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+                GET,
+                Body::chunked(),
+            ),
+            (
+                "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+                GET,
+                Body::UntilClose,
+            ),
+            ("HTTP/1.1 200 OK\r\n\r\n", GET, Body::UntilClose),
+            ("HTTP/1.0 200 OK\r\n\r\n", GET, Body::UntilClose),
+            (
+                "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+                Kind::Plain { head: true },
+                Body::Empty,
+            ),
+            ("HTTP/1.1 204 No Content\r\n\r\n", GET, Body::Empty),
+            (
+                "HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n",
+                GET,
+                Body::Empty,
+            ),
+        ];
+        for (input, request, want) in cases {
+            let (r, _) = run(input, *request).unwrap().unwrap();
+            let Response::Final { body, .. } = r else {
+                panic!("{input}")
+            };
+            assert_eq!(&body, want, "{input}");
+        }
+    }
+
+    #[test]
+    fn interim_partial_and_garbage() {
+        assert_eq!(
+            run("HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK", GET)
+                .unwrap()
+                .unwrap()
+                .0,
+            Response::Interim { head_len: 25 }
+        );
+        assert_eq!(run("HTTP/1.1 200 OK\r\nContent-", GET).unwrap(), None);
+        for garbage in [
+            "SSH-2.0-OpenSSH_9.2\r\n\r\n",
+            "HTTP/1.1 abc OK\r\n\r\n",
+            "\0\0\0\r\n\r\n",
+        ] {
+            assert_eq!(
+                run(garbage, GET).unwrap_err().status,
+                Status::BadGateway,
+                "{garbage:?}"
+            );
+        }
+        assert_eq!(
+            run(
+                "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+                GET
+            )
+            .unwrap_err()
+            .why,
+            "upstream sent both Content-Length and Transfer-Encoding"
+        );
+        let mut out = Buf::with_capacity(4096);
+        let big = format!("HTTP/1.1 200 OK\r\nX: {}\r\n", "a".repeat(300));
+        assert_eq!(
+            rewrite(big.as_bytes(), 100, GET, &mut out)
+                .unwrap_err()
+                .status,
+            Status::BadGateway
+        );
+    }
+}

@@ -1,0 +1,16 @@
+//! wsproxy-fast: a WebSocket reverse proxy built from one mio reactor per
+//! core. The README's "Code map" says which file owns what.
+
+pub mod buffer;
+pub mod cli;
+pub mod config;
+pub mod handshake;
+pub mod listener;
+pub mod log;
+pub mod pair;
+pub mod relay;
+pub mod sys;
+pub mod timer;
+pub mod token;
+pub mod upstream;
+pub mod worker;

@@ -1,0 +1,980 @@
+//! A client connection and its upstream connection: one slab entry, one
+//! state machine.
+//!
+//! ```text
+//! Request ──head parsed, rewritten──▶ Connect ──connected──▶ Response
+//!    │                                  │ refused/timeout: next server
+//!    │                                  ▼ none left: 502/504
+//!    ▼ bad head / timeout            Answer ──written──▶ Linger ──EOF/timeout──▶ closed
+//! Response ──101──▶ Relay (tunnel)  ──both directions shut / error / idle──▶ closed
+//!          ──other──▶ Relay (plain) ──response relayed──▶ Linger
+//! ```
+//!
+//! Handlers return an [`Outcome`]; only the worker removes pairs. Socket
+//! interest is derived from the state in [`Pair::interest`] and applied by
+//! [`Pair::sync_interest`] after every handler.
+
+use std::io;
+use std::mem;
+use std::net::{Shutdown, SocketAddr};
+use std::time::Duration;
+
+use mio::net::TcpStream;
+use mio::{Interest, Registry};
+
+use crate::buffer::{Buf, BUF_BYTES};
+use crate::config::Config;
+use crate::handshake::answer::{self, Reject, Status};
+use crate::handshake::body::Body;
+use crate::handshake::request::{self, Kind, Peer, REWRITE_SLACK};
+use crate::handshake::response::{self, Response};
+use crate::relay::copy::{self, Buffers, READS_PER_TURN};
+use crate::relay::{Fault, Flow, Progress, Pumped};
+use crate::timer::{self, Tick, Timer, Wheel};
+use crate::token::{self, Side};
+use crate::upstream::{Attempt, RoundRobin};
+use crate::{debug, info, warn};
+
+/// The worker state a handler may use.
+pub struct Ctx<'a> {
+    /// This pair's slab key.
+    pub key: usize,
+    pub now: Tick,
+    pub config: &'a Config,
+    pub bufs: &'a mut Buffers,
+    pub wheel: &'a mut Wheel,
+    pub balancer: &'a mut RoundRobin,
+}
+
+/// What a socket event reported.
+#[derive(Clone, Copy, Debug)]
+pub struct Ready {
+    pub readable: bool,
+    pub writable: bool,
+    /// The peer sent EOF or the socket has an error: read to the end.
+    pub closing: bool,
+}
+
+impl Ready {
+    pub const READABLE: Ready = Ready {
+        readable: true,
+        writable: false,
+        closing: false,
+    };
+
+    pub fn from_event(event: &mio::event::Event) -> Ready {
+        let closing = event.is_read_closed() || event.is_error();
+        Ready {
+            readable: event.is_readable() || closing,
+            writable: event.is_writable() || event.is_write_closed() || event.is_error(),
+            closing,
+        }
+    }
+}
+
+/// What the worker does with a pair after a handler ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Continue,
+    /// Readable work is left on this side: run it again after other pairs.
+    Yield(Side),
+    /// Remove the pair; dropping it closes both sockets.
+    Close,
+}
+
+impl Outcome {
+    /// Combines the outcomes of two steps of one event.
+    fn and(self, next: Outcome) -> Outcome {
+        match (self, next) {
+            (Outcome::Close, _) | (_, Outcome::Close) => Outcome::Close,
+            (Outcome::Yield(side), _) | (_, Outcome::Yield(side)) => Outcome::Yield(side),
+            _ => Outcome::Continue,
+        }
+    }
+}
+
+/// A relay direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dir {
+    /// Client to upstream.
+    Up,
+    /// Upstream to client.
+    Down,
+}
+
+impl Dir {
+    fn source(self) -> Side {
+        match self {
+            Dir::Up => Side::Client,
+            Dir::Down => Side::Upstream,
+        }
+    }
+}
+
+enum Phase {
+    /// Reading the request head; `partial` holds a head that spans reads.
+    Request { partial: Vec<u8> },
+    /// Connecting to an upstream server; the rewritten head waits in `c2u`.
+    Connect {
+        c2u: Flow,
+        kind: Kind,
+        attempt: Attempt,
+    },
+    /// Connected: the head and any body flow up while the response head is
+    /// read. `interim` holds 1xx answers on their way to the client.
+    Response {
+        c2u: Flow,
+        kind: Kind,
+        partial: Vec<u8>,
+        interim: Option<Buf>,
+    },
+    /// Bytes flow both ways: a WebSocket tunnel after a 101, or a plain
+    /// response being relayed.
+    Relay { c2u: Flow, u2c: Flow, tunnel: bool },
+    /// Writing the proxy's own answer.
+    Answer { out: Buf },
+    /// Write side shut; discarding input until EOF or the linger timeout.
+    Linger,
+    /// Transient, while a transition moves the old state's parts.
+    Moving,
+}
+
+pub struct Pair {
+    client: TcpStream,
+    upstream: Option<TcpStream>,
+    client_addr: SocketAddr,
+    /// The configured server in use or last tried.
+    server: u16,
+    phase: Phase,
+    pub timer: Timer,
+    /// Interest registered for the client and upstream sockets.
+    registered: [Option<Interest>; 2],
+}
+
+/// What one parse of a response head's bytes produced.
+enum Answered {
+    /// More bytes needed; the first `consumed` were interim answers.
+    Partial {
+        consumed: usize,
+    },
+    Tunnel,
+    Final {
+        body: Body,
+        status: u16,
+    },
+    Bad(Reject),
+}
+
+impl Pair {
+    pub fn new(client: TcpStream, client_addr: SocketAddr, serial: u32) -> Pair {
+        Pair {
+            client,
+            upstream: None,
+            client_addr,
+            server: 0,
+            phase: Phase::Request {
+                partial: Vec::new(),
+            },
+            timer: Timer::new(serial),
+            registered: [None, None],
+        }
+    }
+
+    /// Starts the handshake timer and reads the request head, which
+    /// `TCP_DEFER_ACCEPT` usually has waiting already.
+    pub fn start(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
+        self.arm(ctx, ctx.config.timeouts.handshake);
+        self.read_request(ctx)
+    }
+
+    /// Handles readiness of one of the pair's sockets.
+    pub fn on_ready(&mut self, side: Side, ready: Ready, ctx: &mut Ctx<'_>) -> Outcome {
+        match (&self.phase, side) {
+            (Phase::Request { .. }, Side::Client) if ready.readable => self.read_request(ctx),
+            (Phase::Connect { .. }, Side::Upstream) if ready.writable => self.finish_connect(ctx),
+            (Phase::Response { .. }, Side::Client) => {
+                let mut outcome = Outcome::Continue;
+                if ready.writable {
+                    outcome = self.flush_interim(ctx);
+                }
+                if ready.readable && matches!(self.phase, Phase::Response { .. }) {
+                    outcome = outcome.and(self.pump(Dir::Up, ready.closing, ctx));
+                }
+                outcome
+            }
+            (Phase::Response { .. }, Side::Upstream) => {
+                let mut outcome = Outcome::Continue;
+                if ready.writable {
+                    outcome = self.pump(Dir::Up, false, ctx);
+                }
+                if ready.readable && matches!(self.phase, Phase::Response { .. }) {
+                    outcome = outcome.and(self.read_response(ctx));
+                }
+                outcome
+            }
+            (Phase::Relay { .. }, _) => {
+                // Writable first: flushing parked bytes may let reading resume.
+                let (read_dir, write_dir) = match side {
+                    Side::Client => (Dir::Up, Dir::Down),
+                    Side::Upstream => (Dir::Down, Dir::Up),
+                };
+                let mut outcome = Outcome::Continue;
+                if ready.writable {
+                    outcome = self.pump(write_dir, false, ctx);
+                }
+                if ready.readable
+                    && outcome != Outcome::Close
+                    && matches!(self.phase, Phase::Relay { .. })
+                {
+                    outcome = outcome.and(self.pump(read_dir, ready.closing, ctx));
+                }
+                outcome
+            }
+            (Phase::Answer { .. }, Side::Client) if ready.writable => self.write_answer(ctx),
+            (Phase::Linger, Side::Client) if ready.readable => self.discard(ctx.bufs),
+            _ => Outcome::Continue,
+        }
+    }
+
+    /// Handles the pair's deadline passing.
+    pub fn on_timeout(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
+        match &self.phase {
+            Phase::Request { .. } => self.answer(
+                Reject::new(
+                    Status::RequestTimeout,
+                    "request head not received within the handshake timeout",
+                ),
+                ctx,
+            ),
+            Phase::Connect { .. } => {
+                let timeout = ctx.config.timeouts.connect;
+                self.connect_failed(
+                    &format!("no answer to connect within {timeout:?}"),
+                    true,
+                    ctx,
+                )
+            }
+            Phase::Response { interim: None, .. } => {
+                warn!(
+                    "upstream {}: no response within {:?} (client {})",
+                    self.server_addr(ctx),
+                    ctx.config.timeouts.response,
+                    self.client_addr
+                );
+                self.answer(
+                    Reject::new(Status::GatewayTimeout, "upstream did not answer in time"),
+                    ctx,
+                )
+            }
+            Phase::Relay { tunnel: true, .. } => {
+                debug!(
+                    "client {}: tunnel idle for {:?}, closing",
+                    self.client_addr, ctx.config.timeouts.idle
+                );
+                Outcome::Close
+            }
+            Phase::Relay { tunnel: false, .. } | Phase::Response { .. } => {
+                warn!(
+                    "upstream {}: response stalled for {:?}, closing (client {})",
+                    self.server_addr(ctx),
+                    ctx.config.timeouts.response,
+                    self.client_addr
+                );
+                Outcome::Close
+            }
+            Phase::Answer { .. } | Phase::Linger | Phase::Moving => Outcome::Close,
+        }
+    }
+
+    /// The interest each socket needs in the current state:
+    /// `[client, upstream]`.
+    pub fn interest(&self) -> [Option<Interest>; 2] {
+        match &self.phase {
+            Phase::Request { .. } | Phase::Linger => [interest(true, false), None],
+            Phase::Connect { .. } => [None, interest(false, true)],
+            Phase::Response { c2u, interim, .. } => [
+                interest(c2u.wants_read(), interim.is_some()),
+                interest(interim.is_none(), c2u.wants_write()),
+            ],
+            Phase::Relay { c2u, u2c, .. } => [
+                interest(c2u.wants_read(), u2c.wants_write()),
+                interest(u2c.wants_read(), c2u.wants_write()),
+            ],
+            Phase::Answer { .. } => [interest(false, true), None],
+            Phase::Moving => [None, None],
+        }
+    }
+
+    /// Brings the registered interest in line with [`Pair::interest`].
+    pub fn sync_interest(&mut self, registry: &Registry, key: usize) -> io::Result<()> {
+        let [client, upstream] = self.interest();
+        update(
+            registry,
+            &mut self.client,
+            token::pair(key, Side::Client),
+            &mut self.registered[0],
+            client,
+        )?;
+        if let Some(stream) = &mut self.upstream {
+            update(
+                registry,
+                stream,
+                token::pair(key, Side::Upstream),
+                &mut self.registered[1],
+                upstream,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Returns the pair's buffers to the pool before it is dropped.
+    pub fn release(&mut self, bufs: &mut Buffers) {
+        match mem::replace(&mut self.phase, Phase::Moving) {
+            Phase::Connect { mut c2u, .. } => c2u.release(&mut bufs.pool),
+            Phase::Response {
+                mut c2u, interim, ..
+            } => {
+                c2u.release(&mut bufs.pool);
+                if let Some(buf) = interim {
+                    bufs.pool.give(buf);
+                }
+            }
+            Phase::Relay {
+                mut c2u, mut u2c, ..
+            } => {
+                c2u.release(&mut bufs.pool);
+                u2c.release(&mut bufs.pool);
+            }
+            Phase::Answer { out } => bufs.pool.give(out),
+            Phase::Request { .. } | Phase::Linger | Phase::Moving => {}
+        }
+    }
+
+    fn arm(&mut self, ctx: &mut Ctx<'_>, after: Duration) {
+        ctx.wheel
+            .arm(ctx.key, &mut self.timer, timer::deadline(ctx.now, after));
+    }
+
+    fn server_addr(&self, ctx: &Ctx<'_>) -> SocketAddr {
+        ctx.config.upstreams[usize::from(self.server)]
+    }
+
+    fn peer(&self) -> Peer {
+        Peer {
+            ip: self.client_addr.ip(),
+            scheme: "http",
+        }
+    }
+
+    // ----- Request -------------------------------------------------------
+
+    fn read_request(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
+        let limit = ctx.config.max_head;
+        let peer = self.peer();
+        loop {
+            let Phase::Request { partial } = &mut self.phase else {
+                return Outcome::Continue;
+            };
+            let bufs = &mut *ctx.bufs;
+            bufs.scratch.clear();
+            // Read at most what the head limit leaves room for: bytes past it
+            // wait in the kernel until the head is dealt with.
+            let room = limit - partial.len();
+            let n = match copy::read(&self.client, &mut bufs.scratch.space()[..room]) {
+                Ok(0) => {
+                    if !partial.is_empty() {
+                        debug!(
+                            "client {}: closed before finishing its request head",
+                            self.client_addr
+                        );
+                    }
+                    return Outcome::Close;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Outcome::Continue,
+                Err(e) => {
+                    debug!(
+                        "client {}: read failed during handshake: {e}",
+                        self.client_addr
+                    );
+                    return Outcome::Close;
+                }
+            };
+            bufs.scratch.fill(n);
+            let from_scratch = partial.is_empty();
+            if !from_scratch {
+                partial.extend_from_slice(bufs.scratch.data());
+            }
+            let input: &[u8] = if from_scratch {
+                bufs.scratch.data()
+            } else {
+                partial
+            };
+            let mut out = bufs.pool.take();
+            match request::rewrite(input, limit, peer, &mut out) {
+                Ok(None) => {
+                    bufs.pool.give(out);
+                    if from_scratch {
+                        partial.extend_from_slice(bufs.scratch.data());
+                    }
+                }
+                Ok(Some(fwd)) => {
+                    let mut body = fwd.body;
+                    let early = &input[fwd.head_len..];
+                    let taken = match body.advance(early) {
+                        Ok(advance) => advance.used,
+                        Err(_) => {
+                            bufs.pool.give(out);
+                            return self.answer(
+                                Reject::new(Status::BadRequest, "malformed chunked body"),
+                                ctx,
+                            );
+                        }
+                    };
+                    if out.put(&early[..taken]).is_err() {
+                        bufs.pool.give(out);
+                        return self.answer(
+                            Reject::new(Status::HeaderTooLarge, "request head too large"),
+                            ctx,
+                        );
+                    }
+                    *partial = Vec::new();
+                    return self.forward(fwd.kind, Flow::with_pending(body, out), ctx);
+                }
+                Err(reject) => {
+                    bufs.pool.give(out);
+                    return self.answer(reject, ctx);
+                }
+            }
+        }
+    }
+
+    /// Picks a server and starts connecting with the rewritten head waiting.
+    fn forward(&mut self, kind: Kind, c2u: Flow, ctx: &mut Ctx<'_>) -> Outcome {
+        let attempt = Attempt::new(ctx.balancer.pick(ctx.config.upstreams.len()));
+        self.phase = Phase::Connect { c2u, kind, attempt };
+        self.connect(ctx)
+    }
+
+    // ----- Connect -------------------------------------------------------
+
+    /// Connects to the current attempt's server, moving on past servers
+    /// that fail at once.
+    fn connect(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
+        let servers = ctx.config.upstreams.len();
+        loop {
+            let Phase::Connect { attempt, .. } = &mut self.phase else {
+                return Outcome::Continue;
+            };
+            let index = attempt.server(servers);
+            self.server = index as u16;
+            let addr = ctx.config.upstreams[index];
+            match TcpStream::connect(addr) {
+                Ok(stream) => {
+                    // Small frames go out at once; a WebSocket is interactive.
+                    let _ = stream.set_nodelay(true);
+                    self.set_upstream(Some(stream));
+                    self.arm(ctx, ctx.config.timeouts.connect);
+                    return Outcome::Continue;
+                }
+                Err(e) => {
+                    warn!(
+                        "upstream {addr}: connect failed: {e} (client {})",
+                        self.client_addr
+                    );
+                    match attempt.next(servers) {
+                        Some(next) => *attempt = next,
+                        None => {
+                            return self.answer(
+                                Reject::new(
+                                    Status::BadGateway,
+                                    "no upstream server accepted the connection",
+                                ),
+                                ctx,
+                            )
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn set_upstream(&mut self, stream: Option<TcpStream>) {
+        // Dropping the old socket closes it, which also removes it from epoll.
+        self.upstream = stream;
+        self.registered[Side::Upstream as usize] = None;
+    }
+
+    fn finish_connect(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
+        let Some(stream) = &self.upstream else {
+            return Outcome::Continue;
+        };
+        let error = match stream.take_error() {
+            Ok(Some(e)) | Err(e) => e,
+            Ok(None) => match stream.peer_addr() {
+                Ok(_) => return self.connected(ctx),
+                // A spurious wakeup: the connect is still in progress.
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return Outcome::Continue,
+                Err(e) => e,
+            },
+        };
+        self.connect_failed(&error.to_string(), false, ctx)
+    }
+
+    /// Moves on to the next server, or answers 502 (504 after a timeout)
+    /// when none is left.
+    fn connect_failed(&mut self, why: &str, timed_out: bool, ctx: &mut Ctx<'_>) -> Outcome {
+        let servers = ctx.config.upstreams.len();
+        let addr = self.server_addr(ctx);
+        self.set_upstream(None);
+        let Phase::Connect { attempt, .. } = &mut self.phase else {
+            return Outcome::Close;
+        };
+        match attempt.next(servers) {
+            Some(next) => {
+                warn!(
+                    "upstream {addr}: connect failed: {why} (client {}); trying the next server",
+                    self.client_addr
+                );
+                *attempt = next;
+                self.connect(ctx)
+            }
+            None => {
+                warn!(
+                    "upstream {addr}: connect failed: {why} (client {})",
+                    self.client_addr
+                );
+                let reject = if timed_out {
+                    Reject::new(
+                        Status::GatewayTimeout,
+                        "upstream did not accept the connection in time",
+                    )
+                } else {
+                    Reject::new(
+                        Status::BadGateway,
+                        "no upstream server accepted the connection",
+                    )
+                };
+                self.answer(reject, ctx)
+            }
+        }
+    }
+
+    fn connected(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
+        let Phase::Connect { c2u, kind, .. } = mem::replace(&mut self.phase, Phase::Moving) else {
+            unreachable!("connected outside Connect");
+        };
+        self.phase = Phase::Response {
+            c2u,
+            kind,
+            partial: Vec::new(),
+            interim: None,
+        };
+        self.arm(ctx, ctx.config.timeouts.response);
+        self.pump(Dir::Up, false, ctx)
+    }
+
+    // ----- Response ------------------------------------------------------
+
+    fn read_response(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
+        let limit = ctx.config.max_head;
+        loop {
+            let Phase::Response {
+                kind,
+                partial,
+                interim,
+                ..
+            } = &mut self.phase
+            else {
+                return Outcome::Continue;
+            };
+            if interim.is_some() {
+                // Wait until the 1xx answers reach the client.
+                return Outcome::Continue;
+            }
+            let Some(upstream) = &self.upstream else {
+                return Outcome::Close;
+            };
+            let bufs = &mut *ctx.bufs;
+            bufs.scratch.clear();
+            // The head, its rewrite and the bytes after it share one buffer.
+            let room = if partial.is_empty() {
+                BUF_BYTES - REWRITE_SLACK
+            } else {
+                limit - partial.len()
+            };
+            let n = match copy::read(upstream, &mut bufs.scratch.space()[..room]) {
+                Ok(0) => {
+                    return self.upstream_failed(
+                        "closed the connection before answering",
+                        Reject::new(
+                            Status::BadGateway,
+                            "upstream closed the connection before answering",
+                        ),
+                        ctx,
+                    )
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Outcome::Continue,
+                Err(e) => {
+                    return self.upstream_failed(
+                        &format!("read failed before the response: {e}"),
+                        Reject::new(Status::BadGateway, "upstream reset the connection"),
+                        ctx,
+                    )
+                }
+            };
+            bufs.scratch.fill(n);
+            let from_scratch = partial.is_empty();
+            if !from_scratch {
+                partial.extend_from_slice(bufs.scratch.data());
+            }
+            let input: &[u8] = if from_scratch {
+                bufs.scratch.data()
+            } else {
+                partial
+            };
+            let mut out = bufs.pool.take();
+            let answered = parse_response(input, limit, *kind, &mut out);
+            match answered {
+                Answered::Partial { consumed } => {
+                    if from_scratch {
+                        partial.extend_from_slice(&bufs.scratch.data()[consumed..]);
+                    } else {
+                        partial.drain(..consumed);
+                    }
+                    if out.is_empty() {
+                        bufs.pool.give(out);
+                        continue;
+                    }
+                    *interim = Some(out);
+                    return self.flush_interim(ctx);
+                }
+                Answered::Tunnel => {
+                    debug!(
+                        "client {}: tunnel open to upstream {}",
+                        self.client_addr,
+                        self.server_addr(ctx)
+                    );
+                    self.arm(ctx, ctx.config.timeouts.idle);
+                    return self.relay(Flow::with_pending(Body::UntilClose, out), true, ctx);
+                }
+                Answered::Final { body, status } => {
+                    debug!(
+                        "client {}: upstream {} answered {status}",
+                        self.client_addr,
+                        self.server_addr(ctx)
+                    );
+                    return self.relay(Flow::with_pending(body, out), false, ctx);
+                }
+                Answered::Bad(reject) => {
+                    bufs.pool.give(out);
+                    return self.upstream_failed(reject.why, reject, ctx);
+                }
+            }
+        }
+    }
+
+    /// Writes the 1xx answers held in `interim`, then resumes reading the
+    /// response head.
+    fn flush_interim(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
+        let Phase::Response {
+            interim: Some(out), ..
+        } = &mut self.phase
+        else {
+            return Outcome::Continue;
+        };
+        loop {
+            match copy::write(&self.client, out.data()) {
+                Ok(n) => {
+                    out.consume(n);
+                    if out.is_empty() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Outcome::Continue,
+                Err(e) => {
+                    debug!("client {}: write failed: {e}", self.client_addr);
+                    return Outcome::Close;
+                }
+            }
+        }
+        if let Phase::Response { interim, .. } = &mut self.phase {
+            if let Some(buf) = interim.take() {
+                ctx.bufs.pool.give(buf);
+            }
+        }
+        self.read_response(ctx)
+    }
+
+    /// Enters `Relay` with `u2c` carrying the response head and what came
+    /// with it.
+    fn relay(&mut self, u2c: Flow, tunnel: bool, ctx: &mut Ctx<'_>) -> Outcome {
+        let Phase::Response { c2u, .. } = mem::replace(&mut self.phase, Phase::Moving) else {
+            unreachable!("relay outside Response");
+        };
+        self.phase = Phase::Relay { c2u, u2c, tunnel };
+        self.pump(Dir::Down, false, ctx)
+    }
+
+    fn upstream_failed(&mut self, why: &str, reject: Reject, ctx: &mut Ctx<'_>) -> Outcome {
+        warn!(
+            "upstream {}: {why} (client {})",
+            self.server_addr(ctx),
+            self.client_addr
+        );
+        self.answer(reject, ctx)
+    }
+
+    // ----- Relay ---------------------------------------------------------
+
+    /// Runs one direction's relay, then settles what its progress means.
+    fn pump(&mut self, dir: Dir, closing: bool, ctx: &mut Ctx<'_>) -> Outcome {
+        let Some(upstream) = &self.upstream else {
+            return Outcome::Close;
+        };
+        let (flow, tunnel) = match (&mut self.phase, dir) {
+            (Phase::Response { c2u, .. }, Dir::Up) => (c2u, false),
+            (Phase::Relay { c2u, tunnel, .. }, Dir::Up) => (c2u, *tunnel),
+            (Phase::Relay { u2c, tunnel, .. }, Dir::Down) => (u2c, *tunnel),
+            _ => return Outcome::Continue,
+        };
+        let (src, dst) = match dir {
+            Dir::Up => (&self.client, upstream),
+            Dir::Down => (upstream, &self.client),
+        };
+        if closing {
+            flow.source_closing();
+        }
+        match copy::pump(flow, src, dst, ctx.bufs) {
+            Ok(progress) => self.progressed(dir, progress, tunnel, ctx),
+            Err(fault) => self.fault(dir, fault, ctx),
+        }
+    }
+
+    fn progressed(
+        &mut self,
+        dir: Dir,
+        progress: Progress,
+        tunnel: bool,
+        ctx: &mut Ctx<'_>,
+    ) -> Outcome {
+        if progress.moved > 0 {
+            let timeouts = &ctx.config.timeouts;
+            self.arm(
+                ctx,
+                if tunnel {
+                    timeouts.idle
+                } else {
+                    timeouts.response
+                },
+            );
+        }
+        if let Phase::Relay { c2u, u2c, tunnel } = &self.phase {
+            if *tunnel && c2u.is_finished() && u2c.is_finished() {
+                debug!("client {}: tunnel closed by both ends", self.client_addr);
+                return Outcome::Close;
+            }
+            if !*tunnel && u2c.is_finished() {
+                return self.finish_exchange(ctx);
+            }
+        }
+        match progress.pumped {
+            Pumped::Yield => Outcome::Yield(dir.source()),
+            Pumped::Blocked | Pumped::Finished => Outcome::Continue,
+        }
+    }
+
+    /// A plain exchange is over: close the upstream, shut the client's
+    /// write side and linger.
+    fn finish_exchange(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
+        self.release(ctx.bufs);
+        self.set_upstream(None);
+        self.linger(ctx)
+    }
+
+    fn fault(&mut self, dir: Dir, fault: Fault, ctx: &mut Ctx<'_>) -> Outcome {
+        let (failed, e) = match fault {
+            Fault::Source(e) => (dir.source(), e),
+            Fault::Destination(e) => (dir.source().other(), e),
+            Fault::Framing(e) => {
+                let side = dir.source();
+                if side == Side::Client && matches!(self.phase, Phase::Response { .. }) {
+                    return self.answer(
+                        Reject::new(Status::BadRequest, "malformed chunked body"),
+                        ctx,
+                    );
+                }
+                info!(
+                    "{} {}: {e}; closing",
+                    side.name(),
+                    self.peer_name(side, ctx)
+                );
+                return Outcome::Close;
+            }
+        };
+        debug!(
+            "{} {}: {e}; closing the pair (client {})",
+            failed.name(),
+            self.peer_name(failed, ctx),
+            self.client_addr
+        );
+        // Pass a reset on: the other end learns the stream broke rather
+        // than seeing a clean end.
+        let survivor = match failed.other() {
+            Side::Client => Some(&self.client),
+            Side::Upstream => self.upstream.as_ref(),
+        };
+        if let Some(stream) = survivor {
+            let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
+        }
+        Outcome::Close
+    }
+
+    fn peer_name(&self, side: Side, ctx: &Ctx<'_>) -> SocketAddr {
+        match side {
+            Side::Client => self.client_addr,
+            Side::Upstream => self.server_addr(ctx),
+        }
+    }
+
+    // ----- Answer and Linger ---------------------------------------------
+
+    /// Answers with the proxy's own error response, then lingers.
+    fn answer(&mut self, reject: Reject, ctx: &mut Ctx<'_>) -> Outcome {
+        if reject.status.code() < 500 {
+            info!(
+                "client {}: {} {}",
+                self.client_addr,
+                reject.status.code(),
+                reject.why
+            );
+        }
+        self.release(ctx.bufs);
+        self.set_upstream(None);
+        let mut out = ctx.bufs.pool.take();
+        if answer::write(&mut out, reject).is_err() {
+            debug_assert!(false, "an answer always fits a pooled buffer");
+            ctx.bufs.pool.give(out);
+            return Outcome::Close;
+        }
+        self.phase = Phase::Answer { out };
+        self.arm(ctx, ctx.config.timeouts.linger);
+        self.write_answer(ctx)
+    }
+
+    fn write_answer(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
+        let Phase::Answer { out } = &mut self.phase else {
+            return Outcome::Continue;
+        };
+        while !out.is_empty() {
+            match copy::write(&self.client, out.data()) {
+                Ok(n) => out.consume(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Outcome::Continue,
+                Err(_) => return Outcome::Close,
+            }
+        }
+        self.release(ctx.bufs);
+        self.linger(ctx)
+    }
+
+    /// Shuts the client's write side and reads until it closes, so the
+    /// last answer is read rather than lost to a reset (a close with unread
+    /// input sends RST).
+    fn linger(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
+        let _ = self.client.shutdown(Shutdown::Write);
+        self.phase = Phase::Linger;
+        self.arm(ctx, ctx.config.timeouts.linger);
+        self.discard(ctx.bufs)
+    }
+
+    fn discard(&mut self, bufs: &mut Buffers) -> Outcome {
+        for _ in 0..READS_PER_TURN {
+            bufs.scratch.clear();
+            match copy::read(&self.client, bufs.scratch.space()) {
+                Ok(0) => return Outcome::Close,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Outcome::Continue,
+                Err(_) => return Outcome::Close,
+            }
+        }
+        Outcome::Yield(Side::Client)
+    }
+}
+
+/// Parses interim answers and the response head from `input`.
+fn parse_response(input: &[u8], limit: usize, kind: Kind, out: &mut Buf) -> Answered {
+    let mut at = 0;
+    loop {
+        match response::rewrite(&input[at..], limit, kind, out) {
+            Ok(None) => return Answered::Partial { consumed: at },
+            Ok(Some(Response::Interim { head_len })) => {
+                if out.put(&input[at..at + head_len]).is_err() {
+                    return Answered::Bad(Reject::new(
+                        Status::BadGateway,
+                        "upstream response head too large",
+                    ));
+                }
+                at += head_len;
+            }
+            Ok(Some(Response::Switching { .. })) => {
+                // The 101 and any frames after it go to the client as sent.
+                return match out.put(&input[at..]) {
+                    Ok(()) => Answered::Tunnel,
+                    Err(_) => Answered::Bad(Reject::new(
+                        Status::BadGateway,
+                        "upstream response head too large",
+                    )),
+                };
+            }
+            Ok(Some(Response::Final {
+                head_len,
+                status,
+                mut body,
+            })) => {
+                let rest = &input[at + head_len..];
+                let Ok(advance) = body.advance(rest) else {
+                    return Answered::Bad(Reject::new(
+                        Status::BadGateway,
+                        "upstream sent a malformed chunked body",
+                    ));
+                };
+                if out.put(&rest[..advance.used]).is_err() {
+                    return Answered::Bad(Reject::new(
+                        Status::BadGateway,
+                        "upstream response head too large",
+                    ));
+                }
+                return Answered::Final { body, status };
+            }
+            Err(reject) => return Answered::Bad(reject),
+        }
+    }
+}
+
+fn interest(read: bool, write: bool) -> Option<Interest> {
+    match (read, write) {
+        (true, true) => Some(Interest::READABLE | Interest::WRITABLE),
+        (true, false) => Some(Interest::READABLE),
+        (false, true) => Some(Interest::WRITABLE),
+        (false, false) => None,
+    }
+}
+
+fn update(
+    registry: &Registry,
+    stream: &mut TcpStream,
+    token: mio::Token,
+    current: &mut Option<Interest>,
+    want: Option<Interest>,
+) -> io::Result<()> {
+    match (*current, want) {
+        (a, b) if a == b => return Ok(()),
+        (None, Some(w)) => registry.register(stream, token, w)?,
+        (Some(_), Some(w)) => registry.reregister(stream, token, w)?,
+        (Some(_), None) => registry.deregister(stream)?,
+        (None, None) => {}
+    }
+    *current = want;
+    Ok(())
+}

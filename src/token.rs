@@ -1,0 +1,122 @@
+//! The mio `Token` layout: reserved tokens at the top of the range, pair
+//! tokens below them with the slab key and the side packed together.
+//!
+//! ```text
+//! usize::MAX                     WAKER
+//! usize::MAX - 1 - i             listener i (i < MAX_LISTENERS)
+//! key << 1 | side                a pair's client (0) or upstream (1) socket
+//! ```
+
+use mio::Token;
+
+/// Which socket of a client/upstream pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    Client = 0,
+    Upstream = 1,
+}
+
+impl Side {
+    pub fn other(self) -> Side {
+        match self {
+            Side::Client => Side::Upstream,
+            Side::Upstream => Side::Client,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Side::Client => "client",
+            Side::Upstream => "upstream",
+        }
+    }
+}
+
+/// Wakes a worker for control messages (stop).
+pub const WAKER: Token = Token(usize::MAX);
+
+/// Most listening sockets one worker can hold.
+pub const MAX_LISTENERS: usize = 1024;
+
+const LISTENER_TOP: usize = usize::MAX - 1;
+
+/// Lowest reserved token; pair tokens stay below it.
+const RESERVED_FLOOR: usize = LISTENER_TOP - (MAX_LISTENERS - 1);
+
+/// What a token names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    Waker,
+    Listener(usize),
+    Pair { key: usize, side: Side },
+}
+
+pub fn listener(index: usize) -> Token {
+    debug_assert!(index < MAX_LISTENERS);
+    Token(LISTENER_TOP - index)
+}
+
+pub fn pair(key: usize, side: Side) -> Token {
+    debug_assert!(
+        key < RESERVED_FLOOR >> 1,
+        "slab key collides with reserved tokens"
+    );
+    Token(key << 1 | side as usize)
+}
+
+pub fn decode(token: Token) -> Target {
+    match token.0 {
+        usize::MAX => Target::Waker,
+        t if t >= RESERVED_FLOOR => Target::Listener(LISTENER_TOP - t),
+        t => Target::Pair {
+            key: t >> 1,
+            side: if t & 1 == 0 {
+                Side::Client
+            } else {
+                Side::Upstream
+            },
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let cases = [
+            (WAKER, Target::Waker),
+            (listener(0), Target::Listener(0)),
+            (
+                listener(MAX_LISTENERS - 1),
+                Target::Listener(MAX_LISTENERS - 1),
+            ),
+            (
+                pair(0, Side::Client),
+                Target::Pair {
+                    key: 0,
+                    side: Side::Client,
+                },
+            ),
+            (
+                pair(0, Side::Upstream),
+                Target::Pair {
+                    key: 0,
+                    side: Side::Upstream,
+                },
+            ),
+            (
+                pair(123_456, Side::Upstream),
+                Target::Pair {
+                    key: 123_456,
+                    side: Side::Upstream,
+                },
+            ),
+        ];
+        for (token, target) in cases {
+            assert_eq!(decode(token), target, "{token:?}");
+        }
+        assert_ne!(pair(1, Side::Client), pair(0, Side::Upstream));
+    }
+}

@@ -1,0 +1,303 @@
+//! One worker: a single-threaded mio reactor that owns its listening
+//! sockets, a slab of pairs, a timer wheel and its buffers. Nothing here is
+//! shared with other workers except the read-only configuration and the
+//! stop flag, read only when the waker fires.
+//!
+//! The loop: poll (sleeping until the next timer slot at most), dispatch
+//! events, re-run pairs that yielded, fire due timers. Only this file
+//! removes pairs from the slab.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Waker};
+use slab::Slab;
+
+use crate::config::Config;
+use crate::pair::{Ctx, Outcome, Pair, Ready};
+use crate::relay::copy::Buffers;
+use crate::timer::{Clock, Expired, Settled, Tick, Wheel};
+use crate::token::{self, Side, Target};
+use crate::upstream::RoundRobin;
+use crate::{debug, error, warn};
+
+/// Events taken from the kernel per poll.
+const EVENTS_PER_POLL: usize = 1024;
+
+/// How long accepting pauses after running out of file descriptors or
+/// memory, so a full process does not spin on a listener it cannot serve.
+const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// What the main thread holds to control a worker.
+pub struct Control {
+    pub stop: AtomicBool,
+}
+
+impl Control {
+    pub fn new() -> Arc<Control> {
+        Arc::new(Control {
+            stop: AtomicBool::new(false),
+        })
+    }
+}
+
+pub struct Worker {
+    id: usize,
+    poll: Poll,
+    listeners: Vec<TcpListener>,
+    /// Accepting is paused until then (out of descriptors).
+    accept_paused_until: Option<Instant>,
+    pairs: Slab<Pair>,
+    clock: Clock,
+    now: Tick,
+    wheel: Wheel,
+    expired: Vec<Expired>,
+    bufs: Buffers,
+    balancer: RoundRobin,
+    config: Arc<Config>,
+    control: Arc<Control>,
+    /// Pairs that used their turn with work left: (key, side to re-read).
+    again: Vec<(usize, Side)>,
+    /// Tells pairs that reuse a slab slot apart in the timer wheel.
+    serial: u32,
+}
+
+impl Worker {
+    /// Builds worker `id` around its listeners; the returned waker stops it
+    /// once `control.stop` is set.
+    pub fn new(
+        id: usize,
+        listeners: Vec<TcpListener>,
+        config: Arc<Config>,
+        control: Arc<Control>,
+    ) -> io::Result<(Worker, Arc<Waker>)> {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), token::WAKER)?);
+        let mut listeners = listeners;
+        for (i, listener) in listeners.iter_mut().enumerate() {
+            poll.registry()
+                .register(listener, token::listener(i), Interest::READABLE)?;
+        }
+        let clock = Clock::new();
+        let worker = Worker {
+            id,
+            poll,
+            listeners,
+            accept_paused_until: None,
+            pairs: Slab::new(),
+            clock,
+            now: 0,
+            wheel: Wheel::new(0),
+            expired: Vec::new(),
+            bufs: Buffers::new(),
+            balancer: RoundRobin::new(id),
+            config,
+            control,
+            again: Vec::new(),
+            serial: 0,
+        };
+        Ok((worker, waker))
+    }
+
+    /// Runs until stopped. Open pairs are dropped (closed) on return.
+    pub fn run(&mut self) -> io::Result<()> {
+        crate::log::set_worker(self.id);
+        let mut events = Events::with_capacity(EVENTS_PER_POLL);
+        loop {
+            let timeout = self.poll_timeout(Instant::now());
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            let now = Instant::now();
+            self.now = self.clock.tick_at(now);
+            for event in events.iter() {
+                match token::decode(event.token()) {
+                    Target::Waker => {
+                        if self.control.stop.load(Ordering::Acquire) {
+                            debug!("stopping with {} open pairs", self.pairs.len());
+                            return Ok(());
+                        }
+                    }
+                    Target::Listener(i) => self.accept(i, now),
+                    Target::Pair { key, side } => {
+                        self.dispatch(key, side, Ready::from_event(event))
+                    }
+                }
+            }
+            self.run_again();
+            self.expire();
+            self.resume_accepting(now);
+        }
+    }
+
+    /// Sleep no longer than the next timer slot or accept pause; not at all
+    /// when pairs wait for another turn.
+    fn poll_timeout(&self, now: Instant) -> Option<Duration> {
+        if !self.again.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let timers = self.wheel.timeout(&self.clock, now);
+        let accept = self
+            .accept_paused_until
+            .map(|until| until.saturating_duration_since(now));
+        match (timers, accept) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn accept(&mut self, index: usize, now: Instant) {
+        if self.accept_paused_until.is_some() {
+            return;
+        }
+        loop {
+            match self.listeners[index].accept() {
+                Ok((stream, addr)) => self.admit(stream, addr),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if is_transient_accept_error(&e) => continue,
+                Err(e) => {
+                    // EMFILE, ENFILE, ENOBUFS, ENOMEM: the connection stays
+                    // queued in the kernel. Stop watching the listeners for
+                    // a moment instead of waking for it again and again.
+                    warn!("accept failed: {e}; pausing accepts for {ACCEPT_PAUSE:?}");
+                    self.pause_accepting(now);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn pause_accepting(&mut self, now: Instant) {
+        for listener in &mut self.listeners {
+            if let Err(e) = self.poll.registry().deregister(listener) {
+                error!("cannot pause listener: {e}");
+            }
+        }
+        self.accept_paused_until = Some(now + ACCEPT_PAUSE);
+    }
+
+    fn resume_accepting(&mut self, now: Instant) {
+        if self.accept_paused_until.is_none_or(|until| until > now) {
+            return;
+        }
+        self.accept_paused_until = None;
+        // Registering reports connections already queued, so none is missed.
+        for (i, listener) in self.listeners.iter_mut().enumerate() {
+            if let Err(e) =
+                self.poll
+                    .registry()
+                    .register(listener, token::listener(i), Interest::READABLE)
+            {
+                error!("cannot resume listener: {e}");
+            }
+        }
+    }
+
+    fn admit(&mut self, stream: TcpStream, addr: SocketAddr) {
+        let _ = stream.set_nodelay(true);
+        self.serial = self.serial.wrapping_add(1);
+        let entry = self.pairs.vacant_entry();
+        let key = entry.key();
+        debug!("client {addr}: accepted as pair {key}");
+        let pair = entry.insert(Pair::new(stream, addr, self.serial));
+        let mut ctx = Ctx {
+            key,
+            now: self.now,
+            config: &self.config,
+            bufs: &mut self.bufs,
+            wheel: &mut self.wheel,
+            balancer: &mut self.balancer,
+        };
+        let outcome = pair.start(&mut ctx);
+        self.settle(key, outcome);
+    }
+
+    fn dispatch(&mut self, key: usize, side: Side, ready: Ready) {
+        // An event can outlive its pair within one batch; the slot may even
+        // hold a newer pair, which treats the spurious readiness as a hint.
+        let Some(pair) = self.pairs.get_mut(key) else {
+            return;
+        };
+        let mut ctx = Ctx {
+            key,
+            now: self.now,
+            config: &self.config,
+            bufs: &mut self.bufs,
+            wheel: &mut self.wheel,
+            balancer: &mut self.balancer,
+        };
+        let outcome = pair.on_ready(side, ready, &mut ctx);
+        self.settle(key, outcome);
+    }
+
+    fn run_again(&mut self) {
+        let mut again = std::mem::take(&mut self.again);
+        for (key, side) in again.drain(..) {
+            self.dispatch(key, side, Ready::READABLE);
+        }
+        if self.again.is_empty() {
+            // Keep the allocation for the next round.
+            self.again = again;
+        }
+    }
+
+    fn expire(&mut self) {
+        self.wheel.advance(self.now, &mut self.expired);
+        let mut expired = std::mem::take(&mut self.expired);
+        for e in expired.drain(..) {
+            let Some(pair) = self.pairs.get_mut(e.key) else {
+                continue;
+            };
+            if self.wheel.settle(&e, &mut pair.timer, self.now) != Settled::Due {
+                continue;
+            }
+            let mut ctx = Ctx {
+                key: e.key,
+                now: self.now,
+                config: &self.config,
+                bufs: &mut self.bufs,
+                wheel: &mut self.wheel,
+                balancer: &mut self.balancer,
+            };
+            let outcome = pair.on_timeout(&mut ctx);
+            self.settle(e.key, outcome);
+        }
+        self.expired = expired;
+    }
+
+    /// Applies a handler's outcome: re-derive interest, queue another turn,
+    /// or remove the pair.
+    fn settle(&mut self, key: usize, outcome: Outcome) {
+        if outcome != Outcome::Close {
+            let pair = &mut self.pairs[key];
+            match pair.sync_interest(self.poll.registry(), key) {
+                Ok(()) => {
+                    if let Outcome::Yield(side) = outcome {
+                        self.again.push((key, side));
+                    }
+                    return;
+                }
+                Err(e) => error!("cannot watch pair {key}'s sockets: {e}; closing it"),
+            }
+        }
+        let mut pair = self.pairs.remove(key);
+        pair.release(&mut self.bufs);
+    }
+}
+
+/// Accept errors about one connection (it was aborted before we took it),
+/// not about the process.
+fn is_transient_accept_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::Interrupted
+            | io::ErrorKind::ConnectionAborted
+            | io::ErrorKind::ConnectionReset
+    ) || matches!(e.raw_os_error(), Some(libc::EPROTO | libc::EPERM))
+}
