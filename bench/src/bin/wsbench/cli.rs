@@ -1,0 +1,209 @@
+//! The command line (clap derive). Doc comments here are the `--help` text.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::target::{parse_url, Target};
+
+/// WebSocket echo backend and load generator for wsproxy-fast.
+///
+/// Load modes print one human-readable summary line on stdout; with --json
+/// they print one JSON object on stdout instead and the summary on stderr.
+/// Exit status: 0 when every connection and echo was good, 1 when a run
+/// finished with connection errors or echo mismatches, 2 on bad flags or a
+/// failure to set up.
+#[derive(Debug, Parser)]
+#[command(name = "wsbench", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a fast WebSocket echo backend (mio, one SO_REUSEPORT listener per
+    /// thread) until killed. Prints `listening on ADDR` to stderr once bound.
+    EchoServer(EchoServerArgs),
+    /// Send one text message and print the echoed text.
+    Send(SendArgs),
+    /// Closed loop: every connection keeps --inflight messages outstanding;
+    /// reports messages/s, payload Gbit/s and round-trip latency.
+    Echo(EchoArgs),
+    /// Open loop: send --rate messages/s on a fixed schedule; latency is
+    /// measured from each message's scheduled send time.
+    Rate(RateArgs),
+    /// Each of --conns slots loops: connect, upgrade, one 16-byte echo,
+    /// close; reports handshakes/s and handshake latency.
+    Handshakes(HandshakesArgs),
+    /// Open --conns connections, hold them idle, then check each still echoes.
+    Hold(HoldArgs),
+}
+
+/// Parses seconds, fractions allowed (`2.5`), into a positive duration.
+fn parse_secs(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if !(secs > 0.0 && secs.is_finite()) {
+        return Err("seconds must be positive".into());
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[derive(Debug, Args)]
+pub struct EchoServerArgs {
+    /// Address to listen on; port 0 picks a free port (printed on stderr).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:9000")]
+    pub listen: SocketAddr,
+    /// Reactor threads, each with its own listener on the same port.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: u16,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// Where to connect: ws://HOST:PORT/PATH (Host header = HOST:PORT as written).
+    #[arg(long, value_name = "ws://HOST:PORT/PATH", value_parser = parse_url)]
+    pub url: Target,
+    /// Give up after this many seconds without an answer.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
+    pub timeout: Duration,
+    /// The text to send.
+    pub message: String,
+}
+
+/// Flags shared by every load mode.
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Where to connect: ws://HOST:PORT/PATH (Host header = HOST:PORT as written).
+    #[arg(long, value_name = "ws://HOST:PORT/PATH", value_parser = parse_url)]
+    pub url: Target,
+    /// Load-generator threads, one mio reactor each; connections are split
+    /// evenly across them.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: u16,
+    /// Print one JSON object on stdout (the summary line goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+    /// Most opening handshakes in flight at once, across all threads: keeps
+    /// a large --conns from overflowing the server's listen backlog.
+    #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub open_concurrency: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct EchoArgs {
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// Concurrent connections.
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub conns: u32,
+    /// Payload bytes per message; the first 8 carry a sequence number that
+    /// the echo must return.
+    #[arg(long, value_name = "BYTES", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub size: u32,
+    /// Messages each connection keeps outstanding.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub inflight: u32,
+    /// Measurement time in seconds, after all connections are open.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    pub duration: Duration,
+    /// Bind connections round-robin to 127.0.0.1..=127.0.0.N (1: no bind).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub src_ips: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct RateArgs {
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// Concurrent connections; scheduled messages go to them in turn.
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub conns: u32,
+    /// Payload bytes per message (the first 8 carry a sequence number).
+    #[arg(long, value_name = "BYTES", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..))]
+    pub size: u32,
+    /// Target messages per second, across all connections.
+    #[arg(long, value_name = "MSGS_PER_SEC", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub rate: u64,
+    /// Seconds of scheduled sends, after all connections are open (late
+    /// echoes are awaited for up to 2 s more).
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    pub duration: Duration,
+    /// Bind connections round-robin to 127.0.0.1..=127.0.0.N (1: no bind).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub src_ips: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct HandshakesArgs {
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// Concurrent slots, each running one connection at a time.
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub conns: u32,
+    /// Seconds to run.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    pub duration: Duration,
+    /// Bind connections round-robin to 127.0.0.1..=127.0.0.N (1: no bind);
+    /// spreads TIME_WAIT over more 4-tuples for long runs.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub src_ips: u32,
+}
+
+#[derive(Debug, Args)]
+pub struct HoldArgs {
+    #[command(flatten)]
+    pub load: LoadArgs,
+    /// Connections to open and hold.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub conns: u32,
+    /// Seconds to hold them idle after `held N` is printed on stderr.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    pub hold: Duration,
+    /// Bind connections round-robin to 127.0.0.1..=127.0.0.N, so that more
+    /// connections than one address has ephemeral ports can be opened.
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    pub src_ips: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn seconds() {
+        assert_eq!(parse_secs("2.5"), Ok(Duration::from_millis(2500)));
+        assert!(parse_secs("0").is_err());
+        assert!(parse_secs("-1").is_err());
+        assert!(parse_secs("soon").is_err());
+    }
+
+    #[test]
+    fn parses_a_load_mode() {
+        let cli = Cli::try_parse_from([
+            "wsbench",
+            "echo",
+            "--url",
+            "ws://127.0.0.1:9/x",
+            "--conns",
+            "3",
+            "--json",
+        ])
+        .unwrap();
+        let Command::Echo(args) = cli.command else {
+            panic!("parsed as another subcommand");
+        };
+        assert_eq!((args.conns, args.size, args.inflight), (3, 64, 1));
+        assert!(args.load.json);
+        assert_eq!(args.load.url.path, "/x");
+    }
+}

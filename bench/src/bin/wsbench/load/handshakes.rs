@@ -1,0 +1,341 @@
+//! `wsbench handshakes`: connection churn. Each of `--conns` slots loops:
+//! TCP connect, upgrade, one 16-byte echo, Close, then waits for the
+//! server's Close and for the server to close TCP first (RFC 6455 §7.1.1,
+//! which keeps TIME_WAIT off the client). Reports completed cycles per
+//! second, upgrade latency (connect start to 101) and cycle latency
+//! (connect start to the Close echo).
+
+use std::io;
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use mio::Token;
+use wsbench::ws::{close_payload, encode_frame, random_mask, Opcode};
+
+use super::conn::{Conn, ConnError, Progress, Received};
+use super::message::Template;
+use super::{run_threads, share, Reactor, DEADLINE_SCAN};
+use crate::cli::HandshakesArgs;
+use crate::error::SetupError;
+use crate::report::{per_second, Errors, Json, Latency, Outcome};
+use crate::target::Sources;
+
+/// Payload bytes of the one echo per cycle.
+const MESSAGE_SIZE: usize = 16;
+
+/// Longest a whole cycle may take before it counts as a timeout.
+const CYCLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long to wait, after the Close echo, for the server to close TCP
+/// before closing from this side anyway.
+const EOF_GRACE: Duration = Duration::from_secs(1);
+
+/// RFC 6455 §7.4.1: 1000 "indicates a normal closure".
+const CLOSE_NORMAL: u16 = 1000;
+
+/// Where a slot's current connection is in its cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    Upgrading,
+    AwaitEcho,
+    AwaitClose,
+    AwaitEof { since: Instant },
+}
+
+#[derive(Debug)]
+struct Slot {
+    conn: Conn,
+    step: Step,
+    started: Instant,
+}
+
+#[derive(Debug, Default)]
+struct Stats {
+    cycles: u64,
+    upgrade: Latency,
+    cycle: Latency,
+    /// Cycles where the server did not close TCP within [`EOF_GRACE`].
+    lingering: u64,
+    mismatches: u64,
+    first_mismatch: Option<String>,
+    errors: Errors,
+}
+
+impl Stats {
+    fn merge(&mut self, other: &Stats) {
+        self.cycles += other.cycles;
+        self.upgrade.merge(&other.upgrade);
+        self.cycle.merge(&other.cycle);
+        self.lingering += other.lingering;
+        self.mismatches += other.mismatches;
+        if self.first_mismatch.is_none() {
+            self.first_mismatch.clone_from(&other.first_mismatch);
+        }
+        self.errors.merge(&other.errors);
+    }
+}
+
+struct Plan<'a> {
+    args: &'a HandshakesArgs,
+    sources: Sources,
+    threads: usize,
+    template: Template,
+    close_frame: Vec<u8>,
+    barrier: Barrier,
+}
+
+pub fn run(args: &HandshakesArgs) -> Result<Outcome, SetupError> {
+    let conns = args.conns as usize;
+    let threads = usize::from(args.load.threads).min(conns);
+    let mut close_frame = Vec::new();
+    let reason = close_payload(CLOSE_NORMAL, "");
+    encode_frame(
+        &mut close_frame,
+        true,
+        Opcode::Close,
+        &reason,
+        Some(random_mask()),
+    );
+    let plan = Plan {
+        args,
+        sources: Sources::new(args.src_ips, &args.load.url).map_err(SetupError::Usage)?,
+        threads,
+        template: Template::new(MESSAGE_SIZE),
+        close_frame,
+        barrier: Barrier::new(threads),
+    };
+    let mut total = Stats::default();
+    for result in run_threads(threads, |index| run_thread(&plan, index)) {
+        total.merge(&result.map_err(|err| SetupError::io("poll", err))?);
+    }
+    Ok(outcome(args, threads, &total))
+}
+
+/// What handling an event decided for a slot.
+enum Next {
+    Keep,
+    /// The cycle is over (successfully or not): drop and restart the slot.
+    Done,
+}
+
+fn run_thread(plan: &Plan<'_>, index: usize) -> io::Result<Stats> {
+    let args = plan.args;
+    let ids = share(args.conns as usize, plan.threads, index);
+    let mut stats = Stats::default();
+    let reactor = Reactor::new();
+    plan.barrier.wait();
+    let mut reactor = reactor?;
+    let mut slots: Vec<Option<Slot>> = (0..ids.len()).map(|_| None).collect();
+    let start = Instant::now();
+    let deadline = start + args.duration;
+    for (index, slot) in slots.iter_mut().enumerate() {
+        *slot = begin(plan, &reactor, ids.start + index, index, &mut stats.errors);
+    }
+    let mut next_scan = start + DEADLINE_SCAN;
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            break;
+        }
+        reactor.wait(Some((deadline - now).min(DEADLINE_SCAN)))?;
+        let now = Instant::now();
+        for event in reactor.events.iter() {
+            let index = event.token().0;
+            let Some(slot) = slots.get_mut(index).and_then(Option::as_mut) else {
+                continue;
+            };
+            reactor.frames.clear();
+            let result = slot
+                .conn
+                .on_event(event, &mut reactor.scratch, &mut reactor.frames)
+                .and_then(|progress| {
+                    advance(
+                        plan,
+                        slot,
+                        progress,
+                        &reactor.frames,
+                        now,
+                        deadline,
+                        &mut stats,
+                    )
+                });
+            let finished = match result {
+                Ok(Next::Keep) => false,
+                Ok(Next::Done) => true,
+                Err(err) => {
+                    stats.errors.record(&err);
+                    true
+                }
+            };
+            if finished {
+                if let Some(mut slot) = slots[index].take() {
+                    slot.conn.deregister(reactor.poll.registry());
+                }
+                if now < deadline {
+                    slots[index] =
+                        begin(plan, &reactor, ids.start + index, index, &mut stats.errors);
+                }
+            }
+        }
+        if now >= next_scan {
+            next_scan = now + DEADLINE_SCAN;
+            for (index, entry) in slots.iter_mut().enumerate() {
+                let expired = match entry {
+                    // A connect that failed outright is retried here, at most
+                    // once per scan, instead of in a tight loop.
+                    None => true,
+                    Some(slot) => match slot.step {
+                        Step::AwaitEof { since } if now - since > EOF_GRACE => {
+                            stats.lingering += 1;
+                            true
+                        }
+                        _ if now - slot.started > CYCLE_TIMEOUT => {
+                            let err = ConnError::Timeout("a handshake cycle");
+                            stats.errors.record(&err);
+                            true
+                        }
+                        _ => false,
+                    },
+                };
+                if expired {
+                    if let Some(mut slot) = entry.take() {
+                        slot.conn.deregister(reactor.poll.registry());
+                    }
+                    *entry = begin(plan, &reactor, ids.start + index, index, &mut stats.errors);
+                }
+            }
+        }
+    }
+    Ok(stats)
+}
+
+/// Starts a new cycle in slot `index` (token `index`), or counts why it could not.
+fn begin(
+    plan: &Plan<'_>,
+    reactor: &Reactor,
+    global: usize,
+    index: usize,
+    errors: &mut Errors,
+) -> Option<Slot> {
+    let started = Instant::now();
+    let conn = Conn::start(&plan.args.load.url, plan.sources.pick(global)).and_then(|mut conn| {
+        conn.register(reactor.poll.registry(), Token(index))
+            .map_err(ConnError::Connect)?;
+        Ok(conn)
+    });
+    match conn {
+        Ok(conn) => Some(Slot {
+            conn,
+            step: Step::Upgrading,
+            started,
+        }),
+        Err(err) => {
+            errors.record(&err);
+            None
+        }
+    }
+}
+
+/// Moves a slot through its cycle on the frames and progress of one event.
+fn advance(
+    plan: &Plan<'_>,
+    slot: &mut Slot,
+    progress: Progress,
+    frames: &[Received],
+    now: Instant,
+    deadline: Instant,
+    stats: &mut Stats,
+) -> Result<Next, ConnError> {
+    if progress.opened {
+        stats.upgrade.record(now - slot.started);
+        plan.template.append(slot.conn.out_mut(), 0);
+        slot.step = Step::AwaitEcho;
+    }
+    for frame in frames {
+        match (slot.step, frame.opcode) {
+            (_, Opcode::Ping | Opcode::Pong) => {}
+            (Step::AwaitEcho, Opcode::Close) => {
+                return Err(ConnError::Closed("Close before the echo"))
+            }
+            (Step::AwaitEcho, _) => {
+                if let Err(mismatch) = plan.template.check(frame, 0) {
+                    stats.mismatches += 1;
+                    if stats.first_mismatch.is_none() {
+                        stats.first_mismatch = Some(mismatch.to_string());
+                    }
+                }
+                slot.conn.out_mut().extend_from_slice(&plan.close_frame);
+                slot.step = Step::AwaitClose;
+            }
+            (Step::AwaitClose, Opcode::Close) => {
+                complete(slot, now, deadline, stats);
+            }
+            (_, other) => {
+                return Err(ConnError::Handshake(format!(
+                    "unexpected {other:?} frame in the cycle"
+                )));
+            }
+        }
+    }
+    if progress.eof {
+        return match slot.step {
+            // RFC 6455 §7.1.1 lets the server close TCP right after its Close;
+            // an EOF instead of the Close echo also ends the cycle.
+            Step::AwaitClose => {
+                complete(slot, now, deadline, stats);
+                Ok(Next::Done)
+            }
+            Step::AwaitEof { .. } => Ok(Next::Done),
+            Step::Upgrading | Step::AwaitEcho => Err(ConnError::Closed("EOF before the echo")),
+        };
+    }
+    slot.conn.flush()?;
+    Ok(Next::Keep)
+}
+
+/// Counts a finished cycle (if it ended in time) and waits for the server's EOF.
+fn complete(slot: &mut Slot, now: Instant, deadline: Instant, stats: &mut Stats) {
+    if now <= deadline {
+        stats.cycles += 1;
+        stats.cycle.record(now - slot.started);
+    }
+    slot.step = Step::AwaitEof { since: now };
+}
+
+fn outcome(args: &HandshakesArgs, threads: usize, stats: &Stats) -> Outcome {
+    let elapsed = args.duration;
+    let rate = per_second(stats.cycles, elapsed);
+    let ok = stats.errors.total() == 0 && stats.mismatches == 0 && stats.cycles > 0;
+    let summary = format!(
+        "handshakes {}: {} slots, {} threads, {:.1} s: {:.0} handshakes/s ({} cycles); \
+         upgrade latency {}; cycle latency {}; {}, mismatches {}, server left open {}",
+        args.load.url,
+        args.conns,
+        threads,
+        elapsed.as_secs_f64(),
+        rate,
+        stats.cycles,
+        stats.upgrade,
+        stats.cycle,
+        stats.errors,
+        stats.mismatches,
+        stats.lingering,
+    );
+    let json = Json::new()
+        .str("mode", "handshakes")
+        .str("url", &args.load.url.url)
+        .uint("threads", threads as u64)
+        .uint("conns", u64::from(args.conns))
+        .float("duration_s", elapsed.as_secs_f64())
+        .uint("handshakes", stats.cycles)
+        .float("handshakes_per_s", rate)
+        .raw("upgrade_latency", &stats.upgrade.json())
+        .raw("cycle_latency", &stats.cycle.json())
+        .uint("server_left_open", stats.lingering)
+        .uint("mismatches", stats.mismatches)
+        .opt_str("first_mismatch", stats.first_mismatch.as_deref())
+        .raw("errors", &stats.errors.json())
+        .bool("ok", ok)
+        .finish();
+    Outcome { summary, json, ok }
+}

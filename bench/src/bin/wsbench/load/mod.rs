@@ -1,0 +1,210 @@
+//! The load modes (`echo`, `rate`, `handshakes`, `hold`) and what they
+//! share: per-thread reactors, the split of connections over threads, and
+//! opening many connections with bounded concurrency and a deadline each.
+//!
+//! Every mode runs one mio reactor per thread. A connection's token is its
+//! index in the thread's slot vector; [`TIMER`] is the one reserved token.
+
+pub mod conn;
+pub mod echo;
+pub mod handshakes;
+pub mod hold;
+pub mod message;
+pub mod rate;
+
+use std::io;
+use std::ops::Range;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use mio::{Events, Poll, Registry, Token};
+
+use self::conn::{Conn, ConnError, Received};
+use crate::report::Errors;
+use crate::target::{Sources, Target};
+
+/// Token of a thread's timer (used by `rate`); connection tokens are slot
+/// indices, which stay far below it.
+pub const TIMER: Token = Token(usize::MAX);
+
+/// Bytes per read into a thread's scratch buffer (64 KiB).
+const READ_CHUNK: usize = 64 * 1024;
+
+/// Readiness events taken per `poll` call.
+const EVENTS_PER_POLL: usize = 1024;
+
+/// How long a connection may take to connect and complete its upgrade.
+pub const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often per-connection deadlines are checked.
+pub const DEADLINE_SCAN: Duration = Duration::from_millis(100);
+
+/// One thread's reactor and the buffers its connections share.
+#[derive(Debug)]
+pub struct Reactor {
+    pub poll: Poll,
+    pub events: Events,
+    /// Bytes just read, shared by all connections of the thread.
+    pub scratch: Vec<u8>,
+    /// Frames completed by the last event, reused across events.
+    pub frames: Vec<Received>,
+}
+
+impl Reactor {
+    pub fn new() -> io::Result<Reactor> {
+        Ok(Reactor {
+            poll: Poll::new()?,
+            events: Events::with_capacity(EVENTS_PER_POLL),
+            scratch: vec![0; READ_CHUNK],
+            frames: Vec::new(),
+        })
+    }
+
+    /// Waits for readiness; an interrupted wait returns no events.
+    pub fn wait(&mut self, timeout: Option<Duration>) -> io::Result<()> {
+        match self.poll.poll(&mut self.events, timeout) {
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {
+                self.events.clear();
+                Ok(())
+            }
+            other => other,
+        }
+    }
+}
+
+/// The global connection indices that thread `index` of `threads` owns:
+/// contiguous, sizes differing by at most one.
+pub fn share(total: usize, threads: usize, index: usize) -> Range<usize> {
+    let base = total / threads;
+    let extra = total % threads;
+    let start = index * base + index.min(extra);
+    let len = base + usize::from(index < extra);
+    start..start + len
+}
+
+/// Runs `work(index)` on `threads` scoped threads and returns the results
+/// in thread order.
+pub fn run_threads<T: Send>(threads: usize, work: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    thread::scope(|scope| {
+        let work = &work;
+        let handles: Vec<_> = (0..threads)
+            .map(|index| scope.spawn(move || work(index)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
+
+/// Drops a failed connection: counts the error and deregisters the socket.
+pub fn fail(slot: &mut Option<Conn>, registry: &Registry, errors: &mut Errors, err: &ConnError) {
+    errors.record(err);
+    if let Some(mut conn) = slot.take() {
+        conn.deregister(registry);
+    }
+}
+
+/// Opens connections for the global indices `ids` (source addresses rotate
+/// by global index), at most `concurrency` handshakes in flight, each within
+/// [`OPEN_TIMEOUT`]. Slot `i` (token `i`) holds connection `ids.start + i`,
+/// or `None` if it failed; failures are counted in `errors`.
+pub fn open_all(
+    reactor: &mut Reactor,
+    target: &Target,
+    sources: Sources,
+    ids: Range<usize>,
+    concurrency: usize,
+    errors: &mut Errors,
+) -> io::Result<Vec<Option<Conn>>> {
+    let count = ids.len();
+    let mut conns: Vec<Option<Conn>> = (0..count).map(|_| None).collect();
+    let mut started: Vec<Option<Instant>> = vec![None; count];
+    let mut next = 0;
+    let mut opening = 0;
+    let mut next_scan = Instant::now() + DEADLINE_SCAN;
+    loop {
+        while opening < concurrency && next < count {
+            let index = next;
+            next += 1;
+            let opened =
+                Conn::start(target, sources.pick(ids.start + index)).and_then(|mut conn| {
+                    conn.register(reactor.poll.registry(), Token(index))
+                        .map_err(ConnError::Connect)?;
+                    Ok(conn)
+                });
+            match opened {
+                Ok(conn) => {
+                    conns[index] = Some(conn);
+                    started[index] = Some(Instant::now());
+                    opening += 1;
+                }
+                Err(err) => errors.record(&err),
+            }
+        }
+        if opening == 0 {
+            return Ok(conns);
+        }
+        reactor.wait(Some(DEADLINE_SCAN))?;
+        let registry = reactor.poll.registry();
+        for event in reactor.events.iter() {
+            let index = event.token().0;
+            let Some(conn) = conns.get_mut(index).and_then(Option::as_mut) else {
+                continue;
+            };
+            reactor.frames.clear();
+            let result = conn.on_event(event, &mut reactor.scratch, &mut reactor.frames);
+            let failure = match result {
+                Ok(progress) if progress.eof => Some(ConnError::Closed("EOF while opening")),
+                Ok(progress) => {
+                    if progress.opened {
+                        started[index] = None;
+                        opening -= 1;
+                    }
+                    None
+                }
+                Err(err) => Some(err),
+            };
+            if let Some(err) = failure {
+                if started[index].take().is_some() {
+                    opening -= 1;
+                }
+                fail(&mut conns[index], registry, errors, &err);
+            }
+        }
+        let now = Instant::now();
+        if now >= next_scan {
+            next_scan = now + DEADLINE_SCAN;
+            for index in 0..count {
+                if started[index].is_some_and(|at| now - at > OPEN_TIMEOUT) {
+                    started[index] = None;
+                    opening -= 1;
+                    let err = ConnError::Timeout("the connection to open");
+                    fail(&mut conns[index], registry, errors, &err);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_cover_everything_once() {
+        for (total, threads) in [(10, 3), (2, 2), (7, 1), (5, 5), (100, 7)] {
+            let ranges: Vec<_> = (0..threads).map(|i| share(total, threads, i)).collect();
+            assert_eq!(ranges[0].start, 0);
+            assert_eq!(ranges[threads - 1].end, total);
+            for pair in ranges.windows(2) {
+                assert_eq!(pair[0].end, pair[1].start);
+                assert!(pair[0].len().abs_diff(pair[1].len()) <= 1);
+            }
+        }
+    }
+}

@@ -1,0 +1,17 @@
+//! `wsbench`: small, dependency-light WebSocket (RFC 6455) building blocks
+//! shared by wsproxy-fast's integration tests and the `wsbench` load tool.
+//!
+//! Everything lives in [`ws`]:
+//!
+//! | module | owns |
+//! |---|---|
+//! | `ws::frame` | opcodes, frame header encode/decode (partial buffers), masking, blocking frame reads |
+//! | `ws::handshake` | the GUID, `Sec-WebSocket-Accept`, random keys and masks, the client request head |
+//! | `ws::http` | finding and reading an HTTP/1.1 head, header lookup, the echo servers' answer |
+//! | `ws::client` | a blocking test [`ws::Client`] with a verified opening handshake |
+//! | `ws::echo_server` | a blocking, thread-per-connection test [`ws::EchoServer`] |
+//!
+//! The `wsbench` binary (under `src/bin/wsbench/`) adds the mio echo backend
+//! and the load modes on top of these primitives.
+
+pub mod ws;
