@@ -284,10 +284,13 @@ fn write_head(
     }
     match kind {
         Kind::Upgrade => out.put(b"Upgrade: websocket\r\nConnection: upgrade\r\n")?,
-        Kind::Plain { .. } => out.put(b"Connection: close\r\n")?,
-    }
-    if framing.chunked {
-        out.put(b"Transfer-Encoding: chunked\r\n")?;
+        Kind::Plain { .. } => {
+            out.put(b"Connection: close\r\n")?;
+            // The chunked body passes through still encoded.
+            if framing.chunked {
+                out.put(b"Transfer-Encoding: chunked\r\n")?;
+            }
+        }
     }
     if let Some(n) = framing.content_length {
         out.put(b"Content-Length: ")?;
@@ -391,9 +394,14 @@ mod tests {
              Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nTE: trailers\r\n\
              Trailer: X-T\r\nX-Secret: 1\r\nX-Real-IP: 6.6.6.6\r\nX-Forwarded-Proto: https\r\n",
         );
+        let input = input.replace(
+            "TE: trailers\r\n",
+            "TE: trailers\r\nTransfer-Encoding: chunked\r\n",
+        );
         let (_, head) = forwarded(&input);
         let lower = head.to_ascii_lowercase();
         for gone in [
+            "transfer-encoding",
             "keep-alive",
             "proxy-connection",
             "te:",

@@ -1,0 +1,230 @@
+//! The process: startup errors, signals, workers, IPv6, slow clients,
+//! and no descriptor left behind.
+
+mod common;
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use ws::EchoServer;
+
+/// Runs the binary to completion; returns (exit code, stdout, stderr).
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_wsproxy-fast"))
+        .args(args)
+        .output()
+        .expect("run wsproxy-fast");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn startup_errors_are_one_actionable_line() {
+    let _w = watchdog();
+    let holder = TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = holder.local_addr().unwrap().to_string();
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["--listen", &taken, "--upstream", "127.0.0.1:9"],
+            "address already in use",
+        ),
+        (
+            &["--listen", "300.1.1.1:80", "--upstream", "127.0.0.1:9"],
+            "is not an address",
+        ),
+        (&["--listen", "127.0.0.1:0"], "no --upstream given"),
+        (&["--upstream", "127.0.0.1:9"], "no --listen address given"),
+        (
+            &["--listen", "127.0.0.1:0", "--upstream", "nowhere"],
+            "HOST:PORT",
+        ),
+    ];
+    for (args, want) in cases {
+        let (code, _, stderr) = run(args);
+        assert_eq!(code, 1, "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.starts_with("wsproxy-fast: error: "), "{stderr}");
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn help_teaches_the_flags_and_version_prints() {
+    let (code, help, _) = run(&["--help"]);
+    assert_eq!(code, 0);
+    for flag in [
+        "--listen",
+        "--upstream",
+        "--workers",
+        "--idle-timeout",
+        "--handshake-timeout",
+        "Examples:",
+    ] {
+        assert!(help.contains(flag), "--help lacks {flag}");
+    }
+    let (code, version, _) = run(&["--version"]);
+    assert_eq!(code, 0);
+    assert_eq!(
+        version.trim(),
+        format!("wsproxy-fast {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn sigterm_and_sigint_stop_it_with_status_0() {
+    let _w = watchdog();
+    let echo = EchoServer::start();
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        let mut proxy = proxy_to(&[echo.addr], &["--workers", "2"]);
+        // With a live tunnel open.
+        let mut client = ws::Client::connect(proxy.addr(), "/").unwrap();
+        client.send_text("hi").unwrap();
+        client.recv().unwrap();
+        proxy.signal(signal);
+        let status = proxy.wait_exit(IO_TIMEOUT).expect("exits after the signal");
+        assert_eq!(status.code(), Some(0), "{:?}", proxy.log());
+    }
+}
+
+#[test]
+fn slow_loris_is_cut_off_with_408() {
+    let _w = watchdog();
+    let upstream = RawUpstream::start(|_| {});
+    let proxy = proxy_to(&[upstream.addr], &["--handshake-timeout", "1s"]);
+    let start = Instant::now();
+    let mut client = send(proxy.addr(), b"GET / HTTP/1.1\r\nHost: a\r\n");
+    client.write_all(b"X-Slow: 1\r\n").unwrap();
+    let (head, body) = read_response(&mut client);
+    assert_eq!(status_of(&head), 408);
+    assert!(String::from_utf8(body)
+        .unwrap()
+        .contains("handshake timeout"));
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(4),
+        "{waited:?}"
+    );
+    assert_eq!(upstream.accepted(), 0);
+}
+
+#[test]
+fn several_workers_serve_at_once() {
+    let _w = watchdog();
+    let echo = EchoServer::start();
+    let proxy = proxy_to(&[echo.addr], &["--workers", "4", "--log-level", "debug"]);
+    // Forty connections open together; SO_REUSEPORT spreads them by source
+    // port, so every worker gets some with near certainty (4 × (3/4)^40).
+    let mut clients: Vec<ws::Client> = (0..40)
+        .map(|_| ws::Client::connect(proxy.addr(), "/").unwrap())
+        .collect();
+    for (i, client) in clients.iter_mut().enumerate() {
+        client.send_text(&format!("m{i}")).unwrap();
+    }
+    for (i, client) in clients.iter_mut().enumerate() {
+        assert_eq!(
+            client.recv().unwrap().text(),
+            Some(format!("m{i}").as_str())
+        );
+    }
+    let log = proxy.log();
+    for w in 0..4 {
+        let tag = format!(" w{w}: client ");
+        assert!(
+            log.iter()
+                .any(|l| l.contains(&tag) && l.contains("accepted")),
+            "worker {w} accepted nothing"
+        );
+    }
+    let threads = std::fs::read_dir(format!("/proc/{}/task", proxy.pid()))
+        .unwrap()
+        .count();
+    assert!(
+        threads >= 5,
+        "{threads} threads: expected 4 workers and main"
+    );
+}
+
+#[test]
+fn no_descriptor_leaks_after_a_thousand_cycles() {
+    let _w = watchdog_for(Duration::from_secs(120));
+    let echo = EchoServer::start();
+    let dead: SocketAddr = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let proxy = proxy_to(&[echo.addr], &["--workers", "2"]);
+    let baseline = proxy.fd_count();
+    for i in 0..1000 {
+        match i % 4 {
+            // A full WebSocket exchange, closed cleanly.
+            0 => {
+                let mut c = ws::Client::connect(proxy.addr(), "/").unwrap();
+                c.send_text("x").unwrap();
+                c.recv().unwrap();
+                c.close(1000).unwrap();
+            }
+            // A tunnel dropped without a Close frame.
+            1 => drop(ws::Client::connect(proxy.addr(), "/").unwrap()),
+            // Connect and leave mid-head.
+            2 => drop(send(proxy.addr(), b"GET / HTTP/1.1\r\nHo")),
+            // A refused request.
+            _ => {
+                let mut c = send(proxy.addr(), b"BAD\r\n\r\n");
+                read_response(&mut c);
+            }
+        }
+    }
+    // Connections close asynchronously; wait for the count to settle.
+    let settled = eventually(IO_TIMEOUT, || proxy.fd_count() <= baseline);
+    assert!(
+        settled,
+        "fds: {} after, {baseline} before",
+        proxy.fd_count()
+    );
+    // And a dead upstream's failed connects leak nothing either.
+    let proxy = proxy_to(&[dead], &[]);
+    let baseline = proxy.fd_count();
+    for _ in 0..100 {
+        let mut c = send(
+            proxy.addr(),
+            upgrade_head(proxy.addr(), &ws::random_key(), "").as_bytes(),
+        );
+        assert_eq!(status_of(&read_response(&mut c).0), 502);
+    }
+    assert!(eventually(IO_TIMEOUT, || proxy.fd_count() <= baseline));
+}
+
+#[test]
+fn ipv6_and_ipv4_listeners_side_by_side() {
+    let _w = watchdog();
+    let echo = EchoServer::start();
+    let proxy = Proxy::start(&[
+        "--listen",
+        "[::1]:0",
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        &echo.addr.to_string(),
+        "--workers",
+        "1",
+    ]);
+    assert!(
+        proxy.addrs[0].is_ipv6() && proxy.addrs[1].is_ipv4(),
+        "{:?}",
+        proxy.addrs
+    );
+    for addr in &proxy.addrs {
+        let mut client = ws::Client::connect(*addr, "/v6").unwrap();
+        client.send_text("over ip").unwrap();
+        assert_eq!(client.recv().unwrap().text(), Some("over ip"));
+    }
+    let heads = echo.request_heads();
+    assert_eq!(field(&heads[0], "x-forwarded-for"), Some("::1"));
+    assert_eq!(field(&heads[1], "x-forwarded-for"), Some("127.0.0.1"));
+}
