@@ -192,7 +192,7 @@ fn run_thread(plan: &Plan<'_>, index: usize) -> io::Result<Stats> {
         let timeout = if sending {
             // Re-arm only when no earlier wake-up is pending: due times only
             // move forward, so this costs about one timerfd_settime per expiry.
-            if armed_for.map_or(true, |at| at <= now || at > next_due) {
+            if armed_for.is_none_or(|at| at <= now || at > next_due) {
                 timer.arm(next_due.saturating_duration_since(now))?;
                 armed_for = Some(next_due);
             }
