@@ -16,8 +16,9 @@ use signal_hook::iterator::Signals;
 use wsproxy_fast::cli::Cli;
 use wsproxy_fast::config::{Config, ConfigError};
 use wsproxy_fast::listener::{self, BindError};
+use wsproxy_fast::log::{self, Level};
 use wsproxy_fast::worker::{Control, Worker};
-use wsproxy_fast::{error, info, log};
+use wsproxy_fast::{error, info};
 
 #[derive(Debug, thiserror::Error)]
 enum RunError {
@@ -86,19 +87,24 @@ fn run(cli: &Cli) -> Result<(), RunError> {
             })?;
         threads.push(thread);
     }
+    // Startup lines print at any log level: scripts that ask for port 0
+    // learn the real one from them.
     for addr in &bound {
-        info!("listening on {addr}");
+        log::write(Level::Info, format_args!("listening on {addr}"));
     }
-    info!(
-        "wsproxy-fast {} ready: {} workers, upstreams {}",
-        env!("CARGO_PKG_VERSION"),
-        config.workers,
-        config
-            .upstreams
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
+    log::write(
+        Level::Info,
+        format_args!(
+            "wsproxy-fast {} ready: {} workers, upstreams {}",
+            env!("CARGO_PKG_VERSION"),
+            config.workers,
+            config
+                .upstreams
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     );
 
     let stop = {

@@ -81,7 +81,8 @@ fn sigterm_and_sigint_stop_it_with_status_0() {
     let _w = watchdog();
     let echo = EchoServer::start();
     for signal in [libc::SIGTERM, libc::SIGINT] {
-        let mut proxy = proxy_to(&[echo.addr], &["--workers", "2"]);
+        // Quiet logging must not hide the startup lines the harness reads.
+        let mut proxy = proxy_to(&[echo.addr], &["--workers", "2", "--log-level", "error"]);
         // With a live tunnel open.
         let mut client = ws::Client::connect(proxy.addr(), "/").unwrap();
         client.send_text("hi").unwrap();
