@@ -135,15 +135,21 @@ impl Buf {
 /// A worker's stock of free buffers. Not shared: each worker owns one.
 pub struct Pool {
     free: Vec<Box<[u8]>>,
+    /// A buffer was taken or given since the last trim check.
+    touched: bool,
 }
 
 impl Pool {
     pub fn new() -> Pool {
-        Pool { free: Vec::new() }
+        Pool {
+            free: Vec::new(),
+            touched: false,
+        }
     }
 
     /// An empty buffer of [`BUF_BYTES`], reused if one is free.
     pub fn take(&mut self) -> Buf {
+        self.touched = true;
         match self.free.pop() {
             Some(bytes) => Buf {
                 bytes,
@@ -156,6 +162,7 @@ impl Pool {
 
     /// Returns a buffer for reuse; its contents are discarded.
     pub fn give(&mut self, buf: Buf) {
+        self.touched = true;
         if self.free.len() < POOL_KEEP && buf.bytes.len() == BUF_BYTES {
             self.free.push(buf.bytes);
         }
@@ -164,6 +171,18 @@ impl Pool {
     /// Buffers currently free in the pool.
     pub fn free_count(&self) -> usize {
         self.free.len()
+    }
+
+    /// Frees every pooled buffer if none was taken or given since the last
+    /// call, so a burst of handshakes leaves no memory behind once it is
+    /// over. Returns how many were freed.
+    pub fn trim_idle(&mut self) -> usize {
+        let freed = if self.touched { 0 } else { self.free.len() };
+        if freed > 0 {
+            self.free = Vec::new();
+        }
+        self.touched = false;
+        freed
     }
 }
 

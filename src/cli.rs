@@ -9,6 +9,7 @@ use clap::Parser;
 
 use crate::config;
 use crate::log::Level;
+use crate::relay::Policy;
 
 /// A WebSocket reverse proxy for edge nodes holding very many long-lived
 /// connections.
@@ -67,6 +68,19 @@ pub struct Cli {
     /// Largest request head accepted, in bytes; a larger one gets 431.
     #[arg(long, value_name = "BYTES", default_value_t = config::MAX_HEAD_BYTES)]
     pub max_header_bytes: usize,
+
+    /// How tunnels move bytes: `splice` keeps them in the kernel
+    /// (socket → pipe → socket), `copy` reads and writes through one buffer
+    /// per worker, `auto` copies chatty directions and splices streaming ones.
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = Policy::Auto)]
+    pub relay: Policy,
+
+    /// Most pipes the splice relay may hold at once across all workers
+    /// [default: three quarters of what fs.pipe-user-pages-soft allows, at
+    /// most 4096]. Pipes are held only while bytes are in flight; beyond
+    /// the limit tunnels copy.
+    #[arg(long, value_name = "N")]
+    pub splice_pipes: Option<usize>,
 
     /// Log detail on stderr.
     #[arg(long, value_name = "LEVEL", value_enum, default_value_t = Level::Info)]

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::buffer::BUF_BYTES;
 use crate::cli::{Cli, Workers};
 use crate::handshake::request::REWRITE_SLACK;
+use crate::relay::{splice, Policy};
 
 /// Idle tunnels live an hour by default: long-lived connections are the
 /// point, and nginx's 60 s `proxy_read_timeout` default is the complaint.
@@ -61,6 +62,9 @@ pub struct Config {
     /// Request and response head limit, in bytes.
     pub max_head: usize,
     pub timeouts: Timeouts,
+    pub relay: Policy,
+    /// Most pipes each worker's splice relay may hold.
+    pub pipes_per_worker: usize,
 }
 
 /// A configuration mistake, worded as what to change.
@@ -124,11 +128,14 @@ impl Config {
                 return Err(ConfigError::ZeroTimeout(name));
             }
         }
+        let pipes = cli.splice_pipes.unwrap_or_else(splice::default_limit);
         Ok(Config {
             listen,
             upstreams,
             workers,
             max_head: cli.max_header_bytes,
+            relay: cli.relay,
+            pipes_per_worker: pipes.div_ceil(workers),
             timeouts: Timeouts {
                 handshake: cli.handshake_timeout.0,
                 connect: cli.connect_timeout.0,
@@ -211,6 +218,8 @@ mod tests {
         assert_eq!(c.max_head, MAX_HEAD_BYTES);
         assert_eq!(c.timeouts.idle, IDLE_TIMEOUT);
         assert_eq!(c.timeouts.handshake, HANDSHAKE_TIMEOUT);
+        assert_eq!(c.relay, Policy::Auto);
+        assert!(c.pipes_per_worker >= 1);
     }
 
     #[test]
@@ -228,6 +237,10 @@ mod tests {
             "3",
             "--idle-timeout",
             "24h",
+            "--relay",
+            "splice",
+            "--splice-pipes",
+            "10",
         ])
         .unwrap();
         assert_eq!(
@@ -243,6 +256,8 @@ mod tests {
             .all(|a| a.port() == 9001 && a.ip().is_loopback()));
         assert_eq!(c.workers, 3);
         assert_eq!(c.timeouts.idle, Duration::from_secs(86_400));
+        assert_eq!(c.relay, Policy::Splice);
+        assert_eq!(c.pipes_per_worker, 4, "10 pipes over 3 workers, rounded up");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! lives here.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
 /// Calls a libc function returning -1 on error, as `io::Result`.
 macro_rules! syscall {
@@ -36,10 +36,74 @@ pub fn set_defer_accept(fd: BorrowedFd<'_>, seconds: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// A pipe as (read end, write end), both non-blocking and close-on-exec.
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [-1 as libc::c_int; 2];
+    // Arguments: a pointer to two c_ints that outlive the call.
+    syscall!(pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC))?;
+    // SAFETY: pipe2 succeeded, so both descriptors are open and owned by
+    // nobody else; each is wrapped exactly once.
+    let ends = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    Ok(ends)
+}
+
+/// `F_SETPIPE_SZ`: asks for a pipe capacity of `bytes`; returns the
+/// capacity the kernel granted (rounded up to whole pages).
+pub fn set_pipe_size(fd: BorrowedFd<'_>, bytes: usize) -> io::Result<usize> {
+    let bytes = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // Arguments: a live pipe fd and an integer argument.
+    let granted = syscall!(fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, bytes))?;
+    Ok(granted as usize)
+}
+
+/// `F_GETPIPE_SZ`: a pipe's capacity in bytes.
+pub fn pipe_size(fd: BorrowedFd<'_>) -> io::Result<usize> {
+    // Arguments: a live pipe fd; F_GETPIPE_SZ takes no third argument.
+    let size = syscall!(fcntl(fd.as_raw_fd(), libc::F_GETPIPE_SZ))?;
+    Ok(size as usize)
+}
+
+/// Hands free heap memory back to the kernel (glibc's `malloc_trim`):
+/// freed 32 KiB buffers sit below the mmap threshold and would otherwise
+/// stay resident. Called only when a worker has gone idle.
+#[cfg(target_env = "gnu")]
+pub fn release_free_memory() {
+    // SAFETY: malloc_trim only walks the allocator's own free lists; it
+    // takes no pointers and is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Other allocators return memory on their own.
+#[cfg(not(target_env = "gnu"))]
+pub fn release_free_memory() {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::os::fd::AsFd;
+
+    #[test]
+    fn pipes_carry_bytes_and_report_their_size() {
+        use std::io::{Read, Write};
+        let (read, write) = pipe().unwrap();
+        let granted = set_pipe_size(write.as_fd(), 4096).unwrap();
+        assert_eq!(pipe_size(read.as_fd()).unwrap(), granted);
+        let mut w = std::fs::File::from(write);
+        let mut r = std::fs::File::from(read);
+        w.write_all(b"through").unwrap();
+        let mut got = [0u8; 7];
+        r.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"through");
+        let mut more = [0u8; 1];
+        let err = r.read(&mut more).unwrap_err();
+        assert_eq!(
+            err.kind(),
+            io::ErrorKind::WouldBlock,
+            "pipes are non-blocking"
+        );
+    }
 
     #[test]
     fn defer_accept_on_a_listener() {

@@ -19,7 +19,8 @@ use slab::Slab;
 
 use crate::config::Config;
 use crate::pair::{Ctx, Outcome, Pair, Ready};
-use crate::relay::copy::Buffers;
+use crate::relay::splice::PipePool;
+use crate::relay::Resources;
 use crate::timer::{Clock, Expired, Settled, Tick, Wheel};
 use crate::token::{self, Side, Target};
 use crate::upstream::RoundRobin;
@@ -31,6 +32,11 @@ const EVENTS_PER_POLL: usize = 1024;
 /// How long accepting pauses after running out of file descriptors or
 /// memory, so a full process does not spin on a listener it cannot serve.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// How often a worker frees pipes and buffers that went unused for a whole
+/// period: long enough that a busy worker keeps reusing them, short enough
+/// that a burst of handshakes does not leave megabytes resident.
+const TRIM_AFTER: Duration = Duration::from_secs(2);
 
 /// What the main thread holds to control a worker.
 pub struct Control {
@@ -56,7 +62,9 @@ pub struct Worker {
     now: Tick,
     wheel: Wheel,
     expired: Vec<Expired>,
-    bufs: Buffers,
+    relay: Resources,
+    /// When idle pipes are next checked for closing.
+    next_trim: Instant,
     balancer: RoundRobin,
     config: Arc<Config>,
     control: Arc<Control>,
@@ -93,7 +101,8 @@ impl Worker {
             now: 0,
             wheel: Wheel::new(0),
             expired: Vec::new(),
-            bufs: Buffers::new(),
+            relay: Resources::new(config.relay, PipePool::new(config.pipes_per_worker)),
+            next_trim: Instant::now() + TRIM_AFTER,
             balancer: RoundRobin::new(id),
             config,
             control,
@@ -133,6 +142,7 @@ impl Worker {
             self.run_again();
             self.expire();
             self.resume_accepting(now);
+            self.trim_idle(now);
         }
     }
 
@@ -142,14 +152,28 @@ impl Worker {
         if !self.again.is_empty() {
             return Some(Duration::ZERO);
         }
-        let timers = self.wheel.timeout(&self.clock, now);
+        let spare = self.relay.pipes.free_count() + self.relay.bufs.pool.free_count();
+        let trim = (spare > 0).then(|| self.next_trim.saturating_duration_since(now));
         let accept = self
             .accept_paused_until
             .map(|until| until.saturating_duration_since(now));
-        match (timers, accept) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
+        [self.wheel.timeout(&self.clock, now), accept, trim]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// Frees pipes and buffers that sat unused for a whole trim period, so
+    /// an idle proxy holds neither.
+    fn trim_idle(&mut self, now: Instant) {
+        if now < self.next_trim {
+            return;
         }
+        self.relay.pipes.trim_idle();
+        if self.relay.bufs.pool.trim_idle() > 0 {
+            crate::sys::release_free_memory();
+        }
+        self.next_trim = now + TRIM_AFTER;
     }
 
     fn accept(&mut self, index: usize, now: Instant) {
@@ -210,7 +234,7 @@ impl Worker {
             key,
             now: self.now,
             config: &self.config,
-            bufs: &mut self.bufs,
+            relay: &mut self.relay,
             wheel: &mut self.wheel,
             balancer: &mut self.balancer,
         };
@@ -228,7 +252,7 @@ impl Worker {
             key,
             now: self.now,
             config: &self.config,
-            bufs: &mut self.bufs,
+            relay: &mut self.relay,
             wheel: &mut self.wheel,
             balancer: &mut self.balancer,
         };
@@ -261,7 +285,7 @@ impl Worker {
                 key: e.key,
                 now: self.now,
                 config: &self.config,
-                bufs: &mut self.bufs,
+                relay: &mut self.relay,
                 wheel: &mut self.wheel,
                 balancer: &mut self.balancer,
             };
@@ -287,7 +311,7 @@ impl Worker {
             }
         }
         let mut pair = self.pairs.remove(key);
-        pair.release(&mut self.bufs);
+        pair.release(&mut self.relay);
     }
 }
 

@@ -1,5 +1,6 @@
-//! The tunnel after a 101: bytes both ways intact, half-close and reset
-//! passed on, backpressure bounding memory, idle timeout.
+//! The tunnel after a 101, run against every relay (`--relay copy`,
+//! `splice` and `auto`): bytes both ways intact, a 64 MiB stream, early
+//! data, half-close and reset passed on, a slow reader bounding memory.
 
 mod common;
 
@@ -12,58 +13,86 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
-/// An upstream that answers 101 then hands the raw tunnel to `script`.
-fn tunnel_upstream<F>(script: F) -> RawUpstream
-where
-    F: Fn(TcpStream) + Send + Sync + 'static,
-{
-    RawUpstream::start(move |mut stream| {
-        if accept_upgrade(&mut stream).is_ok() {
-            script(stream);
+/// Runs a scenario once per relay, as three tests.
+macro_rules! for_each_relay {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[test]
+            fn copy() {
+                super::$scenario("copy")
+            }
+            #[test]
+            fn splice() {
+                super::$scenario("splice")
+            }
+            #[test]
+            fn auto() {
+                super::$scenario("auto")
+            }
         }
-    })
+    )*};
 }
 
-/// Opens a tunnel through `proxy` and returns the client's raw stream.
-fn open_tunnel(proxy: &Proxy) -> TcpStream {
-    let mut stream = send(
-        proxy.addr(),
-        upgrade_head(proxy.addr(), &ws::random_key(), "").as_bytes(),
-    );
-    let (head, rest) = ws::read_head(&mut stream).unwrap();
-    assert_eq!(status_of(std::str::from_utf8(&head).unwrap()), 101);
-    assert!(rest.is_empty());
-    stream
-}
+for_each_relay!(
+    one_mib_each_way_at_once,
+    sixty_four_mib_stream,
+    early_data_follows_the_head,
+    client_half_close,
+    upstream_half_close,
+    resets_pass_both_ways,
+    slow_reader_bounds_memory,
+);
 
-/// Hands the upstream's end of each tunnel to the test.
-fn handoff_upstream() -> (RawUpstream, mpsc::Receiver<TcpStream>) {
+/// An upstream that answers 101 then hands its end of each tunnel, and
+/// the bytes that came right after the head, to the test.
+fn handoff_upstream() -> (RawUpstream, mpsc::Receiver<(TcpStream, Vec<u8>)>) {
     let (tx, rx) = mpsc::channel();
     let tx = Mutex::new(tx);
-    let upstream = tunnel_upstream(move |stream| tx.lock().unwrap().send(stream).unwrap());
+    let upstream = RawUpstream::start(move |mut stream| {
+        if let Ok((_, early)) = accept_upgrade(&mut stream) {
+            tx.lock().unwrap().send((stream, early)).unwrap();
+        }
+    });
     (upstream, rx)
 }
 
-#[test]
-fn one_mib_each_way_at_once_arrives_intact() {
+fn proxy_with(relay: &str, upstream: &RawUpstream) -> Proxy {
+    proxy_to(&[upstream.addr], &["--relay", relay])
+}
+
+/// Opens a tunnel through `proxy`: the client's stream and the upstream's.
+fn open_tunnel(
+    proxy: &Proxy,
+    ends: &mpsc::Receiver<(TcpStream, Vec<u8>)>,
+) -> (TcpStream, TcpStream) {
+    let mut client = send(
+        proxy.addr(),
+        upgrade_head(proxy.addr(), &ws::random_key(), "").as_bytes(),
+    );
+    let (head, rest) = ws::read_head(&mut client).unwrap();
+    assert_eq!(status_of(std::str::from_utf8(&head).unwrap()), 101);
+    assert!(rest.is_empty());
+    let (server, early) = ends.recv_timeout(IO_TIMEOUT).unwrap();
+    assert!(early.is_empty());
+    (client, server)
+}
+
+/// Writes `out` and reads to EOF at the same time; returns what was read.
+fn exchange(mut end: TcpStream, out: Vec<u8>) -> Vec<u8> {
+    let mut writer = end.try_clone().unwrap();
+    let w = thread::spawn(move || write_and_shut(&mut writer, &out));
+    let got = read_all(&mut end);
+    w.join().unwrap();
+    got
+}
+
+fn one_mib_each_way_at_once(relay: &str) {
     let _w = watchdog();
     let (upstream, ends) = handoff_upstream();
-    let proxy = proxy_to(&[upstream.addr], &[]);
-    let client = open_tunnel(&proxy);
-    let server = ends.recv_timeout(IO_TIMEOUT).unwrap();
+    let proxy = proxy_with(relay, &upstream);
+    let (client, server) = open_tunnel(&proxy, &ends);
     const MIB: usize = 1 << 20;
-    let up = pattern(MIB, 1);
-    let down = pattern(MIB, 2);
-
-    // Each end writes and reads at the same time, so neither direction can
-    // finish by waiting for the other.
-    let exchange = |mut end: TcpStream, out: Vec<u8>| {
-        let mut writer = end.try_clone().unwrap();
-        let w = thread::spawn(move || write_and_shut(&mut writer, &out));
-        let got = read_all(&mut end);
-        w.join().unwrap();
-        got
-    };
+    let (up, down) = (pattern(MIB, 1), pattern(MIB, 2));
     let (up2, down2) = (up.clone(), down.clone());
     let c = thread::spawn(move || exchange(client, up2));
     let s = thread::spawn(move || exchange(server, down2));
@@ -71,24 +100,64 @@ fn one_mib_each_way_at_once_arrives_intact() {
     let at_client = c.join().unwrap();
     assert!(
         at_upstream == up,
-        "client→upstream bytes differ ({} received)",
+        "client→upstream differs ({} bytes arrived)",
         at_upstream.len()
     );
     assert!(
         at_client == down,
-        "upstream→client bytes differ ({} received)",
+        "upstream→client differs ({} bytes arrived)",
         at_client.len()
     );
 }
 
-#[test]
-fn client_half_close_keeps_the_other_direction_open() {
+fn sixty_four_mib_stream(relay: &str) {
     let _w = watchdog();
     let (upstream, ends) = handoff_upstream();
-    let proxy = proxy_to(&[upstream.addr], &[]);
-    let mut client = open_tunnel(&proxy);
-    let mut server = ends.recv_timeout(IO_TIMEOUT).unwrap();
+    let proxy = proxy_with(relay, &upstream);
+    let (mut client, mut server) = open_tunnel(&proxy, &ends);
+    const TOTAL: usize = 64 << 20;
+    const PIECE: usize = 1 << 20;
+    let writer = thread::spawn(move || {
+        for i in 0..TOTAL / PIECE {
+            server.write_all(&pattern(PIECE, i as u64)).unwrap();
+        }
+        server.shutdown(Shutdown::Write).unwrap();
+        server
+    });
+    let mut piece = vec![0; PIECE];
+    for i in 0..TOTAL / PIECE {
+        client.read_exact(&mut piece).unwrap();
+        assert!(piece == pattern(PIECE, i as u64), "MiB {i} differs");
+    }
+    assert_eq!(read_all(&mut client), b"", "EOF after the stream");
+    drop(writer.join().unwrap());
+}
 
+fn early_data_follows_the_head(relay: &str) {
+    let _w = watchdog();
+    let (upstream, ends) = handoff_upstream();
+    let proxy = proxy_with(relay, &upstream);
+    let early = pattern(3000, 11);
+    let mut bytes = upgrade_head(proxy.addr(), &ws::random_key(), "").into_bytes();
+    bytes.extend(&early);
+    let mut client = send(proxy.addr(), &bytes);
+    let (head, _) = ws::read_head(&mut client).unwrap();
+    assert_eq!(status_of(std::str::from_utf8(&head).unwrap()), 101);
+    let (mut server, mut got) = ends.recv_timeout(IO_TIMEOUT).unwrap();
+    if got.len() < early.len() {
+        got.extend(read_exact(&mut server, early.len() - got.len()));
+    }
+    assert!(got == early, "early bytes changed on the way");
+    // And the tunnel carries on after them.
+    client.write_all(b"then more").unwrap();
+    assert_eq!(read_exact(&mut server, 9), b"then more");
+}
+
+fn client_half_close(relay: &str) {
+    let _w = watchdog();
+    let (upstream, ends) = handoff_upstream();
+    let proxy = proxy_with(relay, &upstream);
+    let (mut client, mut server) = open_tunnel(&proxy, &ends);
     write_and_shut(&mut client, b"last words");
     assert_eq!(
         read_all(&mut server),
@@ -101,14 +170,11 @@ fn client_half_close_keeps_the_other_direction_open() {
     assert!(read_all(&mut client) == reply);
 }
 
-#[test]
-fn upstream_half_close_keeps_the_other_direction_open() {
+fn upstream_half_close(relay: &str) {
     let _w = watchdog();
     let (upstream, ends) = handoff_upstream();
-    let proxy = proxy_to(&[upstream.addr], &[]);
-    let mut client = open_tunnel(&proxy);
-    let mut server = ends.recv_timeout(IO_TIMEOUT).unwrap();
-
+    let proxy = proxy_with(relay, &upstream);
+    let (mut client, mut server) = open_tunnel(&proxy, &ends);
     write_and_shut(&mut server, b"server done");
     assert_eq!(read_all(&mut client), b"server done");
     let late = pattern(200_000, 4);
@@ -132,71 +198,83 @@ fn expect_reset(stream: &mut TcpStream) {
     }
 }
 
-#[test]
-fn a_reset_is_passed_on_in_both_directions() {
+fn resets_pass_both_ways(relay: &str) {
     let _w = watchdog();
     let (upstream, ends) = handoff_upstream();
-    let proxy = proxy_to(&[upstream.addr], &[]);
+    let proxy = proxy_with(relay, &upstream);
 
-    let mut client = open_tunnel(&proxy);
-    let server = ends.recv_timeout(IO_TIMEOUT).unwrap();
+    let (mut client, server) = open_tunnel(&proxy, &ends);
     reset(server);
     expect_reset(&mut client);
 
-    let client = open_tunnel(&proxy);
-    let mut server = ends.recv_timeout(IO_TIMEOUT).unwrap();
+    let (client, mut server) = open_tunnel(&proxy, &ends);
     reset(client);
     expect_reset(&mut server);
 }
 
-#[test]
-fn a_stalled_reader_stops_the_writer_and_bounds_memory() {
+/// A client reading 1 KiB/s while the upstream writes as fast as it can:
+/// the writer is held back, the proxy's memory stays put, and every byte
+/// arrives in order once the reader catches up.
+fn slow_reader_bounds_memory(relay: &str) {
     let _w = watchdog();
-    const TOTAL: usize = 64 << 20;
+    const TOTAL: usize = 32 << 20;
+    let (upstream, ends) = handoff_upstream();
+    let proxy = proxy_with(relay, &upstream);
+    let baseline_pipes = proxy.pipe_count();
+    let (mut client, mut server) = open_tunnel(&proxy, &ends);
+    let baseline_rss = proxy.rss_bytes();
+
     let written = Arc::new(AtomicUsize::new(0));
     let counter = Arc::clone(&written);
-    let upstream = tunnel_upstream(move |mut stream| {
-        let data = pattern(TOTAL, 7);
-        for piece in data.chunks(64 * 1024) {
-            if stream.write_all(piece).is_err() {
-                return;
-            }
+    let writer = thread::spawn(move || {
+        server
+            .set_write_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        for piece in pattern(TOTAL, 7).chunks(64 * 1024) {
+            server.write_all(piece).unwrap();
             counter.fetch_add(piece.len(), Ordering::SeqCst);
         }
-        let _ = stream.shutdown(Shutdown::Write);
-        let _ = read_all(&mut stream);
+        server.shutdown(Shutdown::Write).unwrap();
+        server
     });
-    let proxy = proxy_to(&[upstream.addr], &[]);
-    let mut client = open_tunnel(&proxy);
-    let baseline = proxy.rss_bytes();
 
-    // Until the client reads, the upstream can only fill the socket buffers
-    // on both hops, then its writes block: wait until it stops advancing.
-    let mut last = usize::MAX;
-    let mut still_since = Instant::now();
-    let stalled = eventually(Duration::from_secs(20), || {
-        let now = written.load(Ordering::SeqCst);
-        if now != last {
-            last = now;
-            still_since = Instant::now();
-        }
-        still_since.elapsed() > Duration::from_millis(500)
-    });
-    assert!(stalled, "the writer never stalled");
+    let mut got = Vec::with_capacity(TOTAL);
+    let mut kib = [0u8; 1024];
+    let mut peak_rss = 0;
+    let mut peak_pipes = 0;
+    for _ in 0..3 {
+        client.read_exact(&mut kib).unwrap();
+        got.extend_from_slice(&kib);
+        thread::sleep(Duration::from_secs(1));
+        peak_rss = peak_rss.max(proxy.rss_bytes());
+        peak_pipes = peak_pipes.max(proxy.pipe_count() - baseline_pipes);
+    }
     let in_flight = written.load(Ordering::SeqCst);
-    assert!(in_flight < TOTAL, "64 MiB went through with nobody reading");
-    let growth = proxy.rss_bytes().saturating_sub(baseline);
+    assert!(
+        in_flight < TOTAL,
+        "{TOTAL} bytes were taken with the reader at 1 KiB/s"
+    );
+    let growth = peak_rss.saturating_sub(baseline_rss);
     assert!(
         growth < 4 << 20,
-        "proxy RSS grew {growth} bytes while {in_flight} bytes waited for a stalled reader"
+        "proxy RSS grew {growth} bytes behind a slow reader"
     );
+    match relay {
+        // A stalled direction parks its bytes in a pipe, not in memory.
+        "splice" | "auto" => assert!(
+            peak_pipes >= 1,
+            "{relay}: no pipe held while the reader stalled"
+        ),
+        _ => assert_eq!(peak_pipes, 0, "the copy relay opened a pipe"),
+    }
 
-    let got = read_all(&mut client);
+    got.extend(read_all(&mut client));
     assert_eq!(got.len(), TOTAL);
     assert!(
         got == pattern(TOTAL, 7),
-        "bytes lost or reordered after the stall"
+        "bytes lost or reordered behind the slow reader"
     );
+    drop(writer.join().unwrap());
 }
 
 #[test]
@@ -207,8 +285,7 @@ fn idle_tunnels_close_after_the_idle_timeout_and_busy_ones_stay() {
 
     // Busy: a byte every 300 ms keeps one tunnel open past the timeout,
     // on a thread so it stays busy while the idle one is watched.
-    let mut busy = open_tunnel(&proxy);
-    let mut busy_server = ends.recv_timeout(IO_TIMEOUT).unwrap();
+    let (mut busy, mut busy_server) = open_tunnel(&proxy, &ends);
     let chatter = thread::spawn(move || {
         for i in 0..10u8 {
             busy.write_all(&[i]).unwrap();
@@ -220,8 +297,7 @@ fn idle_tunnels_close_after_the_idle_timeout_and_busy_ones_stay() {
 
     // Idle: closed on both sides after about a second.
     let start = Instant::now();
-    let mut idle = open_tunnel(&proxy);
-    let mut idle_server = ends.recv_timeout(IO_TIMEOUT).unwrap();
+    let (mut idle, mut idle_server) = open_tunnel(&proxy, &ends);
     assert_eq!(read_all(&mut idle), b"");
     assert_eq!(read_all(&mut idle_server), b"");
     let waited = start.elapsed();

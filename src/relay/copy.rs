@@ -8,7 +8,7 @@ use std::net::Shutdown;
 
 use mio::net::TcpStream;
 
-use super::{Fault, Flow, FlowState, Progress, Pumped};
+use super::{Fault, Flow, FlowState, Parked, Progress};
 use crate::buffer::{Buf, Pool};
 
 /// Reads one pump may do before yielding to other pairs (512 KiB at
@@ -44,17 +44,20 @@ impl Default for Buffers {
     }
 }
 
-/// Moves bytes from `src` to `dst` until one blocks, the flow ends, or the
-/// turn is used up.
+/// The copy relay's turn: see [`super::pump`].
 pub fn pump(
     flow: &mut Flow,
     src: &TcpStream,
     dst: &TcpStream,
     bufs: &mut Buffers,
 ) -> Result<Progress, Fault> {
+    debug_assert!(
+        !matches!(flow.parked, Parked::Pipe(_)),
+        "pipes are the splice relay's"
+    );
     let mut moved = 0;
     for _ in 0..READS_PER_TURN {
-        if let Some(parked) = &mut flow.pending {
+        if let Parked::Buf(parked) = &mut flow.parked {
             match write(dst, parked.data()) {
                 Ok(n) => {
                     moved += n;
@@ -62,22 +65,24 @@ pub fn pump(
                     if !parked.is_empty() {
                         continue;
                     }
-                    flow.release(&mut bufs.pool);
+                    if let Parked::Buf(buf) = std::mem::take(&mut flow.parked) {
+                        bufs.pool.give(buf);
+                    }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(blocked(moved)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return Ok(Progress::blocked(moved))
+                }
                 Err(e) => return Err(Fault::Destination(e)),
             }
         }
         match flow.state {
             FlowState::Open => {}
             FlowState::Eof => {
-                // The peer may already be gone; its error shows on the next
-                // write or read, so a failed shutdown needs no handling here.
-                let _ = dst.shutdown(Shutdown::Write);
+                shut_write(dst);
                 flow.state = FlowState::Shut;
-                return Ok(finished(moved));
+                return Ok(Progress::finished(moved));
             }
-            FlowState::Complete | FlowState::Shut => return Ok(finished(moved)),
+            FlowState::Complete | FlowState::Shut => return Ok(Progress::finished(moved)),
         }
 
         let scratch = &mut bufs.scratch;
@@ -89,7 +94,7 @@ pub fn pump(
                 continue;
             }
             Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(blocked(moved)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Progress::blocked(moved)),
             Err(e) => return Err(Fault::Source(e)),
         };
         scratch.fill(n);
@@ -112,35 +117,33 @@ pub fn pump(
             let mut parked = bufs.take_scratch();
             parked.truncate(advance.used);
             parked.consume(written);
-            flow.pending = Some(parked);
-            return Ok(blocked(moved));
+            flow.parked = Parked::Buf(parked);
+            return Ok(Progress::blocked(moved));
+        }
+        if n == room {
+            if !flow.streaming {
+                // A full read: this direction streams. Yield once so the
+                // next turn can pick the splice relay.
+                flow.streaming = true;
+                return Ok(Progress::yielded(moved));
+            }
+            continue;
         }
         // A short read drained the socket: under edge-triggered readiness
         // the next arrival raises a new event, so skip the read that would
         // only say WouldBlock, unless the peer is closing (its EOF raised
         // the event we are handling and will raise no other).
-        if n < room && !flow.src_closing && flow.state == FlowState::Open {
-            return Ok(blocked(moved));
+        if !flow.src_closing && flow.state == FlowState::Open {
+            return Ok(Progress::blocked(moved));
         }
     }
-    Ok(Progress {
-        moved,
-        pumped: Pumped::Yield,
-    })
+    Ok(Progress::yielded(moved))
 }
 
-fn blocked(moved: usize) -> Progress {
-    Progress {
-        moved,
-        pumped: Pumped::Blocked,
-    }
-}
-
-fn finished(moved: usize) -> Progress {
-    Progress {
-        moved,
-        pumped: Pumped::Finished,
-    }
+/// Passes EOF on. The peer may already be gone; its error shows on the
+/// next write or read, so a failed shutdown needs no handling here.
+pub fn shut_write(dst: &TcpStream) {
+    let _ = dst.shutdown(Shutdown::Write);
 }
 
 /// `read`, retried on EINTR.

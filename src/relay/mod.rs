@@ -1,17 +1,56 @@
-//! Relaying bytes in one direction of a pair: the [`Flow`] state that every
-//! relay shares, and the relays themselves (`copy.rs` today; `splice.rs`
-//! slots in beside it and keeps the same half-close and reset rules).
+//! Relaying bytes in one direction of a pair: the [`Flow`] state both
+//! relays share, the worker's relay [`Resources`], and [`pump`], which picks
+//! the relay for each turn.
 //!
 //! A flow reads its source, writes its destination, and parks bytes only
-//! when the destination is full; while bytes are parked the source is not
-//! read, which is the backpressure. An idle flow holds no buffer.
+//! when the destination is full: in a pooled buffer (`copy.rs`) or in a pipe
+//! (`splice.rs`). While bytes are parked the source is not read, which is
+//! the backpressure. An idle flow holds neither a buffer nor a pipe.
+//!
+//! Which relay moves a tunnel's bytes is the [`Policy`]: `copy` always,
+//! `splice` whenever a pipe is free, and `auto` (the default) starts every
+//! direction on copy, one read and one write per message, and moves it to
+//! splice once it streams, that is once a read fills the whole scratch
+//! buffer. Plain HTTP bodies always take the copy relay, which frames them.
 
 pub mod copy;
+pub mod splice;
 
 use std::io;
 
 use crate::buffer::{Buf, Pool};
 use crate::handshake::body::{Body, BodyError};
+use copy::Buffers;
+use mio::net::TcpStream;
+use splice::{Pipe, PipePool};
+
+/// Which relay tunnels use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Policy {
+    /// Copy until a direction streams, then splice it.
+    Auto,
+    /// Splice every tunnel direction while pipes are free.
+    Splice,
+    /// Always copy through userspace.
+    Copy,
+}
+
+/// A worker's relay resources: scratch buffer, buffer pool, pipe pool.
+pub struct Resources {
+    pub bufs: Buffers,
+    pub pipes: PipePool,
+    pub policy: Policy,
+}
+
+impl Resources {
+    pub fn new(policy: Policy, pipes: PipePool) -> Resources {
+        Resources {
+            bufs: Buffers::new(),
+            pipes,
+            policy,
+        }
+    }
+}
 
 /// Where a flow stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -27,17 +66,27 @@ pub enum FlowState {
     Shut,
 }
 
+/// Bytes read from the source that the destination has not taken yet.
+#[derive(Debug, Default)]
+pub enum Parked {
+    #[default]
+    Nothing,
+    Buf(Buf),
+    Pipe(Pipe),
+}
+
 /// One direction of a pair.
 #[derive(Debug)]
 pub struct Flow {
-    /// Bytes read from the source that the destination has not taken yet.
-    pending: Option<Buf>,
+    parked: Parked,
     /// Which source bytes still belong to this flow.
     body: Body,
     state: FlowState,
     /// The source reported EOF or an error: read it to the end even after a
     /// short read (edge-triggered readiness gives no second event for it).
     src_closing: bool,
+    /// A read filled the whole scratch buffer: under `auto`, splice now.
+    streaming: bool,
 }
 
 /// How a pump stopped.
@@ -59,6 +108,29 @@ pub struct Progress {
     pub pumped: Pumped,
 }
 
+impl Progress {
+    fn blocked(moved: usize) -> Progress {
+        Progress {
+            moved,
+            pumped: Pumped::Blocked,
+        }
+    }
+
+    fn finished(moved: usize) -> Progress {
+        Progress {
+            moved,
+            pumped: Pumped::Finished,
+        }
+    }
+
+    fn yielded(moved: usize) -> Progress {
+        Progress {
+            moved,
+            pumped: Pumped::Yield,
+        }
+    }
+}
+
 /// Why a flow failed, by which end.
 #[derive(Debug)]
 pub enum Fault {
@@ -76,10 +148,11 @@ impl Flow {
             FlowState::Open
         };
         Flow {
-            pending: None,
+            parked: Parked::Nothing,
             body,
             state,
             src_closing: false,
+            streaming: false,
         }
     }
 
@@ -88,7 +161,7 @@ impl Flow {
     pub fn with_pending(body: Body, bytes: Buf) -> Flow {
         let mut flow = Flow::new(body);
         if !bytes.is_empty() {
-            flow.pending = Some(bytes);
+            flow.parked = Parked::Buf(bytes);
         }
         flow
     }
@@ -99,22 +172,23 @@ impl Flow {
 
     /// The source should be watched for reading.
     pub fn wants_read(&self) -> bool {
-        self.pending.is_none() && self.state == FlowState::Open
+        matches!(self.parked, Parked::Nothing) && self.state == FlowState::Open
     }
 
     /// The destination should be watched for writing.
     pub fn wants_write(&self) -> bool {
-        self.pending.is_some()
+        !matches!(self.parked, Parked::Nothing)
     }
 
     /// Everything that will ever move has moved.
     pub fn is_finished(&self) -> bool {
-        self.pending.is_none() && matches!(self.state, FlowState::Complete | FlowState::Shut)
+        matches!(self.parked, Parked::Nothing)
+            && matches!(self.state, FlowState::Complete | FlowState::Shut)
     }
 
-    /// Holds a userspace buffer (only while the destination is full).
-    pub fn holds_buffer(&self) -> bool {
-        self.pending.is_some()
+    /// Holds a buffer or a pipe (only while the destination is full).
+    pub fn holds_resources(&self) -> bool {
+        !matches!(self.parked, Parked::Nothing)
     }
 
     /// Notes that the source reported EOF or an error.
@@ -122,10 +196,45 @@ impl Flow {
         self.src_closing = true;
     }
 
-    /// Returns the parked buffer, if any, to the pool.
-    pub fn release(&mut self, pool: &mut Pool) {
-        if let Some(buf) = self.pending.take() {
-            pool.give(buf);
+    /// Gives a parked buffer or pipe back.
+    pub fn release(&mut self, bufs: &mut Pool, pipes: &mut PipePool) {
+        match std::mem::take(&mut self.parked) {
+            Parked::Nothing => {}
+            Parked::Buf(buf) => bufs.give(buf),
+            Parked::Pipe(pipe) => pipes.give(pipe),
         }
+    }
+
+    /// Whether this turn should splice: tunnel bytes only (bodies are
+    /// framed by the copy relay), never with a buffer still parked.
+    fn splices(&self, policy: Policy, pipes: &PipePool) -> bool {
+        match &self.parked {
+            Parked::Pipe(_) => true,
+            Parked::Buf(_) => false,
+            Parked::Nothing => {
+                self.body == Body::UntilClose
+                    && match policy {
+                        Policy::Copy => false,
+                        Policy::Splice => true,
+                        Policy::Auto => self.streaming,
+                    }
+                    && pipes.available()
+            }
+        }
+    }
+}
+
+/// Moves bytes from `src` to `dst` until one blocks, the flow ends, or the
+/// turn is used up.
+pub fn pump(
+    flow: &mut Flow,
+    src: &TcpStream,
+    dst: &TcpStream,
+    res: &mut Resources,
+) -> Result<Progress, Fault> {
+    if flow.splices(res.policy, &res.pipes) {
+        splice::pump(flow, src, dst, &mut res.pipes)
+    } else {
+        copy::pump(flow, src, dst, &mut res.bufs)
     }
 }

@@ -157,6 +157,16 @@ impl Proxy {
             .count()
     }
 
+    /// Open pipes of the proxy process (its stderr, piped to this harness,
+    /// is one of them).
+    pub fn pipe_count(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .expect("read the proxy's /proc/PID/fd")
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .filter(|target| target.to_string_lossy().starts_with("pipe:"))
+            .count()
+    }
+
     /// Resident memory of the proxy process, in bytes.
     pub fn rss_bytes(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
@@ -361,17 +371,19 @@ pub fn upgrade_head(addr: SocketAddr, key: &str, extra: &str) -> String {
     )
 }
 
-/// Deterministic pseudo-random bytes (xorshift), so a failure reproduces.
+/// Deterministic pseudo-random bytes (xorshift64, eight bytes a step), so
+/// a failure reproduces.
 pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
 }
 
 /// Writes all of `data` then shuts the write side.

@@ -1,0 +1,304 @@
+//! The splice relay: `splice(2)` moves a tunnel's bytes socket → pipe →
+//! socket inside the kernel, never through userspace.
+//!
+//! Pipes come from a per-worker [`PipePool`] and are held only while bytes
+//! are in them: a pipe drained into the destination goes straight back, so
+//! an idle tunnel holds no pipe, and free pipes are closed once the worker
+//! finds them unused for a trim period, so an idle proxy holds none either.
+//! When the pool is spent the copy relay carries the direction instead.
+//!
+//! EAGAIN from `splice(socket → pipe)` means "socket empty" *or* "pipe
+//! full", and a short splice does not mean the socket is empty (the pipe
+//! can run out of slots first). So a source counts as drained only when a
+//! splice into an empty pipe says EAGAIN: under edge-triggered readiness
+//! there is no second event for bytes left behind.
+//!
+//! Pipes count against `fs.pipe-user-pages-soft` (16384 pages by default:
+//! 1024 pipes of 64 KiB per user, beyond which the kernel hands out
+//! one-page pipes). The pool stays under three quarters of it unless
+//! `--splice-pipes` says otherwise.
+
+use std::fmt;
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::ptr;
+
+use mio::net::TcpStream;
+
+use super::copy::{shut_write, READS_PER_TURN};
+use super::{Fault, Flow, FlowState, Parked, Progress};
+use crate::buffer::BUF_BYTES;
+use crate::sys;
+use crate::warn;
+
+/// Capacity of each pipe: the kernel's default, 16 pages.
+pub const PIPE_BYTES: usize = 64 * 1024;
+
+/// Most pipes a process uses when the soft limit does not say less.
+pub const MAX_PIPES: usize = 4096;
+
+/// Under `auto`, a splice turn that finds its source empty after moving
+/// less than this goes back to the copy relay: the direction is chatting,
+/// not streaming.
+const STREAM_MIN_BYTES: usize = BUF_BYTES / 2;
+
+/// A pipe and how many bytes sit in it.
+pub struct Pipe {
+    read: OwnedFd,
+    write: OwnedFd,
+    len: usize,
+}
+
+impl fmt::Debug for Pipe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Pipe({} bytes)", self.len)
+    }
+}
+
+/// A worker's pipes: reused while busy, closed when idle.
+pub struct PipePool {
+    free: Vec<Pipe>,
+    /// Most pipes this worker keeps open, free or in use.
+    limit: usize,
+    /// Pipes open now, free or in use.
+    open: usize,
+    /// A pipe was taken or given since the last trim check.
+    touched: bool,
+}
+
+impl PipePool {
+    pub fn new(limit: usize) -> PipePool {
+        PipePool {
+            free: Vec::new(),
+            limit,
+            open: 0,
+            touched: false,
+        }
+    }
+
+    /// A pipe can be had without waiting.
+    pub fn available(&self) -> bool {
+        !self.free.is_empty() || self.open < self.limit
+    }
+
+    /// An empty pipe, reused or new; `None` when the pool is spent.
+    pub fn take(&mut self) -> Option<Pipe> {
+        self.touched = true;
+        if let Some(pipe) = self.free.pop() {
+            return Some(pipe);
+        }
+        if self.open >= self.limit {
+            return None;
+        }
+        match create() {
+            Ok(pipe) => {
+                self.open += 1;
+                Some(pipe)
+            }
+            Err(e) => {
+                // Out of descriptors or over the user's pipe budget: stop
+                // growing; tunnels beyond this use the copy relay.
+                warn!(
+                    "cannot open another pipe ({e}); splicing with {} pipes, the rest copy \
+                     (raise fs.pipe-user-pages-soft or the fd limit)",
+                    self.open
+                );
+                self.limit = self.open;
+                None
+            }
+        }
+    }
+
+    /// Takes a pipe back: kept if empty, closed if bytes are left in it.
+    pub fn give(&mut self, pipe: Pipe) {
+        self.touched = true;
+        if pipe.len == 0 {
+            self.free.push(pipe);
+        } else {
+            self.open -= 1;
+        }
+    }
+
+    /// Pipes holding bytes now.
+    pub fn in_use(&self) -> usize {
+        self.open - self.free.len()
+    }
+
+    /// Free pipes now.
+    pub fn free_count(&self) -> usize {
+        self.free.len()
+    }
+
+    /// Closes every free pipe if none was taken or given since the last
+    /// call; the worker calls this once per trim period.
+    pub fn trim_idle(&mut self) {
+        if !self.touched {
+            self.open -= self.free.len();
+            self.free.clear();
+        }
+        self.touched = false;
+    }
+}
+
+/// The default pipe budget for a process: three quarters of what
+/// `fs.pipe-user-pages-soft` allows in full-size pipes, at most [`MAX_PIPES`].
+pub fn default_limit() -> usize {
+    let soft_pages = std::fs::read_to_string("/proc/sys/fs/pipe-user-pages-soft")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok());
+    match soft_pages {
+        // 0 means no soft limit.
+        Some(0) | None => MAX_PIPES,
+        Some(pages) => (pages * 4096 / PIPE_BYTES * 3 / 4).clamp(1, MAX_PIPES),
+    }
+}
+
+fn create() -> io::Result<Pipe> {
+    let (read, write) = sys::pipe()?;
+    // Over the soft limit the kernel silently hands out one-page pipes;
+    // such a pipe is not worth splicing through.
+    let size = sys::pipe_size(write.as_fd())?;
+    if size < PIPE_BYTES {
+        return Err(io::Error::other(format!(
+            "the kernel granted a {size}-byte pipe (pipe-user-pages-soft reached)"
+        )));
+    }
+    Ok(Pipe {
+        read,
+        write,
+        len: 0,
+    })
+}
+
+/// `splice(2)` between a socket and a pipe, non-blocking.
+fn splice(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io::Result<usize> {
+    loop {
+        // SAFETY: both descriptors are borrowed, so open for the whole call;
+        // null offsets are what splice requires for pipes and sockets; the
+        // kernel moves at most `len` bytes between them and touches no
+        // memory of ours.
+        let n = unsafe {
+            libc::splice(
+                from.as_raw_fd(),
+                ptr::null_mut(),
+                to.as_raw_fd(),
+                ptr::null_mut(),
+                len,
+                libc::SPLICE_F_NONBLOCK | libc::SPLICE_F_MOVE,
+            )
+        };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// The splice relay's turn: see [`super::pump`].
+pub fn pump(
+    flow: &mut Flow,
+    src: &TcpStream,
+    dst: &TcpStream,
+    pipes: &mut PipePool,
+) -> Result<Progress, Fault> {
+    debug_assert!(
+        !matches!(flow.parked, Parked::Buf(_)),
+        "buffers are the copy relay's"
+    );
+    let mut moved = 0;
+    for _ in 0..READS_PER_TURN {
+        if let Parked::Pipe(pipe) = &mut flow.parked {
+            while pipe.len > 0 {
+                match splice(pipe.read.as_fd(), dst.as_fd(), pipe.len) {
+                    Ok(0) => return Err(Fault::Destination(io::ErrorKind::WriteZero.into())),
+                    Ok(n) => {
+                        pipe.len -= n;
+                        moved += n;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        return Ok(Progress::blocked(moved))
+                    }
+                    Err(e) => return Err(Fault::Destination(e)),
+                }
+            }
+            if let Parked::Pipe(pipe) = std::mem::take(&mut flow.parked) {
+                pipes.give(pipe);
+            }
+        }
+        match flow.state {
+            FlowState::Open => {}
+            FlowState::Eof => {
+                shut_write(dst);
+                flow.state = FlowState::Shut;
+                return Ok(Progress::finished(moved));
+            }
+            FlowState::Complete | FlowState::Shut => return Ok(Progress::finished(moved)),
+        }
+        let Some(mut pipe) = pipes.take() else {
+            // Spent: the next turn goes to the copy relay.
+            return Ok(Progress::yielded(moved));
+        };
+        match splice(src.as_fd(), pipe.write.as_fd(), PIPE_BYTES) {
+            Ok(0) => {
+                pipes.give(pipe);
+                flow.state = FlowState::Eof;
+            }
+            Ok(n) => {
+                pipe.len = n;
+                flow.parked = Parked::Pipe(pipe);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                // The pipe is empty, so it is the socket that is.
+                pipes.give(pipe);
+                if moved < STREAM_MIN_BYTES {
+                    flow.streaming = false;
+                }
+                return Ok(Progress::blocked(moved));
+            }
+            Err(e) => {
+                pipes.give(pipe);
+                return Err(Fault::Source(e));
+            }
+        }
+    }
+    Ok(Progress::yielded(moved))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pool_reuses_bounds_and_trims() {
+        let mut pool = PipePool::new(2);
+        let a = pool.take().unwrap();
+        let b = pool.take().unwrap();
+        assert!(pool.take().is_none(), "limit reached");
+        assert!(!pool.available());
+        assert_eq!(pool.in_use(), 2);
+        pool.give(a);
+        assert!(pool.available());
+        let mut b = b;
+        b.len = 10;
+        pool.give(b);
+        assert_eq!(
+            (pool.open, pool.free_count()),
+            (1, 1),
+            "a pipe with bytes left is closed"
+        );
+        pool.trim_idle();
+        assert_eq!(pool.free_count(), 1, "used since the last check: kept");
+        pool.trim_idle();
+        assert_eq!((pool.open, pool.free_count()), (0, 0), "idle: closed");
+        assert!(pool.take().is_some(), "and the pool grows again");
+    }
+
+    #[test]
+    fn default_limit_respects_the_soft_limit() {
+        let limit = default_limit();
+        assert!((1..=MAX_PIPES).contains(&limit));
+    }
+}
