@@ -148,6 +148,44 @@ impl fmt::Display for Errors {
     }
 }
 
+/// What every load mode checks besides latency: echoes that differ from what
+/// was sent (counted, the first one kept in words) and connection errors.
+#[derive(Debug, Clone, Default)]
+pub struct Checks {
+    pub mismatches: u64,
+    pub first_mismatch: Option<String>,
+    pub errors: Errors,
+}
+
+impl Checks {
+    pub fn mismatch(&mut self, mismatch: &impl fmt::Display) {
+        self.mismatches += 1;
+        if self.first_mismatch.is_none() {
+            self.first_mismatch = Some(mismatch.to_string());
+        }
+    }
+
+    pub fn merge(&mut self, other: &Checks) {
+        self.mismatches += other.mismatches;
+        if self.first_mismatch.is_none() {
+            self.first_mismatch.clone_from(&other.first_mismatch);
+        }
+        self.errors.merge(&other.errors);
+    }
+
+    /// No connection error and no mismatch.
+    pub fn clean(&self) -> bool {
+        self.errors.total() == 0 && self.mismatches == 0
+    }
+
+    /// Appends `mismatches`, `first_mismatch` and `errors` to `json`.
+    pub fn json(&self, json: Json) -> Json {
+        json.uint("mismatches", self.mismatches)
+            .opt_str("first_mismatch", self.first_mismatch.as_deref())
+            .raw("errors", &self.errors.json())
+    }
+}
+
 /// What a load mode hands back to `main`.
 #[derive(Debug)]
 pub struct Outcome {
@@ -283,6 +321,26 @@ mod tests {
         let mut out = String::new();
         push_string(&mut out, "\u{1}");
         out
+    }
+
+    #[test]
+    fn checks_keep_the_first_mismatch() {
+        let mut a = Checks::default();
+        a.mismatch(&"first");
+        a.mismatch(&"second");
+        let mut b = Checks::default();
+        b.mismatch(&"other");
+        b.errors.record(&ConnError::Closed("EOF"));
+        a.merge(&b);
+        assert_eq!(a.mismatches, 3);
+        assert_eq!(a.first_mismatch.as_deref(), Some("first"));
+        assert_eq!(a.errors.total(), 1);
+        assert!(!a.clean());
+        assert!(Checks::default().clean());
+        assert_eq!(
+            Checks::default().json(Json::new()).finish(),
+            r#"{"mismatches":0,"first_mismatch":null,"errors":{"total":0,"connect":0,"handshake":0,"io":0,"protocol":0,"closed":0,"timeout":0,"first":null}}"#
+        );
     }
 
     #[test]

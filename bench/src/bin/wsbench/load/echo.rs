@@ -5,18 +5,13 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
-use wsbench::ws::Opcode;
-
 use super::conn::{Conn, ConnError};
-use super::message::Template;
-use super::{fail, open_all, run_threads, share, Reactor};
+use super::{fail, take_echoes, Plan, Reactor, Tally};
 use crate::cli::EchoArgs;
 use crate::error::SetupError;
-use crate::report::{per_second, Errors, Json, Latency, Outcome};
-use crate::target::Sources;
+use crate::report::{per_second, Checks, Errors, Json, Latency, Outcome};
 
 /// A connection and its outstanding messages.
 #[derive(Debug)]
@@ -34,68 +29,35 @@ struct Stats {
     messages: u64,
     payload_bytes: u64,
     latency: Latency,
-    mismatches: u64,
-    first_mismatch: Option<String>,
-    errors: Errors,
+    checks: Checks,
 }
 
-impl Stats {
+impl Tally for Stats {
     fn merge(&mut self, other: &Stats) {
         self.opened += other.opened;
         self.messages += other.messages;
         self.payload_bytes += other.payload_bytes;
         self.latency.merge(&other.latency);
-        self.mismatches += other.mismatches;
-        if self.first_mismatch.is_none() {
-            self.first_mismatch.clone_from(&other.first_mismatch);
-        }
-        self.errors.merge(&other.errors);
+        self.checks.merge(&other.checks);
     }
-}
-
-/// Settings shared by every thread of the run.
-struct Plan<'a> {
-    args: &'a EchoArgs,
-    sources: Sources,
-    threads: usize,
-    template: Template,
-    barrier: Barrier,
 }
 
 pub fn run(args: &EchoArgs) -> Result<Outcome, SetupError> {
-    let conns = args.conns as usize;
-    let threads = usize::from(args.load.threads).min(conns);
-    let plan = Plan {
+    let plan = Plan::new(
         args,
-        sources: Sources::new(args.src_ips, &args.load.url).map_err(SetupError::Usage)?,
-        threads,
-        template: Template::new(args.size as usize),
-        barrier: Barrier::new(threads),
-    };
-    let mut total = Stats::default();
-    for result in run_threads(threads, |index| run_thread(&plan, index)) {
-        total.merge(&result.map_err(|err| SetupError::io("poll", err))?);
-    }
-    Ok(outcome(args, threads, &total))
+        &args.load,
+        args.conns,
+        args.src_ips,
+        args.size as usize,
+    )?;
+    let total = plan.run("poll", |index| run_thread(&plan, index))?;
+    Ok(outcome(args, plan.threads, &total))
 }
 
-fn run_thread(plan: &Plan<'_>, index: usize) -> io::Result<Stats> {
+fn run_thread(plan: &Plan<'_, EchoArgs>, index: usize) -> io::Result<Stats> {
     let args = plan.args;
     let mut stats = Stats::default();
-    let concurrency = (args.load.open_concurrency as usize / plan.threads).max(1);
-    let ids = share(args.conns as usize, plan.threads, index);
-    let prepared = Reactor::new().and_then(|mut reactor| {
-        let url = &args.load.url;
-        let conns = open_all(
-            &mut reactor,
-            url,
-            plan.sources,
-            ids,
-            concurrency,
-            &mut stats.errors,
-        )?;
-        Ok((reactor, conns))
-    });
+    let prepared = plan.open(index, &mut stats.checks.errors);
     // Every thread reaches the barrier, even after a failure, so none waits forever.
     plan.barrier.wait();
     let (mut reactor, conns) = prepared?;
@@ -125,7 +87,7 @@ fn run_thread(plan: &Plan<'_>, index: usize) -> io::Result<Stats> {
             slot.sent.push_back(start);
         }
         if let Err(err) = slot.conn.flush() {
-            drop_slot(entry, &reactor, &mut stats.errors, &err);
+            drop_slot(entry, &reactor, &mut stats.checks.errors, &err);
         }
     }
 
@@ -146,37 +108,32 @@ fn run_thread(plan: &Plan<'_>, index: usize) -> io::Result<Stats> {
                 .conn
                 .on_event(event, &mut reactor.scratch, &mut reactor.frames)
                 .and_then(|progress| {
-                    for echo in &reactor.frames {
-                        match echo.opcode {
-                            Opcode::Close => return Err(ConnError::Closed("Close during the run")),
-                            Opcode::Ping | Opcode::Pong => continue,
-                            _ => {}
-                        }
-                        if let Err(mismatch) = plan.template.check(echo, slot.expect_seq) {
-                            stats.mismatches += 1;
-                            if stats.first_mismatch.is_none() {
-                                stats.first_mismatch = Some(mismatch.to_string());
+                    let frames = &reactor.frames;
+                    take_echoes(
+                        &plan.template,
+                        frames,
+                        &mut slot.expect_seq,
+                        &mut stats.checks,
+                        |echo| {
+                            if let Some(sent_at) = slot.sent.pop_front() {
+                                stats.latency.record(now.saturating_duration_since(sent_at));
                             }
-                        }
-                        slot.expect_seq += 1;
-                        if let Some(sent_at) = slot.sent.pop_front() {
-                            stats.latency.record(now.saturating_duration_since(sent_at));
-                        }
-                        stats.messages += 1;
-                        stats.payload_bytes += echo.len;
-                        if now < deadline {
-                            plan.template.append(slot.conn.out_mut(), slot.next_seq);
-                            slot.next_seq += 1;
-                            slot.sent.push_back(now);
-                        }
-                    }
+                            stats.messages += 1;
+                            stats.payload_bytes += echo.len;
+                            if now < deadline {
+                                plan.template.append(slot.conn.out_mut(), slot.next_seq);
+                                slot.next_seq += 1;
+                                slot.sent.push_back(now);
+                            }
+                        },
+                    )?;
                     if progress.eof {
                         return Err(ConnError::Closed("EOF during the run"));
                     }
                     slot.conn.flush()
                 });
             if let Err(err) = result {
-                drop_slot(&mut slots[index], &reactor, &mut stats.errors, &err);
+                drop_slot(&mut slots[index], &reactor, &mut stats.checks.errors, &err);
             }
         }
     }
@@ -193,10 +150,7 @@ fn outcome(args: &EchoArgs, threads: usize, stats: &Stats) -> Outcome {
     let rate = per_second(stats.messages, elapsed);
     // Each payload byte crosses the wire once in each direction; this is one direction.
     let gbits = per_second(stats.payload_bytes, elapsed) * 8.0 / 1e9;
-    let ok = stats.errors.total() == 0
-        && stats.mismatches == 0
-        && stats.opened == u64::from(args.conns)
-        && stats.messages > 0;
+    let ok = stats.checks.clean() && stats.opened == u64::from(args.conns) && stats.messages > 0;
     let mut summary = format!(
         "echo {}: {} conns x {} B, inflight {}, {} threads, {:.1} s: {:.0} msg/s, \
          {:.3} Gbit/s payload each way; latency {}; {}, mismatches {}",
@@ -209,10 +163,10 @@ fn outcome(args: &EchoArgs, threads: usize, stats: &Stats) -> Outcome {
         rate,
         gbits,
         stats.latency,
-        stats.errors,
-        stats.mismatches,
+        stats.checks.errors,
+        stats.checks.mismatches,
     );
-    if let Some(first) = &stats.first_mismatch {
+    if let Some(first) = &stats.checks.first_mismatch {
         summary.push_str(&format!(" (first: {first})"));
     }
     if stats.opened < u64::from(args.conns) {
@@ -233,11 +187,7 @@ fn outcome(args: &EchoArgs, threads: usize, stats: &Stats) -> Outcome {
         .uint("messages", stats.messages)
         .float("msgs_per_s", rate)
         .float("payload_gbit_per_s_each_way", gbits)
-        .raw("latency", &stats.latency.json())
-        .uint("mismatches", stats.mismatches)
-        .opt_str("first_mismatch", stats.first_mismatch.as_deref())
-        .raw("errors", &stats.errors.json())
-        .bool("ok", ok)
-        .finish();
+        .raw("latency", &stats.latency.json());
+    let json = stats.checks.json(json).bool("ok", ok).finish();
     Outcome { summary, json, ok }
 }

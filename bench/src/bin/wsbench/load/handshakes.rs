@@ -6,19 +6,16 @@
 //! (connect start to the Close echo).
 
 use std::io;
-use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use mio::Token;
 use wsbench::ws::{close_payload, encode_frame, random_mask, Opcode};
 
 use super::conn::{Conn, ConnError, Progress, Received};
-use super::message::Template;
-use super::{run_threads, share, Reactor, DEADLINE_SCAN};
+use super::{Plan, Reactor, Tally, DEADLINE_SCAN};
 use crate::cli::HandshakesArgs;
 use crate::error::SetupError;
-use crate::report::{per_second, Errors, Json, Latency, Outcome};
-use crate::target::Sources;
+use crate::report::{per_second, Checks, Errors, Json, Latency, Outcome};
 
 /// Payload bytes of the one echo per cycle.
 const MESSAGE_SIZE: usize = 16;
@@ -56,37 +53,26 @@ struct Stats {
     cycle: Latency,
     /// Cycles where the server did not close TCP within [`EOF_GRACE`].
     lingering: u64,
-    mismatches: u64,
-    first_mismatch: Option<String>,
-    errors: Errors,
+    checks: Checks,
 }
 
-impl Stats {
+impl Tally for Stats {
     fn merge(&mut self, other: &Stats) {
         self.cycles += other.cycles;
         self.upgrade.merge(&other.upgrade);
         self.cycle.merge(&other.cycle);
         self.lingering += other.lingering;
-        self.mismatches += other.mismatches;
-        if self.first_mismatch.is_none() {
-            self.first_mismatch.clone_from(&other.first_mismatch);
-        }
-        self.errors.merge(&other.errors);
+        self.checks.merge(&other.checks);
     }
 }
 
-struct Plan<'a> {
-    args: &'a HandshakesArgs,
-    sources: Sources,
-    threads: usize,
-    template: Template,
+/// The run's plan and the Close frame that ends every cycle.
+struct Shared<'a> {
+    plan: Plan<'a, HandshakesArgs>,
     close_frame: Vec<u8>,
-    barrier: Barrier,
 }
 
 pub fn run(args: &HandshakesArgs) -> Result<Outcome, SetupError> {
-    let conns = args.conns as usize;
-    let threads = usize::from(args.load.threads).min(conns);
     let mut close_frame = Vec::new();
     let reason = close_payload(CLOSE_NORMAL, "");
     encode_frame(
@@ -96,19 +82,13 @@ pub fn run(args: &HandshakesArgs) -> Result<Outcome, SetupError> {
         &reason,
         Some(random_mask()),
     );
-    let plan = Plan {
-        args,
-        sources: Sources::new(args.src_ips, &args.load.url).map_err(SetupError::Usage)?,
-        threads,
-        template: Template::new(MESSAGE_SIZE),
+    let shared = Shared {
+        plan: Plan::new(args, &args.load, args.conns, args.src_ips, MESSAGE_SIZE)?,
         close_frame,
-        barrier: Barrier::new(threads),
     };
-    let mut total = Stats::default();
-    for result in run_threads(threads, |index| run_thread(&plan, index)) {
-        total.merge(&result.map_err(|err| SetupError::io("poll", err))?);
-    }
-    Ok(outcome(args, threads, &total))
+    let plan = &shared.plan;
+    let total = plan.run("poll", |index| run_thread(&shared, index))?;
+    Ok(outcome(args, plan.threads, &total))
 }
 
 /// What handling an event decided for a slot.
@@ -118,9 +98,10 @@ enum Next {
     Done,
 }
 
-fn run_thread(plan: &Plan<'_>, index: usize) -> io::Result<Stats> {
+fn run_thread(shared: &Shared<'_>, index: usize) -> io::Result<Stats> {
+    let plan = &shared.plan;
     let args = plan.args;
-    let ids = share(args.conns as usize, plan.threads, index);
+    let ids = plan.ids(index);
     let mut stats = Stats::default();
     let reactor = Reactor::new();
     plan.barrier.wait();
@@ -129,7 +110,13 @@ fn run_thread(plan: &Plan<'_>, index: usize) -> io::Result<Stats> {
     let start = Instant::now();
     let deadline = start + args.duration;
     for (index, slot) in slots.iter_mut().enumerate() {
-        *slot = begin(plan, &reactor, ids.start + index, index, &mut stats.errors);
+        *slot = begin(
+            shared,
+            &reactor,
+            ids.start + index,
+            index,
+            &mut stats.checks.errors,
+        );
     }
     let mut next_scan = start + DEADLINE_SCAN;
     loop {
@@ -150,7 +137,7 @@ fn run_thread(plan: &Plan<'_>, index: usize) -> io::Result<Stats> {
                 .on_event(event, &mut reactor.scratch, &mut reactor.frames)
                 .and_then(|progress| {
                     advance(
-                        plan,
+                        shared,
                         slot,
                         progress,
                         &reactor.frames,
@@ -163,7 +150,7 @@ fn run_thread(plan: &Plan<'_>, index: usize) -> io::Result<Stats> {
                 Ok(Next::Keep) => false,
                 Ok(Next::Done) => true,
                 Err(err) => {
-                    stats.errors.record(&err);
+                    stats.checks.errors.record(&err);
                     true
                 }
             };
@@ -172,8 +159,13 @@ fn run_thread(plan: &Plan<'_>, index: usize) -> io::Result<Stats> {
                     slot.conn.deregister(reactor.poll.registry());
                 }
                 if now < deadline {
-                    slots[index] =
-                        begin(plan, &reactor, ids.start + index, index, &mut stats.errors);
+                    slots[index] = begin(
+                        shared,
+                        &reactor,
+                        ids.start + index,
+                        index,
+                        &mut stats.checks.errors,
+                    );
                 }
             }
         }
@@ -191,7 +183,7 @@ fn run_thread(plan: &Plan<'_>, index: usize) -> io::Result<Stats> {
                         }
                         _ if now - slot.started > CYCLE_TIMEOUT => {
                             let err = ConnError::Timeout("a handshake cycle");
-                            stats.errors.record(&err);
+                            stats.checks.errors.record(&err);
                             true
                         }
                         _ => false,
@@ -201,7 +193,13 @@ fn run_thread(plan: &Plan<'_>, index: usize) -> io::Result<Stats> {
                     if let Some(mut slot) = entry.take() {
                         slot.conn.deregister(reactor.poll.registry());
                     }
-                    *entry = begin(plan, &reactor, ids.start + index, index, &mut stats.errors);
+                    *entry = begin(
+                        shared,
+                        &reactor,
+                        ids.start + index,
+                        index,
+                        &mut stats.checks.errors,
+                    );
                 }
             }
         }
@@ -211,13 +209,14 @@ fn run_thread(plan: &Plan<'_>, index: usize) -> io::Result<Stats> {
 
 /// Starts a new cycle in slot `index` (token `index`), or counts why it could not.
 fn begin(
-    plan: &Plan<'_>,
+    shared: &Shared<'_>,
     reactor: &Reactor,
     global: usize,
     index: usize,
     errors: &mut Errors,
 ) -> Option<Slot> {
     let started = Instant::now();
+    let plan = &shared.plan;
     let conn = Conn::start(&plan.args.load.url, plan.sources.pick(global)).and_then(|mut conn| {
         conn.register(reactor.poll.registry(), Token(index))
             .map_err(ConnError::Connect)?;
@@ -238,7 +237,7 @@ fn begin(
 
 /// Moves a slot through its cycle on the frames and progress of one event.
 fn advance(
-    plan: &Plan<'_>,
+    shared: &Shared<'_>,
     slot: &mut Slot,
     progress: Progress,
     frames: &[Received],
@@ -246,6 +245,7 @@ fn advance(
     deadline: Instant,
     stats: &mut Stats,
 ) -> Result<Next, ConnError> {
+    let plan = &shared.plan;
     if progress.opened {
         stats.upgrade.record(now - slot.started);
         plan.template.append(slot.conn.out_mut(), 0);
@@ -259,12 +259,9 @@ fn advance(
             }
             (Step::AwaitEcho, _) => {
                 if let Err(mismatch) = plan.template.check(frame, 0) {
-                    stats.mismatches += 1;
-                    if stats.first_mismatch.is_none() {
-                        stats.first_mismatch = Some(mismatch.to_string());
-                    }
+                    stats.checks.mismatch(&mismatch);
                 }
-                slot.conn.out_mut().extend_from_slice(&plan.close_frame);
+                slot.conn.out_mut().extend_from_slice(&shared.close_frame);
                 slot.step = Step::AwaitClose;
             }
             (Step::AwaitClose, Opcode::Close) => {
@@ -305,7 +302,7 @@ fn complete(slot: &mut Slot, now: Instant, deadline: Instant, stats: &mut Stats)
 fn outcome(args: &HandshakesArgs, threads: usize, stats: &Stats) -> Outcome {
     let elapsed = args.duration;
     let rate = per_second(stats.cycles, elapsed);
-    let ok = stats.errors.total() == 0 && stats.mismatches == 0 && stats.cycles > 0;
+    let ok = stats.checks.clean() && stats.cycles > 0;
     let summary = format!(
         "handshakes {}: {} slots, {} threads, {:.1} s: {:.0} handshakes/s ({} cycles); \
          upgrade latency {}; cycle latency {}; {}, mismatches {}, server left open {}",
@@ -317,8 +314,8 @@ fn outcome(args: &HandshakesArgs, threads: usize, stats: &Stats) -> Outcome {
         stats.cycles,
         stats.upgrade,
         stats.cycle,
-        stats.errors,
-        stats.mismatches,
+        stats.checks.errors,
+        stats.checks.mismatches,
         stats.lingering,
     );
     let json = Json::new()
@@ -331,11 +328,7 @@ fn outcome(args: &HandshakesArgs, threads: usize, stats: &Stats) -> Outcome {
         .float("handshakes_per_s", rate)
         .raw("upgrade_latency", &stats.upgrade.json())
         .raw("cycle_latency", &stats.cycle.json())
-        .uint("server_left_open", stats.lingering)
-        .uint("mismatches", stats.mismatches)
-        .opt_str("first_mismatch", stats.first_mismatch.as_deref())
-        .raw("errors", &stats.errors.json())
-        .bool("ok", ok)
-        .finish();
+        .uint("server_left_open", stats.lingering);
+    let json = stats.checks.json(json).bool("ok", ok).finish();
     Outcome { summary, json, ok }
 }

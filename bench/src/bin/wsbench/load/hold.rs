@@ -17,12 +17,10 @@ use std::time::{Duration, Instant};
 use wsbench::ws::Opcode;
 
 use super::conn::ConnError;
-use super::message::Template;
-use super::{fail, open_all, share, Reactor, DEADLINE_SCAN};
+use super::{add_up, fail, Plan, Tally, DEADLINE_SCAN};
 use crate::cli::HoldArgs;
 use crate::error::SetupError;
-use crate::report::{per_second, Errors, Json, Latency, Outcome};
-use crate::target::Sources;
+use crate::report::{per_second, Checks, Json, Latency, Outcome};
 
 /// Payload bytes of the probe message sent on every connection after the hold.
 const PROBE_SIZE: usize = 16;
@@ -37,52 +35,32 @@ struct Stats {
     dropped: u64,
     survivors: u64,
     probe: Latency,
-    mismatches: u64,
-    first_mismatch: Option<String>,
-    errors: Errors,
+    checks: Checks,
 }
 
-impl Stats {
+impl Tally for Stats {
     fn merge(&mut self, other: &Stats) {
         self.opened += other.opened;
         self.dropped += other.dropped;
         self.survivors += other.survivors;
         self.probe.merge(&other.probe);
-        self.mismatches += other.mismatches;
-        if self.first_mismatch.is_none() {
-            self.first_mismatch.clone_from(&other.first_mismatch);
-        }
-        self.errors.merge(&other.errors);
+        self.checks.merge(&other.checks);
     }
 }
 
-struct Plan<'a> {
-    args: &'a HoldArgs,
-    sources: Sources,
-    threads: usize,
-    template: Template,
-    /// Set by the main thread when the hold is over.
-    probe_now: AtomicBool,
-}
-
 pub fn run(args: &HoldArgs) -> Result<Outcome, SetupError> {
-    let conns = args.conns as usize;
-    let threads = usize::from(args.load.threads).min(conns);
-    let plan = Plan {
-        args,
-        sources: Sources::new(args.src_ips, &args.load.url).map_err(SetupError::Usage)?,
-        threads,
-        template: Template::new(PROBE_SIZE),
-        probe_now: AtomicBool::new(false),
-    };
+    let plan = Plan::new(args, &args.load, args.conns, args.src_ips, PROBE_SIZE)?;
+    let threads = plan.threads;
+    // Set by this thread when the hold is over.
+    let probe_now = AtomicBool::new(false);
     let started = Instant::now();
     let (opened_tx, opened_rx) = mpsc::channel::<u64>();
     let (results, open_time, held) = thread::scope(|scope| {
         let handles: Vec<_> = (0..threads)
             .map(|index| {
                 let opened_tx = opened_tx.clone();
-                let plan = &plan;
-                scope.spawn(move || run_thread(plan, index, &opened_tx))
+                let (plan, probe_now) = (&plan, &probe_now);
+                scope.spawn(move || run_thread(plan, probe_now, index, &opened_tx))
             })
             .collect();
         drop(opened_tx);
@@ -92,7 +70,7 @@ pub fn run(args: &HoldArgs) -> Result<Outcome, SetupError> {
         let open_time = started.elapsed();
         eprintln!("held {held}");
         thread::sleep(args.hold);
-        plan.probe_now.store(true, Ordering::SeqCst);
+        probe_now.store(true, Ordering::SeqCst);
         let results: Vec<_> = handles
             .into_iter()
             .map(|handle| {
@@ -103,30 +81,18 @@ pub fn run(args: &HoldArgs) -> Result<Outcome, SetupError> {
             .collect();
         (results, open_time, held)
     });
-    let mut total = Stats::default();
-    for result in results {
-        total.merge(&result.map_err(|err| SetupError::io("poll", err))?);
-    }
+    let total = add_up(results, "poll")?;
     Ok(outcome(args, threads, &total, open_time, held))
 }
 
-fn run_thread(plan: &Plan<'_>, index: usize, opened_tx: &Sender<u64>) -> io::Result<Stats> {
-    let args = plan.args;
+fn run_thread(
+    plan: &Plan<'_, HoldArgs>,
+    probe_now: &AtomicBool,
+    index: usize,
+    opened_tx: &Sender<u64>,
+) -> io::Result<Stats> {
     let mut stats = Stats::default();
-    let concurrency = (args.load.open_concurrency as usize / plan.threads).max(1);
-    let ids = share(args.conns as usize, plan.threads, index);
-    let prepared = Reactor::new().and_then(|mut reactor| {
-        let url = &args.load.url;
-        let conns = open_all(
-            &mut reactor,
-            url,
-            plan.sources,
-            ids,
-            concurrency,
-            &mut stats.errors,
-        )?;
-        Ok((reactor, conns))
-    });
+    let prepared = plan.open(index, &mut stats.checks.errors);
     let opened = prepared
         .as_ref()
         .map_or(0, |(_, conns)| conns.iter().flatten().count());
@@ -139,7 +105,7 @@ fn run_thread(plan: &Plan<'_>, index: usize, opened_tx: &Sender<u64>) -> io::Res
     }
 
     // Hold: idle, but still notice connections the server drops.
-    while !plan.probe_now.load(Ordering::SeqCst) {
+    while !probe_now.load(Ordering::SeqCst) {
         reactor.wait(Some(DEADLINE_SCAN))?;
         for event in reactor.events.iter() {
             let index = event.token().0;
@@ -160,7 +126,7 @@ fn run_thread(plan: &Plan<'_>, index: usize, opened_tx: &Sender<u64>) -> io::Res
                 fail(
                     &mut conns[index],
                     reactor.poll.registry(),
-                    &mut stats.errors,
+                    &mut stats.checks.errors,
                     &err,
                 );
             }
@@ -177,7 +143,12 @@ fn run_thread(plan: &Plan<'_>, index: usize, opened_tx: &Sender<u64>) -> io::Res
         plan.template.append(conn.out_mut(), 0);
         match conn.flush() {
             Ok(()) => waiting += 1,
-            Err(err) => fail(entry, reactor.poll.registry(), &mut stats.errors, &err),
+            Err(err) => fail(
+                entry,
+                reactor.poll.registry(),
+                &mut stats.checks.errors,
+                &err,
+            ),
         }
     }
     let give_up = sent_at + PROBE_TIMEOUT;
@@ -203,10 +174,7 @@ fn run_thread(plan: &Plan<'_>, index: usize, opened_tx: &Sender<u64>) -> io::Res
                 (Err(err), _) => Some(err),
                 (Ok(_), Some(echo)) => {
                     if let Err(mismatch) = plan.template.check(echo, 0) {
-                        stats.mismatches += 1;
-                        if stats.first_mismatch.is_none() {
-                            stats.first_mismatch = Some(mismatch.to_string());
-                        }
+                        stats.checks.mismatch(&mismatch);
                     } else {
                         stats.survivors += 1;
                         stats.probe.record(now - sent_at);
@@ -228,7 +196,7 @@ fn run_thread(plan: &Plan<'_>, index: usize, opened_tx: &Sender<u64>) -> io::Res
                 fail(
                     &mut conns[index],
                     reactor.poll.registry(),
-                    &mut stats.errors,
+                    &mut stats.checks.errors,
                     &err,
                 );
             }
@@ -238,7 +206,7 @@ fn run_thread(plan: &Plan<'_>, index: usize, opened_tx: &Sender<u64>) -> io::Res
         fail(
             slot,
             reactor.poll.registry(),
-            &mut stats.errors,
+            &mut stats.checks.errors,
             &ConnError::Timeout("the probe echo"),
         );
     }
@@ -253,8 +221,7 @@ fn outcome(
     held: u64,
 ) -> Outcome {
     let open_rate = per_second(held, open_time);
-    let ok = stats.errors.total() == 0
-        && stats.mismatches == 0
+    let ok = stats.checks.clean()
         && stats.opened == u64::from(args.conns)
         && stats.survivors == u64::from(args.conns);
     let summary = format!(
@@ -271,8 +238,8 @@ fn outcome(
         stats.survivors,
         args.conns,
         stats.probe,
-        stats.errors,
-        stats.mismatches,
+        stats.checks.errors,
+        stats.checks.mismatches,
     );
     let json = Json::new()
         .str("mode", "hold")
@@ -285,11 +252,7 @@ fn outcome(
         .float("hold_s", args.hold.as_secs_f64())
         .uint("dropped_during_hold", stats.dropped)
         .uint("survivors", stats.survivors)
-        .raw("probe_latency", &stats.probe.json())
-        .uint("mismatches", stats.mismatches)
-        .opt_str("first_mismatch", stats.first_mismatch.as_deref())
-        .raw("errors", &stats.errors.json())
-        .bool("ok", ok)
-        .finish();
+        .raw("probe_latency", &stats.probe.json());
+    let json = stats.checks.json(json).bool("ok", ok).finish();
     Outcome { summary, json, ok }
 }

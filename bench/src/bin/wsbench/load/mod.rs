@@ -1,6 +1,8 @@
 //! The load modes (`echo`, `rate`, `handshakes`, `hold`) and what they
-//! share: per-thread reactors, the split of connections over threads, and
-//! opening many connections with bounded concurrency and a deadline each.
+//! share: per-thread reactors, the [`Plan`] of a run (threads, their share
+//! of the connections, source addresses, the message template), adding up
+//! per-thread counts, opening many connections with bounded concurrency and
+//! a deadline each, and checking echoes.
 //!
 //! Every mode runs one mio reactor per thread. A connection's token is its
 //! index in the thread's slot vector; [`TIMER`] is the one reserved token.
@@ -14,13 +16,18 @@ pub mod rate;
 
 use std::io;
 use std::ops::Range;
+use std::sync::Barrier;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use mio::{Events, Poll, Registry, Token};
+use wsbench::ws::Opcode;
 
 use self::conn::{Conn, ConnError, Received};
-use crate::report::Errors;
+use self::message::Template;
+use crate::cli::LoadArgs;
+use crate::error::SetupError;
+use crate::report::{Checks, Errors};
 use crate::target::{Sources, Target};
 
 /// Token of a thread's timer (used by `rate`); connection tokens are slot
@@ -70,6 +77,136 @@ impl Reactor {
             other => other,
         }
     }
+}
+
+/// One thread's counts, which add up into the run's total.
+pub trait Tally: Default {
+    fn merge(&mut self, other: &Self);
+}
+
+/// Settings every thread of a run shares.
+#[derive(Debug)]
+pub struct Plan<'a, A> {
+    /// The mode's flags.
+    pub args: &'a A,
+    /// The flags every mode has.
+    pub load: &'a LoadArgs,
+    /// Connections (or, for `handshakes`, slots) across all threads.
+    pub conns: usize,
+    pub sources: Sources,
+    /// Threads in use: `--threads`, but no more than connections.
+    pub threads: usize,
+    /// The message the mode sends.
+    pub template: Template,
+    /// Where threads wait for each other before measuring, so that all
+    /// measure over the same time.
+    pub barrier: Barrier,
+}
+
+impl<'a, A: Sync> Plan<'a, A> {
+    /// A plan for `conns` connections from `src_ips` source addresses,
+    /// sending messages with `message_size` payload bytes.
+    pub fn new(
+        args: &'a A,
+        load: &'a LoadArgs,
+        conns: u32,
+        src_ips: u32,
+        message_size: usize,
+    ) -> Result<Plan<'a, A>, SetupError> {
+        let conns = conns as usize;
+        let threads = usize::from(load.threads).min(conns);
+        Ok(Plan {
+            args,
+            load,
+            conns,
+            sources: Sources::new(src_ips, &load.url).map_err(SetupError::Usage)?,
+            threads,
+            template: Template::new(message_size),
+            barrier: Barrier::new(threads),
+        })
+    }
+
+    /// The global connection indices thread `index` owns.
+    pub fn ids(&self, index: usize) -> Range<usize> {
+        share(self.conns, self.threads, index)
+    }
+
+    /// Opens thread `index`'s connections on `reactor` ([`open_all`]), with
+    /// its share of `--open-concurrency`.
+    pub fn open_on(
+        &self,
+        reactor: &mut Reactor,
+        index: usize,
+        errors: &mut Errors,
+    ) -> io::Result<Vec<Option<Conn>>> {
+        let concurrency = (self.load.open_concurrency as usize / self.threads).max(1);
+        let ids = self.ids(index);
+        open_all(
+            reactor,
+            &self.load.url,
+            self.sources,
+            ids,
+            concurrency,
+            errors,
+        )
+    }
+
+    /// A new reactor with thread `index`'s connections opened on it.
+    pub fn open(&self, index: usize, errors: &mut Errors) -> io::Result<OpenThread> {
+        let mut reactor = Reactor::new()?;
+        let conns = self.open_on(&mut reactor, index, errors)?;
+        Ok((reactor, conns))
+    }
+
+    /// Runs `work(index)` on every thread and adds up their counts; the
+    /// first failure in thread order ends the run as a set-up error saying
+    /// `what` failed.
+    pub fn run<S: Tally + Send>(
+        &self,
+        what: &'static str,
+        work: impl Fn(usize) -> io::Result<S> + Sync,
+    ) -> Result<S, SetupError> {
+        add_up(run_threads(self.threads, work), what)
+    }
+}
+
+/// Adds up the threads' counts in thread order; the first failure ends the
+/// run as a set-up error saying `what` failed.
+pub fn add_up<S: Tally>(results: Vec<io::Result<S>>, what: &'static str) -> Result<S, SetupError> {
+    let mut total = S::default();
+    for result in results {
+        total.merge(&result.map_err(|err| SetupError::io(what, err))?);
+    }
+    Ok(total)
+}
+
+/// A thread's reactor and its connections, slot `i` holding token `i`.
+pub type OpenThread = (Reactor, Vec<Option<Conn>>);
+
+/// Checks the echoes among one event's `frames`, in order: a Close fails the
+/// connection, Pings and Pongs are skipped, and any other frame must be
+/// message `*expect_seq` (a mismatch is counted in `checks`, not fatal).
+/// `on_echo` runs after each echo's check.
+pub fn take_echoes(
+    template: &Template,
+    frames: &[Received],
+    expect_seq: &mut u64,
+    checks: &mut Checks,
+    mut on_echo: impl FnMut(&Received),
+) -> Result<(), ConnError> {
+    for echo in frames {
+        match echo.opcode {
+            Opcode::Close => return Err(ConnError::Closed("Close during the run")),
+            Opcode::Ping | Opcode::Pong => continue,
+            _ => {}
+        }
+        if let Err(mismatch) = template.check(echo, *expect_seq) {
+            checks.mismatch(&mismatch);
+        }
+        *expect_seq += 1;
+        on_echo(echo);
+    }
+    Ok(())
 }
 
 /// The global connection indices that thread `index` of `threads` owns:

@@ -9,21 +9,17 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
 use mio::Interest;
-use wsbench::ws::Opcode;
 
 use super::conn::{Conn, ConnError};
-use super::message::Template;
-use super::{fail, open_all, run_threads, share, Reactor, TIMER};
+use super::{fail, take_echoes, Plan, Reactor, Tally, TIMER};
 use crate::cli::RateArgs;
 use crate::error::SetupError;
-use crate::report::{per_second, Errors, Json, Latency, Outcome};
+use crate::report::{per_second, Checks, Errors, Json, Latency, Outcome};
 use crate::sys::TimerFd;
-use crate::target::Sources;
 
 /// How long to wait for outstanding echoes after the last scheduled send.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
@@ -51,12 +47,10 @@ struct Stats {
     skipped: u64,
     unanswered: u64,
     latency: Latency,
-    mismatches: u64,
-    first_mismatch: Option<String>,
-    errors: Errors,
+    checks: Checks,
 }
 
-impl Stats {
+impl Tally for Stats {
     fn merge(&mut self, other: &Stats) {
         self.opened += other.opened;
         self.sent += other.sent;
@@ -64,45 +58,26 @@ impl Stats {
         self.skipped += other.skipped;
         self.unanswered += other.unanswered;
         self.latency.merge(&other.latency);
-        self.mismatches += other.mismatches;
-        if self.first_mismatch.is_none() {
-            self.first_mismatch.clone_from(&other.first_mismatch);
-        }
-        self.errors.merge(&other.errors);
+        self.checks.merge(&other.checks);
     }
-}
-
-struct Plan<'a> {
-    args: &'a RateArgs,
-    sources: Sources,
-    threads: usize,
-    template: Template,
-    barrier: Barrier,
 }
 
 pub fn run(args: &RateArgs) -> Result<Outcome, SetupError> {
-    let conns = args.conns as usize;
-    let threads = usize::from(args.load.threads).min(conns);
-    let plan = Plan {
+    let plan = Plan::new(
         args,
-        sources: Sources::new(args.src_ips, &args.load.url).map_err(SetupError::Usage)?,
-        threads,
-        template: Template::new(args.size as usize),
-        barrier: Barrier::new(threads),
-    };
-    let mut total = Stats::default();
-    for result in run_threads(threads, |index| run_thread(&plan, index)) {
-        total.merge(&result.map_err(|err| SetupError::io("poll or timer", err))?);
-    }
-    Ok(outcome(args, threads, &total))
+        &args.load,
+        args.conns,
+        args.src_ips,
+        args.size as usize,
+    )?;
+    let total = plan.run("poll or timer", |index| run_thread(&plan, index))?;
+    Ok(outcome(args, plan.threads, &total))
 }
 
-fn run_thread(plan: &Plan<'_>, index: usize) -> io::Result<Stats> {
+fn run_thread(plan: &Plan<'_, RateArgs>, index: usize) -> io::Result<Stats> {
     let args = plan.args;
     let mut stats = Stats::default();
-    let concurrency = (args.load.open_concurrency as usize / plan.threads).max(1);
-    let ids = share(args.conns as usize, plan.threads, index);
-    let thread_rate = args.rate as f64 * ids.len() as f64 / f64::from(args.conns);
+    let thread_rate = args.rate as f64 * plan.ids(index).len() as f64 / f64::from(args.conns);
     let prepared = Reactor::new().and_then(|mut reactor| {
         let timer = TimerFd::new()?;
         reactor.poll.registry().register(
@@ -110,15 +85,7 @@ fn run_thread(plan: &Plan<'_>, index: usize) -> io::Result<Stats> {
             TIMER,
             Interest::READABLE,
         )?;
-        let url = &args.load.url;
-        let conns = open_all(
-            &mut reactor,
-            url,
-            plan.sources,
-            ids,
-            concurrency,
-            &mut stats.errors,
-        )?;
+        let conns = plan.open_on(&mut reactor, index, &mut stats.checks.errors)?;
         Ok((reactor, timer, conns))
     });
     plan.barrier.wait();
@@ -185,7 +152,8 @@ fn run_thread(plan: &Plan<'_>, index: usize) -> io::Result<Stats> {
             };
             slot.dirty = false;
             if let Err(err) = slot.conn.flush() {
-                outstanding -= drop_slot(&mut slots[index], &reactor, &mut stats.errors, &err);
+                outstanding -=
+                    drop_slot(&mut slots[index], &reactor, &mut stats.checks.errors, &err);
             }
         }
 
@@ -219,32 +187,28 @@ fn run_thread(plan: &Plan<'_>, index: usize) -> io::Result<Stats> {
                 .conn
                 .on_event(event, &mut reactor.scratch, &mut reactor.frames)
                 .and_then(|progress| {
-                    for echo in &reactor.frames {
-                        match echo.opcode {
-                            Opcode::Close => return Err(ConnError::Closed("Close during the run")),
-                            Opcode::Ping | Opcode::Pong => continue,
-                            _ => {}
-                        }
-                        if let Err(mismatch) = plan.template.check(echo, slot.expect_seq) {
-                            stats.mismatches += 1;
-                            if stats.first_mismatch.is_none() {
-                                stats.first_mismatch = Some(mismatch.to_string());
+                    let frames = &reactor.frames;
+                    take_echoes(
+                        &plan.template,
+                        frames,
+                        &mut slot.expect_seq,
+                        &mut stats.checks,
+                        |_| {
+                            if let Some(due) = slot.due.pop_front() {
+                                stats.latency.record(now.saturating_duration_since(due));
+                                outstanding -= 1;
                             }
-                        }
-                        slot.expect_seq += 1;
-                        if let Some(due) = slot.due.pop_front() {
-                            stats.latency.record(now.saturating_duration_since(due));
-                            outstanding -= 1;
-                        }
-                        stats.received += 1;
-                    }
+                            stats.received += 1;
+                        },
+                    )?;
                     if progress.eof {
                         return Err(ConnError::Closed("EOF during the run"));
                     }
                     slot.conn.flush()
                 });
             if let Err(err) = result {
-                outstanding -= drop_slot(&mut slots[index], &reactor, &mut stats.errors, &err);
+                outstanding -=
+                    drop_slot(&mut slots[index], &reactor, &mut stats.checks.errors, &err);
             }
         }
     }
@@ -280,10 +244,7 @@ fn drop_slot(
 fn outcome(args: &RateArgs, threads: usize, stats: &Stats) -> Outcome {
     let elapsed = args.duration;
     let achieved = per_second(stats.received, elapsed);
-    let ok = stats.errors.total() == 0
-        && stats.mismatches == 0
-        && stats.opened == u64::from(args.conns)
-        && stats.received > 0;
+    let ok = stats.checks.clean() && stats.opened == u64::from(args.conns) && stats.received > 0;
     let mut summary = format!(
         "rate {}: {} conns x {} B, {} threads, target {} msg/s for {:.1} s: achieved {:.0} msg/s \
          (sent {}, received {}, skipped {}, unanswered {}); latency from schedule {}; {}, \
@@ -300,10 +261,10 @@ fn outcome(args: &RateArgs, threads: usize, stats: &Stats) -> Outcome {
         stats.skipped,
         stats.unanswered,
         stats.latency,
-        stats.errors,
-        stats.mismatches,
+        stats.checks.errors,
+        stats.checks.mismatches,
     );
-    if let Some(first) = &stats.first_mismatch {
+    if let Some(first) = &stats.checks.first_mismatch {
         summary.push_str(&format!(" (first: {first})"));
     }
     if stats.opened < u64::from(args.conns) {
@@ -326,11 +287,7 @@ fn outcome(args: &RateArgs, threads: usize, stats: &Stats) -> Outcome {
         .uint("skipped", stats.skipped)
         .uint("unanswered", stats.unanswered)
         .float("achieved_msgs_per_s", achieved)
-        .raw("latency", &stats.latency.json())
-        .uint("mismatches", stats.mismatches)
-        .opt_str("first_mismatch", stats.first_mismatch.as_deref())
-        .raw("errors", &stats.errors.json())
-        .bool("ok", ok)
-        .finish();
+        .raw("latency", &stats.latency.json());
+    let json = stats.checks.json(json).bool("ok", ok).finish();
     Outcome { summary, json, ok }
 }
