@@ -82,6 +82,9 @@ fn probe_exclusive(addr: SocketAddr) -> io::Result<()> {
 fn listen(addr: SocketAddr, defer: Duration) -> io::Result<mio::net::TcpListener> {
     let socket = new_socket(addr)?;
     socket.set_reuse_port(true)?;
+    // Accepted sockets inherit TCP_NODELAY from their listener, which saves
+    // a setsockopt per connection: small frames must not wait for Nagle.
+    socket.set_tcp_nodelay(true)?;
     socket.bind(&SockAddr::from(addr))?;
     socket.listen(BACKLOG)?;
     let seconds = u32::try_from(defer.as_secs().max(1)).unwrap_or(u32::MAX);
@@ -116,6 +119,22 @@ mod tests {
         for s in &bound.sockets {
             assert_eq!(s.local_addr().unwrap(), bound.addr);
         }
+    }
+
+    #[test]
+    fn accepted_sockets_inherit_nodelay() {
+        let bound = bind("127.0.0.1:0".parse().unwrap(), 1, Duration::from_secs(1)).unwrap();
+        let mut client = std::net::TcpStream::connect(bound.addr).unwrap();
+        // TCP_DEFER_ACCEPT holds back connections that sent nothing.
+        std::io::Write::write_all(&mut client, b"x").unwrap();
+        let (accepted, _) = loop {
+            match bound.sockets[0].accept() {
+                Ok(pair) => break pair,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => std::thread::yield_now(),
+                Err(e) => panic!("{e}"),
+            }
+        };
+        assert!(accepted.nodelay().unwrap());
     }
 
     #[test]

@@ -404,6 +404,7 @@ impl Pair {
                 }
             };
             bufs.scratch.fill(n);
+            let drained = n < room;
             let from_scratch = partial.is_empty();
             if !from_scratch {
                 partial.extend_from_slice(bufs.scratch.data());
@@ -442,7 +443,7 @@ impl Pair {
                         );
                     }
                     *partial = Vec::new();
-                    return self.forward(fwd.kind, Flow::with_pending(body, out), ctx);
+                    return self.forward(fwd.kind, Flow::with_pending(body, out, drained), ctx);
                 }
                 Err(reject) => {
                     bufs.pool.give(out);
@@ -476,7 +477,14 @@ impl Pair {
                 Ok(stream) => {
                     // Small frames go out at once; a WebSocket is interactive.
                     let _ = stream.set_nodelay(true);
+                    // A nearby upstream (loopback, same host) has usually
+                    // accepted before connect returns: send the head now
+                    // rather than after a trip through epoll.
+                    let connected = stream.peer_addr().is_ok();
                     self.set_upstream(Some(stream));
+                    if connected {
+                        return self.connected(ctx);
+                    }
                     self.arm(ctx, ctx.config.timeouts.connect);
                     return Outcome::Continue;
                 }
@@ -628,6 +636,7 @@ impl Pair {
                 }
             };
             bufs.scratch.fill(n);
+            let drained = n < room;
             let from_scratch = partial.is_empty();
             if !from_scratch {
                 partial.extend_from_slice(bufs.scratch.data());
@@ -660,7 +669,11 @@ impl Pair {
                         self.server_addr(ctx)
                     );
                     self.arm(ctx, ctx.config.timeouts.idle);
-                    return self.relay(Flow::with_pending(Body::UntilClose, out), true, ctx);
+                    return self.relay(
+                        Flow::with_pending(Body::UntilClose, out, drained),
+                        true,
+                        ctx,
+                    );
                 }
                 Answered::Final { body, status } => {
                     debug!(
@@ -668,7 +681,7 @@ impl Pair {
                         self.client_addr,
                         self.server_addr(ctx)
                     );
-                    return self.relay(Flow::with_pending(body, out), false, ctx);
+                    return self.relay(Flow::with_pending(body, out, drained), false, ctx);
                 }
                 Answered::Bad(reject) => {
                     bufs.pool.give(out);

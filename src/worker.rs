@@ -224,7 +224,6 @@ impl Worker {
     }
 
     fn admit(&mut self, stream: TcpStream, addr: SocketAddr) {
-        let _ = stream.set_nodelay(true);
         self.serial = self.serial.wrapping_add(1);
         let entry = self.pairs.vacant_entry();
         let key = entry.key();

@@ -68,6 +68,9 @@ pub fn pump(
                     if let Parked::Buf(buf) = std::mem::take(&mut flow.parked) {
                         bufs.pool.give(buf);
                     }
+                    if flow.src_drained && !flow.src_closing && flow.state == FlowState::Open {
+                        return Ok(Progress::blocked(moved));
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     return Ok(Progress::blocked(moved))
@@ -120,6 +123,7 @@ pub fn pump(
             flow.parked = Parked::Buf(parked);
             return Ok(Progress::blocked(moved));
         }
+        flow.src_drained = n < room;
         if n == room {
             if !flow.streaming {
                 // A full read: this direction streams. Yield once so the

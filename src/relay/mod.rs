@@ -85,6 +85,10 @@ pub struct Flow {
     /// The source reported EOF or an error: read it to the end even after a
     /// short read (edge-triggered readiness gives no second event for it).
     src_closing: bool,
+    /// The last read from the source was short, so it was empty then. After
+    /// parked bytes are flushed the source is not read at once: unparking
+    /// re-registers it for reading, and epoll reports bytes already there.
+    src_drained: bool,
     /// A read filled the whole scratch buffer: under `auto`, splice now.
     streaming: bool,
 }
@@ -152,17 +156,20 @@ impl Flow {
             body,
             state,
             src_closing: false,
+            src_drained: false,
             streaming: false,
         }
     }
 
     /// A flow that starts with `bytes` to write (a request or response head
-    /// and whatever followed it).
-    pub fn with_pending(body: Body, bytes: Buf) -> Flow {
+    /// and whatever followed it); `src_drained` says the read that got them
+    /// was short.
+    pub fn with_pending(body: Body, bytes: Buf, src_drained: bool) -> Flow {
         let mut flow = Flow::new(body);
         if !bytes.is_empty() {
             flow.parked = Parked::Buf(bytes);
         }
+        flow.src_drained = src_drained;
         flow
     }
 
