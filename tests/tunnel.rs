@@ -311,3 +311,35 @@ fn idle_tunnels_close_after_the_idle_timeout_and_busy_ones_stay() {
     busy.write_all(b"still here").unwrap();
     assert_eq!(read_exact(&mut busy_server, 10), b"still here");
 }
+
+#[test]
+fn a_spent_pipe_pool_falls_back_to_copy() {
+    let _w = watchdog();
+    let (upstream, ends) = handoff_upstream();
+    // One pipe for eight streaming directions: most turns find none free.
+    let proxy = proxy_to(
+        &[upstream.addr],
+        &["--relay", "splice", "--splice-pipes", "1"],
+    );
+    let tunnels: Vec<_> = (0..4).map(|_| open_tunnel(&proxy, &ends)).collect();
+    const LEN: usize = 4 << 20;
+    let runs: Vec<_> = tunnels
+        .into_iter()
+        .enumerate()
+        .flat_map(|(i, (client, server))| {
+            let seed = 100 + 2 * i as u64;
+            [
+                thread::spawn(move || (exchange(client, pattern(LEN, seed)), seed + 1)),
+                thread::spawn(move || (exchange(server, pattern(LEN, seed + 1)), seed)),
+            ]
+        })
+        .collect();
+    for run in runs {
+        let (got, seed) = run.join().unwrap();
+        assert!(
+            got == pattern(LEN, seed),
+            "stream {seed} differs ({} bytes)",
+            got.len()
+        );
+    }
+}
