@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's one test command (README and CI run exactly this): install
-# the tools tests need, check formatting and lints, run every test, and run
-# the demo once end to end.
+# the tools tests need, check formatting and lints, run every test, run the
+# demo once end to end, and a seconds-long smoke of the side-by-side bench
+# (nginx, HAProxy), the k6 and the websocat load scripts so they cannot rot.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -11,3 +12,4 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
 scripts/demo.sh --once
+scripts/smoke.sh

