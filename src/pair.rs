@@ -184,18 +184,22 @@ impl Pair {
     /// `TCP_DEFER_ACCEPT` usually has waiting already.
     pub fn start(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
         self.arm(ctx, ctx.config.timeouts.handshake);
-        self.read_request(ctx)
+        self.read_request(false, ctx)
     }
 
     /// Handles readiness of one of the pair's sockets.
     pub fn on_ready(&mut self, side: Side, ready: Ready, ctx: &mut Ctx<'_>) -> Outcome {
         match (&self.phase, side) {
-            (Phase::Request { .. }, Side::Client) if ready.readable => self.read_request(ctx),
+            (Phase::Request { .. }, Side::Client) if ready.readable => {
+                self.read_request(ready.closing, ctx)
+            }
             (Phase::Connect { .. }, Side::Upstream) if ready.writable => self.finish_connect(ctx),
             (Phase::Response { .. }, Side::Client) => {
                 let mut outcome = Outcome::Continue;
                 if ready.writable {
-                    outcome = self.flush_interim(ctx);
+                    // The upstream's read interest was dropped while 1xx
+                    // bytes waited and comes back now: no hint is needed.
+                    outcome = self.flush_interim(false, ctx);
                 }
                 if ready.readable && matches!(self.phase, Phase::Response { .. }) {
                     outcome = outcome.and(self.pump(Dir::Up, ready.closing, ctx));
@@ -208,7 +212,7 @@ impl Pair {
                     outcome = self.pump(Dir::Up, false, ctx);
                 }
                 if ready.readable && matches!(self.phase, Phase::Response { .. }) {
-                    outcome = outcome.and(self.read_response(ctx));
+                    outcome = outcome.and(self.read_response(ready.closing, ctx));
                 }
                 outcome
             }
@@ -371,7 +375,9 @@ impl Pair {
 
     // ----- Request -------------------------------------------------------
 
-    fn read_request(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
+    /// Reads and handles the request head. `closing`: the event reported
+    /// EOF or an error on the client.
+    fn read_request(&mut self, closing: bool, ctx: &mut Ctx<'_>) -> Outcome {
         let limit = ctx.config.max_head;
         let peer = self.peer();
         loop {
@@ -404,7 +410,9 @@ impl Pair {
                 }
             };
             bufs.scratch.fill(n);
-            let drained = n < room;
+            // A short read emptied the socket, unless the event also said
+            // EOF: that is still to be read, and nothing will say so again.
+            let drained = n < room && !closing;
             let from_scratch = partial.is_empty();
             if !from_scratch {
                 partial.extend_from_slice(bufs.scratch.data());
@@ -587,7 +595,9 @@ impl Pair {
 
     // ----- Response ------------------------------------------------------
 
-    fn read_response(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
+    /// Reads and handles the response head. `closing`: the event reported
+    /// EOF or an error on the upstream.
+    fn read_response(&mut self, closing: bool, ctx: &mut Ctx<'_>) -> Outcome {
         let limit = ctx.config.max_head;
         loop {
             let Phase::Response {
@@ -636,7 +646,9 @@ impl Pair {
                 }
             };
             bufs.scratch.fill(n);
-            let drained = n < room;
+            // A short read emptied the socket, unless the event also said
+            // EOF: that is still to be read, and nothing will say so again.
+            let drained = n < room && !closing;
             let from_scratch = partial.is_empty();
             if !from_scratch {
                 partial.extend_from_slice(bufs.scratch.data());
@@ -660,7 +672,7 @@ impl Pair {
                         continue;
                     }
                     *interim = Some(out);
-                    return self.flush_interim(ctx);
+                    return self.flush_interim(closing, ctx);
                 }
                 Answered::Tunnel => {
                     debug!(
@@ -693,7 +705,7 @@ impl Pair {
 
     /// Writes the 1xx answers held in `interim`, then resumes reading the
     /// response head.
-    fn flush_interim(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
+    fn flush_interim(&mut self, closing: bool, ctx: &mut Ctx<'_>) -> Outcome {
         let Phase::Response {
             interim: Some(out), ..
         } = &mut self.phase
@@ -720,7 +732,7 @@ impl Pair {
                 ctx.relay.bufs.pool.give(buf);
             }
         }
-        self.read_response(ctx)
+        self.read_response(closing, ctx)
     }
 
     /// Enters `Relay` with `u2c` carrying the response head and what came

@@ -37,6 +37,7 @@ for_each_relay!(
     one_mib_each_way_at_once,
     sixty_four_mib_stream,
     early_data_follows_the_head,
+    head_bytes_and_eof_at_once,
     client_half_close,
     upstream_half_close,
     resets_pass_both_ways,
@@ -151,6 +152,32 @@ fn early_data_follows_the_head(relay: &str) {
     // And the tunnel carries on after them.
     client.write_all(b"then more").unwrap();
     assert_eq!(read_exact(&mut server, 9), b"then more");
+}
+
+/// The rest of the head, early bytes and the client's FIN arrive together
+/// after a first part of the head: the upstream must get the bytes and
+/// then EOF.
+fn head_bytes_and_eof_at_once(relay: &str) {
+    let _w = watchdog();
+    let (upstream, ends) = handoff_upstream();
+    let proxy = proxy_to(
+        &[upstream.addr],
+        &["--relay", relay, "--log-level", "debug"],
+    );
+    let head = upgrade_head(proxy.addr(), &ws::random_key(), "");
+    let (first, rest) = head.split_at(20);
+    let mut client = send(proxy.addr(), first.as_bytes());
+    // The worker logs the accept in the handler that then reads the first
+    // part at once and starts watching the client for the rest.
+    assert!(proxy.wait_for_log("accepted"));
+    let mut tail = rest.as_bytes().to_vec();
+    tail.extend_from_slice(b"early then EOF");
+    write_and_shut(&mut client, &tail);
+    let (head, _) = ws::read_head(&mut client).unwrap();
+    assert_eq!(status_of(std::str::from_utf8(&head).unwrap()), 101);
+    let (mut server, mut got) = ends.recv_timeout(IO_TIMEOUT).unwrap();
+    got.extend(read_all(&mut server));
+    assert_eq!(got, b"early then EOF");
 }
 
 fn client_half_close(relay: &str) {

@@ -143,6 +143,39 @@ fn garbage_or_silence_from_the_upstream_gets_502() {
 }
 
 #[test]
+fn a_101_with_bytes_and_eof_in_one_segment_reaches_the_client_whole() {
+    let _w = watchdog();
+    // The 101, the tunnel's last bytes and the FIN all arrive before the
+    // proxy reads: its one read gets the 101 and the bytes, and the EOF is
+    // only in the event's flags. Regression: the EOF was never read.
+    let upstream = RawUpstream::start(|mut stream| {
+        let (head, _) = ws::read_head(&mut stream).unwrap();
+        let head = String::from_utf8(head).unwrap();
+        let key = field(&head, "sec-websocket-key").unwrap();
+        let answer = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: {}\r\n\r\nlast bytes",
+            ws::accept_key(key)
+        );
+        stream.write_all(answer.as_bytes()).unwrap();
+        stream.shutdown(std::net::Shutdown::Write).unwrap();
+        let _ = read_all(&mut stream);
+    });
+    let proxy = proxy_to(&[upstream.addr], &[]);
+    for _ in 0..50 {
+        let mut client = send(
+            proxy.addr(),
+            upgrade_head(proxy.addr(), &ws::random_key(), "").as_bytes(),
+        );
+        let (head, rest) = ws::read_head(&mut client).unwrap();
+        assert_eq!(status_of(std::str::from_utf8(&head).unwrap()), 101);
+        let mut got = rest;
+        got.extend(read_all(&mut client));
+        assert_eq!(got, b"last bytes");
+    }
+}
+
+#[test]
 fn an_upstream_dying_mid_tunnel_closes_the_client_promptly() {
     let _w = watchdog();
     let upstream = RawUpstream::start(|mut stream| {

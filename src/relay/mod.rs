@@ -163,7 +163,7 @@ impl Flow {
 
     /// A flow that starts with `bytes` to write (a request or response head
     /// and whatever followed it); `src_drained` says the read that got them
-    /// was short.
+    /// was short and its event reported no EOF, so the source is empty.
     pub fn with_pending(body: Body, bytes: Buf, src_drained: bool) -> Flow {
         let mut flow = Flow::new(body);
         if !bytes.is_empty() {
