@@ -4,7 +4,6 @@
 //! twice and an idle flow holds nothing.
 
 use std::io::{self, Read, Write};
-use std::net::Shutdown;
 
 use mio::net::TcpStream;
 
@@ -78,14 +77,8 @@ pub fn pump(
                 Err(e) => return Err(Fault::Destination(e)),
             }
         }
-        match flow.state {
-            FlowState::Open => {}
-            FlowState::Eof => {
-                shut_write(dst);
-                flow.state = FlowState::Shut;
-                return Ok(Progress::finished(moved));
-            }
-            FlowState::Complete | FlowState::Shut => return Ok(Progress::finished(moved)),
+        if flow.ended(dst) {
+            return Ok(Progress::finished(moved));
         }
 
         let scratch = &mut bufs.scratch;
@@ -142,12 +135,6 @@ pub fn pump(
         }
     }
     Ok(Progress::yielded(moved))
-}
-
-/// Passes EOF on. The peer may already be gone; its error shows on the
-/// next write or read, so a failed shutdown needs no handling here.
-pub fn shut_write(dst: &TcpStream) {
-    let _ = dst.shutdown(Shutdown::Write);
 }
 
 /// `read`, retried on EINTR.

@@ -203,6 +203,22 @@ impl Flow {
         self.src_closing = true;
     }
 
+    /// With nothing parked: true when the source will not be read again.
+    /// Passes a source's EOF on by shutting the destination's write side
+    /// (the peer may already be gone; its error shows on the next write or
+    /// read, so a failed shutdown needs no handling here).
+    fn ended(&mut self, dst: &TcpStream) -> bool {
+        match self.state {
+            FlowState::Open => false,
+            FlowState::Eof => {
+                let _ = dst.shutdown(std::net::Shutdown::Write);
+                self.state = FlowState::Shut;
+                true
+            }
+            FlowState::Complete | FlowState::Shut => true,
+        }
+    }
+
     /// Gives a parked buffer or pipe back.
     pub fn release(&mut self, bufs: &mut Pool, pipes: &mut PipePool) {
         match std::mem::take(&mut self.parked) {

@@ -25,7 +25,7 @@ use std::ptr;
 
 use mio::net::TcpStream;
 
-use super::copy::{shut_write, READS_PER_TURN};
+use super::copy::READS_PER_TURN;
 use super::{Fault, Flow, FlowState, Parked, Progress};
 use crate::buffer::BUF_BYTES;
 use crate::sys;
@@ -228,14 +228,8 @@ pub fn pump(
                 pipes.give(pipe);
             }
         }
-        match flow.state {
-            FlowState::Open => {}
-            FlowState::Eof => {
-                shut_write(dst);
-                flow.state = FlowState::Shut;
-                return Ok(Progress::finished(moved));
-            }
-            FlowState::Complete | FlowState::Shut => return Ok(Progress::finished(moved)),
+        if flow.ended(dst) {
+            return Ok(Progress::finished(moved));
         }
         let Some(mut pipe) = pipes.take() else {
             // Spent: the next turn goes to the copy relay.
