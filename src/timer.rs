@@ -90,10 +90,6 @@ impl Timer {
             armed: NEVER,
         }
     }
-
-    pub fn expires(&self) -> Tick {
-        self.expires
-    }
 }
 
 /// A slot entry: the pair's slab key and serial.

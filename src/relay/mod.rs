@@ -173,10 +173,6 @@ impl Flow {
         flow
     }
 
-    pub fn state(&self) -> FlowState {
-        self.state
-    }
-
     /// The source should be watched for reading.
     pub fn wants_read(&self) -> bool {
         matches!(self.parked, Parked::Nothing) && self.state == FlowState::Open
@@ -191,11 +187,6 @@ impl Flow {
     pub fn is_finished(&self) -> bool {
         matches!(self.parked, Parked::Nothing)
             && matches!(self.state, FlowState::Complete | FlowState::Shut)
-    }
-
-    /// Holds a buffer or a pipe (only while the destination is full).
-    pub fn holds_resources(&self) -> bool {
-        !matches!(self.parked, Parked::Nothing)
     }
 
     /// Notes that the source reported EOF or an error.
