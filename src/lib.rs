@@ -4,11 +4,13 @@
 pub mod buffer;
 pub mod cli;
 pub mod config;
+pub mod files;
 pub mod handshake;
 pub mod listener;
 pub mod log;
 pub mod pair;
 pub mod relay;
+pub mod route;
 pub mod sys;
 pub mod timer;
 pub mod token;

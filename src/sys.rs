@@ -63,6 +63,29 @@ pub fn pipe_size(fd: BorrowedFd<'_>) -> io::Result<usize> {
     Ok(size as usize)
 }
 
+/// `sendfile(2)`: copies up to `count` bytes of `file`, starting at
+/// `*offset`, to `socket` inside the kernel, and advances `*offset` by the
+/// bytes sent. A non-blocking socket that takes nothing more returns an
+/// error of kind `WouldBlock`; 0 means `*offset` is at (or past) the end of
+/// the file.
+pub fn sendfile(
+    socket: BorrowedFd<'_>,
+    file: BorrowedFd<'_>,
+    offset: &mut i64,
+    count: usize,
+) -> io::Result<usize> {
+    // Arguments: two live fds borrowed for the call, a pointer to an off_t
+    // (i64 on the 64-bit targets the proxy runs on) that outlives the call
+    // (the kernel reads and advances it), a count.
+    let sent = syscall!(sendfile(
+        socket.as_raw_fd(),
+        file.as_raw_fd(),
+        offset,
+        count
+    ))?;
+    Ok(sent as usize)
+}
+
 /// Hands free heap memory back to the kernel (glibc's `malloc_trim`):
 /// freed 32 KiB buffers sit below the mmap threshold and would otherwise
 /// stay resident. Called only when a worker has gone idle.
