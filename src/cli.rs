@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::num::NonZeroUsize;
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -26,10 +27,29 @@ Examples:
   wsproxy-fast --listen 0.0.0.0:8080 --upstream 127.0.0.1:9000 --workers auto
   wsproxy-fast --listen [::]:8080 --listen 0.0.0.0:8080 \\
                --upstream 10.0.0.5:9000 --upstream 10.0.0.6:9000 --idle-timeout 24h
+  wsproxy-fast --config examples/my-api.toml
+  wsproxy-fast --check --config wsproxy.toml
 
 Durations take a unit: 500ms, 10s, 5m, 1h (a bare number is seconds).
 SIGINT or SIGTERM stops the proxy; it exits 0.")]
 pub struct Cli {
+    /// Read listeners, sites, routes and upstream groups from this TOML file
+    /// (see examples/) instead of the flags below, which it replaces.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = [
+            "listen", "upstream", "workers", "idle_timeout", "handshake_timeout",
+            "connect_timeout", "response_timeout", "max_header_bytes", "relay", "splice_pipes",
+        ]
+    )]
+    pub config: Option<PathBuf>,
+
+    /// Validate the configuration (the file, or the flags), print every
+    /// problem with its location, and exit: 0 when it is valid.
+    #[arg(long)]
+    pub check: bool,
+
     /// Address to accept clients on: IP:PORT, e.g. 0.0.0.0:8080 or [::]:8080
     /// (repeatable; an IPv6 address listens on IPv6 only, so list both).
     #[arg(long, value_name = "ADDR")]

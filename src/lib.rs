@@ -4,6 +4,7 @@
 pub mod buffer;
 pub mod cli;
 pub mod config;
+pub mod dispatch;
 pub mod files;
 pub mod handshake;
 pub mod listener;

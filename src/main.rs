@@ -14,7 +14,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use wsproxy_fast::cli::Cli;
-use wsproxy_fast::config::{Config, ConfigError};
+use wsproxy_fast::config::{self, Config, ConfigError, LoadError};
 use wsproxy_fast::listener::{self, BindError};
 use wsproxy_fast::log::{self, Level};
 use wsproxy_fast::worker::{Control, Worker};
@@ -24,6 +24,8 @@ use wsproxy_fast::{error, info};
 enum RunError {
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Load(#[from] LoadError),
     #[error(transparent)]
     Bind(#[from] BindError),
     #[error("cannot start: {0}")]
@@ -38,10 +40,32 @@ fn main() -> ExitCode {
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("wsproxy-fast: error: {e}");
+            // One line per problem: a config file can have several.
+            for line in e.to_string().lines() {
+                eprintln!("wsproxy-fast: error: {line}");
+            }
             ExitCode::FAILURE
         }
     }
+}
+
+/// What a configuration holds, in one line.
+fn summary(config: &Config) -> String {
+    let groups: Vec<String> = config
+        .groups
+        .iter()
+        .map(|g| {
+            let servers: Vec<String> = g.servers.iter().map(|s| s.addr.to_string()).collect();
+            format!("{} [{}]", g.name, servers.join(", "))
+        })
+        .collect();
+    format!(
+        "{} listeners, {} sites, {} routes, upstreams {}",
+        config.listeners.len(),
+        config.sites.len(),
+        config.routes.len(),
+        groups.join(" ")
+    )
 }
 
 /// Sends the worker's id when its thread ends, panicking or not.
@@ -54,14 +78,26 @@ impl Drop for Finished {
 }
 
 fn run(cli: &Cli) -> Result<(), RunError> {
-    let config = Arc::new(Config::from_cli(cli)?);
+    let config = match &cli.config {
+        Some(path) => config::load(path)?,
+        None => Config::from_cli(cli)?,
+    };
+    if cli.check {
+        let source = cli
+            .config
+            .as_ref()
+            .map_or_else(|| "the command line".into(), |p| p.display().to_string());
+        println!("{source}: configuration is valid: {}", summary(&config));
+        return Ok(());
+    }
+    let config = Arc::new(config);
 
     // Bind everything before starting anything, so a bad address fails
     // startup instead of leaving a half-working proxy.
     let mut per_worker: Vec<Vec<TcpListener>> = (0..config.workers).map(|_| Vec::new()).collect();
     let mut bound = Vec::new();
-    for addr in &config.listen {
-        let b = listener::bind(*addr, config.workers, config.timeouts.handshake)?;
+    for l in &config.listeners {
+        let b = listener::bind(l.addr, config.workers, config.timeouts.handshake)?;
         bound.push(b.addr);
         for (worker, socket) in per_worker.iter_mut().zip(b.sockets) {
             worker.push(socket);
@@ -95,15 +131,10 @@ fn run(cli: &Cli) -> Result<(), RunError> {
     log::write(
         Level::Info,
         format_args!(
-            "wsproxy-fast {} ready: {} workers, upstreams {}",
+            "wsproxy-fast {} ready: {} workers, {}",
             env!("CARGO_PKG_VERSION"),
             config.workers,
-            config
-                .upstreams
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(", ")
+            summary(&config)
         ),
     );
 

@@ -23,7 +23,7 @@ use crate::relay::splice::PipePool;
 use crate::relay::Resources;
 use crate::timer::{Clock, Expired, Settled, Tick, Wheel};
 use crate::token::{self, Side, Target};
-use crate::upstream::RoundRobin;
+use crate::upstream::Picker;
 use crate::{debug, error, warn};
 
 /// Events taken from the kernel per poll.
@@ -51,6 +51,22 @@ impl Control {
     }
 }
 
+/// A handler's view of the worker, borrowing the fields a pair may use
+/// (all but the slab, which holds the pair itself).
+macro_rules! ctx {
+    ($worker:ident, $key:expr) => {
+        Ctx {
+            key: $key,
+            now: $worker.now,
+            at: $worker.at,
+            config: &$worker.config,
+            relay: &mut $worker.relay,
+            wheel: &mut $worker.wheel,
+            picker: &mut $worker.picker,
+        }
+    };
+}
+
 pub struct Worker {
     id: usize,
     poll: Poll,
@@ -65,7 +81,9 @@ pub struct Worker {
     relay: Resources,
     /// When idle pipes are next checked for closing.
     next_trim: Instant,
-    balancer: RoundRobin,
+    picker: Picker,
+    /// When the current events were polled.
+    at: Instant,
     config: Arc<Config>,
     control: Arc<Control>,
     /// Pairs that used their turn with work left: (key, side to re-read).
@@ -103,7 +121,8 @@ impl Worker {
             expired: Vec::new(),
             relay: Resources::new(config.relay, PipePool::new(config.pipes_per_worker)),
             next_trim: Instant::now() + TRIM_AFTER,
-            balancer: RoundRobin::new(id),
+            picker: Picker::new(&config.groups, id),
+            at: Instant::now(),
             config,
             control,
             again: Vec::new(),
@@ -125,6 +144,7 @@ impl Worker {
             }
             let now = Instant::now();
             self.now = self.clock.tick_at(now);
+            self.at = now;
             for event in events.iter() {
                 match token::decode(event.token()) {
                     Target::Waker => {
@@ -182,7 +202,7 @@ impl Worker {
         }
         loop {
             match self.listeners[index].accept() {
-                Ok((stream, addr)) => self.admit(stream, addr),
+                Ok((stream, addr)) => self.admit(stream, addr, index),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if is_transient_accept_error(&e) => continue,
                 Err(e) => {
@@ -223,20 +243,13 @@ impl Worker {
         }
     }
 
-    fn admit(&mut self, stream: TcpStream, addr: SocketAddr) {
+    fn admit(&mut self, stream: TcpStream, addr: SocketAddr, listener: usize) {
         self.serial = self.serial.wrapping_add(1);
         let entry = self.pairs.vacant_entry();
         let key = entry.key();
         debug!("client {addr}: accepted as pair {key}");
-        let pair = entry.insert(Pair::new(stream, addr, self.serial));
-        let mut ctx = Ctx {
-            key,
-            now: self.now,
-            config: &self.config,
-            relay: &mut self.relay,
-            wheel: &mut self.wheel,
-            balancer: &mut self.balancer,
-        };
+        let pair = entry.insert(Pair::new(stream, addr, listener, self.serial));
+        let mut ctx = ctx!(self, key);
         let outcome = pair.start(&mut ctx);
         self.settle(key, outcome);
     }
@@ -247,14 +260,7 @@ impl Worker {
         let Some(pair) = self.pairs.get_mut(key) else {
             return;
         };
-        let mut ctx = Ctx {
-            key,
-            now: self.now,
-            config: &self.config,
-            relay: &mut self.relay,
-            wheel: &mut self.wheel,
-            balancer: &mut self.balancer,
-        };
+        let mut ctx = ctx!(self, key);
         let outcome = pair.on_ready(side, ready, &mut ctx);
         self.settle(key, outcome);
     }
@@ -280,14 +286,7 @@ impl Worker {
             if self.wheel.settle(&e, &mut pair.timer, self.now) != Settled::Due {
                 continue;
             }
-            let mut ctx = Ctx {
-                key: e.key,
-                now: self.now,
-                config: &self.config,
-                relay: &mut self.relay,
-                wheel: &mut self.wheel,
-                balancer: &mut self.balancer,
-            };
+            let mut ctx = ctx!(self, e.key);
             let outcome = pair.on_timeout(&mut ctx);
             self.settle(e.key, outcome);
         }
@@ -310,7 +309,7 @@ impl Worker {
             }
         }
         let mut pair = self.pairs.remove(key);
-        pair.release(&mut self.relay);
+        pair.close(&mut self.relay, &self.config);
     }
 }
 

@@ -8,8 +8,16 @@ use std::time::Duration;
 
 use crate::buffer::BUF_BYTES;
 use crate::cli::{Cli, Workers};
+use crate::files::Root;
+use crate::handshake::edits::{RequestEdits, ResponseEdits};
 use crate::handshake::request::REWRITE_SLACK;
 use crate::relay::{splice, Policy};
+use crate::route::{Location, Origins, PathEdit, Routes, VirtualHosts};
+use crate::upstream::{Balance, Group, Server};
+
+mod file;
+
+pub use file::{load, FileError, LoadError};
 
 /// Idle tunnels live an hour by default: long-lived connections are the
 /// point, and nginx's 60 s `proxy_read_timeout` default is the complaint.
@@ -45,6 +53,13 @@ pub const MAX_HEAD_LIMIT: usize = BUF_BYTES - REWRITE_SLACK;
 /// Most worker threads.
 pub const MAX_WORKERS: usize = 1024;
 
+/// How many consecutive failed connects mark an upstream server down
+/// (nginx's `max_fails` default).
+pub const MAX_FAILS: u32 = 1;
+
+/// How long a server marked down is skipped (nginx's `fail_timeout`).
+pub const FAIL_TIMEOUT: Duration = Duration::from_secs(10);
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Timeouts {
     pub handshake: Duration,
@@ -54,10 +69,27 @@ pub struct Timeouts {
     pub linger: Duration,
 }
 
-#[derive(Clone, Debug)]
+impl Default for Timeouts {
+    fn default() -> Timeouts {
+        Timeouts {
+            handshake: HANDSHAKE_TIMEOUT,
+            connect: CONNECT_TIMEOUT,
+            response: RESPONSE_TIMEOUT,
+            idle: IDLE_TIMEOUT,
+            linger: LINGER_TIMEOUT,
+        }
+    }
+}
+
+/// Everything the workers need, validated: listeners, the sites
+/// (virtual servers) behind them, their routes, upstream groups, limits.
+/// Sites, routes and groups are indexed by position; a pair records the
+/// indices it uses.
 pub struct Config {
-    pub listen: Vec<SocketAddr>,
-    pub upstreams: Vec<SocketAddr>,
+    pub listeners: Vec<Listener>,
+    pub sites: Vec<Site>,
+    pub routes: Vec<Route>,
+    pub groups: Vec<Group>,
     pub workers: usize,
     /// Request and response head limit, in bytes.
     pub max_head: usize,
@@ -67,7 +99,63 @@ pub struct Config {
     pub pipes_per_worker: usize,
 }
 
-/// A configuration mistake, worded as what to change.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("listeners", &self.listeners.len())
+            .field("sites", &self.sites.len())
+            .field("routes", &self.routes.len())
+            .field("groups", &self.groups)
+            .field("workers", &self.workers)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One address the proxy accepts clients on, and what it does with them.
+pub struct Listener {
+    pub addr: SocketAddr,
+    pub serves: Serves,
+}
+
+pub enum Serves {
+    /// Requests go to the site their Host names.
+    Sites(VirtualHosts),
+    /// Every request is answered `308` to `https://HOST[:port]TARGET`.
+    RedirectHttps { port: Option<u16> },
+}
+
+/// A virtual server: the names it answers to and its routes.
+pub struct Site {
+    /// Its first name, or `_` for a catch-all, for logs.
+    pub name: String,
+    pub routes: Routes,
+    /// `routes`' match index → index into [`Config::routes`].
+    pub route_ids: Vec<usize>,
+    /// Fields added to answers that no route of the site produced (404).
+    pub response: ResponseEdits,
+}
+
+/// What a matched request is handed to.
+pub enum Target {
+    /// An upstream group, by index into [`Config::groups`].
+    Upstream(usize),
+    /// Files under a static root.
+    Files(Root),
+}
+
+/// A route of a site, with its server's settings folded in.
+pub struct Route {
+    /// The location as written, for logs.
+    pub location: String,
+    pub target: Target,
+    pub path_edit: Option<PathEdit>,
+    pub request: RequestEdits,
+    pub response: ResponseEdits,
+    /// Origins a WebSocket upgrade may come from; `None` allows any.
+    pub origins: Option<Origins>,
+}
+
+/// A command-line mistake, worded as what to change.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     #[error("no --listen address given: add one, e.g. --listen 0.0.0.0:8080")]
@@ -89,25 +177,30 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// Quick mode: every `--listen` address serves one catch-all site whose
+    /// one route sends everything to the `--upstream` servers in turn.
     pub fn from_cli(cli: &Cli) -> Result<Config, ConfigError> {
         if cli.listen.is_empty() {
             return Err(ConfigError::NoListen);
         }
-        let mut listen = Vec::new();
+        let mut listeners = Vec::new();
         let mut seen = HashSet::new();
         for text in &cli.listen {
             let addr = parse_listen(text)?;
             if !seen.insert(addr) {
                 return Err(ConfigError::DuplicateListen(addr));
             }
-            listen.push(addr);
+            listeners.push(Listener {
+                addr,
+                serves: Serves::Sites(VirtualHosts::new(vec![(Vec::new(), 0)], 0)),
+            });
         }
         if cli.upstream.is_empty() {
             return Err(ConfigError::NoUpstream);
         }
-        let mut upstreams = Vec::new();
+        let mut servers = Vec::new();
         for text in &cli.upstream {
-            upstreams.extend(resolve_upstream(text)?);
+            servers.extend(resolve_upstream(text, 1)?);
         }
         let workers = match cli.workers {
             Workers::Count(n) if n.get() > MAX_WORKERS => {
@@ -129,9 +222,30 @@ impl Config {
             }
         }
         let pipes = cli.splice_pipes.unwrap_or_else(splice::default_limit);
+        let everything = Location::parse("/").expect("/ is a location");
         Ok(Config {
-            listen,
-            upstreams,
+            listeners,
+            sites: vec![Site {
+                name: "_".into(),
+                routes: Routes::new(vec![everything]),
+                route_ids: vec![0],
+                response: ResponseEdits::default(),
+            }],
+            routes: vec![Route {
+                location: "/".into(),
+                target: Target::Upstream(0),
+                path_edit: None,
+                request: RequestEdits::default(),
+                response: ResponseEdits::default(),
+                origins: None,
+            }],
+            groups: vec![Group::new(
+                "upstream".into(),
+                servers,
+                Balance::RoundRobin,
+                MAX_FAILS,
+                FAIL_TIMEOUT,
+            )],
             workers,
             max_head: cli.max_header_bytes,
             relay: cli.relay,
@@ -145,23 +259,40 @@ impl Config {
             },
         })
     }
+
+    /// The site serving `host` on listener `listener`, if it serves sites.
+    pub fn site_for(&self, listener: usize, host: &str) -> Option<usize> {
+        match &self.listeners[listener].serves {
+            Serves::Sites(hosts) => Some(hosts.find(host)),
+            Serves::RedirectHttps { .. } => None,
+        }
+    }
+}
+
+fn parse_listen(text: &str) -> Result<SocketAddr, ConfigError> {
+    listen_addr(text).ok_or_else(|| ConfigError::BadListen(text.to_string()))
 }
 
 /// `IP:PORT`, or a bare `PORT` meaning every IPv4 address.
-fn parse_listen(text: &str) -> Result<SocketAddr, ConfigError> {
+pub fn listen_addr(text: &str) -> Option<SocketAddr> {
     if let Ok(addr) = text.parse::<SocketAddr>() {
-        return Ok(addr);
+        return Some(addr);
     }
     text.trim_start_matches(':')
         .parse::<u16>()
+        .ok()
         .map(|port| SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port))
-        .map_err(|_| ConfigError::BadListen(text.to_string()))
+}
+
+fn resolve_upstream(text: &str, weight: u32) -> Result<Vec<Server>, ConfigError> {
+    upstream_servers(text, weight)
+        .map_err(|why| ConfigError::BadUpstream(text.to_string(), why.to_string()))
 }
 
 /// `HOST:PORT` (a `ws://` or `http://` prefix is accepted), resolved once
 /// at startup; a name with several addresses adds each as a server.
-fn resolve_upstream(text: &str) -> Result<Vec<SocketAddr>, ConfigError> {
-    let bad = |why: &str| ConfigError::BadUpstream(text.to_string(), why.to_string());
+pub fn upstream_servers(text: &str, weight: u32) -> Result<Vec<Server>, String> {
+    let bad = |why: &str| why.to_string();
     let bare = text
         .strip_prefix("ws://")
         .or_else(|| text.strip_prefix("http://"))
@@ -173,8 +304,13 @@ fn resolve_upstream(text: &str) -> Result<Vec<SocketAddr>, ConfigError> {
     if bare.contains('/') {
         return Err(bad("an upstream is HOST:PORT without a path"));
     }
+    let server = |addr| Server {
+        addr,
+        name: bare.to_string(),
+        weight,
+    };
     if let Ok(addr) = bare.parse::<SocketAddr>() {
-        return Ok(vec![addr]);
+        return Ok(vec![server(addr)]);
     }
     if bare
         .rsplit_once(':')
@@ -189,7 +325,7 @@ fn resolve_upstream(text: &str) -> Result<Vec<SocketAddr>, ConfigError> {
     if addrs.is_empty() {
         return Err(bad("the name resolves to no address"));
     }
-    Ok(addrs)
+    Ok(addrs.into_iter().map(server).collect())
 }
 
 /// Cores this process may run on, honouring affinity masks and cgroup CPU
@@ -203,6 +339,14 @@ mod tests {
     use super::*;
     use clap::Parser;
 
+    fn listen(c: &Config) -> Vec<SocketAddr> {
+        c.listeners.iter().map(|l| l.addr).collect()
+    }
+
+    fn upstreams(c: &Config) -> Vec<SocketAddr> {
+        c.groups[0].servers.iter().map(|s| s.addr).collect()
+    }
+
     fn config(args: &[&str]) -> Result<Config, ConfigError> {
         let mut argv = vec!["wsproxy-fast"];
         argv.extend_from_slice(args);
@@ -212,8 +356,8 @@ mod tests {
     #[test]
     fn quick_mode_defaults() {
         let c = config(&["--listen", "0.0.0.0:8080", "--upstream", "127.0.0.1:9000"]).unwrap();
-        assert_eq!(c.listen, vec!["0.0.0.0:8080".parse().unwrap()]);
-        assert_eq!(c.upstreams, vec!["127.0.0.1:9000".parse().unwrap()]);
+        assert_eq!(listen(&c), vec!["0.0.0.0:8080".parse().unwrap()]);
+        assert_eq!(upstreams(&c), vec!["127.0.0.1:9000".parse().unwrap()]);
         assert_eq!(c.workers, usable_cores());
         assert_eq!(c.max_head, MAX_HEAD_BYTES);
         assert_eq!(c.timeouts.idle, IDLE_TIMEOUT);
@@ -244,14 +388,15 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(
-            c.listen,
+            listen(&c),
             vec![
                 "[::]:8080".parse().unwrap(),
                 "0.0.0.0:9090".parse().unwrap()
             ]
         );
-        assert_eq!(c.upstreams[0], "127.0.0.1:9000".parse().unwrap());
-        assert!(c.upstreams[1..]
+        let upstreams = upstreams(&c);
+        assert_eq!(upstreams[0], "127.0.0.1:9000".parse().unwrap());
+        assert!(upstreams[1..]
             .iter()
             .all(|a| a.port() == 9001 && a.ip().is_loopback()));
         assert_eq!(c.workers, 3);

@@ -3,11 +3,14 @@
 //! silent close.
 
 use crate::buffer::{Buf, Full};
+use crate::handshake::edits::ResponseEdits;
 
 /// The statuses the proxy answers with itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Status {
     BadRequest,
+    Forbidden,
+    NotFound,
     MethodNotAllowed,
     RequestTimeout,
     UpgradeRequired,
@@ -20,6 +23,8 @@ impl Status {
     pub fn code(self) -> u16 {
         match self {
             Status::BadRequest => 400,
+            Status::Forbidden => 403,
+            Status::NotFound => 404,
             Status::MethodNotAllowed => 405,
             Status::RequestTimeout => 408,
             Status::UpgradeRequired => 426,
@@ -32,6 +37,8 @@ impl Status {
     pub fn reason(self) -> &'static str {
         match self {
             Status::BadRequest => "Bad Request",
+            Status::Forbidden => "Forbidden",
+            Status::NotFound => "Not Found",
             Status::MethodNotAllowed => "Method Not Allowed",
             Status::RequestTimeout => "Request Timeout",
             Status::UpgradeRequired => "Upgrade Required",
@@ -44,7 +51,7 @@ impl Status {
     /// Headers this status needs beyond the common ones.
     fn extra_headers(self) -> &'static str {
         match self {
-            Status::MethodNotAllowed => "Allow: GET\r\n",
+            Status::MethodNotAllowed => "Allow: GET, HEAD\r\n",
             // RFC 6455 §4.4: a server that does not speak the requested
             // version answers with the versions it does speak.
             Status::UpgradeRequired => "Sec-WebSocket-Version: 13\r\n",
@@ -66,8 +73,9 @@ impl Reject {
     }
 }
 
-/// Writes the full answer for `reject` into `out`.
-pub fn write(out: &mut Buf, reject: Reject) -> Result<(), Full> {
+/// Writes the full answer for `reject` into `out`, with the fields `edits`
+/// add to every answer (`always`, such as HSTS).
+pub fn write(out: &mut Buf, reject: Reject, edits: &ResponseEdits) -> Result<(), Full> {
     let code = u64::from(reject.status.code());
     let reason = reject.status.reason().as_bytes();
     // Body: "400 Bad Request: <why>\n".
@@ -80,6 +88,7 @@ pub fn write(out: &mut Buf, reject: Reject) -> Result<(), Full> {
     out.put_decimal(body_len as u64)?;
     out.put(b"\r\nConnection: close\r\n")?;
     out.put(reject.status.extra_headers().as_bytes())?;
+    edits.write_added(out, reject.status.code())?;
     out.put(b"\r\n")?;
     out.put_decimal(code)?;
     out.put(b" ")?;
@@ -89,13 +98,27 @@ pub fn write(out: &mut Buf, reject: Reject) -> Result<(), Full> {
     out.put(b"\n")
 }
 
+/// Writes a `308 Permanent Redirect` to `location` (the scheme, host and
+/// request target; 308 keeps the method, unlike 301).
+pub fn write_redirect(out: &mut Buf, location: &[&[u8]]) -> Result<(), Full> {
+    const BODY: &[u8] = b"308 Permanent Redirect\n";
+    out.put(b"HTTP/1.1 308 Permanent Redirect\r\nLocation: ")?;
+    for part in location {
+        out.put(part)?;
+    }
+    out.put(b"\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ")?;
+    out.put_decimal(BODY.len() as u64)?;
+    out.put(b"\r\nConnection: close\r\n\r\n")?;
+    out.put(BODY)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn render(reject: Reject) -> String {
         let mut out = Buf::with_capacity(1024);
-        write(&mut out, reject).unwrap();
+        write(&mut out, reject, &ResponseEdits::default()).unwrap();
         String::from_utf8(out.data().to_vec()).unwrap()
     }
 
@@ -112,6 +135,8 @@ mod tests {
         );
         for status in [
             Status::BadRequest,
+            Status::Forbidden,
+            Status::NotFound,
             Status::MethodNotAllowed,
             Status::RequestTimeout,
             Status::UpgradeRequired,
@@ -132,14 +157,40 @@ mod tests {
         }
         assert!(render(Reject::new(Status::UpgradeRequired, "x"))
             .contains("Sec-WebSocket-Version: 13\r\n"));
-        assert!(render(Reject::new(Status::MethodNotAllowed, "x")).contains("Allow: GET\r\n"));
+        assert!(render(Reject::new(Status::MethodNotAllowed, "x")).contains("Allow: GET, HEAD\r\n"));
+    }
+
+    #[test]
+    fn always_fields_and_redirects() {
+        let mut edits = ResponseEdits::default();
+        edits
+            .add("Strict-Transport-Security", "max-age=1", true)
+            .unwrap();
+        edits.add("X-Only-On-Success", "1", false).unwrap();
+        let mut out = Buf::with_capacity(1024);
+        write(&mut out, Reject::new(Status::NotFound, "no route"), &edits).unwrap();
+        let text = String::from_utf8(out.data().to_vec()).unwrap();
+        assert!(text.contains("\r\nStrict-Transport-Security: max-age=1\r\n"));
+        assert!(!text.contains("X-Only-On-Success"));
+
+        let mut out = Buf::with_capacity(1024);
+        write_redirect(&mut out, &[b"https://", b"example.com", b"/a?b=1"]).unwrap();
+        let text = String::from_utf8(out.data().to_vec()).unwrap();
+        assert!(text.starts_with(
+            "HTTP/1.1 308 Permanent Redirect\r\nLocation: https://example.com/a?b=1\r\n"
+        ));
+        assert!(text.ends_with("\r\n\r\n308 Permanent Redirect\n"));
     }
 
     #[test]
     fn does_not_overflow_a_small_buffer() {
         let mut out = Buf::with_capacity(20);
         assert_eq!(
-            write(&mut out, Reject::new(Status::BadGateway, "x")),
+            write(
+                &mut out,
+                Reject::new(Status::BadGateway, "x"),
+                &ResponseEdits::default()
+            ),
             Err(Full)
         );
     }

@@ -5,6 +5,7 @@
 
 pub mod answer;
 pub mod body;
+pub mod edits;
 pub mod fields;
 pub mod request;
 pub mod response;

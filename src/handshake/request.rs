@@ -16,6 +16,7 @@ use std::net::IpAddr;
 use crate::buffer::{Buf, Full};
 use crate::handshake::answer::{Reject, Status};
 use crate::handshake::body::Body;
+use crate::handshake::edits::{RequestEdits, Vars};
 use crate::handshake::fields::{is_clean_value, is_hop_by_hop, tokens, ConnectionTokens, Framing};
 
 /// Most header fields in one request head.
@@ -36,17 +37,6 @@ pub enum Kind {
         /// The method was HEAD, so the response has no body.
         head: bool,
     },
-}
-
-/// A request accepted for forwarding.
-#[derive(Debug, PartialEq, Eq)]
-pub struct Forward {
-    /// Length of the request head in the input; what follows is body or
-    /// early tunnel data.
-    pub head_len: usize,
-    pub kind: Kind,
-    /// Framing of the client bytes after the head.
-    pub body: Body,
 }
 
 /// Facts about the client connection that the rewrite records.
@@ -71,16 +61,44 @@ const SET_BY_PROXY: [&str; 4] = [
     "content-length",
 ];
 
-/// Parses the head at the start of `input` and writes the upstream's version
-/// of it into `out`. `Ok(None)` means the head is not complete yet.
-pub fn rewrite(
-    input: &[u8],
+/// A parsed and validated request head, borrowing the input it came from.
+pub struct Head<'h, 'b> {
+    /// Length of the head in the input; what follows is body or early
+    /// tunnel data.
+    pub head_len: usize,
+    pub method: &'b str,
+    /// The request target as sent (origin-form: path and query).
+    pub target: &'b str,
+    /// HTTP/1.`minor`.
+    pub minor: u8,
+    pub headers: &'h [httparse::Header<'b>],
+    pub kind: Kind,
+    /// Framing of the client bytes after the head.
+    pub body: Body,
+    connection: ConnectionTokens<'b>,
+    framing: Framing,
+}
+
+impl<'b> Head<'_, 'b> {
+    /// The value of a field that appears exactly once.
+    pub fn single(&self, name: &str) -> Option<&'b [u8]> {
+        single(self.headers, name)
+    }
+
+    /// The path part of the target, without the query.
+    pub fn path(&self) -> &'b str {
+        self.target.split_once('?').map_or(self.target, |(p, _)| p)
+    }
+}
+
+/// Parses and validates the head at the start of `input`, with `headers` as
+/// httparse's field table. `Ok(None)` means the head is not complete yet.
+pub fn parse<'h, 'b>(
+    input: &'b [u8],
     max_head: usize,
-    peer: Peer,
-    out: &mut Buf,
-) -> Result<Option<Forward>, Reject> {
-    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut req = httparse::Request::new(&mut headers);
+    headers: &'h mut [httparse::Header<'b>],
+) -> Result<Option<Head<'h, 'b>>, Reject> {
+    let mut req = httparse::Request::new(headers);
     let head_len = match req.parse(input) {
         Ok(httparse::Status::Complete(n)) if n > max_head => return Err(TOO_LARGE),
         Ok(httparse::Status::Complete(n)) => n,
@@ -97,7 +115,7 @@ pub fn rewrite(
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(bad("incomplete request line"));
     };
-    let headers = req.headers;
+    let headers: &'h [httparse::Header<'b>] = req.headers;
 
     let connection =
         ConnectionTokens::collect(headers).map_err(|_| bad("too many Connection tokens"))?;
@@ -116,6 +134,9 @@ pub fn rewrite(
             Status::MethodNotAllowed,
             "CONNECT is not proxied",
         ));
+    }
+    if !target.starts_with('/') {
+        return Err(bad("the request target must be a path (origin-form)"));
     }
 
     let wants_websocket = headers
@@ -137,28 +158,16 @@ pub fn rewrite(
         (_, false, Some(n)) => Body::Length(n),
         (_, false, None) => Body::Empty,
     };
-
-    write_head(
-        out,
+    Ok(Some(Head {
+        head_len,
         method,
         target,
         minor,
         headers,
-        &connection,
-        kind,
-        &framing,
-        peer,
-    )
-    .map_err(|Full| {
-        Reject::new(
-            Status::HeaderTooLarge,
-            "request head too large once rewritten",
-        )
-    })?;
-    Ok(Some(Forward {
-        head_len,
         kind,
         body,
+        connection,
+        framing,
     }))
 }
 
@@ -252,68 +261,95 @@ fn passes(name: &str, connection: &ConnectionTokens<'_>) -> bool {
     end_to_end || !connection.contains(name.as_bytes())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn write_head(
+/// Writes the upstream's version of `head` into `out`: `target` (the
+/// route's rewrite of the client's), the client's end-to-end fields, the
+/// route's `edits`, and the proxy's own fields. `host` fills `$host`.
+pub fn write_upstream(
     out: &mut Buf,
-    method: &str,
+    head: &Head<'_, '_>,
     target: &str,
-    minor: u8,
-    headers: &[httparse::Header<'_>],
-    connection: &ConnectionTokens<'_>,
-    kind: Kind,
-    framing: &Framing,
     peer: Peer,
+    edits: &RequestEdits,
+    host: &str,
 ) -> Result<(), Full> {
-    out.put(method.as_bytes())?;
+    out.put(head.method.as_bytes())?;
     out.put(b" ")?;
     out.put(target.as_bytes())?;
-    out.put(if minor == 0 {
+    out.put(if head.minor == 0 {
         b" HTTP/1.0\r\n"
     } else {
         b" HTTP/1.1\r\n"
     })?;
-    for h in headers.iter().filter(|h| passes(h.name, connection)) {
+    for h in head
+        .headers
+        .iter()
+        .filter(|h| passes(h.name, &head.connection) && !edits.sets(h.name))
+    {
         debug_assert!(
             is_clean_value(h.value),
             "httparse admits no CR/LF/NUL in values"
         );
-        out.put(h.name.as_bytes())?;
+        put_field(out, h.name, h.value)?;
+    }
+    let vars = Vars {
+        host,
+        remote_addr: peer.ip,
+        scheme: peer.scheme,
+        request_uri: head.target,
+    };
+    for f in edits.set.iter().filter(|f| !f.value.is_empty()) {
+        out.put(f.name.as_bytes())?;
         out.put(b": ")?;
-        out.put(h.value)?;
+        f.value.write(out, &vars)?;
         out.put(b"\r\n")?;
     }
-    match kind {
+    match head.kind {
         Kind::Upgrade => out.put(b"Upgrade: websocket\r\nConnection: upgrade\r\n")?,
         Kind::Plain { .. } => {
             out.put(b"Connection: close\r\n")?;
             // The chunked body passes through still encoded.
-            if framing.chunked {
+            if head.framing.chunked {
                 out.put(b"Transfer-Encoding: chunked\r\n")?;
             }
         }
     }
-    if let Some(n) = framing.content_length {
+    if let Some(n) = head.framing.content_length {
         out.put(b"Content-Length: ")?;
         out.put_decimal(n)?;
         out.put(b"\r\n")?;
     }
-    // X-Forwarded-For: the client's list, merged into one line, then us.
-    out.put(b"X-Forwarded-For: ")?;
-    for h in headers
-        .iter()
-        .filter(|h| h.name.eq_ignore_ascii_case("x-forwarded-for"))
-    {
-        for hop in tokens(h.value) {
-            out.put(hop)?;
-            out.put(b", ")?;
+    if !edits.sets("x-forwarded-for") {
+        // The client's list, merged into one line, then the client.
+        out.put(b"X-Forwarded-For: ")?;
+        for h in head
+            .headers
+            .iter()
+            .filter(|h| h.name.eq_ignore_ascii_case("x-forwarded-for"))
+        {
+            for hop in tokens(h.value) {
+                out.put(hop)?;
+                out.put(b", ")?;
+            }
         }
+        out.put_display(peer.ip)?;
+        out.put(b"\r\n")?;
     }
-    out.put_display(peer.ip)?;
-    out.put(b"\r\nX-Forwarded-Proto: ")?;
-    out.put(peer.scheme.as_bytes())?;
-    out.put(b"\r\nX-Real-IP: ")?;
-    out.put_display(peer.ip)?;
-    out.put(b"\r\n\r\n")
+    if !edits.sets("x-forwarded-proto") {
+        put_field(out, "X-Forwarded-Proto", peer.scheme.as_bytes())?;
+    }
+    if !edits.sets("x-real-ip") {
+        out.put(b"X-Real-IP: ")?;
+        out.put_display(peer.ip)?;
+        out.put(b"\r\n")?;
+    }
+    out.put(b"\r\n")
+}
+
+fn put_field(out: &mut Buf, name: &str, value: &[u8]) -> Result<(), Full> {
+    out.put(name.as_bytes())?;
+    out.put(b": ")?;
+    out.put(value)?;
+    out.put(b"\r\n")
 }
 
 #[cfg(test)]
@@ -333,6 +369,34 @@ mod tests {
         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
         Sec-WebSocket-Version: 13\r\n\
         Origin: http://example.com\r\n\r\n";
+
+    /// What the tests check of a parsed head.
+    #[derive(Debug, PartialEq, Eq)]
+    struct Forward {
+        head_len: usize,
+        kind: Kind,
+        body: Body,
+    }
+
+    /// Parses and writes with no route edits, the target unchanged.
+    fn rewrite(
+        input: &[u8],
+        max_head: usize,
+        peer: Peer,
+        out: &mut Buf,
+    ) -> Result<Option<Forward>, Reject> {
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let Some(head) = parse(input, max_head, &mut headers)? else {
+            return Ok(None);
+        };
+        write_upstream(out, &head, head.target, peer, &RequestEdits::default(), "")
+            .map_err(|Full| Reject::new(Status::HeaderTooLarge, "too large once rewritten"))?;
+        Ok(Some(Forward {
+            head_len: head.head_len,
+            kind: head.kind,
+            body: head.body,
+        }))
+    }
 
     fn run(input: &str) -> Result<Option<(Forward, String)>, Reject> {
         let mut out = Buf::with_capacity(8192);

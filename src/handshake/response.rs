@@ -6,6 +6,7 @@
 use crate::buffer::{Buf, Full};
 use crate::handshake::answer::{Reject, Status};
 use crate::handshake::body::Body;
+use crate::handshake::edits::ResponseEdits;
 use crate::handshake::fields::{ConnectionTokens, Framing};
 use crate::handshake::request::Kind;
 
@@ -17,9 +18,10 @@ pub const MAX_HEADERS: usize = 100;
 pub enum Response {
     /// `1xx` other than 101: pass on the `head_len` bytes and read on.
     Interim { head_len: usize },
-    /// `101 Switching Protocols` to an upgrade: pass on the head; the tunnel
-    /// starts right after it.
-    Switching { head_len: usize },
+    /// `101 Switching Protocols` to an upgrade; the tunnel starts right
+    /// after it. `rewritten`: the route edits its fields, so the head was
+    /// written to `out`; otherwise it passes on byte for byte.
+    Switching { head_len: usize, rewritten: bool },
     /// A final answer, rewritten into `out`; `body` frames the bytes after
     /// `head_len`.
     Final {
@@ -34,11 +36,13 @@ const fn bad(why: &'static str) -> Reject {
 }
 
 /// Parses the response head at the start of `input`, answering `request`.
-/// Only a [`Response::Final`] writes to `out`. `Ok(None)`: not complete yet.
+/// A [`Response::Final`], and a 101 that `edits` change, are written to
+/// `out`. `Ok(None)`: not complete yet.
 pub fn rewrite(
     input: &[u8],
     max_head: usize,
     request: Kind,
+    edits: &ResponseEdits,
     out: &mut Buf,
 ) -> Result<Option<Response>, Reject> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -58,7 +62,20 @@ pub fn rewrite(
         return Err(bad("upstream sent a malformed response head"));
     };
     match (code, request) {
-        (101, Kind::Upgrade) => return Ok(Some(Response::Switching { head_len })),
+        (101, Kind::Upgrade) if edits.is_empty() => {
+            return Ok(Some(Response::Switching {
+                head_len,
+                rewritten: false,
+            }))
+        }
+        (101, Kind::Upgrade) => {
+            write_switching(out, res.reason.unwrap_or(""), res.headers, edits)
+                .map_err(|Full| bad("upstream response head too large"))?;
+            return Ok(Some(Response::Switching {
+                head_len,
+                rewritten: true,
+            }));
+        }
         (101, Kind::Plain { .. }) => {
             return Err(bad("upstream switched protocols on a plain request"))
         }
@@ -96,6 +113,7 @@ pub fn rewrite(
         res.reason.unwrap_or(""),
         headers,
         &connection,
+        edits,
     )
     .map_err(|Full| bad("upstream response head too large"))?;
     Ok(Some(Response::Final {
@@ -119,6 +137,7 @@ fn write_head(
     reason: &str,
     headers: &[httparse::Header<'_>],
     connection: &ConnectionTokens<'_>,
+    edits: &ResponseEdits,
 ) -> Result<(), Full> {
     out.put(if minor == 0 {
         b"HTTP/1.0 "
@@ -129,13 +148,39 @@ fn write_head(
     out.put(b" ")?;
     out.put(reason.as_bytes())?;
     out.put(b"\r\n")?;
-    for h in headers.iter().filter(|h| passes(h.name, connection)) {
-        out.put(h.name.as_bytes())?;
-        out.put(b": ")?;
-        out.put(h.value)?;
-        out.put(b"\r\n")?;
+    for h in headers
+        .iter()
+        .filter(|h| passes(h.name, connection) && edits.passes(h.name))
+    {
+        put_field(out, h)?;
     }
+    edits.write_added(out, code)?;
     out.put(b"Connection: close\r\n\r\n")
+}
+
+/// A 101 with the route's fields hidden and added; the handshake's own
+/// fields (`Upgrade`, `Connection`, `Sec-WebSocket-*`) always pass.
+fn write_switching(
+    out: &mut Buf,
+    reason: &str,
+    headers: &[httparse::Header<'_>],
+    edits: &ResponseEdits,
+) -> Result<(), Full> {
+    out.put(b"HTTP/1.1 101 ")?;
+    out.put(reason.as_bytes())?;
+    out.put(b"\r\n")?;
+    for h in headers.iter().filter(|h| edits.passes(h.name)) {
+        put_field(out, h)?;
+    }
+    edits.write_added(out, 101)?;
+    out.put(b"\r\n")
+}
+
+fn put_field(out: &mut Buf, h: &httparse::Header<'_>) -> Result<(), Full> {
+    out.put(h.name.as_bytes())?;
+    out.put(b": ")?;
+    out.put(h.value)?;
+    out.put(b"\r\n")
 }
 
 #[cfg(test)]
@@ -146,8 +191,59 @@ mod tests {
 
     fn run(input: &str, request: Kind) -> Result<Option<(Response, String)>, Reject> {
         let mut out = Buf::with_capacity(4096);
-        Ok(rewrite(input.as_bytes(), 16 * 1024, request, &mut out)?
-            .map(|r| (r, String::from_utf8(out.data().to_vec()).unwrap())))
+        Ok(
+            rewrite(input.as_bytes(), 16 * 1024, request, &NO_EDITS, &mut out)?
+                .map(|r| (r, String::from_utf8(out.data().to_vec()).unwrap())),
+        )
+    }
+
+    const NO_EDITS: ResponseEdits = ResponseEdits {
+        add: Vec::new(),
+        hide: Vec::new(),
+    };
+
+    #[test]
+    fn edits_rewrite_a_101_and_a_final_answer() {
+        let mut edits = ResponseEdits::default();
+        edits
+            .add("Strict-Transport-Security", "max-age=31536000", true)
+            .unwrap();
+        edits.hide("Server").unwrap();
+        let head =
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                    Server: up\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+        let mut out = Buf::with_capacity(4096);
+        let r = rewrite(head.as_bytes(), 16 * 1024, Kind::Upgrade, &edits, &mut out)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            r,
+            Response::Switching {
+                head_len: head.len(),
+                rewritten: true
+            }
+        );
+        assert_eq!(
+            String::from_utf8(out.data().to_vec()).unwrap(),
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+             Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\
+             Strict-Transport-Security: max-age=31536000\r\n\r\n"
+        );
+        let mut out = Buf::with_capacity(4096);
+        rewrite(
+            b"HTTP/1.1 404 Not Found\r\nServer: up\r\nX-Powered-By: php\r\nContent-Length: 0\r\n\r\n",
+            16 * 1024,
+            Kind::Upgrade,
+            &edits,
+            &mut out,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out.data().to_vec()).unwrap(),
+            "HTTP/1.1 404 Not Found\r\nX-Powered-By: php\r\nContent-Length: 0\r\n\
+             Strict-Transport-Security: max-age=31536000\r\nConnection: close\r\n\r\n"
+        );
     }
 
     #[test]
@@ -160,7 +256,8 @@ mod tests {
         assert_eq!(
             r,
             Response::Switching {
-                head_len: head.len()
+                head_len: head.len(),
+                rewritten: false
             }
         );
         assert_eq!(out, "", "a 101 is forwarded from the input, not rewritten");
@@ -264,7 +361,7 @@ mod tests {
         let mut out = Buf::with_capacity(4096);
         let big = format!("HTTP/1.1 200 OK\r\nX: {}\r\n", "a".repeat(300));
         assert_eq!(
-            rewrite(big.as_bytes(), 100, GET, &mut out)
+            rewrite(big.as_bytes(), 100, GET, &NO_EDITS, &mut out)
                 .unwrap_err()
                 .status,
             Status::BadGateway

@@ -25,7 +25,8 @@ use mio::net::TcpStream;
 use splice::{Pipe, PipePool};
 
 /// Which relay tunnels use.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Policy {
     /// Copy until a direction streams, then splice it.
     Auto,

@@ -1,54 +1,290 @@
-//! Upstream servers: which one a new pair tries first, and the order of
-//! the others when a connect fails. Each worker keeps its own rotation, so
-//! picking a server touches no shared state.
+//! Upstream groups: their servers and balancing rule ([`Group`]), which
+//! server a new connection tries first ([`Picker`], one per worker), and
+//! the order of the others when a connect fails ([`Attempt`]).
+//!
+//! | file | owns |
+//! |---|---|
+//! | `mod.rs` | groups, smooth weighted round-robin, least-connections, attempts |
+//! | `hash.rs` | hash keys from a request, the consistent-hash ring |
+//! | `health.rs` | passive health and live counts, shared through atomics |
+//!
+//! Balancing state (round-robin positions) is per worker and touches no
+//! shared memory; health and live counts are shared by every worker.
 
-/// A worker's round-robin position over the configured servers.
-#[derive(Debug)]
-pub struct RoundRobin {
-    next: usize,
+mod hash;
+mod health;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use hash::Ring;
+pub use hash::{key_of, HashKey};
+use health::Health;
+
+/// One upstream server of a group.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Server {
+    /// Where to connect.
+    pub addr: SocketAddr,
+    /// As written in the config, for logs; also names its points on the
+    /// hash ring, so renaming a server moves its keys.
+    pub name: String,
+    /// Relative share of new connections, at least 1.
+    pub weight: u32,
 }
 
-impl RoundRobin {
-    /// Worker `start` begins at a different server than worker 0, so the
-    /// first connections of all workers do not land on one server.
-    pub fn new(start: usize) -> RoundRobin {
-        RoundRobin { next: start }
+/// How a group spreads new connections over its servers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Balance {
+    /// Smooth weighted round-robin, as nginx's.
+    RoundRobin,
+    /// The server with the fewest open connections per unit of weight.
+    LeastConn,
+    /// Consistent hashing on a request key; round-robin when the key is absent.
+    Hash(HashKey),
+}
+
+/// An upstream group: configuration plus its shared runtime state (health
+/// and live counts, atomics). Lives inside the Arc'd config, so every
+/// worker sees the same health and counts. A clone snapshots that state
+/// and then keeps its own.
+#[derive(Clone, Debug)]
+pub struct Group {
+    /// The group's name in the config.
+    pub name: String,
+    /// At least one, at most `u16::MAX`.
+    pub servers: Vec<Server>,
+    /// The balancing rule.
+    pub balance: Balance,
+    /// Consecutive connect failures that mark a server down; 0 = never.
+    pub max_fails: u32,
+    /// How long a down server is skipped, and the most time between two
+    /// failures that still count as consecutive.
+    pub fail_timeout: Duration,
+    /// Only for [`Balance::Hash`].
+    ring: Option<Ring>,
+    health: Health,
+}
+
+impl Group {
+    /// A group with fresh health. The caller has validated the servers: at
+    /// least one, at most `u16::MAX`, every weight at least 1.
+    pub fn new(
+        name: String,
+        servers: Vec<Server>,
+        balance: Balance,
+        max_fails: u32,
+        fail_timeout: Duration,
+    ) -> Group {
+        debug_assert!(!servers.is_empty(), "group {name} has no servers");
+        debug_assert!(
+            servers.iter().all(|s| s.weight >= 1),
+            "group {name}: weight 0"
+        );
+        assert!(
+            servers.len() <= usize::from(u16::MAX),
+            "group {name}: too many servers"
+        );
+        let ring = matches!(balance, Balance::Hash(_)).then(|| Ring::new(&servers));
+        let health = Health::new(servers.len());
+        Group {
+            name,
+            servers,
+            balance,
+            max_fails,
+            fail_timeout,
+            ring,
+            health,
+        }
     }
 
-    /// The server for the next pair, out of `servers`.
-    pub fn pick(&mut self, servers: usize) -> usize {
-        debug_assert!(servers > 0);
-        let pick = self.next % servers;
-        self.next = pick + 1;
-        pick
+    /// Passive health: a connect to `server` failed (refused or timed out).
+    /// After `max_fails` consecutive failures, each within `fail_timeout`
+    /// of the previous, the server is skipped until `fail_timeout` has
+    /// passed since the last failure (nginx semantics). A failure right
+    /// after that down time (the probe) marks it down again at once.
+    pub fn connect_failed(&self, server: usize, now: Instant) {
+        self.health
+            .failed(server, now, self.max_fails, self.fail_timeout);
+    }
+
+    /// A connect to `server` succeeded: its failure count resets.
+    pub fn connect_succeeded(&self, server: usize) {
+        self.health.succeeded(server);
+    }
+
+    /// Whether `server` is to be skipped at `now`.
+    pub fn is_down(&self, server: usize, now: Instant) -> bool {
+        self.health.is_down(server, now, self.max_fails)
+    }
+
+    /// Least-connections bookkeeping: a connection to `server` was opened.
+    /// Each call pairs with one [`Group::closed`].
+    pub fn opened(&self, server: usize) {
+        self.health.opened(server);
+    }
+
+    /// A connection to `server` counted by [`Group::opened`] closed.
+    pub fn closed(&self, server: usize) {
+        self.health.closed(server);
+    }
+
+    /// Open connections to `server`, across all workers.
+    pub fn active(&self, server: usize) -> u32 {
+        self.health.active(server)
     }
 }
 
-/// One pair's walk through the servers: the first pick, then each other
-/// server once, in order, until one accepts.
+/// A worker's balancing state for every group (smooth weighted round-robin
+/// positions, as nginx's ngx_http_upstream_round_robin), indexed like the
+/// config's groups. Touches no shared state except reading health/counts.
+#[derive(Clone, Debug)]
+pub struct Picker {
+    /// Per group, each server's current weight.
+    current: Vec<Box<[i64]>>,
+}
+
+impl Picker {
+    /// `worker`: the worker id, so workers start their rotations at
+    /// different servers: worker `w` begins `w` picks into the sequence.
+    pub fn new(groups: &[Group], worker: usize) -> Picker {
+        let current = groups.iter().map(|group| {
+            let mut current = vec![0; group.servers.len()].into_boxed_slice();
+            // The sequence repeats every `total` picks.
+            let total: u64 = group.servers.iter().map(|s| u64::from(s.weight)).sum();
+            for _ in 0..(worker as u64 % total) {
+                smooth(&mut current, group, |_| true);
+            }
+            current
+        });
+        Picker {
+            current: current.collect(),
+        }
+    }
+
+    /// The first server for a new connection to group `index`. `key`: the
+    /// hash key bytes when the group hashes (for ClientIp the caller passes
+    /// the IP's octets); a hashing group with key None falls back to
+    /// round-robin. Down servers are skipped; if every server is down, pick
+    /// as if none were (better to try than to refuse). LeastConn: the
+    /// healthy server with the fewest active/weight, ties broken by this
+    /// worker's smooth weighted round-robin so equal counts spread.
+    pub fn first(
+        &mut self,
+        index: usize,
+        group: &Group,
+        key: Option<&[u8]>,
+        now: Instant,
+    ) -> Attempt {
+        let current = &mut self.current[index];
+        debug_assert_eq!(
+            current.len(),
+            group.servers.len(),
+            "group {index} is not {}",
+            group.name
+        );
+        let up = |i: usize| !group.is_down(i, now);
+        let server = match (&group.balance, &group.ring, key) {
+            (Balance::Hash(_), Some(ring), Some(key)) => Some(ring.lookup(hash::hash(key), up)),
+            (Balance::LeastConn, ..) => {
+                least_conn(current, group, up).or_else(|| least_conn(current, group, |_| true))
+            }
+            _ => smooth(current, group, up),
+        };
+        let server = server
+            .or_else(|| smooth(current, group, |_| true))
+            .unwrap_or(0);
+        Attempt::new(server)
+    }
+}
+
+/// The `usable` server with the fewest open connections per unit of
+/// weight; ties go to a step of [`smooth`] among the tied. None when no
+/// server is usable. Counts read twice may have moved in between (other
+/// workers); if that leaves no server tied, any usable one will do.
+fn least_conn(current: &mut [i64], group: &Group, usable: impl Fn(usize) -> bool) -> Option<usize> {
+    let load = |i: usize| {
+        (
+            u64::from(group.active(i)),
+            u64::from(group.servers[i].weight),
+        )
+    };
+    // a/wa < b/wb  ⇔  a·wb < b·wa, exact in integers (u32 · u32 fits u64).
+    let fewer = |a: (u64, u64), b: (u64, u64)| a.0 * b.1 < b.0 * a.1;
+    let min = (0..current.len())
+        .filter(|&i| usable(i))
+        .map(load)
+        .reduce(|a, b| if fewer(b, a) { b } else { a })?;
+    smooth(current, group, |i| usable(i) && !fewer(min, load(i)))
+        .or_else(|| smooth(current, group, &usable))
+}
+
+/// One step of nginx's smooth weighted round-robin over the servers that
+/// are `usable`: each gains its weight, the highest (first on a tie) is
+/// picked and loses the total. Over `total` steps each server is picked
+/// `weight` times, interleaved. None when no server is usable.
+fn smooth(current: &mut [i64], group: &Group, usable: impl Fn(usize) -> bool) -> Option<usize> {
+    let mut total = 0;
+    let mut best: Option<usize> = None;
+    for (i, server) in group.servers.iter().enumerate().filter(|&(i, _)| usable(i)) {
+        current[i] += i64::from(server.weight);
+        total += i64::from(server.weight);
+        if best.is_none_or(|b| current[i] > current[b]) {
+            best = Some(i);
+        }
+    }
+    let best = best?;
+    current[best] -= total;
+    Some(best)
+}
+
+/// One connection's walk through a group's servers: the first pick, then
+/// each other server at most once, in index order after the first, until
+/// one accepts.
+///
+/// The rule for down servers: each step skips servers that are down at
+/// that step, and the walk ends once every untried server is down —
+/// unless every server of the group is down, in which case nothing is
+/// skipped (as [`Picker::first`]: better to try than to refuse).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Attempt {
     first: u16,
-    tried: u16,
+    server: u16,
 }
 
 impl Attempt {
-    pub fn new(first: usize) -> Attempt {
+    /// A walk that starts at `server`.
+    pub fn new(server: usize) -> Attempt {
+        let server = u16::try_from(server).expect("group size checked by Group::new");
         Attempt {
-            first: u16::try_from(first).expect("server index fits in u16"),
-            tried: 0,
+            first: server,
+            server,
         }
     }
 
     /// The server this attempt connects to.
-    pub fn server(self, servers: usize) -> usize {
-        (usize::from(self.first) + usize::from(self.tried)) % servers
+    pub fn server(self) -> usize {
+        usize::from(self.server)
     }
 
-    /// The attempt after this one failed, or `None` when every server was tried.
-    pub fn next(self, servers: usize) -> Option<Attempt> {
-        let tried = self.tried + 1;
-        (usize::from(tried) < servers).then_some(Attempt { tried, ..self })
+    /// The next server to try after this one failed, or None when every
+    /// server has been tried or every untried one is down (see the type's
+    /// rule).
+    pub fn next(self, group: &Group, now: Instant) -> Option<Attempt> {
+        let n = group.servers.len();
+        let first = usize::from(self.first);
+        let mut untried = (1..n)
+            .map(|step| (self.server() + step) % n)
+            .take_while(|&i| i != first);
+        let server = match untried.clone().find(|&i| !group.is_down(i, now)) {
+            Some(up) => up,
+            None if (0..n).all(|i| group.is_down(i, now)) => untried.next()?,
+            None => return None,
+        };
+        Some(Attempt {
+            server: server as u16,
+            ..self
+        })
     }
 }
 
@@ -56,35 +292,197 @@ impl Attempt {
 mod tests {
     use super::*;
 
-    #[test]
-    fn round_robin_cycles_from_its_start() {
-        let mut rr = RoundRobin::new(0);
-        let picks: Vec<usize> = (0..5).map(|_| rr.pick(2)).collect();
-        assert_eq!(picks, [0, 1, 0, 1, 0]);
-        let mut rr = RoundRobin::new(1);
-        let picks: Vec<usize> = (0..4).map(|_| rr.pick(3)).collect();
-        assert_eq!(picks, [1, 2, 0, 1]);
-        let mut rr = RoundRobin::new(7);
-        assert_eq!(rr.pick(1), 0);
-        assert_eq!(rr.pick(1), 0);
+    const TIMEOUT: Duration = Duration::from_secs(10);
+
+    fn group(weights: &[u32], balance: Balance) -> Group {
+        let servers = weights.iter().enumerate().map(|(i, &weight)| Server {
+            addr: SocketAddr::from(([10, 0, 0, i as u8 + 1], 80)),
+            name: format!("10.0.0.{}:80", i + 1),
+            weight,
+        });
+        Group::new("g".into(), servers.collect(), balance, 1, TIMEOUT)
+    }
+
+    fn picks(picker: &mut Picker, g: &Group, key: Option<&[u8]>, n: usize) -> Vec<usize> {
+        let now = Instant::now();
+        (0..n)
+            .map(|_| picker.first(0, g, key, now).server())
+            .collect()
     }
 
     #[test]
-    fn attempts_visit_every_server_once() {
-        let table = [
-            (0, 1, vec![0]),
-            (1, 3, vec![1, 2, 0]),
-            (2, 3, vec![2, 0, 1]),
-            (0, 2, vec![0, 1]),
+    fn round_robin_sequences() {
+        let table: &[(&[u32], usize, &[usize])] = &[
+            // nginx's own example: { a, a, b, a, c, a, a }.
+            (&[5, 1, 1], 0, &[0, 0, 1, 0, 2, 0, 0, 0, 0, 1]),
+            (&[1, 1, 1], 0, &[0, 1, 2, 0, 1, 2, 0]),
+            (&[1, 1, 1], 1, &[1, 2, 0, 1, 2, 0, 1]),
+            (&[1, 1, 1], 5, &[2, 0, 1, 2]),
+            (&[1, 2], 0, &[1, 0, 1, 1, 0, 1]),
+            (&[7], 3, &[0, 0, 0]),
         ];
-        for (first, servers, want) in table {
+        for &(weights, worker, want) in table {
+            let g = group(weights, Balance::RoundRobin);
+            let mut picker = Picker::new(std::slice::from_ref(&g), worker);
+            assert_eq!(
+                picks(&mut picker, &g, None, want.len()),
+                want,
+                "{weights:?} worker {worker}"
+            );
+        }
+    }
+
+    #[test]
+    fn workers_start_at_different_servers() {
+        let g = group(&[1, 1, 1], Balance::RoundRobin);
+        let groups = std::slice::from_ref(&g);
+        let now = Instant::now();
+        let a = Picker::new(groups, 0).first(0, &g, None, now);
+        let b = Picker::new(groups, 1).first(0, &g, None, now);
+        assert_ne!(a.server(), b.server());
+    }
+
+    #[test]
+    fn pickers_keep_a_position_per_group() {
+        let groups = [
+            group(&[1, 1], Balance::RoundRobin),
+            group(&[1, 1, 1], Balance::RoundRobin),
+        ];
+        let mut picker = Picker::new(&groups, 0);
+        let now = Instant::now();
+        let mut pick = |i: usize| picker.first(i, &groups[i], None, now).server();
+        assert_eq!(
+            [pick(0), pick(1), pick(1), pick(0), pick(1)],
+            [0, 0, 1, 1, 2]
+        );
+    }
+
+    #[test]
+    fn round_robin_skips_down_servers() {
+        let g = group(&[1, 1, 1], Balance::RoundRobin);
+        let mut picker = Picker::new(std::slice::from_ref(&g), 0);
+        let now = Instant::now();
+        g.connect_failed(1, now);
+        assert_eq!(picks(&mut picker, &g, None, 4), [0, 2, 0, 2]);
+        g.connect_failed(0, now);
+        g.connect_failed(2, now);
+        assert_eq!(
+            picks(&mut picker, &g, None, 3).len(),
+            3,
+            "all down: still picks"
+        );
+        let later = now + TIMEOUT;
+        assert!((0..3).all(|i| !g.is_down(i, later)));
+    }
+
+    #[test]
+    fn least_conn_picks_the_fewest_per_weight() {
+        /// (weights, opened per server, down, want)
+        type Case = (&'static [u32], &'static [u32], &'static [usize], usize);
+        let table: &[Case] = &[
+            (&[1, 1, 1], &[2, 1, 0], &[], 2),
+            (&[1, 1, 1], &[0, 1, 1], &[], 0),
+            (&[1, 1, 1], &[2, 1, 0], &[2], 1),
+            (&[1, 2], &[1, 1], &[], 1),
+            (&[1, 2], &[1, 3], &[], 0),
+            (&[1, 1], &[3, 5], &[0, 1], 0),
+        ];
+        for &(weights, opened, down, want) in table {
+            let g = group(weights, Balance::LeastConn);
+            for (server, &n) in opened.iter().enumerate() {
+                (0..n).for_each(|_| g.opened(server));
+            }
+            let now = Instant::now();
+            down.iter().for_each(|&s| g.connect_failed(s, now));
+            let mut picker = Picker::new(std::slice::from_ref(&g), 0);
+            let got = picker.first(0, &g, None, now).server();
+            assert_eq!(got, want, "{weights:?} opened {opened:?} down {down:?}");
+        }
+    }
+
+    #[test]
+    fn least_conn_spreads_ties() {
+        let g = group(&[1, 1, 1], Balance::LeastConn);
+        let groups = std::slice::from_ref(&g);
+        assert_eq!(
+            picks(&mut Picker::new(groups, 0), &g, None, 6),
+            [0, 1, 2, 0, 1, 2]
+        );
+        assert_eq!(picks(&mut Picker::new(groups, 1), &g, None, 3), [1, 2, 0]);
+        // Opening as it picks fills the servers evenly.
+        let mut picker = Picker::new(groups, 0);
+        let now = Instant::now();
+        for _ in 0..9 {
+            g.opened(picker.first(0, &g, None, now).server());
+        }
+        assert_eq!([g.active(0), g.active(1), g.active(2)], [3, 3, 3]);
+        g.closed(1);
+        assert_eq!(picker.first(0, &g, None, now).server(), 1);
+    }
+
+    #[test]
+    fn hash_groups_follow_the_key() {
+        let g = group(&[1, 1, 1, 1], Balance::Hash(HashKey::ClientIp));
+        let mut picker = Picker::new(std::slice::from_ref(&g), 0);
+        let now = Instant::now();
+        let key: &[u8] = &[192, 0, 2, 7];
+        let home = picker.first(0, &g, Some(key), now).server();
+        assert!((0..5).all(|_| picker.first(0, &g, Some(key), now).server() == home));
+        assert_eq!(
+            picks(&mut picker, &g, None, 4),
+            [0, 1, 2, 3],
+            "no key: round-robin"
+        );
+        g.connect_failed(home, now);
+        let moved = picker.first(0, &g, Some(key), now).server();
+        assert_ne!(moved, home, "the key's server is down");
+        (0..4).for_each(|i| g.connect_failed(i, now));
+        assert_eq!(
+            picker.first(0, &g, Some(key), now).server(),
+            home,
+            "all down"
+        );
+        g.connect_succeeded(home);
+        assert_eq!(
+            picker.first(0, &g, Some(key), now).server(),
+            home,
+            "back up"
+        );
+    }
+
+    #[test]
+    fn attempts_walk_the_servers_once() {
+        /// (servers, first, down before the walk, failures mark down, want)
+        type Case = (usize, usize, &'static [usize], bool, &'static [usize]);
+        let table: &[Case] = &[
+            (1, 0, &[], false, &[0]),
+            (3, 1, &[], false, &[1, 2, 0]),
+            (4, 1, &[2], false, &[1, 3, 0]),
+            (4, 3, &[0, 1], false, &[3, 2]),
+            (4, 2, &[0, 1, 2, 3], false, &[2, 3, 0, 1]),
+            (3, 0, &[1, 2], true, &[0, 1, 2]),
+            (3, 0, &[2], true, &[0, 1, 2]),
+        ];
+        for &(servers, first, down, mark, want) in table {
+            let g = group(&vec![1; servers], Balance::RoundRobin);
+            let now = Instant::now();
+            down.iter().for_each(|&s| g.connect_failed(s, now));
             let mut seen = Vec::new();
             let mut attempt = Some(Attempt::new(first));
             while let Some(a) = attempt {
-                seen.push(a.server(servers));
-                attempt = a.next(servers);
+                seen.push(a.server());
+                if mark {
+                    g.connect_failed(a.server(), now);
+                }
+                attempt = a.next(&g, now);
             }
-            assert_eq!(seen, want, "first {first} of {servers}");
+            assert_eq!(seen, want, "{servers} servers from {first}, down {down:?}");
         }
+    }
+
+    #[test]
+    fn attempt_stays_small() {
+        assert_eq!(std::mem::size_of::<Attempt>(), 4);
+        assert_eq!(std::mem::size_of::<Option<Attempt>>(), 6);
     }
 }

@@ -1,0 +1,247 @@
+//! What the proxy does with a parsed request head: redirect it to HTTPS,
+//! refuse it, serve a file, or forward it to an upstream server. This is
+//! where the listener, the Host, the route, the origin allow-list, the path
+//! rewrite, the header edits and the balancer meet; the pair only carries
+//! the decision out.
+
+use std::fs::File;
+use std::net::IpAddr;
+use std::time::Instant;
+
+use crate::buffer::Buf;
+use crate::config::{Config, Serves, Target};
+use crate::files::{self, Lookup};
+use crate::handshake::answer::{self, Reject, Status};
+use crate::handshake::body::Body;
+use crate::handshake::request::{self, Head, Kind, Peer};
+use crate::route;
+use crate::upstream::{self, Attempt, Balance, HashKey, Picker};
+
+/// The decision, with the site and route it was made under (their
+/// response fields go on the proxy's own answers).
+pub struct Plan {
+    pub site: Option<usize>,
+    pub route: Option<usize>,
+    pub action: Action,
+}
+
+pub enum Action {
+    /// `out` holds a complete answer (a redirect).
+    Reply,
+    /// Answer with the proxy's own error.
+    Refuse(Reject),
+    /// `out` holds the response head; `len` bytes of `file` follow.
+    Serve { file: File, len: u64 },
+    /// `out` holds the rewritten head and the early bytes that belong to
+    /// the request; `body` frames what the client sends next.
+    Forward {
+        group: usize,
+        kind: Kind,
+        body: Body,
+        attempt: Attempt,
+    },
+}
+
+/// Everything a decision reads besides the head.
+pub struct Inputs<'a> {
+    pub config: &'a Config,
+    pub listener: usize,
+    pub peer: Peer,
+    pub picker: &'a mut Picker,
+    pub now: Instant,
+}
+
+const fn refuse(status: Status, why: &'static str) -> Action {
+    Action::Refuse(Reject::new(status, why))
+}
+
+/// Decides what to do with `head`; `early` is what the client sent after
+/// it. Writes whatever the decision sends into `out`.
+pub fn decide(head: &Head<'_, '_>, early: &[u8], inputs: Inputs<'_>, out: &mut Buf) -> Plan {
+    let config = inputs.config;
+    let mut plan = Plan {
+        site: None,
+        route: None,
+        action: Action::Reply,
+    };
+    let host = match head.single("host") {
+        Some(value) => match route::host_name(value) {
+            Some(host) => host,
+            None => {
+                plan.action = refuse(Status::BadRequest, "invalid Host header");
+                return plan;
+            }
+        },
+        None => "".into(),
+    };
+    let site = match &config.listeners[inputs.listener].serves {
+        Serves::RedirectHttps { port } => {
+            plan.action = redirect(&host, *port, head.target, out);
+            return plan;
+        }
+        Serves::Sites(hosts) => hosts.find(&host),
+    };
+    plan.site = Some(site);
+    let site_config = &config.sites[site];
+    let Some(matched) = site_config.routes.find(head.path()) else {
+        plan.action = refuse(Status::NotFound, "no route for this path");
+        return plan;
+    };
+    let route_id = site_config.route_ids[matched];
+    plan.route = Some(route_id);
+    let route = &config.routes[route_id];
+
+    let target = match &route.path_edit {
+        None => head.target.into(),
+        Some(edit) => match edit.apply(head.target) {
+            Ok(None) => head.target.into(),
+            Ok(Some(rewritten)) => std::borrow::Cow::Owned(rewritten),
+            Err(why) => {
+                plan.action = refuse(Status::BadRequest, why);
+                return plan;
+            }
+        },
+    };
+    plan.action = match &route.target {
+        Target::Files(root) => serve(head, root, &target, route, out),
+        Target::Upstream(group) => {
+            if head.kind == Kind::Upgrade {
+                if let (Some(allowed), Some(origin)) = (&route.origins, head.single("origin")) {
+                    if !allowed.allows(origin) {
+                        plan.action = refuse(Status::Forbidden, "origin not allowed");
+                        return plan;
+                    }
+                }
+            }
+            forward(head, early, *group, &target, &host, route, inputs, out)
+        }
+    };
+    plan
+}
+
+fn redirect(host: &str, port: Option<u16>, target: &str, out: &mut Buf) -> Action {
+    if host.is_empty() {
+        return refuse(
+            Status::BadRequest,
+            "a redirect to HTTPS needs the Host header",
+        );
+    }
+    let mut port_text = String::new();
+    if let Some(port) = port.filter(|&p| p != 443) {
+        port_text = format!(":{port}");
+    }
+    let location: [&[u8]; 4] = [
+        b"https://",
+        host.as_bytes(),
+        port_text.as_bytes(),
+        target.as_bytes(),
+    ];
+    match answer::write_redirect(out, &location) {
+        Ok(()) => Action::Reply,
+        Err(_) => refuse(
+            Status::HeaderTooLarge,
+            "request target too long to redirect",
+        ),
+    }
+}
+
+fn serve(
+    head: &Head<'_, '_>,
+    root: &files::Root,
+    target: &str,
+    route: &crate::config::Route,
+    out: &mut Buf,
+) -> Action {
+    if head.kind == Kind::Upgrade {
+        return refuse(Status::NotFound, "no WebSocket endpoint at this path");
+    }
+    if head.method != "GET" && head.method != "HEAD" {
+        return refuse(Status::MethodNotAllowed, "files are read with GET or HEAD");
+    }
+    let path = target.split_once('?').map_or(target, |(p, _)| p);
+    let found = match root.lookup(path) {
+        Lookup::Found(found) => found,
+        Lookup::NotFound => return refuse(Status::NotFound, "file not found"),
+        Lookup::Status(code) => return refuse(status_for(code), "file not found"),
+        Lookup::Refused { status, why } => return refuse(status_for(status), why),
+    };
+    let written = files::write_head(out, &found)
+        .and_then(|()| route.response.write_added(out, 200))
+        .and_then(|()| out.put(b"Connection: close\r\n\r\n"));
+    if written.is_err() {
+        return refuse(Status::HeaderTooLarge, "response head too large");
+    }
+    let len = if head.method == "HEAD" { 0 } else { found.len };
+    Action::Serve {
+        file: found.file,
+        len,
+    }
+}
+
+/// The proxy's own statuses for a `try_files` `=CODE` or a refusal.
+fn status_for(code: u16) -> Status {
+    match code {
+        400 => Status::BadRequest,
+        403 => Status::Forbidden,
+        405 => Status::MethodNotAllowed,
+        502 => Status::BadGateway,
+        504 => Status::GatewayTimeout,
+        _ => Status::NotFound,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn forward(
+    head: &Head<'_, '_>,
+    early: &[u8],
+    group: usize,
+    target: &str,
+    host: &str,
+    route: &crate::config::Route,
+    inputs: Inputs<'_>,
+    out: &mut Buf,
+) -> Action {
+    if request::write_upstream(out, head, target, inputs.peer, &route.request, host).is_err() {
+        return refuse(
+            Status::HeaderTooLarge,
+            "request head too large once rewritten",
+        );
+    }
+    let mut body = head.body.clone();
+    let taken = match body.advance(early) {
+        Ok(advance) => advance.used,
+        Err(_) => return refuse(Status::BadRequest, "malformed chunked body"),
+    };
+    if out.put(&early[..taken]).is_err() {
+        return refuse(Status::HeaderTooLarge, "request head too large");
+    }
+    let config_group = &inputs.config.groups[group];
+    let octets;
+    let key = match &config_group.balance {
+        Balance::Hash(HashKey::ClientIp) => {
+            octets = ip_octets(inputs.peer.ip);
+            Some(&octets.0[..octets.1])
+        }
+        Balance::Hash(key) => upstream::key_of(key, head.headers, head.target),
+        _ => None,
+    };
+    let attempt = inputs.picker.first(group, config_group, key, inputs.now);
+    Action::Forward {
+        group,
+        kind: head.kind,
+        body,
+        attempt,
+    }
+}
+
+/// An address's bytes (IPv4-mapped IPv6 as IPv4), for hashing.
+fn ip_octets(ip: IpAddr) -> ([u8; 16], usize) {
+    let mut bytes = [0; 16];
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            bytes[..4].copy_from_slice(&v4.octets());
+            (bytes, 4)
+        }
+        IpAddr::V6(v6) => (v6.octets(), 16),
+    }
+}
