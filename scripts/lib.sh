@@ -50,8 +50,10 @@ alive() {
 
 stop() {
   local pid deadline
+  # A process can exit between the check and the kill: under set -e a
+  # failed kill would end the calling script (even from the EXIT trap).
   for pid in "$@"; do
-    alive "$pid" && kill -TERM "$pid" 2>/dev/null
+    if alive "$pid"; then kill -TERM "$pid" 2>/dev/null || true; fi
   done
   deadline=$((SECONDS + 5))
   for pid in "$@"; do
