@@ -41,6 +41,7 @@ pub struct Cli {
         conflicts_with_all = [
             "listen", "upstream", "workers", "idle_timeout", "handshake_timeout",
             "connect_timeout", "response_timeout", "max_header_bytes", "relay", "splice_pipes",
+            "max_connections", "max_connections_per_ip",
         ]
     )]
     pub config: Option<PathBuf>,
@@ -88,6 +89,17 @@ pub struct Cli {
     /// Largest request head accepted, in bytes; a larger one gets 431.
     #[arg(long, value_name = "BYTES", default_value_t = config::MAX_HEAD_BYTES)]
     pub max_header_bytes: usize,
+
+    /// Most client connections at once; past it new clients get 503 and,
+    /// 64 refusals later per worker, accepting pauses until some close
+    /// [default: what the open-file limit allows, about half of it].
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
+
+    /// Most client connections from one IP address; past it 429 (0 = no
+    /// limit).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub max_connections_per_ip: usize,
 
     /// How tunnels move bytes: `splice` keeps them in the kernel
     /// (socket → pipe → socket), `copy` reads and writes through one buffer

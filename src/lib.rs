@@ -7,6 +7,7 @@ pub mod config;
 pub mod dispatch;
 pub mod files;
 pub mod handshake;
+pub mod limits;
 pub mod listener;
 pub mod log;
 pub mod pair;

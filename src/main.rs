@@ -17,8 +17,9 @@ use wsproxy_fast::cli::Cli;
 use wsproxy_fast::config::{self, Config, ConfigError, LoadError};
 use wsproxy_fast::listener::{self, BindError};
 use wsproxy_fast::log::{self, Level};
+use wsproxy_fast::sys;
 use wsproxy_fast::worker::{Control, Worker};
-use wsproxy_fast::{error, info};
+use wsproxy_fast::{error, info, warn};
 
 #[derive(Debug, thiserror::Error)]
 enum RunError {
@@ -45,6 +46,18 @@ fn main() -> ExitCode {
                 eprintln!("wsproxy-fast: error: {line}");
             }
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Raises the soft open-file limit to the hard one: (before, after).
+fn raise_nofile_limit() -> Option<(u64, u64)> {
+    let (before, _) = sys::nofile_limits().ok()?;
+    match sys::raise_nofile_limit() {
+        Ok(after) => Some((before, after)),
+        Err(e) => {
+            warn!("cannot raise the open-file limit from {before}: {e}");
+            Some((before, before))
         }
     }
 }
@@ -77,7 +90,12 @@ impl Drop for Finished {
     }
 }
 
+/// Below this many open files the proxy says the limit is low.
+const LOW_NOFILE: u64 = 65_536;
+
 fn run(cli: &Cli) -> Result<(), RunError> {
+    // Before the configuration, whose default connection limit follows it.
+    let nofile = raise_nofile_limit();
     let config = match &cli.config {
         Some(path) => config::load(path)?,
         None => Config::from_cli(cli)?,
@@ -89,6 +107,30 @@ fn run(cli: &Cli) -> Result<(), RunError> {
             .map_or_else(|| "the command line".into(), |p| p.display().to_string());
         println!("{source}: configuration is valid: {}", summary(&config));
         return Ok(());
+    }
+    if let Some((before, after)) = nofile {
+        let level = if after < LOW_NOFILE {
+            Level::Warn
+        } else {
+            Level::Info
+        };
+        log::write(
+            level,
+            format_args!(
+                "open-file limit {after}{}: room for {} connections{}",
+                if before < after {
+                    format!(" (raised from {before})")
+                } else {
+                    String::new()
+                },
+                config.limits.max_connections,
+                if after < LOW_NOFILE {
+                    "; raise the hard limit for more (ulimit -Hn, systemd LimitNOFILE=)"
+                } else {
+                    ""
+                }
+            ),
+        );
     }
     let config = Arc::new(config);
 

@@ -220,6 +220,15 @@ impl Pair {
         self.read_request(false, ctx)
     }
 
+    /// Answers a client the limits refused, without reading its request.
+    pub fn refuse(&mut self, reject: Reject, ctx: &mut Ctx<'_>) -> Outcome {
+        self.answer(reject, ctx)
+    }
+
+    pub fn client_ip(&self) -> std::net::IpAddr {
+        self.client_addr.ip()
+    }
+
     /// Handles readiness of one of the pair's sockets.
     pub fn on_ready(&mut self, side: Side, ready: Ready, ctx: &mut Ctx<'_>) -> Outcome {
         match (&self.phase, side) {

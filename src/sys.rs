@@ -86,6 +86,35 @@ pub fn sendfile(
     Ok(sent as usize)
 }
 
+/// The soft and hard limits on open file descriptors (`RLIMIT_NOFILE`).
+pub fn nofile_limits() -> io::Result<(u64, u64)> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // Arguments: a resource constant and a pointer to an rlimit that
+    // outlives the call, which the kernel fills in.
+    syscall!(getrlimit(libc::RLIMIT_NOFILE, &mut limit))?;
+    Ok((limit.rlim_cur, limit.rlim_max))
+}
+
+/// Raises the soft open-file limit to the hard one (what an unprivileged
+/// process may do), returning the limit now in force.
+pub fn raise_nofile_limit() -> io::Result<u64> {
+    let (soft, hard) = nofile_limits()?;
+    if soft >= hard {
+        return Ok(soft);
+    }
+    let limit = libc::rlimit {
+        rlim_cur: hard,
+        rlim_max: hard,
+    };
+    // Arguments: a resource constant and a pointer to an rlimit that
+    // outlives the call, which the kernel only reads.
+    syscall!(setrlimit(libc::RLIMIT_NOFILE, &limit))?;
+    Ok(hard)
+}
+
 /// Hands free heap memory back to the kernel (glibc's `malloc_trim`):
 /// freed 32 KiB buffers sit below the mmap threshold and would otherwise
 /// stay resident. Called only when a worker has gone idle.

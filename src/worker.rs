@@ -18,6 +18,7 @@ use mio::{Events, Interest, Poll, Waker};
 use slab::Slab;
 
 use crate::config::Config;
+use crate::limits::Admission;
 use crate::pair::{Ctx, Outcome, Pair, Ready};
 use crate::relay::splice::PipePool;
 use crate::relay::Resources;
@@ -41,12 +42,15 @@ const TRIM_AFTER: Duration = Duration::from_secs(2);
 /// What the main thread holds to control a worker.
 pub struct Control {
     pub stop: AtomicBool,
+    /// Client connections held, for the connection limits.
+    pub admission: Admission,
 }
 
 impl Control {
     pub fn new() -> Arc<Control> {
         Arc::new(Control {
             stop: AtomicBool::new(false),
+            admission: Admission::default(),
         })
     }
 }
@@ -71,8 +75,12 @@ pub struct Worker {
     id: usize,
     poll: Poll,
     listeners: Vec<TcpListener>,
-    /// Accepting is paused until then (out of descriptors).
+    /// Accepting is paused until then (out of descriptors, or past the
+    /// connection limits).
     accept_paused_until: Option<Instant>,
+    /// The last pause was for the connection limits (said once, not at
+    /// every re-check).
+    at_limit: bool,
     pairs: Slab<Pair>,
     clock: Clock,
     now: Tick,
@@ -114,6 +122,7 @@ impl Worker {
             poll,
             listeners,
             accept_paused_until: None,
+            at_limit: false,
             pairs: Slab::new(),
             clock,
             now: 0,
@@ -201,6 +210,21 @@ impl Worker {
             return;
         }
         loop {
+            let limits = &self.config.limits;
+            if limits.paused(self.control.admission.total(), self.pairs.len()) {
+                if !self.at_limit {
+                    warn!(
+                        "connection limits reached ({} connections in the process, {} here); \
+                         new clients wait in the kernel's queue",
+                        self.control.admission.total(),
+                        self.pairs.len()
+                    );
+                    self.at_limit = true;
+                }
+                self.pause_accepting(now);
+                return;
+            }
+            self.at_limit = false;
             match self.listeners[index].accept() {
                 Ok((stream, addr)) => self.admit(stream, addr, index),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
@@ -245,12 +269,19 @@ impl Worker {
 
     fn admit(&mut self, stream: TcpStream, addr: SocketAddr, listener: usize) {
         self.serial = self.serial.wrapping_add(1);
+        let admitted =
+            self.control
+                .admission
+                .admit(&self.config.limits, self.pairs.len(), addr.ip());
         let entry = self.pairs.vacant_entry();
         let key = entry.key();
         debug!("client {addr}: accepted as pair {key}");
         let pair = entry.insert(Pair::new(stream, addr, listener, self.serial));
         let mut ctx = ctx!(self, key);
-        let outcome = pair.start(&mut ctx);
+        let outcome = match admitted {
+            Ok(()) => pair.start(&mut ctx),
+            Err(reject) => pair.refuse(reject, &mut ctx),
+        };
         self.settle(key, outcome);
     }
 
@@ -310,6 +341,9 @@ impl Worker {
         }
         let mut pair = self.pairs.remove(key);
         pair.close(&mut self.relay, &self.config);
+        self.control
+            .admission
+            .release(&self.config.limits, pair.client_ip());
     }
 }
 

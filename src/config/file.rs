@@ -38,12 +38,14 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    listen_addr, upstream_servers, usable_cores, Config, Listener, Route, Serves, Site, Target,
-    Timeouts, FAIL_TIMEOUT, MAX_FAILS, MAX_HEAD_BYTES, MAX_HEAD_LIMIT, MAX_WORKERS, MIN_HEAD_BYTES,
+    default_max_connections, listen_addr, upstream_servers, usable_cores, Config, Listener, Route,
+    Serves, Site, Target, Timeouts, FAIL_TIMEOUT, MAX_FAILS, MAX_HEAD_BYTES, MAX_HEAD_LIMIT,
+    MAX_WORKERS, MIN_HEAD_BYTES,
 };
 use crate::cli::Span;
 use crate::files::Root;
 use crate::handshake::edits::{RequestEdits, ResponseEdits};
+use crate::limits::Limits;
 use crate::relay::{splice, Policy};
 use crate::route::{Location, Origins, PathEdit, Routes, ServerName, VirtualHosts};
 use crate::upstream::{Balance, Group, HashKey, Server};
@@ -172,6 +174,8 @@ struct FileSections {
     #[serde(default)]
     timeouts: TimeoutSection,
     #[serde(default)]
+    limits: LimitSection,
+    #[serde(default)]
     listener: Vec<Spanned<ListenerSection>>,
     #[serde(default)]
     upstream: BTreeMap<Spanned<String>, Spanned<UpstreamSection>>,
@@ -193,6 +197,14 @@ struct TimeoutSection {
     connect: Option<Spanned<String>>,
     response: Option<Spanned<String>>,
     idle: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct LimitSection {
+    max_connections: Option<usize>,
+    max_connections_per_worker: Option<usize>,
+    max_connections_per_ip: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -381,6 +393,14 @@ impl Checker<'_> {
             timeouts,
             relay: file.relay.unwrap_or(Policy::Auto),
             pipes_per_worker: pipes.div_ceil(workers),
+            limits: Limits {
+                max_connections: file
+                    .limits
+                    .max_connections
+                    .unwrap_or_else(|| default_max_connections(pipes)),
+                max_per_worker: file.limits.max_connections_per_worker.unwrap_or(0),
+                max_per_ip: file.limits.max_connections_per_ip.unwrap_or(0),
+            },
         })
     }
 
@@ -908,6 +928,9 @@ workers = 2
 relay = "copy"
 [timeouts]
 idle = "24h"
+[limits]
+max_connections = 500
+max_connections_per_ip = 20
 
 [[listener]]
 address = "127.0.0.1:8080"
@@ -953,6 +976,14 @@ upstream = "127.0.0.1:32000"
         assert_eq!(c.workers, 2);
         assert_eq!(c.relay, Policy::Copy);
         assert_eq!(c.timeouts.idle, Duration::from_secs(86_400));
+        assert_eq!(
+            c.limits,
+            Limits {
+                max_connections: 500,
+                max_per_worker: 0,
+                max_per_ip: 20
+            }
+        );
         assert_eq!(c.listeners.len(), 2);
         assert!(matches!(
             c.listeners[0].serves,

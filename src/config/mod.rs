@@ -11,6 +11,7 @@ use crate::cli::{Cli, Workers};
 use crate::files::Root;
 use crate::handshake::edits::{RequestEdits, ResponseEdits};
 use crate::handshake::request::REWRITE_SLACK;
+use crate::limits::Limits;
 use crate::relay::{splice, Policy};
 use crate::route::{Location, Origins, PathEdit, Routes, VirtualHosts};
 use crate::upstream::{Balance, Group, Server};
@@ -97,6 +98,7 @@ pub struct Config {
     pub relay: Policy,
     /// Most pipes each worker's splice relay may hold.
     pub pipes_per_worker: usize,
+    pub limits: Limits,
 }
 
 impl std::fmt::Debug for Config {
@@ -250,6 +252,13 @@ impl Config {
             max_head: cli.max_header_bytes,
             relay: cli.relay,
             pipes_per_worker: pipes.div_ceil(workers),
+            limits: Limits {
+                max_connections: cli
+                    .max_connections
+                    .unwrap_or_else(|| default_max_connections(pipes)),
+                max_per_worker: 0,
+                max_per_ip: cli.max_connections_per_ip,
+            },
             timeouts: Timeouts {
                 handshake: cli.handshake_timeout.0,
                 connect: cli.connect_timeout.0,
@@ -326,6 +335,18 @@ pub fn upstream_servers(text: &str, weight: u32) -> Result<Vec<Server>, String> 
         return Err(bad("the name resolves to no address"));
     }
     Ok(addrs.into_iter().map(server).collect())
+}
+
+/// Descriptors kept for everything but client connections: listeners,
+/// epoll, wakers, signals, logs.
+const FD_RESERVE: u64 = 64;
+
+/// As many connections as the open-file limit leaves room for: each holds
+/// a client and an upstream socket, and splice pipes take two more each.
+pub fn default_max_connections(pipes: usize) -> usize {
+    let soft = crate::sys::nofile_limits().map_or(1024, |(soft, _)| soft);
+    let spare = soft.saturating_sub(FD_RESERVE + 2 * pipes as u64);
+    usize::try_from(spare / 2).unwrap_or(usize::MAX).max(1)
 }
 
 /// Cores this process may run on, honouring affinity masks and cgroup CPU

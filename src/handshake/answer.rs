@@ -14,8 +14,10 @@ pub enum Status {
     MethodNotAllowed,
     RequestTimeout,
     UpgradeRequired,
+    TooManyRequests,
     HeaderTooLarge,
     BadGateway,
+    ServiceUnavailable,
     GatewayTimeout,
 }
 
@@ -28,7 +30,9 @@ impl Status {
             Status::MethodNotAllowed => 405,
             Status::RequestTimeout => 408,
             Status::UpgradeRequired => 426,
+            Status::TooManyRequests => 429,
             Status::HeaderTooLarge => 431,
+            Status::ServiceUnavailable => 503,
             Status::BadGateway => 502,
             Status::GatewayTimeout => 504,
         }
@@ -42,7 +46,9 @@ impl Status {
             Status::MethodNotAllowed => "Method Not Allowed",
             Status::RequestTimeout => "Request Timeout",
             Status::UpgradeRequired => "Upgrade Required",
+            Status::TooManyRequests => "Too Many Requests",
             Status::HeaderTooLarge => "Request Header Fields Too Large",
+            Status::ServiceUnavailable => "Service Unavailable",
             Status::BadGateway => "Bad Gateway",
             Status::GatewayTimeout => "Gateway Timeout",
         }
@@ -55,6 +61,8 @@ impl Status {
             // RFC 6455 §4.4: a server that does not speak the requested
             // version answers with the versions it does speak.
             Status::UpgradeRequired => "Sec-WebSocket-Version: 13\r\n",
+            // Spread reconnects out rather than invite an immediate retry.
+            Status::TooManyRequests | Status::ServiceUnavailable => "Retry-After: 5\r\n",
             _ => "",
         }
     }
@@ -140,8 +148,10 @@ mod tests {
             Status::MethodNotAllowed,
             Status::RequestTimeout,
             Status::UpgradeRequired,
+            Status::TooManyRequests,
             Status::HeaderTooLarge,
             Status::BadGateway,
+            Status::ServiceUnavailable,
             Status::GatewayTimeout,
         ] {
             let text = render(Reject::new(status, "why"));

@@ -89,8 +89,28 @@ impl Proxy {
 
     /// Runs the binary; `Err` carries its output if it exits before ready.
     pub fn try_start(args: &[&str]) -> Result<Proxy, String> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wsproxy-fast"))
-            .args(args)
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wsproxy-fast"));
+        command.args(args);
+        Proxy::try_start_command(command)
+    }
+
+    /// Runs the binary under `sh` after the shell `setup` (e.g. `ulimit`
+    /// lines), then waits until it is ready.
+    pub fn start_in_shell(setup: &str, args: &[&str]) -> Proxy {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("{setup} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_wsproxy-fast"))
+            .args(args);
+        match Proxy::try_start_command(command) {
+            Ok(proxy) => proxy,
+            Err(log) => panic!("proxy did not start; its output:\n{log}"),
+        }
+    }
+
+    fn try_start_command(mut command: Command) -> Result<Proxy, String> {
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -165,6 +185,15 @@ impl Proxy {
             .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
             .filter(|target| target.to_string_lossy().starts_with("pipe:"))
             .count()
+    }
+
+    /// CPU time the process has used (user + system), in clock ticks.
+    pub fn cpu_ticks(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap();
+        let fields: Vec<&str> = stat.rsplit_once(") ").unwrap().1.split(' ').collect();
+        // utime and stime are fields 14 and 15 of stat(5); 3 is the first
+        // after the command name.
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
     }
 
     /// Resident memory of the proxy process, in bytes.
