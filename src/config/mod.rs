@@ -342,10 +342,17 @@ pub fn upstream_servers(text: &str, weight: u32) -> Result<Vec<Server>, String> 
 const FD_RESERVE: u64 = 64;
 
 /// As many connections as the open-file limit leaves room for: each holds
-/// a client and an upstream socket, and splice pipes take two more each.
+/// a client and an upstream socket. Splice pipes take two each, but at most
+/// a quarter of the limit is set aside for them: past what is open, the
+/// relay copies instead.
 pub fn default_max_connections(pipes: usize) -> usize {
     let soft = crate::sys::nofile_limits().map_or(1024, |(soft, _)| soft);
-    let spare = soft.saturating_sub(FD_RESERVE + 2 * pipes as u64);
+    max_connections_for(soft, pipes)
+}
+
+fn max_connections_for(nofile: u64, pipes: usize) -> usize {
+    let for_pipes = (2 * pipes as u64).min(nofile / 4);
+    let spare = nofile.saturating_sub(FD_RESERVE + for_pipes);
     usize::try_from(spare / 2).unwrap_or(usize::MAX).max(1)
 }
 
@@ -385,6 +392,14 @@ mod tests {
         assert_eq!(c.timeouts.handshake, HANDSHAKE_TIMEOUT);
         assert_eq!(c.relay, Policy::Auto);
         assert!(c.pipes_per_worker >= 1);
+    }
+
+    #[test]
+    fn default_connection_limit_follows_the_open_file_limit() {
+        assert_eq!(max_connections_for(20_000, 768), 9_200);
+        assert_eq!(max_connections_for(1024, 768), 352, "pipes get a quarter");
+        assert_eq!(max_connections_for(1_048_576, 4096), 520_160);
+        assert_eq!(max_connections_for(10, 0), 1);
     }
 
     #[test]
