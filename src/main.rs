@@ -108,30 +108,6 @@ fn run(cli: &Cli) -> Result<(), RunError> {
         println!("{source}: configuration is valid: {}", summary(&config));
         return Ok(());
     }
-    if let Some((before, after)) = nofile {
-        let level = if after < LOW_NOFILE {
-            Level::Warn
-        } else {
-            Level::Info
-        };
-        log::write(
-            level,
-            format_args!(
-                "open-file limit {after}{}: room for {} connections{}",
-                if before < after {
-                    format!(" (raised from {before})")
-                } else {
-                    String::new()
-                },
-                config.limits.max_connections,
-                if after < LOW_NOFILE {
-                    "; raise the hard limit for more (ulimit -Hn, systemd LimitNOFILE=)"
-                } else {
-                    ""
-                }
-            ),
-        );
-    }
     let config = Arc::new(config);
 
     // Bind everything before starting anything, so a bad address fails
@@ -164,6 +140,30 @@ fn run(cli: &Cli) -> Result<(), RunError> {
                 worker.run()
             })?;
         threads.push(thread);
+    }
+    if let Some((before, after)) = nofile {
+        let level = if after < LOW_NOFILE {
+            Level::Warn
+        } else {
+            Level::Info
+        };
+        log::write(
+            level,
+            format_args!(
+                "open-file limit {after}{}: room for {} connections{}",
+                if before < after {
+                    format!(" (raised from {before})")
+                } else {
+                    String::new()
+                },
+                config.limits.max_connections,
+                if after < LOW_NOFILE {
+                    "; raise the hard limit for more (ulimit -Hn, systemd LimitNOFILE=)"
+                } else {
+                    ""
+                }
+            ),
+        );
     }
     // Startup lines print at any log level: scripts that ask for port 0
     // learn the real one from them.
