@@ -165,16 +165,6 @@ impl Root {
         })
     }
 
-    /// The canonical root directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// The validated try_files list, in order.
-    pub fn try_files(&self) -> &[TryFile] {
-        &self.try_files
-    }
-
     /// Resolves a request path (raw from the request target,
     /// percent-encoded, query already removed) against the root, trying each
     /// entry in order. Never follows a path out of the root.
@@ -678,7 +668,7 @@ mod tests {
         let err = Root::new(&file, &[]).unwrap_err();
         assert!(err.contains("is not a directory"), "{err}");
         let r = Root::new(&root.0.join("."), &[]).unwrap();
-        assert_eq!(r.dir(), std::fs::canonicalize(&root.0).unwrap());
+        assert_eq!(r.dir, std::fs::canonicalize(&root.0).unwrap());
     }
 
     #[test]

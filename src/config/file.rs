@@ -923,6 +923,14 @@ mod tests {
         })
     }
 
+    /// The site serving `host` on `listener`, if it serves sites.
+    fn site_for(config: &Config, listener: usize, host: &str) -> Option<usize> {
+        match &config.listeners[listener].serves {
+            Serves::Sites(hosts) => Some(hosts.find(host)),
+            Serves::RedirectHttps { .. } => None,
+        }
+    }
+
     const GOOD: &str = r#"
 workers = 2
 relay = "copy"
@@ -994,10 +1002,10 @@ upstream = "127.0.0.1:32000"
         assert_eq!(c.groups[0].fail_timeout, Duration::from_secs(30));
         assert_eq!(c.sites.len(), 2);
         assert_eq!(c.routes.len(), 3);
-        assert_eq!(c.site_for(1, "example.com"), Some(0));
-        assert_eq!(c.site_for(1, "a.example.com"), Some(0));
-        assert_eq!(c.site_for(1, "unknown.test"), Some(1), "default = true");
-        assert_eq!(c.site_for(0, "example.com"), None, "redirecting listener");
+        assert_eq!(site_for(&c, 1, "example.com"), Some(0));
+        assert_eq!(site_for(&c, 1, "a.example.com"), Some(0));
+        assert_eq!(site_for(&c, 1, "unknown.test"), Some(1), "default = true");
+        assert_eq!(site_for(&c, 0, "example.com"), None, "redirecting listener");
         let ws = &c.routes[0];
         assert!(ws.request.sets("host"));
         assert!(ws.origins.is_some());

@@ -268,14 +268,6 @@ impl Config {
             },
         })
     }
-
-    /// The site serving `host` on listener `listener`, if it serves sites.
-    pub fn site_for(&self, listener: usize, host: &str) -> Option<usize> {
-        match &self.listeners[listener].serves {
-            Serves::Sites(hosts) => Some(hosts.find(host)),
-            Serves::RedirectHttps { .. } => None,
-        }
-    }
 }
 
 fn parse_listen(text: &str) -> Result<SocketAddr, ConfigError> {
