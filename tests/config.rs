@@ -268,6 +268,8 @@ fn static_files_never_leave_the_root() {
     let root = dir.0.join("www");
     std::fs::create_dir_all(&root).unwrap();
     std::fs::write(root.join("index.html"), "<p>index</p>").unwrap();
+    let big = pattern(8 << 20, 5);
+    std::fs::write(root.join("big.bin"), &big).unwrap();
     std::fs::write(dir.0.join("secret.txt"), "secret").unwrap();
     std::os::unix::fs::symlink(dir.0.join("secret.txt"), root.join("leak.txt")).unwrap();
     let text = format!(
@@ -291,6 +293,10 @@ fn static_files_never_leave_the_root() {
             "{target}"
         );
     }
+    // Larger than the socket buffers, so sendfile waits for the client.
+    let (head, body) = get(proxy.addr(), "/big.bin", "x");
+    assert_eq!(field(&head, "content-length"), Some("8388608"));
+    assert!(body == big, "8 MiB served intact ({} bytes)", body.len());
 }
 
 #[test]
