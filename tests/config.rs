@@ -411,7 +411,10 @@ fn consistent_hash_keeps_keys_and_moves_few() {
             }
         }
     }
-    eprintln!("hash: keys per server {load:?}; {moved} of {} moved", keys.len());
+    eprintln!(
+        "hash: keys per server {load:?}; {moved} of {} moved",
+        keys.len()
+    );
     assert_eq!(moved, load[2], "exactly the removed server's keys moved");
     assert!(
         (keys.len() / 6..=keys.len() / 2).contains(&moved),
