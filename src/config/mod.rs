@@ -323,10 +323,20 @@ pub fn upstream_servers(text: &str, weight: u32) -> Result<Vec<Server>, String> 
         .to_socket_addrs()
         .map_err(|e| bad(&format!("cannot resolve it: {e}")))?
         .collect();
-    if addrs.is_empty() {
-        return Err(bad("the name resolves to no address"));
+    match addrs.len() {
+        0 => Err(bad("the name resolves to no address")),
+        1 => Ok(vec![server(addrs[0])]),
+        // Each address is a server of its own, and its own name: the hash
+        // ring places servers by name.
+        _ => Ok(addrs
+            .into_iter()
+            .map(|addr| Server {
+                addr,
+                name: format!("{bare}={addr}"),
+                weight,
+            })
+            .collect()),
     }
-    Ok(addrs.into_iter().map(server).collect())
 }
 
 /// Descriptors kept for everything but client connections: listeners,
@@ -424,6 +434,12 @@ mod tests {
         );
         let upstreams = upstreams(&c);
         assert_eq!(upstreams[0], "127.0.0.1:9000".parse().unwrap());
+        let names: HashSet<&str> = c.groups[0]
+            .servers
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect();
+        assert_eq!(names.len(), upstreams.len(), "each address is named apart");
         assert!(upstreams[1..]
             .iter()
             .all(|a| a.port() == 9001 && a.ip().is_loopback()));
