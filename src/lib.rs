@@ -15,6 +15,7 @@ pub mod relay;
 pub mod route;
 pub mod sys;
 pub mod timer;
+pub mod tls;
 pub mod token;
 pub mod upstream;
 pub mod worker;
