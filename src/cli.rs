@@ -41,7 +41,7 @@ pub struct Cli {
         conflicts_with_all = [
             "listen", "upstream", "workers", "idle_timeout", "handshake_timeout",
             "connect_timeout", "response_timeout", "max_header_bytes", "relay", "splice_pipes",
-            "max_connections", "max_connections_per_ip",
+            "max_connections", "max_connections_per_ip", "tls_cert", "tls_key", "upstream_ca",
         ]
     )]
     pub config: Option<PathBuf>,
@@ -56,10 +56,26 @@ pub struct Cli {
     #[arg(long, value_name = "ADDR")]
     pub listen: Vec<String>,
 
-    /// Upstream server to proxy to: HOST:PORT (repeatable; servers take new
-    /// connections in turn, and one that refuses is skipped for the next).
+    /// Upstream server to proxy to: HOST:PORT, or wss://HOST[:PORT] over
+    /// TLS (repeatable; servers take new connections in turn, and one that
+    /// refuses is skipped for the next).
     #[arg(long, value_name = "HOST:PORT")]
     pub upstream: Vec<String>,
+
+    /// Terminate TLS on every --listen address with this PEM certificate
+    /// chain (leaf first); needs --tls-key. TLS 1.2 and 1.3, ALPN
+    /// http/1.1, session tickets and a session cache. SIGHUP re-reads it.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key (PKCS#8, RSA or EC) for --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Verify wss:// upstream servers against the CA certificates in this
+    /// PEM file instead of the system's roots.
+    #[arg(long, value_name = "FILE")]
+    pub upstream_ca: Option<PathBuf>,
 
     /// Worker threads, each with its own event loop and listening socket:
     /// `auto` for one per usable core (cgroup CPU limits honoured), or a

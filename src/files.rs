@@ -450,6 +450,42 @@ pub fn send(socket: &impl AsFd, found_file: &File, offset: &mut u64, len: u64) -
     Ok(true)
 }
 
+/// What [`send`] does, for a socket sendfile cannot write to (a TLS
+/// session): reads the file at `offset` into `scratch` and hands it to
+/// `write`, which takes what it can. `Ok(false)`: the writer is full.
+pub fn send_through(
+    mut write: impl FnMut(&[u8]) -> io::Result<usize>,
+    found_file: &File,
+    offset: &mut u64,
+    len: u64,
+    scratch: &mut [u8],
+) -> io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    while *offset < len {
+        let want = usize::try_from(len - *offset)
+            .unwrap_or(usize::MAX)
+            .min(scratch.len());
+        let n = match found_file.read_at(&mut scratch[..want], *offset) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file shrank while being sent",
+                ))
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        match write(&scratch[..n]) {
+            Ok(0) => return Ok(false),
+            Ok(taken) => *offset += taken as u64,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

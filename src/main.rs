@@ -10,7 +10,7 @@ use std::thread;
 
 use clap::Parser;
 use mio::net::TcpListener;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use wsproxy_fast::cli::Cli;
@@ -81,6 +81,27 @@ fn summary(config: &Config) -> String {
     )
 }
 
+/// SIGHUP: every TLS listener re-reads its certificate and key files. New
+/// handshakes use the new ones; live connections keep theirs. A file that
+/// fails to load leaves that listener's certificates as they were.
+fn reload_certificates(config: &Config) {
+    for l in &config.listeners {
+        let Some(tls) = &l.tls else {
+            continue;
+        };
+        match tls.reload() {
+            Ok(n) => log::write(
+                Level::Info,
+                format_args!("SIGHUP: listener {}: reloaded {n} certificates", l.addr),
+            ),
+            Err(e) => error!(
+                "SIGHUP: listener {}: {e}; keeping the certificates loaded before",
+                l.addr
+            ),
+        }
+    }
+}
+
 /// Sends the worker's id when its thread ends, panicking or not.
 struct Finished(mpsc::Sender<usize>, usize);
 
@@ -122,7 +143,7 @@ fn run(cli: &Cli) -> Result<(), RunError> {
         }
     }
     // Registered before any worker runs, so no signal is missed.
-    let mut signals = Signals::new([SIGINT, SIGTERM])?;
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
 
     let control = Control::new();
     let (finished_tx, finished_rx) = mpsc::channel();
@@ -194,10 +215,15 @@ fn run(cli: &Cli) -> Result<(), RunError> {
     };
     let on_signal = stop.clone();
     let signal_handle = signals.handle();
+    let reloaded = Arc::clone(&config);
     thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
-            if let Some(signal) = signals.forever().next() {
+            for signal in signals.forever() {
+                if signal == SIGHUP {
+                    reload_certificates(&reloaded);
+                    continue;
+                }
                 let name = if signal == SIGINT {
                     "SIGINT"
                 } else {
@@ -205,6 +231,7 @@ fn run(cli: &Cli) -> Result<(), RunError> {
                 };
                 info!("{name} received; stopping");
                 on_signal();
+                return;
             }
         })?;
 

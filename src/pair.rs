@@ -17,7 +17,7 @@
 use std::fs::File;
 use std::io;
 use std::mem;
-use std::net::{Shutdown, SocketAddr};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
@@ -32,8 +32,8 @@ use crate::handshake::body::Body;
 use crate::handshake::edits::ResponseEdits;
 use crate::handshake::request::{self, Kind, Peer, MAX_HEADERS, REWRITE_SLACK};
 use crate::handshake::response::{self, Response};
-use crate::relay::copy::{self, READS_PER_TURN};
-use crate::relay::{self, Fault, Flow, Progress, Pumped, Resources};
+use crate::relay::copy::READS_PER_TURN;
+use crate::relay::{self, Conn, Fault, Flow, Progress, Pumped, Resources, Tls};
 use crate::timer::{self, Tick, Timer, Wheel};
 use crate::token::{self, Side};
 use crate::upstream::{Attempt, Group, Picker};
@@ -153,6 +153,14 @@ enum Phase {
     Moving,
 }
 
+/// Why a connect to an upstream server failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failure {
+    Refused,
+    TimedOut,
+    Tls,
+}
+
 /// A site, route or group index not chosen yet.
 const NONE: u16 = u16::MAX;
 
@@ -165,6 +173,10 @@ static NO_EDITS: ResponseEdits = ResponseEdits {
 pub struct Pair {
     client: TcpStream,
     upstream: Option<TcpStream>,
+    /// The TLS sessions over the client's and the upstream's sockets, on a
+    /// TLS listener and to a `wss://` server.
+    client_tls: Option<Box<Tls>>,
+    upstream_tls: Option<Box<Tls>>,
     client_addr: SocketAddr,
     /// Which configured listener accepted the client.
     listener: u16,
@@ -199,6 +211,8 @@ impl Pair {
         Pair {
             client,
             upstream: None,
+            client_tls: None,
+            upstream_tls: None,
             client_addr,
             listener: index(listener),
             site: NONE,
@@ -217,11 +231,33 @@ impl Pair {
     /// `TCP_DEFER_ACCEPT` usually has waiting already.
     pub fn start(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
         self.arm(ctx, ctx.config.timeouts.handshake);
+        if let Some(tls) = &ctx.config.listeners[usize::from(self.listener)].tls {
+            match Tls::server(tls.config().clone()) {
+                Ok(session) => self.client_tls = Some(Box::new(session)),
+                Err(e) => {
+                    warn!("client {}: cannot start TLS: {e}", self.client_addr);
+                    return Outcome::Close;
+                }
+            }
+        }
         self.read_request(false, ctx)
     }
 
     /// Answers a client the limits refused, without reading its request.
+    /// On a TLS listener the connection is just closed: an answer would
+    /// cost a full handshake, the very work the limit is there to shed.
     pub fn refuse(&mut self, reject: Reject, ctx: &mut Ctx<'_>) -> Outcome {
+        if ctx.config.listeners[usize::from(self.listener)]
+            .tls
+            .is_some()
+        {
+            debug!(
+                "client {}: {} on a TLS listener: closing",
+                self.client_addr,
+                reject.status.code()
+            );
+            return Outcome::Close;
+        }
         self.answer(reject, ctx)
     }
 
@@ -231,9 +267,17 @@ impl Pair {
 
     /// Handles readiness of one of the pair's sockets.
     pub fn on_ready(&mut self, side: Side, ready: Ready, ctx: &mut Ctx<'_>) -> Outcome {
+        if ready.writable {
+            if let Some(outcome) = self.flush_tls(side) {
+                return outcome;
+            }
+        }
         match (&self.phase, side) {
             (Phase::Request { .. }, Side::Client) if ready.readable => {
                 self.read_request(ready.closing, ctx)
+            }
+            (Phase::Connect { .. }, Side::Upstream) if self.upstream_tls.is_some() => {
+                self.upstream_handshake(ctx)
             }
             (Phase::Connect { .. }, Side::Upstream) if ready.writable => self.finish_connect(ctx),
             (Phase::Response { .. }, Side::Client) => {
@@ -288,6 +332,15 @@ impl Pair {
     /// Handles the pair's deadline passing.
     pub fn on_timeout(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
         match &self.phase {
+            Phase::Request { .. }
+                if self.client_tls.as_ref().is_some_and(|t| t.is_handshaking()) =>
+            {
+                info!(
+                    "client {}: TLS handshake not finished within {:?}, closing",
+                    self.client_addr, ctx.config.timeouts.handshake
+                );
+                Outcome::Close
+            }
             Phase::Request { .. } => self.answer(
                 Reject::new(
                     Status::RequestTimeout,
@@ -297,9 +350,14 @@ impl Pair {
             ),
             Phase::Connect { .. } => {
                 let timeout = ctx.config.timeouts.connect;
+                let what = if self.upstream_tls.is_some() {
+                    "TLS handshake"
+                } else {
+                    "connect"
+                };
                 self.connect_failed(
-                    &format!("no answer to connect within {timeout:?}"),
-                    true,
+                    &format!("no answer to {what} within {timeout:?}"),
+                    Failure::TimedOut,
                     ctx,
                 )
             }
@@ -345,20 +403,66 @@ impl Pair {
     /// The interest each socket needs in the current state:
     /// `[client, upstream]`.
     pub fn interest(&self) -> [Option<Interest>; 2] {
+        // TLS records waiting for a socket need it writable, whatever the
+        // state.
+        let flush = |tls: &Option<Box<Tls>>| tls.as_ref().is_some_and(|t| t.wants_flush());
+        let (c, u) = (flush(&self.client_tls), flush(&self.upstream_tls));
         match &self.phase {
-            Phase::Request { .. } | Phase::Linger => [interest(true, false), None],
+            Phase::Request { .. } | Phase::Linger => [interest(true, c), None],
+            Phase::Connect { .. } if self.upstream_tls.is_some() => [None, interest(true, u)],
             Phase::Connect { .. } => [None, interest(false, true)],
             Phase::Response { c2u, interim, .. } => [
-                interest(c2u.wants_read(), interim.is_some()),
-                interest(interim.is_none(), c2u.wants_write()),
+                interest(c2u.wants_read(), interim.is_some() || c),
+                interest(interim.is_none(), c2u.wants_write() || u),
             ],
             Phase::Relay { c2u, u2c, .. } => [
-                interest(c2u.wants_read(), u2c.wants_write()),
-                interest(u2c.wants_read(), c2u.wants_write()),
+                interest(c2u.wants_read(), u2c.wants_write() || c),
+                interest(u2c.wants_read(), c2u.wants_write() || u),
             ],
             Phase::Answer { .. } | Phase::File { .. } => [interest(false, true), None],
             Phase::Moving => [None, None],
         }
+    }
+
+    /// Writes TLS records waiting for `side`'s socket. `Some`: the outcome
+    /// to return at once (a broken socket, or a tunnel that was waiting
+    /// only for its last records).
+    fn flush_tls(&mut self, side: Side) -> Option<Outcome> {
+        let (tcp, tls) = match side {
+            Side::Client => (&self.client, &mut self.client_tls),
+            Side::Upstream => (self.upstream.as_ref()?, &mut self.upstream_tls),
+        };
+        let tls = tls.as_mut().filter(|t| t.wants_flush())?;
+        match tls.flush(tcp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return None,
+            Err(e) => {
+                debug!(
+                    "{} {}: TLS write failed: {e}",
+                    side.name(),
+                    self.client_addr
+                );
+                return Some(Outcome::Close);
+            }
+        }
+        match &self.phase {
+            Phase::Relay {
+                c2u,
+                u2c,
+                tunnel: true,
+            } if c2u.is_finished() && u2c.is_finished() => self.close_when_flushed(),
+            _ => None,
+        }
+    }
+
+    /// A finished tunnel closes once no TLS record waits to be sent.
+    fn close_when_flushed(&self) -> Option<Outcome> {
+        let waiting = |tls: &Option<Box<Tls>>| tls.as_ref().is_some_and(|t| t.wants_flush());
+        if waiting(&self.client_tls) || waiting(&self.upstream_tls) {
+            return None;
+        }
+        debug!("client {}: tunnel closed by both ends", self.client_addr);
+        Some(Outcome::Close)
     }
 
     /// Brings the registered interest in line with [`Pair::interest`].
@@ -441,7 +545,11 @@ impl Pair {
     fn peer(&self) -> Peer {
         Peer {
             ip: self.client_addr.ip(),
-            scheme: "http",
+            scheme: if self.client_tls.is_some() {
+                "https"
+            } else {
+                "http"
+            },
         }
     }
 
@@ -452,6 +560,9 @@ impl Pair {
     fn read_request(&mut self, closing: bool, ctx: &mut Ctx<'_>) -> Outcome {
         let limit = ctx.config.max_head;
         let peer = self.peer();
+        if let Some(outcome) = self.plain_on_tls(ctx) {
+            return outcome;
+        }
         loop {
             let Phase::Request { partial } = &mut self.phase else {
                 return Outcome::Continue;
@@ -461,7 +572,8 @@ impl Pair {
             // Read at most what the head limit leaves room for: bytes past it
             // wait in the kernel until the head is dealt with.
             let room = limit - partial.len();
-            let n = match copy::read(&self.client, &mut bufs.scratch.space()[..room]) {
+            let mut client = Conn::new(&self.client, &mut self.client_tls);
+            let n = match client.read(&mut bufs.scratch.space()[..room]) {
                 Ok(0) => {
                     if !partial.is_empty() {
                         debug!(
@@ -473,6 +585,9 @@ impl Pair {
                 }
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Outcome::Continue,
+                Err(e) if self.client_tls.as_ref().is_some_and(|t| t.is_handshaking()) => {
+                    return self.tls_refused(&e, ctx)
+                }
                 Err(e) => {
                     debug!(
                         "client {}: read failed during handshake: {e}",
@@ -483,8 +598,9 @@ impl Pair {
             };
             bufs.scratch.fill(n);
             // A short read emptied the socket, unless the event also said
-            // EOF: that is still to be read, and nothing will say so again.
-            let drained = n < room && !closing;
+            // EOF (or TLS holds it): that is still to be read, and nothing
+            // will say so again.
+            let drained = n < room && !closing && !ended(&self.client_tls);
             let from_scratch = partial.is_empty();
             if !from_scratch {
                 partial.extend_from_slice(bufs.scratch.data());
@@ -519,6 +635,37 @@ impl Pair {
             self.route = plan.route.map_or(NONE, index);
             return self.carry_out(plan.action, out, drained, ctx);
         }
+    }
+
+    /// On a TLS listener, before the handshake is done: a client that
+    /// speaks plain HTTP (its first byte a letter, where TLS records start
+    /// with a content type from 20 to 24) gets nginx's 400 in plain text.
+    fn plain_on_tls(&mut self, ctx: &mut Ctx<'_>) -> Option<Outcome> {
+        if !self.client_tls.as_ref()?.is_handshaking() {
+            return None;
+        }
+        let mut first = [0u8; 1];
+        match self.client.peek(&mut first) {
+            Ok(1) if first[0].is_ascii_alphabetic() => {
+                self.client_tls = None;
+                Some(self.answer(
+                    Reject::new(
+                        Status::BadRequest,
+                        "plain HTTP request sent to an HTTPS port",
+                    ),
+                    ctx,
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    /// The client's TLS handshake failed: rustls has sent an alert saying
+    /// why; log it, then linger so the client reads the alert, not a reset.
+    fn tls_refused(&mut self, e: &io::Error, ctx: &mut Ctx<'_>) -> Outcome {
+        info!("client {}: TLS handshake failed: {e}", self.client_addr);
+        self.client_tls = None;
+        self.linger(ctx)
     }
 
     /// Acts on a request's plan; `out` holds what it wrote.
@@ -580,9 +727,10 @@ impl Pair {
                     // rather than after a trip through epoll.
                     let connected = stream.peer_addr().is_ok();
                     self.upstream = Some(stream);
+                    self.upstream_tls = None;
                     self.registered[Side::Upstream as usize] = None;
                     if connected {
-                        return self.connected(ctx);
+                        return self.established(ctx);
                     }
                     self.arm(ctx, ctx.config.timeouts.connect);
                     return Outcome::Continue;
@@ -616,6 +764,7 @@ impl Pair {
         if self.upstream.take().is_some() {
             self.group(config).closed(usize::from(self.server));
         }
+        self.upstream_tls = None;
         self.upstream = stream;
         self.registered[Side::Upstream as usize] = None;
     }
@@ -627,18 +776,54 @@ impl Pair {
         let error = match stream.take_error() {
             Ok(Some(e)) | Err(e) => e,
             Ok(None) => match stream.peer_addr() {
-                Ok(_) => return self.connected(ctx),
+                Ok(_) => return self.established(ctx),
                 // A spurious wakeup: the connect is still in progress.
                 Err(e) if e.kind() == io::ErrorKind::NotConnected => return Outcome::Continue,
                 Err(e) => e,
             },
         };
-        self.connect_failed(&error.to_string(), false, ctx)
+        self.connect_failed(&error.to_string(), Failure::Refused, ctx)
+    }
+
+    /// TCP is up: to a `wss://` server the TLS handshake comes next, within
+    /// the connect timeout; a failed one counts as a failed connect.
+    fn established(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
+        let server = &self.group(ctx.config).servers[usize::from(self.server)];
+        let Some(tls) = &server.tls else {
+            return self.connected(ctx);
+        };
+        match Tls::client(tls.config.clone(), tls.name.clone()) {
+            Ok(session) => self.upstream_tls = Some(Box::new(session)),
+            Err(e) => {
+                return self.connect_failed(&format!("cannot start TLS: {e}"), Failure::Tls, ctx)
+            }
+        }
+        self.arm(ctx, ctx.config.timeouts.connect);
+        self.upstream_handshake(ctx)
+    }
+
+    fn upstream_handshake(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
+        let addr = self.server_addr(ctx);
+        let (Some(tcp), Some(tls)) = (&self.upstream, &mut self.upstream_tls) else {
+            return Outcome::Close;
+        };
+        match tls.handshake(tcp) {
+            Ok(true) => {
+                debug!(
+                    "upstream {addr}: TLS {} (client {})",
+                    tls.describe(),
+                    self.client_addr
+                );
+                self.connected(ctx)
+            }
+            Ok(false) => Outcome::Continue,
+            Err(e) => self.connect_failed(&format!("TLS handshake failed: {e}"), Failure::Tls, ctx),
+        }
     }
 
     /// Moves on to the next server, or answers 502 (504 after a timeout)
     /// when none is left.
-    fn connect_failed(&mut self, why: &str, timed_out: bool, ctx: &mut Ctx<'_>) -> Outcome {
+    fn connect_failed(&mut self, why: &str, failure: Failure, ctx: &mut Ctx<'_>) -> Outcome {
         let addr = self.server_addr(ctx);
         self.set_upstream(None, ctx.config);
         let group = self.group(ctx.config);
@@ -660,16 +845,18 @@ impl Pair {
                     "upstream {addr}: connect failed: {why} (client {})",
                     self.client_addr
                 );
-                let reject = if timed_out {
-                    Reject::new(
+                let reject = match failure {
+                    Failure::TimedOut => Reject::new(
                         Status::GatewayTimeout,
                         "upstream did not accept the connection in time",
-                    )
-                } else {
-                    Reject::new(
+                    ),
+                    Failure::Refused => Reject::new(
                         Status::BadGateway,
                         "no upstream server accepted the connection",
-                    )
+                    ),
+                    Failure::Tls => {
+                        Reject::new(Status::BadGateway, "upstream TLS handshake failed")
+                    }
                 };
                 self.answer(reject, ctx)
             }
@@ -723,7 +910,9 @@ impl Pair {
             } else {
                 limit - partial.len()
             };
-            let n = match copy::read(upstream, &mut bufs.scratch.space()[..room]) {
+            let n = match Conn::new(upstream, &mut self.upstream_tls)
+                .read(&mut bufs.scratch.space()[..room])
+            {
                 Ok(0) => {
                     return self.upstream_failed(
                         "closed the connection before answering",
@@ -746,8 +935,9 @@ impl Pair {
             };
             bufs.scratch.fill(n);
             // A short read emptied the socket, unless the event also said
-            // EOF: that is still to be read, and nothing will say so again.
-            let drained = n < room && !closing;
+            // EOF (or TLS holds it): that is still to be read, and nothing
+            // will say so again.
+            let drained = n < room && !closing && !ended(&self.upstream_tls);
             let from_scratch = partial.is_empty();
             if !from_scratch {
                 partial.extend_from_slice(bufs.scratch.data());
@@ -815,8 +1005,9 @@ impl Pair {
         else {
             return Outcome::Continue;
         };
+        let mut client = Conn::new(&self.client, &mut self.client_tls);
         loop {
-            match copy::write(&self.client, out.data()) {
+            match client.write(out.data()) {
                 Ok(n) => {
                     out.consume(n);
                     if out.is_empty() {
@@ -870,9 +1061,11 @@ impl Pair {
             (Phase::Relay { u2c, tunnel, .. }, Dir::Down) => (u2c, *tunnel),
             _ => return Outcome::Continue,
         };
+        let mut client = Conn::new(&self.client, &mut self.client_tls);
+        let mut upstream = Conn::new(upstream, &mut self.upstream_tls);
         let (src, dst) = match dir {
-            Dir::Up => (&self.client, upstream),
-            Dir::Down => (upstream, &self.client),
+            Dir::Up => (&mut client, &mut upstream),
+            Dir::Down => (&mut upstream, &mut client),
         };
         if closing {
             flow.source_closing();
@@ -903,8 +1096,7 @@ impl Pair {
         }
         if let Phase::Relay { c2u, u2c, tunnel } = &self.phase {
             if *tunnel && c2u.is_finished() && u2c.is_finished() {
-                debug!("client {}: tunnel closed by both ends", self.client_addr);
-                return Outcome::Close;
+                return self.close_when_flushed().unwrap_or(Outcome::Continue);
             }
             if !*tunnel && u2c.is_finished() {
                 return self.finish_exchange(ctx);
@@ -998,14 +1190,15 @@ impl Pair {
         let Phase::Answer { out } = &mut self.phase else {
             return Outcome::Continue;
         };
-        if let Some(unfinished) = write_out(&self.client, out) {
+        if let Some(unfinished) = write_out(Conn::new(&self.client, &mut self.client_tls), out) {
             return unfinished;
         }
         self.release(ctx.relay);
         self.linger(ctx)
     }
 
-    /// Writes a static file's head, then its bytes with sendfile.
+    /// Writes a static file's head, then its bytes with sendfile (through
+    /// the scratch buffer under TLS).
     fn write_file(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
         let Phase::File {
             out,
@@ -1016,11 +1209,19 @@ impl Pair {
         else {
             return Outcome::Continue;
         };
-        if let Some(unfinished) = write_out(&self.client, out) {
+        let mut client = Conn::new(&self.client, &mut self.client_tls);
+        if let Some(unfinished) = write_out(client.reborrow(), out) {
             return unfinished;
         }
         let before = *offset;
-        match files::send(&self.client, file, offset, *len) {
+        let sent = if client.is_tls() {
+            let scratch = &mut ctx.relay.bufs.scratch;
+            scratch.clear();
+            files::send_through(|b| client.write(b), file, offset, *len, scratch.space())
+        } else {
+            files::send(&self.client, file, offset, *len)
+        };
+        match sent {
             Ok(true) => {}
             Ok(false) => {
                 if *offset > before {
@@ -1041,16 +1242,17 @@ impl Pair {
     /// last answer is read rather than lost to a reset (a close with unread
     /// input sends RST).
     fn linger(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
-        let _ = self.client.shutdown(Shutdown::Write);
+        Conn::new(&self.client, &mut self.client_tls).shutdown_write();
         self.phase = Phase::Linger;
         self.arm(ctx, ctx.config.timeouts.linger);
         self.discard(&mut ctx.relay.bufs.scratch)
     }
 
     fn discard(&mut self, scratch: &mut Buf) -> Outcome {
+        let mut client = Conn::new(&self.client, &mut self.client_tls);
         for _ in 0..READS_PER_TURN {
             scratch.clear();
-            match copy::read(&self.client, scratch.space()) {
+            match client.read(scratch.space()) {
                 Ok(0) => return Outcome::Close,
                 Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Outcome::Continue,
@@ -1124,15 +1326,20 @@ fn parse_response(
 
 /// Writes `out` to the client until it is empty (`None`) or the socket is
 /// full or broken (the outcome to return).
-fn write_out(client: &TcpStream, out: &mut Buf) -> Option<Outcome> {
+fn write_out(mut client: Conn<'_>, out: &mut Buf) -> Option<Outcome> {
     while !out.is_empty() {
-        match copy::write(client, out.data()) {
+        match client.write(out.data()) {
             Ok(n) => out.consume(n),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Some(Outcome::Continue),
             Err(_) => return Some(Outcome::Close),
         }
     }
     None
+}
+
+/// The peer's EOF waits inside this TLS session.
+fn ended(tls: &Option<Box<Tls>>) -> bool {
+    tls.as_ref().is_some_and(|t| t.peer_ended())
 }
 
 /// A configuration index as stored in a pair.

@@ -32,15 +32,18 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::ClientConfig;
 
 use serde::Deserialize;
 use toml::Spanned;
 
 use super::{
-    default_max_connections, listen_addr, upstream_servers, usable_cores, Config, Listener, Route,
-    Serves, Site, Target, Timeouts, FAIL_TIMEOUT, MAX_FAILS, MAX_HEAD_BYTES, MAX_HEAD_LIMIT,
-    MAX_WORKERS, MIN_HEAD_BYTES,
+    default_max_connections, is_tls_upstream, listen_addr, upstream_servers, usable_cores, Config,
+    Listener, Route, Serves, Site, Target, Timeouts, FAIL_TIMEOUT, MAX_FAILS, MAX_HEAD_BYTES,
+    MAX_HEAD_LIMIT, MAX_WORKERS, MIN_HEAD_BYTES,
 };
 use crate::cli::Span;
 use crate::files::Root;
@@ -48,7 +51,9 @@ use crate::handshake::edits::{RequestEdits, ResponseEdits};
 use crate::limits::Limits;
 use crate::relay::{splice, Policy};
 use crate::route::{Location, Origins, PathEdit, Routes, ServerName, VirtualHosts};
+use crate::tls::{self, CertFiles, ServerSettings, ServerTls, UpstreamSettings};
 use crate::upstream::{Balance, Group, HashKey, Server};
+use crate::warn;
 
 /// Most upstream servers in one group (an attempt counts them in a u16).
 const MAX_GROUP_SERVERS: usize = 4096;
@@ -123,6 +128,7 @@ pub fn parse(text: &str, path: &Path, base: &Path) -> Result<Config, LoadError> 
     let mut checker = Checker {
         base,
         problems: Vec::new(),
+        default_tls: None,
     };
     let config = match toml::from_str::<FileSections>(text) {
         Ok(sections) => checker.config(sections),
@@ -214,6 +220,41 @@ struct ListenerSection {
     #[serde(default)]
     redirect_https: bool,
     redirect_port: Option<Spanned<u16>>,
+    tls: Option<Spanned<TlsSection>>,
+}
+
+/// `[listener.tls]`: nginx's `ssl_certificate`, `ssl_protocols`,
+/// `ssl_ciphers`, `ssl_session_cache`, `ssl_session_tickets`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsSection {
+    cert: Option<Spanned<String>>,
+    key: Option<Spanned<String>>,
+    #[serde(default)]
+    certificates: Vec<Spanned<CertSection>>,
+    protocols: Option<Vec<Spanned<String>>>,
+    ciphers: Option<Vec<Spanned<String>>>,
+    session_cache: Option<usize>,
+    session_tickets: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CertSection {
+    cert: String,
+    key: String,
+}
+
+/// `[upstream.NAME.tls]`, for its `wss://` and `https://` servers.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpstreamTlsSection {
+    ca: Option<String>,
+    client_cert: Option<Spanned<String>>,
+    client_key: Option<Spanned<String>>,
+    #[serde(default)]
+    insecure_skip_verify: bool,
+    protocols: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -224,6 +265,7 @@ struct UpstreamSection {
     hash_key: Option<Spanned<String>>,
     max_fails: Option<u32>,
     fail_timeout: Option<Spanned<String>>,
+    tls: Option<Spanned<UpstreamTlsSection>>,
 }
 
 #[derive(Deserialize)]
@@ -305,6 +347,9 @@ struct Rewrite {
 struct Checker<'a> {
     base: &'a Path,
     problems: Vec<(Range<usize>, String)>,
+    /// TLS client settings for `wss://` servers named without a group
+    /// section: the system's roots, loaded once.
+    default_tls: Option<Arc<ClientConfig>>,
 }
 
 /// Server-level settings a route inherits.
@@ -536,12 +581,14 @@ impl Checker<'_> {
             .filter(|s| listen_addr(s.get_ref().address.get_ref()).is_some());
         for (i, (section, addr)) in parsed.zip(addrs).enumerate() {
             let l = section.get_ref();
+            let tls = l.tls.as_ref().and_then(|t| self.server_tls(t));
             if redirects[i] {
                 listeners.push(Listener {
                     addr,
                     serves: Serves::RedirectHttps {
                         port: l.redirect_port.as_ref().map(|p| *p.get_ref()),
                     },
+                    tls,
                 });
                 continue;
             }
@@ -591,6 +638,7 @@ impl Checker<'_> {
             listeners.push(Listener {
                 addr,
                 serves: Serves::Sites(VirtualHosts::new(entries, default)),
+                tls,
             });
         }
         listeners
@@ -605,9 +653,11 @@ impl Checker<'_> {
         let mut names = HashMap::new();
         for (name, section) in sections {
             let u = section.get_ref();
+            let tls = self.group_tls(name.get_ref(), u);
             let mut servers = Vec::new();
             for entry in u.servers.get_ref() {
-                if let Some(found) = self.check(entry.span(), server_entry(entry.get_ref())) {
+                let found = server_entry(entry.get_ref(), tls.as_ref());
+                if let Some(found) = self.check(entry.span(), found) {
                     servers.extend(found);
                 }
             }
@@ -839,6 +889,128 @@ impl Checker<'_> {
 
     /// A route's `upstream`: a group's name, or `HOST:PORT` standing for a
     /// group of one server (nginx's `proxy_pass http://127.0.0.1:32000`).
+    /// A listener's TLS: its certificates loaded and checked now, so a
+    /// bad file fails `--check` rather than the first handshake.
+    fn server_tls(&mut self, section: &Spanned<TlsSection>) -> Option<ServerTls> {
+        let t = section.get_ref();
+        let mut certificates = Vec::new();
+        match (&t.cert, &t.key) {
+            (Some(cert), Some(key)) => certificates.push(CertFiles {
+                cert: self.base.join(cert.get_ref()),
+                key: self.base.join(key.get_ref()),
+            }),
+            (Some(cert), None) => self.problem(
+                cert.span(),
+                "cert needs its key beside it: key = \"KEY.pem\"",
+            ),
+            (None, Some(key)) => self.problem(
+                key.span(),
+                "key needs its certificate chain beside it: cert = \"CHAIN.pem\"",
+            ),
+            (None, None) => {}
+        }
+        certificates.extend(t.certificates.iter().map(|c| CertFiles {
+            cert: self.base.join(&c.get_ref().cert),
+            key: self.base.join(&c.get_ref().key),
+        }));
+        if certificates.is_empty() {
+            self.problem(
+                section.span(),
+                "TLS needs a certificate: cert = \"CHAIN.pem\", key = \"KEY.pem\" \
+                 (or certificates = [{ cert = …, key = … }, …] for several names)",
+            );
+            return None;
+        }
+        let mut settings = ServerSettings::new(certificates);
+        settings.versions = self.versions(t.protocols.as_deref());
+        for name in t.ciphers.iter().flatten() {
+            if let Some(suite) = self.check(name.span(), tls::parse_cipher(name.get_ref())) {
+                settings.ciphers.push(suite);
+            }
+        }
+        if let Some(entries) = t.session_cache {
+            settings.session_cache = entries;
+        }
+        if let Some(tickets) = t.session_tickets {
+            settings.tickets = tickets;
+        }
+        let loaded = ServerTls::load(settings).map_err(|e| e.to_string());
+        self.check(section.span(), loaded)
+    }
+
+    /// `protocols = ["TLSv1.2", "TLSv1.3"]`; none given: both.
+    fn versions(
+        &mut self,
+        names: Option<&[Spanned<String>]>,
+    ) -> Vec<&'static rustls::SupportedProtocolVersion> {
+        let mut versions = Vec::new();
+        for name in names.into_iter().flatten() {
+            if let Some(v) = self.check(name.span(), tls::parse_version(name.get_ref())) {
+                versions.push(v);
+            }
+        }
+        versions
+    }
+
+    /// The TLS client settings a group's `wss://` servers use.
+    fn group_tls(&mut self, group: &str, u: &UpstreamSection) -> Option<Arc<ClientConfig>> {
+        let secure = u
+            .servers
+            .get_ref()
+            .iter()
+            .find(|s| is_tls_upstream(s.get_ref()));
+        let Some(section) = &u.tls else {
+            return self.default_tls(secure?.span());
+        };
+        let Some(_) = secure else {
+            self.problem(
+                section.span(),
+                "tls applies to wss:// and https:// servers, and this group has none: \
+                 write its servers as wss://HOST:PORT",
+            );
+            return None;
+        };
+        let t = section.get_ref();
+        let client_cert = match (&t.client_cert, &t.client_key) {
+            (Some(cert), Some(key)) => Some(CertFiles {
+                cert: self.base.join(cert.get_ref()),
+                key: self.base.join(key.get_ref()),
+            }),
+            (None, None) => None,
+            (Some(at), None) | (None, Some(at)) => {
+                self.problem(
+                    at.span(),
+                    "a client certificate needs both client_cert and client_key",
+                );
+                None
+            }
+        };
+        if t.insecure_skip_verify {
+            warn!(
+                "upstream {group}: insecure_skip_verify: its servers' certificates are \
+                 not verified, so anyone on the path can impersonate them"
+            );
+        }
+        let settings = UpstreamSettings {
+            ca: t.ca.as_ref().map(|ca| self.base.join(ca)),
+            client_cert,
+            insecure_skip_verify: t.insecure_skip_verify,
+            versions: self.versions(t.protocols.as_deref()),
+        };
+        let built = tls::upstream_config(&settings).map_err(|e| e.to_string());
+        self.check(section.span(), built)
+    }
+
+    /// The system's roots, for `wss://` servers without a `tls` section.
+    fn default_tls(&mut self, span: Range<usize>) -> Option<Arc<ClientConfig>> {
+        if self.default_tls.is_none() {
+            let built =
+                tls::upstream_config(&UpstreamSettings::default()).map_err(|e| e.to_string());
+            self.default_tls = self.check(span, built);
+        }
+        self.default_tls.clone()
+    }
+
     fn group_ref(
         &mut self,
         text: &Spanned<String>,
@@ -860,7 +1032,12 @@ impl Checker<'_> {
             );
             return None;
         }
-        let servers = self.check(text.span(), upstream_servers(name, 1))?;
+        let tls = if is_tls_upstream(name) {
+            Some(self.default_tls(text.span())?)
+        } else {
+            None
+        };
+        let servers = self.check(text.span(), upstream_servers(name, 1, tls.as_ref()))?;
         groups.push(Group::new(
             name.clone(),
             servers,
@@ -873,8 +1050,9 @@ impl Checker<'_> {
     }
 }
 
-/// `HOST:PORT`, optionally followed by ` weight=N`.
-fn server_entry(text: &str) -> Result<Vec<Server>, String> {
+/// `HOST:PORT` (or a `ws[s]://`, `http[s]://` URL), optionally followed by
+/// ` weight=N`.
+fn server_entry(text: &str, tls: Option<&Arc<ClientConfig>>) -> Result<Vec<Server>, String> {
     let mut words = text.split_whitespace();
     let addr = words
         .next()
@@ -891,7 +1069,7 @@ fn server_entry(text: &str) -> Result<Vec<Server>, String> {
             }
         }
     }
-    upstream_servers(addr, weight).map_err(|e| format!("{addr}: {e}"))
+    upstream_servers(addr, weight, tls).map_err(|e| format!("{addr}: {e}"))
 }
 
 fn hash_key(text: &str) -> Result<HashKey, String> {

@@ -4,7 +4,11 @@
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+use rustls::ClientConfig;
 
 use crate::buffer::BUF_BYTES;
 use crate::cli::{Cli, Workers};
@@ -14,7 +18,8 @@ use crate::handshake::request::REWRITE_SLACK;
 use crate::limits::Limits;
 use crate::relay::{splice, Policy};
 use crate::route::{Location, Origins, PathEdit, Routes, VirtualHosts};
-use crate::upstream::{Balance, Group, Server};
+use crate::tls::{self, CertFiles, ServerSettings, ServerTls, UpstreamSettings};
+use crate::upstream::{Balance, Group, Server, UpstreamTls};
 
 mod file;
 
@@ -117,6 +122,8 @@ impl std::fmt::Debug for Config {
 pub struct Listener {
     pub addr: SocketAddr,
     pub serves: Serves,
+    /// Clients speak TLS first.
+    pub tls: Option<ServerTls>,
 }
 
 pub enum Serves {
@@ -176,6 +183,8 @@ pub enum ConfigError {
     TooManyWorkers(usize),
     #[error("--{0} must be more than zero")]
     ZeroTimeout(&'static str),
+    #[error("{0}")]
+    Tls(String),
 }
 
 impl Config {
@@ -192,17 +201,37 @@ impl Config {
             if !seen.insert(addr) {
                 return Err(ConfigError::DuplicateListen(addr));
             }
+            let tls = match (&cli.tls_cert, &cli.tls_key) {
+                (Some(cert), Some(key)) => Some(
+                    ServerTls::load(ServerSettings::new(vec![CertFiles {
+                        cert: cert.clone(),
+                        key: key.clone(),
+                    }]))
+                    .map_err(|e| ConfigError::Tls(e.to_string()))?,
+                ),
+                _ => None,
+            };
             listeners.push(Listener {
                 addr,
                 serves: Serves::Sites(VirtualHosts::new(vec![(Vec::new(), 0)], 0)),
+                tls,
             });
         }
         if cli.upstream.is_empty() {
             return Err(ConfigError::NoUpstream);
         }
+        let tls = if cli.upstream.iter().any(|u| is_tls_upstream(u)) {
+            let settings = UpstreamSettings {
+                ca: cli.upstream_ca.clone(),
+                ..UpstreamSettings::default()
+            };
+            Some(tls::upstream_config(&settings).map_err(|e| ConfigError::Tls(e.to_string()))?)
+        } else {
+            None
+        };
         let mut servers = Vec::new();
         for text in &cli.upstream {
-            servers.extend(resolve_upstream(text, 1)?);
+            servers.extend(resolve_upstream(text, 1, tls.as_ref())?);
         }
         let workers = match cli.workers {
             Workers::Count(n) if n.get() > MAX_WORKERS => {
@@ -285,56 +314,93 @@ pub fn listen_addr(text: &str) -> Option<SocketAddr> {
         .map(|port| SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port))
 }
 
-fn resolve_upstream(text: &str, weight: u32) -> Result<Vec<Server>, ConfigError> {
-    upstream_servers(text, weight)
+fn resolve_upstream(
+    text: &str,
+    weight: u32,
+    tls: Option<&Arc<ClientConfig>>,
+) -> Result<Vec<Server>, ConfigError> {
+    upstream_servers(text, weight, tls)
         .map_err(|why| ConfigError::BadUpstream(text.to_string(), why.to_string()))
 }
 
-/// `HOST:PORT` (a `ws://` or `http://` prefix is accepted), resolved once
-/// at startup; a name with several addresses adds each as a server.
-pub fn upstream_servers(text: &str, weight: u32) -> Result<Vec<Server>, String> {
+/// An upstream written as `wss://` or `https://`: spoken to over TLS.
+pub fn is_tls_upstream(text: &str) -> bool {
+    text.starts_with("wss://") || text.starts_with("https://")
+}
+
+/// `HOST:PORT`, `ws://HOST[:PORT]` or `http://…` (port 80 by default), or
+/// `wss://HOST[:PORT]` or `https://…` (port 443, over TLS with `tls`),
+/// resolved once at startup; a name with several addresses adds each as a
+/// server. TLS sends the host as SNI and verifies the certificate for it.
+pub fn upstream_servers(
+    text: &str,
+    weight: u32,
+    tls: Option<&Arc<ClientConfig>>,
+) -> Result<Vec<Server>, String> {
     let bad = |why: &str| why.to_string();
-    let bare = text
-        .strip_prefix("ws://")
-        .or_else(|| text.strip_prefix("http://"))
-        .unwrap_or(text)
-        .trim_end_matches('/');
-    if bare.contains("://") {
-        return Err(bad("only plaintext upstreams are supported: use HOST:PORT"));
-    }
+    let (rest, default_port, secure) = match text.split_once("://") {
+        None => (text, None, false),
+        Some(("ws" | "http", rest)) => (rest, Some(80), false),
+        Some(("wss" | "https", rest)) => (rest, Some(443), true),
+        Some((scheme, _)) => {
+            return Err(format!(
+                "unknown scheme {scheme}://: use HOST:PORT, ws://, http://, wss:// or https://"
+            ))
+        }
+    };
+    let bare = rest.trim_end_matches('/');
     if bare.contains('/') {
         return Err(bad("an upstream is HOST:PORT without a path"));
     }
-    let server = |addr| Server {
-        addr,
-        name: bare.to_string(),
-        weight,
+    // Without a port ("host", "[::1]") a scheme supplies one.
+    let has_port = bare.rsplit_once(':').is_some_and(|(host, port)| {
+        !port.contains(']') && (!host.contains(':') || host.ends_with(']'))
+    });
+    let with_port = match (has_port, default_port) {
+        (false, Some(port)) => format!("{bare}:{port}"),
+        _ => bare.to_string(),
     };
-    if let Ok(addr) = bare.parse::<SocketAddr>() {
-        return Ok(vec![server(addr)]);
+    let host = with_port
+        .rsplit_once(':')
+        .map_or(with_port.as_str(), |(host, _)| host)
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let tls = match (secure, tls) {
+        (false, _) => None,
+        (true, None) => return Err(bad("no TLS client settings for a wss:// server")),
+        (true, Some(config)) => Some(UpstreamTls {
+            config: config.clone(),
+            name: ServerName::try_from(host.to_string())
+                .map_err(|e| format!("{host:?} cannot be a TLS server name: {e}"))?,
+        }),
+    };
+    let server = |addr, name: String| Server {
+        addr,
+        name,
+        weight,
+        tls: tls.clone(),
+    };
+    if let Ok(addr) = with_port.parse::<SocketAddr>() {
+        return Ok(vec![server(addr, bare.to_string())]);
     }
-    if bare
+    if with_port
         .rsplit_once(':')
         .is_none_or(|(_, port)| port.parse::<u16>().is_err())
     {
         return Err(bad("use HOST:PORT, e.g. 127.0.0.1:9000"));
     }
-    let addrs: Vec<SocketAddr> = bare
+    let addrs: Vec<SocketAddr> = with_port
         .to_socket_addrs()
         .map_err(|e| bad(&format!("cannot resolve it: {e}")))?
         .collect();
     match addrs.len() {
         0 => Err(bad("the name resolves to no address")),
-        1 => Ok(vec![server(addrs[0])]),
+        1 => Ok(vec![server(addrs[0], bare.to_string())]),
         // Each address is a server of its own, and its own name: the hash
         // ring places servers by name.
         _ => Ok(addrs
             .into_iter()
-            .map(|addr| Server {
-                addr,
-                name: format!("{bare}={addr}"),
-                weight,
-            })
+            .map(|addr| server(addr, format!("{bare}={addr}")))
             .collect()),
     }
 }
@@ -466,8 +532,8 @@ mod tests {
                 "HOST:PORT",
             ),
             (
-                [&listen[..], &["--upstream", "wss://x:443"]].concat(),
-                "plaintext",
+                [&listen[..], &["--upstream", "ftp://x:21"]].concat(),
+                "unknown scheme",
             ),
             (
                 [&listen[..], &["--upstream", "x:1/path"]].concat(),

@@ -7,7 +7,7 @@ use std::io::{self, Read, Write};
 
 use mio::net::TcpStream;
 
-use super::{Fault, Flow, FlowState, Parked, Progress};
+use super::{Conn, Fault, Flow, FlowState, Parked, Progress};
 use crate::buffer::{Buf, Pool};
 
 /// Reads one pump may do before yielding to other pairs (512 KiB at
@@ -46,8 +46,8 @@ impl Default for Buffers {
 /// The copy relay's turn: see [`super::pump`].
 pub fn pump(
     flow: &mut Flow,
-    src: &TcpStream,
-    dst: &TcpStream,
+    src: &mut Conn<'_>,
+    dst: &mut Conn<'_>,
     bufs: &mut Buffers,
 ) -> Result<Progress, Fault> {
     debug_assert!(
@@ -57,7 +57,7 @@ pub fn pump(
     let mut moved = 0;
     for _ in 0..READS_PER_TURN {
         if let Parked::Buf(parked) = &mut flow.parked {
-            match write(dst, parked.data()) {
+            match dst.write(parked.data()) {
                 Ok(n) => {
                     moved += n;
                     parked.consume(n);
@@ -84,7 +84,7 @@ pub fn pump(
         let scratch = &mut bufs.scratch;
         scratch.clear();
         let room = scratch.space().len();
-        let n = match read(src, scratch.space()) {
+        let n = match src.read(scratch.space()) {
             Ok(0) => {
                 flow.state = FlowState::Eof;
                 continue;
@@ -94,6 +94,9 @@ pub fn pump(
             Err(e) => return Err(Fault::Source(e)),
         };
         scratch.fill(n);
+        if src.peer_ended() {
+            flow.src_closing = true;
+        }
         let advance = flow.body.advance(scratch.data()).map_err(Fault::Framing)?;
         if advance.done {
             flow.state = FlowState::Complete;
@@ -102,13 +105,17 @@ pub fn pump(
         let written = match if body.is_empty() {
             Ok(0)
         } else {
-            write(dst, body)
+            dst.write(body)
         } {
             Ok(w) => w,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
             Err(e) => return Err(Fault::Destination(e)),
         };
         moved += written;
+        // Set before parking too: after a full read the source may hold
+        // more (inside a TLS session, where no event will say so), so the
+        // flow reads again once the parked bytes are out.
+        flow.src_drained = n < room;
         if written < advance.used {
             let mut parked = bufs.take_scratch();
             parked.truncate(advance.used);
@@ -116,7 +123,6 @@ pub fn pump(
             flow.parked = Parked::Buf(parked);
             return Ok(Progress::blocked(moved));
         }
-        flow.src_drained = n < room;
         if n == room {
             if !flow.streaming {
                 // A full read: this direction streams. Yield once so the

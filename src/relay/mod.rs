@@ -15,14 +15,15 @@
 
 pub mod copy;
 pub mod splice;
+pub mod tls;
 
 use std::io;
 
 use crate::buffer::{Buf, Pool};
 use crate::handshake::body::{Body, BodyError};
 use copy::Buffers;
-use mio::net::TcpStream;
 use splice::{Pipe, PipePool};
+pub use tls::{Conn, Tls};
 
 /// Which relay tunnels use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
@@ -199,11 +200,11 @@ impl Flow {
     /// Passes a source's EOF on by shutting the destination's write side
     /// (the peer may already be gone; its error shows on the next write or
     /// read, so a failed shutdown needs no handling here).
-    fn ended(&mut self, dst: &TcpStream) -> bool {
+    fn ended(&mut self, dst: &mut Conn<'_>) -> bool {
         match self.state {
             FlowState::Open => false,
             FlowState::Eof => {
-                let _ = dst.shutdown(std::net::Shutdown::Write);
+                dst.shutdown_write();
                 self.state = FlowState::Shut;
                 true
             }
@@ -240,14 +241,15 @@ impl Flow {
 }
 
 /// Moves bytes from `src` to `dst` until one blocks, the flow ends, or the
-/// turn is used up.
+/// turn is used up. A TLS side always takes the copy relay: its bytes must
+/// pass through rustls.
 pub fn pump(
     flow: &mut Flow,
-    src: &TcpStream,
-    dst: &TcpStream,
+    src: &mut Conn<'_>,
+    dst: &mut Conn<'_>,
     res: &mut Resources,
 ) -> Result<Progress, Fault> {
-    if flow.splices(res.policy, &res.pipes) {
+    if !src.is_tls() && !dst.is_tls() && flow.splices(res.policy, &res.pipes) {
         splice::pump(flow, src, dst, &mut res.pipes)
     } else {
         copy::pump(flow, src, dst, &mut res.bufs)

@@ -23,10 +23,8 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::ptr;
 
-use mio::net::TcpStream;
-
 use super::copy::READS_PER_TURN;
-use super::{Fault, Flow, FlowState, Parked, Progress};
+use super::{Conn, Fault, Flow, FlowState, Parked, Progress};
 use crate::buffer::BUF_BYTES;
 use crate::sys;
 use crate::warn;
@@ -200,8 +198,8 @@ fn splice(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io::Result<us
 /// The splice relay's turn: see [`super::pump`].
 pub fn pump(
     flow: &mut Flow,
-    src: &TcpStream,
-    dst: &TcpStream,
+    src: &mut Conn<'_>,
+    dst: &mut Conn<'_>,
     pipes: &mut PipePool,
 ) -> Result<Progress, Fault> {
     debug_assert!(
@@ -212,7 +210,7 @@ pub fn pump(
     for _ in 0..READS_PER_TURN {
         if let Parked::Pipe(pipe) = &mut flow.parked {
             while pipe.len > 0 {
-                match splice(pipe.read.as_fd(), dst.as_fd(), pipe.len) {
+                match splice(pipe.read.as_fd(), dst.tcp.as_fd(), pipe.len) {
                     Ok(0) => return Err(Fault::Destination(io::ErrorKind::WriteZero.into())),
                     Ok(n) => {
                         pipe.len -= n;
@@ -235,7 +233,7 @@ pub fn pump(
             // Spent: the next turn goes to the copy relay.
             return Ok(Progress::yielded(moved));
         };
-        match splice(src.as_fd(), pipe.write.as_fd(), PIPE_BYTES) {
+        match splice(src.tcp.as_fd(), pipe.write.as_fd(), PIPE_BYTES) {
             Ok(0) => {
                 pipes.give(pipe);
                 flow.state = FlowState::Eof;

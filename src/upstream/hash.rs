@@ -149,6 +149,7 @@ mod tests {
                 addr: names[i].parse().unwrap(),
                 name: names[i].to_string(),
                 weight: weights[i],
+                tls: None,
             })
             .collect()
     }

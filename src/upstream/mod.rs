@@ -31,6 +31,30 @@ pub struct Server {
     pub name: String,
     /// Relative share of new connections, at least 1.
     pub weight: u32,
+    /// TLS to a `wss://` or `https://` server.
+    pub tls: Option<UpstreamTls>,
+}
+
+/// How to speak TLS to one server: the group's client settings and the
+/// name to send as SNI and to verify the certificate against.
+#[derive(Clone)]
+pub struct UpstreamTls {
+    pub config: std::sync::Arc<rustls::ClientConfig>,
+    pub name: rustls::pki_types::ServerName<'static>,
+}
+
+impl PartialEq for UpstreamTls {
+    fn eq(&self, other: &UpstreamTls) -> bool {
+        self.name == other.name && std::sync::Arc::ptr_eq(&self.config, &other.config)
+    }
+}
+
+impl Eq for UpstreamTls {}
+
+impl std::fmt::Debug for UpstreamTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "UpstreamTls({:?})", self.name)
+    }
 }
 
 /// How a group spreads new connections over its servers.
@@ -299,6 +323,7 @@ mod tests {
             addr: SocketAddr::from(([10, 0, 0, i as u8 + 1], 80)),
             name: format!("10.0.0.{}:80", i + 1),
             weight,
+            tls: None,
         });
         Group::new("g".into(), servers.collect(), balance, 1, TIMEOUT)
     }
