@@ -10,54 +10,29 @@ use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
 use ws::EchoServer;
-
-/// A directory of its own under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "wsproxy-config-test-{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::SeqCst)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, text).unwrap();
-        path
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 fn examples() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("examples")
 }
 
 /// An example file's text with `swaps` applied (each must apply), one
-/// worker, and relative roots made absolute.
+/// worker, and relative roots and certificate paths made absolute.
 fn example(name: &str, swaps: &[(&str, String)]) -> String {
     let mut text = std::fs::read_to_string(examples().join(name)).unwrap();
     for (from, to) in swaps {
         assert!(text.contains(from), "{name} has no {from:?}");
         text = text.replace(from, to);
     }
-    let root = format!("root = \"{}/", examples().display());
-    format!("workers = 1\n{}", text.replace("root = \"", &root))
+    let paths = regex::Regex::new(r#"\b(root|cert|key) = ""#).unwrap();
+    let dir = examples().display().to_string();
+    let text = paths.replace_all(&text, |c: &regex::Captures<'_>| {
+        format!("{} = \"{dir}/", &c[1])
+    });
+    format!("workers = 1\n{text}")
 }
 
 /// Starts the proxy on a config file with `text`.
@@ -78,15 +53,42 @@ fn request(addr: SocketAddr, text: &str) -> (String, Vec<u8>) {
     read_response(&mut client)
 }
 
-fn upgrade_to(addr: SocketAddr, target: &str, host: &str, extra: &str) -> (String, Vec<u8>) {
-    let head = format!(
+fn upgrade_head_for(target: &str, host: &str, extra: &str) -> String {
+    format!(
         "GET {target} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: {}\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n",
         ws::random_key()
-    );
-    let mut client = send(addr, head.as_bytes());
+    )
+}
+
+fn upgrade_to(addr: SocketAddr, target: &str, host: &str, extra: &str) -> (String, Vec<u8>) {
+    let mut client = send(addr, upgrade_head_for(target, host, extra).as_bytes());
     let (head, rest) = ws::read_head(&mut client).unwrap();
     (String::from_utf8(head).unwrap(), rest)
+}
+
+/// [`upgrade_to`] over TLS, verifying `host`'s demo certificate; the
+/// connection comes back for the tunnel.
+fn upgrade_tls(
+    addr: SocketAddr,
+    target: &str,
+    host: &str,
+    extra: &str,
+) -> (String, Vec<u8>, tls::TlsClient) {
+    let mut client = tls::tls_connect(addr, tls::demo_client(), host).unwrap();
+    client
+        .write_all(upgrade_head_for(target, host, extra).as_bytes())
+        .unwrap();
+    let (head, rest) = ws::read_head(&mut client).unwrap();
+    (String::from_utf8(head).unwrap(), rest, client)
+}
+
+fn get_tls(addr: SocketAddr, target: &str, host: &str) -> (String, Vec<u8>) {
+    tls::tls_request(
+        addr,
+        host,
+        &format!("GET {target} HTTP/1.1\r\nHost: {host}\r\n\r\n"),
+    )
 }
 
 #[test]
@@ -132,7 +134,7 @@ fn hsts_on_a_101_and_a_404_and_foreign_origins_refused() {
     let https = proxy.addrs[1];
     let hsts = Some("max-age=31536000");
 
-    let (head, _) = upgrade_to(
+    let (head, _, _) = upgrade_tls(
         https,
         "/ws",
         "example.com",
@@ -143,12 +145,12 @@ fn hsts_on_a_101_and_a_404_and_foreign_origins_refused() {
     let sent = echo.request_heads();
     assert!(sent[0].contains("\r\nHost: example.com\r\n"), "{sent:?}");
 
-    let (head, body) = get(https, "/nothing-here", "example.com");
+    let (head, body) = get_tls(https, "/nothing-here", "example.com");
     assert_eq!(status_of(&head), 404, "{head}");
     assert_eq!(field(&head, "strict-transport-security"), hsts, "{head}");
     assert!(String::from_utf8_lossy(&body).contains("no route"));
 
-    let (head, body) = upgrade_to(https, "/ws", "example.com", "Origin: https://evil.test\r\n");
+    let (head, body, _) = upgrade_tls(https, "/ws", "example.com", "Origin: https://evil.test\r\n");
     assert_eq!(status_of(&head), 403, "{head}");
     assert_eq!(field(&head, "strict-transport-security"), hsts);
     let _ = body;
@@ -204,7 +206,7 @@ fn my_api_serves_the_app_and_rewrites_the_socket_path() {
 
     for addr in [proxy.addrs[0], proxy.addrs[1]] {
         assert!(addr.is_ipv6() == (addr == proxy.addrs[1]));
-        let (head, body) = get(addr, "/api/socket/test?x=1", host);
+        let (head, body) = get_tls(addr, "/api/socket/test?x=1", host);
         assert_eq!(status_of(&head), 200, "{head}");
         assert_eq!(
             body, b"/socket/test?x=1",
@@ -212,7 +214,7 @@ fn my_api_serves_the_app_and_rewrites_the_socket_path() {
         );
         assert_eq!(field(&head, "x-host"), Some(host));
 
-        let (head, body) = get(addr, "/some/client/route", host);
+        let (head, body) = get_tls(addr, "/some/client/route", host);
         assert_eq!(status_of(&head), 200, "{head}");
         assert_eq!(
             field(&head, "content-type"),
@@ -220,15 +222,16 @@ fn my_api_serves_the_app_and_rewrites_the_socket_path() {
         );
         assert_eq!(body, index, "unknown path falls back to index.html");
 
-        let (head, body) = get(addr, "/assets/app.js", host);
+        let (head, body) = get_tls(addr, "/assets/app.js", host);
         assert_eq!(
             field(&head, "content-type"),
             Some("text/javascript; charset=utf-8")
         );
         assert_eq!(body, app, "a real file is served as is");
     }
-    let (head, body) = request(
+    let (head, body) = tls::tls_request(
         proxy.addr(),
+        host,
         &format!("HEAD /assets/app.js HTTP/1.1\r\nHost: {host}\r\n\r\n"),
     );
     assert_eq!(status_of(&head), 200);
@@ -237,8 +240,9 @@ fn my_api_serves_the_app_and_rewrites_the_socket_path() {
         Some(&*app.len().to_string())
     );
     assert!(body.is_empty(), "HEAD has no body");
-    let (head, _) = request(
+    let (head, _) = tls::tls_request(
         proxy.addr(),
+        host,
         &format!("POST / HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\n\r\n"),
     );
     assert_eq!(status_of(&head), 405);
@@ -254,10 +258,19 @@ fn my_api_serves_the_app_and_rewrites_the_socket_path() {
         ],
     );
     let proxy = start(&dir, &text);
-    let mut client =
-        ws::Client::connect_with(proxy.addr(), "/api/socket/chat", &[("Host", host)]).unwrap();
-    client.send_text("hello").unwrap();
-    assert_eq!(client.recv().unwrap().text(), Some("hello"));
+    let (head, rest, mut client) = upgrade_tls(proxy.addr(), "/api/socket/chat", host, "");
+    assert_eq!(status_of(&head), 101, "{head}");
+    assert!(rest.is_empty());
+    let mut frame = Vec::new();
+    ws::encode_frame(
+        &mut frame,
+        true,
+        ws::Opcode::Text,
+        b"hello",
+        Some(ws::random_mask()),
+    );
+    client.write_all(&frame).unwrap();
+    assert_eq!(ws::read_frame(&mut client).unwrap().text(), Some("hello"));
     assert!(echo.request_heads()[0].starts_with("GET /socket/chat HTTP/1.1"));
 }
 

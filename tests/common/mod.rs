@@ -18,6 +18,8 @@ use std::time::{Duration, Instant};
 
 pub use wsbench::ws;
 
+pub mod tls;
+
 /// Socket timeout for test clients and raw upstreams.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -426,4 +428,32 @@ pub fn read_exact(stream: &mut TcpStream, len: usize) -> Vec<u8> {
     let mut buf = vec![0; len];
     stream.read_exact(&mut buf).expect("read_exact");
     buf
+}
+
+/// A directory of its own under the system temp dir, removed on drop.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "wsproxy-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> std::path::PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
