@@ -41,7 +41,7 @@ pub struct Cli {
         conflicts_with_all = [
             "listen", "upstream", "workers", "idle_timeout", "handshake_timeout",
             "connect_timeout", "response_timeout", "max_header_bytes", "relay", "splice_pipes",
-            "max_connections", "max_connections_per_ip", "tls_cert", "tls_key", "upstream_ca",
+            "max_connections", "max_connections_per_ip", "tls_cert", "tls_key", "upstream_ca", "admin",
         ]
     )]
     pub config: Option<PathBuf>,
@@ -71,6 +71,12 @@ pub struct Cli {
     /// The PEM private key (PKCS#8, RSA or EC) for --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+
+    /// Serve GET /metrics (Prometheus) and GET /healthz on this address,
+    /// e.g. 127.0.0.1:9901. No authentication: keep it on loopback or a
+    /// management network.
+    #[arg(long, value_name = "ADDR")]
+    pub admin: Option<String>,
 
     /// Verify wss:// upstream servers against the CA certificates in this
     /// PEM file instead of the system's roots.

@@ -1,6 +1,7 @@
 //! wsproxy-fast: a WebSocket reverse proxy built from one mio reactor per
 //! core. The README's "Code map" says which file owns what.
 
+pub mod admin;
 pub mod buffer;
 pub mod cli;
 pub mod config;
@@ -10,6 +11,7 @@ pub mod handshake;
 pub mod limits;
 pub mod listener;
 pub mod log;
+pub mod metrics;
 pub mod pair;
 pub mod relay;
 pub mod route;

@@ -17,6 +17,7 @@ use wsproxy_fast::cli::Cli;
 use wsproxy_fast::config::{self, Config, ConfigError, LoadError};
 use wsproxy_fast::listener::{self, BindError};
 use wsproxy_fast::log::{self, Level};
+use wsproxy_fast::metrics::Shard;
 use wsproxy_fast::sys;
 use wsproxy_fast::worker::{Control, Worker};
 use wsproxy_fast::{error, info, warn};
@@ -31,6 +32,8 @@ enum RunError {
     Bind(#[from] BindError),
     #[error("cannot start: {0}")]
     Start(#[from] std::io::Error),
+    #[error("cannot serve the admin endpoints on {0}: {1}")]
+    Admin(std::net::SocketAddr, std::io::Error),
     #[error("a worker failed; stopped the others")]
     WorkerFailed,
 }
@@ -145,13 +148,26 @@ fn run(cli: &Cli) -> Result<(), RunError> {
     // Registered before any worker runs, so no signal is missed.
     let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
 
+    // The admin listener too, before anything starts.
+    let admin = match config.admin {
+        Some(addr) => {
+            Some(std::net::TcpListener::bind(addr).map_err(|e| RunError::Admin(addr, e))?)
+        }
+        None => None,
+    };
     let control = Control::new();
+    let shards: Vec<_> = (0..config.workers).map(|_| Shard::new(&config)).collect();
     let (finished_tx, finished_rx) = mpsc::channel();
     let mut wakers = Vec::new();
     let mut threads = Vec::new();
     for (id, listeners) in per_worker.into_iter().enumerate() {
-        let (mut worker, waker) =
-            Worker::new(id, listeners, Arc::clone(&config), Arc::clone(&control))?;
+        let (mut worker, waker) = Worker::new(
+            id,
+            listeners,
+            Arc::clone(&config),
+            Arc::clone(&control),
+            Arc::clone(&shards[id]),
+        )?;
         wakers.push(waker);
         let finished = Finished(finished_tx.clone(), id);
         let thread = thread::Builder::new()
@@ -190,6 +206,17 @@ fn run(cli: &Cli) -> Result<(), RunError> {
     // learn the real one from them.
     for addr in &bound {
         log::write(Level::Info, format_args!("listening on {addr}"));
+    }
+    if let Some(admin) = admin {
+        let addr = admin.local_addr()?;
+        let config = Arc::clone(&config);
+        thread::Builder::new()
+            .name("admin".into())
+            .spawn(move || wsproxy_fast::admin::serve(admin, shards, config))?;
+        log::write(
+            Level::Info,
+            format_args!("admin endpoints on http://{addr}/metrics and /healthz"),
+        );
     }
     log::write(
         Level::Info,

@@ -32,6 +32,7 @@ use crate::handshake::body::Body;
 use crate::handshake::edits::ResponseEdits;
 use crate::handshake::request::{self, Kind, Peer, MAX_HEADERS, REWRITE_SLACK};
 use crate::handshake::response::{self, Response};
+use crate::metrics::{Shard, TlsSide};
 use crate::relay::copy::READS_PER_TURN;
 use crate::relay::{self, Conn, Fault, Flow, Progress, Pumped, Resources, Tls};
 use crate::timer::{self, Tick, Timer, Wheel};
@@ -50,6 +51,7 @@ pub struct Ctx<'a> {
     pub relay: &'a mut Resources,
     pub wheel: &'a mut Wheel,
     pub picker: &'a mut Picker,
+    pub metrics: &'a Shard,
 }
 
 /// What a socket event reported.
@@ -188,6 +190,9 @@ pub struct Pair {
     server: u16,
     phase: Phase,
     pub timer: Timer,
+    /// When the handshake began ([`Shard::stamp`]); once a tunnel, the
+    /// tick it opened.
+    started: u32,
     /// Interest registered for the client and upstream sockets.
     registered: [Option<Interest>; 2],
 }
@@ -223,6 +228,7 @@ impl Pair {
                 partial: Vec::new(),
             },
             timer: Timer::new(serial),
+            started: 0,
             registered: [None, None],
         }
     }
@@ -230,6 +236,7 @@ impl Pair {
     /// Starts the handshake timer and reads the request head, which
     /// `TCP_DEFER_ACCEPT` usually has waiting already.
     pub fn start(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
+        self.started = ctx.metrics.stamp(ctx.at);
         self.arm(ctx, ctx.config.timeouts.handshake);
         if let Some(tls) = &ctx.config.listeners[usize::from(self.listener)].tls {
             match Tls::server(tls.config().clone()) {
@@ -247,6 +254,7 @@ impl Pair {
     /// On a TLS listener the connection is just closed: an answer would
     /// cost a full handshake, the very work the limit is there to shed.
     pub fn refuse(&mut self, reject: Reject, ctx: &mut Ctx<'_>) -> Outcome {
+        self.started = ctx.metrics.stamp(ctx.at);
         if ctx.config.listeners[usize::from(self.listener)]
             .tls
             .is_some()
@@ -339,6 +347,7 @@ impl Pair {
                     "client {}: TLS handshake not finished within {:?}, closing",
                     self.client_addr, ctx.config.timeouts.handshake
                 );
+                ctx.metrics.tls_failed(TlsSide::Client);
                 Outcome::Close
             }
             Phase::Request { .. } => self.answer(
@@ -512,7 +521,17 @@ impl Pair {
     }
 
     /// Releases everything before the worker drops the pair.
-    pub fn close(&mut self, res: &mut Resources, config: &Config) {
+    pub fn close(&mut self, res: &mut Resources, config: &Config, metrics: &Shard, now: Tick) {
+        if let Phase::Relay { tunnel: true, .. } = self.phase {
+            let lived = timer::TICK * now.saturating_sub(self.started);
+            metrics.tunnel_closed(
+                config,
+                usize::from(self.route),
+                usize::from(self.group),
+                usize::from(self.server),
+                lived,
+            );
+        }
         self.release(res);
         self.set_upstream(None, config);
     }
@@ -647,6 +666,7 @@ impl Pair {
         let mut first = [0u8; 1];
         match self.client.peek(&mut first) {
             Ok(1) if first[0].is_ascii_alphabetic() => {
+                ctx.metrics.tls_failed(TlsSide::Client);
                 self.client_tls = None;
                 Some(self.answer(
                     Reject::new(
@@ -664,6 +684,7 @@ impl Pair {
     /// why; log it, then linger so the client reads the alert, not a reset.
     fn tls_refused(&mut self, e: &io::Error, ctx: &mut Ctx<'_>) -> Outcome {
         info!("client {}: TLS handshake failed: {e}", self.client_addr);
+        ctx.metrics.tls_failed(TlsSide::Client);
         self.client_tls = None;
         self.linger(ctx)
     }
@@ -672,6 +693,7 @@ impl Pair {
     fn carry_out(&mut self, action: Action, out: Buf, drained: bool, ctx: &mut Ctx<'_>) -> Outcome {
         match action {
             Action::Reply => {
+                ctx.metrics.answered(308, self.started, ctx.at);
                 self.phase = Phase::Answer { out };
                 self.arm(ctx, ctx.config.timeouts.linger);
                 self.write_answer(ctx)
@@ -681,6 +703,7 @@ impl Pair {
                 self.answer(reject, ctx)
             }
             Action::Serve { file, len } => {
+                ctx.metrics.answered(200, self.started, ctx.at);
                 self.phase = Phase::File {
                     out,
                     file,
@@ -741,6 +764,7 @@ impl Pair {
                         self.client_addr
                     );
                     group.connect_failed(server, ctx.at);
+                    ctx.metrics.connect_failures.add(1);
                     match attempt.next(group, ctx.at) {
                         Some(next) => *attempt = next,
                         None => {
@@ -824,6 +848,10 @@ impl Pair {
     /// Moves on to the next server, or answers 502 (504 after a timeout)
     /// when none is left.
     fn connect_failed(&mut self, why: &str, failure: Failure, ctx: &mut Ctx<'_>) -> Outcome {
+        ctx.metrics.connect_failures.add(1);
+        if failure == Failure::Tls {
+            ctx.metrics.tls_failed(TlsSide::Upstream);
+        }
         let addr = self.server_addr(ctx);
         self.set_upstream(None, ctx.config);
         let group = self.group(ctx.config);
@@ -968,6 +996,14 @@ impl Pair {
                     return self.flush_interim(closing, ctx);
                 }
                 Answered::Tunnel => {
+                    ctx.metrics.answered(101, self.started, ctx.at);
+                    ctx.metrics.tunnel_opened(
+                        ctx.config,
+                        usize::from(self.route),
+                        usize::from(self.group),
+                        usize::from(self.server),
+                    );
+                    self.started = ctx.now;
                     debug!(
                         "client {}: tunnel open to upstream {}",
                         self.client_addr,
@@ -981,6 +1017,7 @@ impl Pair {
                     );
                 }
                 Answered::Final { body, status } => {
+                    ctx.metrics.answered(status, self.started, ctx.at);
                     debug!(
                         "client {}: upstream {} answered {status}",
                         self.client_addr,
@@ -1084,6 +1121,11 @@ impl Pair {
         ctx: &mut Ctx<'_>,
     ) -> Outcome {
         if progress.moved > 0 {
+            let bytes = match dir {
+                Dir::Up => &ctx.metrics.bytes_up,
+                Dir::Down => &ctx.metrics.bytes_down,
+            };
+            bytes.add(progress.moved as u64);
             let timeouts = &ctx.config.timeouts;
             self.arm(
                 ctx,
@@ -1165,6 +1207,8 @@ impl Pair {
 
     /// Answers with the proxy's own error response, then lingers.
     fn answer(&mut self, reject: Reject, ctx: &mut Ctx<'_>) -> Outcome {
+        ctx.metrics
+            .answered(reject.status.code(), self.started, ctx.at);
         if reject.status.code() < 500 {
             info!(
                 "client {}: {} {}",

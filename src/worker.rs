@@ -19,6 +19,7 @@ use slab::Slab;
 
 use crate::config::Config;
 use crate::limits::Admission;
+use crate::metrics::Shard;
 use crate::pair::{Ctx, Outcome, Pair, Ready};
 use crate::relay::splice::PipePool;
 use crate::relay::Resources;
@@ -67,6 +68,7 @@ macro_rules! ctx {
             relay: &mut $worker.relay,
             wheel: &mut $worker.wheel,
             picker: &mut $worker.picker,
+            metrics: &$worker.metrics,
         }
     };
 }
@@ -98,6 +100,8 @@ pub struct Worker {
     again: Vec<(usize, Side)>,
     /// Tells pairs that reuse a slab slot apart in the timer wheel.
     serial: u32,
+    /// This worker's counters; the admin listener reads them.
+    metrics: Arc<Shard>,
 }
 
 impl Worker {
@@ -108,6 +112,7 @@ impl Worker {
         listeners: Vec<TcpListener>,
         config: Arc<Config>,
         control: Arc<Control>,
+        metrics: Arc<Shard>,
     ) -> io::Result<(Worker, Arc<Waker>)> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), token::WAKER)?);
@@ -136,6 +141,7 @@ impl Worker {
             control,
             again: Vec::new(),
             serial: 0,
+            metrics,
         };
         Ok((worker, waker))
     }
@@ -170,6 +176,9 @@ impl Worker {
             }
             self.run_again();
             self.expire();
+            self.metrics
+                .pipes_in_use
+                .set(self.relay.pipes.in_use() as u64);
             self.resume_accepting(now);
             self.trim_idle(now);
         }
@@ -269,6 +278,7 @@ impl Worker {
 
     fn admit(&mut self, stream: TcpStream, addr: SocketAddr, listener: usize) {
         self.serial = self.serial.wrapping_add(1);
+        self.metrics.accepted.add(1);
         let admitted =
             self.control
                 .admission
@@ -340,7 +350,7 @@ impl Worker {
             }
         }
         let mut pair = self.pairs.remove(key);
-        pair.close(&mut self.relay, &self.config);
+        pair.close(&mut self.relay, &self.config, &self.metrics, self.now);
         self.control
             .admission
             .release(&self.config.limits, pair.client_ip());

@@ -209,7 +209,7 @@ fn a_tls_11_client_is_refused_with_an_alert() {
     let pki = Pki::new("old");
     pki.leaf("localhost", &["localhost"]);
     let upstream = echo_upstream();
-    let proxy = pki.proxy("localhost", upstream.addr, &[]);
+    let proxy = pki.proxy("localhost", upstream.addr, &["--admin", "127.0.0.1:0"]);
     // A ClientHello offering TLS 1.1 only (legacy_version 3.2, no
     // supported_versions extension), as an old client sends it.
     let mut hello = vec![0x03, 0x02];
@@ -250,6 +250,11 @@ fn a_tls_11_client_is_refused_with_an_alert() {
         .unwrap();
     assert!(line.contains("127.0.0.1:"), "names the client: {line}");
     assert_eq!(upstream.accepted(), 0);
+    assert_eq!(
+        proxy.metric(r#"wsproxy_tls_handshake_failures_total{side="client"}"#),
+        1.0,
+        "and counted"
+    );
 }
 
 #[test]

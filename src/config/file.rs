@@ -177,6 +177,7 @@ struct FileSections {
     relay: Option<Policy>,
     splice_pipes: Option<usize>,
     max_header_bytes: Option<Spanned<usize>>,
+    admin: Option<Spanned<String>>,
     #[serde(default)]
     timeouts: TimeoutSection,
     #[serde(default)]
@@ -446,6 +447,16 @@ impl Checker<'_> {
                 max_per_worker: file.limits.max_connections_per_worker.unwrap_or(0),
                 max_per_ip: file.limits.max_connections_per_ip.unwrap_or(0),
             },
+            admin: file.admin.as_ref().and_then(|a| {
+                let addr = listen_addr(a.get_ref());
+                if addr.is_none() {
+                    self.problem(
+                        a.span(),
+                        "admin is IP:PORT, e.g. \"127.0.0.1:9901\" (keep it off public addresses)",
+                    );
+                }
+                addr
+            }),
         })
     }
 

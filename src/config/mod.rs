@@ -104,6 +104,8 @@ pub struct Config {
     /// Most pipes each worker's splice relay may hold.
     pub pipes_per_worker: usize,
     pub limits: Limits,
+    /// Where `/metrics` and `/healthz` are served, if anywhere.
+    pub admin: Option<SocketAddr>,
 }
 
 impl std::fmt::Debug for Config {
@@ -288,6 +290,7 @@ impl Config {
                 max_per_worker: 0,
                 max_per_ip: cli.max_connections_per_ip,
             },
+            admin: cli.admin.as_deref().map(parse_listen).transpose()?,
             timeouts: Timeouts {
                 handshake: cli.handshake_timeout.0,
                 connect: cli.connect_timeout.0,

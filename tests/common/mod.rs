@@ -158,6 +158,34 @@ impl Proxy {
         self.addrs[0]
     }
 
+    /// The admin listener's address (`--admin`), from the startup log.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.log()
+            .iter()
+            .find_map(|l| l.split("admin endpoints on http://").nth(1))
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|a| a.parse().ok())
+            .expect("an admin address in the log")
+    }
+
+    /// `GET /metrics` from the admin listener.
+    pub fn scrape(&self) -> String {
+        let mut stream = send(
+            self.admin_addr(),
+            b"GET /metrics HTTP/1.1\r\nHost: admin\r\n\r\n",
+        );
+        let (head, body) = read_response(&mut stream);
+        assert_eq!(status_of(&head), 200, "{head}");
+        String::from_utf8(body).unwrap()
+    }
+
+    /// One sample's value from a scrape: `series` is the name with its
+    /// labels as printed, e.g. `wsproxy_handshakes_total{code="101"}`.
+    pub fn metric(&self, series: &str) -> f64 {
+        let text = self.scrape();
+        sample(&text, series).unwrap_or_else(|| panic!("no {series} in:\n{text}"))
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -456,4 +484,11 @@ impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
+}
+
+/// A sample's value in Prometheus text, by its exact series.
+pub fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
 }

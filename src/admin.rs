@@ -1,0 +1,78 @@
+//! The admin listener: `GET /metrics` (Prometheus text, every worker's
+//! shard merged) and `GET /healthz`, served one connection at a time by a
+//! thread of its own, off the workers' reactors. Bind it to loopback or a
+//! management network: it has no authentication.
+
+use std::io::{self, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::metrics::{self, Shard};
+use crate::{debug, warn};
+
+/// A scraper must send its request within this.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Largest request head read; an admin request is one short line.
+const MAX_REQUEST: usize = 4096;
+
+/// Serves the admin endpoints on `listener` until the process exits.
+pub fn serve(listener: TcpListener, shards: Vec<Arc<Shard>>, config: Arc<Config>) {
+    for stream in listener.incoming() {
+        match stream {
+            Ok(stream) => {
+                if let Err(e) = answer(stream, &shards, &config) {
+                    debug!("admin: {e}");
+                }
+            }
+            Err(e) => {
+                warn!("admin: accept failed: {e}");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+fn answer(mut stream: TcpStream, shards: &[Arc<Shard>], config: &Config) -> io::Result<()> {
+    stream.set_read_timeout(Some(READ_TIMEOUT))?;
+    stream.set_write_timeout(Some(READ_TIMEOUT))?;
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut buf)?;
+        if n == 0 || head.len() + n > MAX_REQUEST {
+            return Ok(());
+        }
+        head.extend_from_slice(&buf[..n]);
+    }
+    let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
+    let mut words = line.split(|&b| b == b' ');
+    let (method, target) = (words.next(), words.next());
+    let path = target.map(|t| t.split(|&b| b == b'?').next().unwrap_or_default());
+    let (status, kind, body) = match (method, path) {
+        (Some(b"GET"), Some(b"/metrics")) => (
+            "200 OK",
+            "text/plain; version=0.0.4; charset=utf-8",
+            metrics::render(shards, config),
+        ),
+        (Some(b"GET"), Some(b"/healthz")) => ("200 OK", "text/plain", "ok\n".to_string()),
+        (Some(b"GET"), _) => (
+            "404 Not Found",
+            "text/plain",
+            "the admin listener serves /metrics and /healthz\n".to_string(),
+        ),
+        _ => (
+            "405 Method Not Allowed",
+            "text/plain",
+            "GET only\n".to_string(),
+        ),
+    };
+    write!(
+        stream,
+        "HTTP/1.1 {status}\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    stream.flush()
+}

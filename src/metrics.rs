@@ -1,0 +1,366 @@
+//! Per-worker counters and histograms, merged when the admin listener is
+//! scraped, and their Prometheus text rendering.
+//!
+//! Each worker owns one [`Shard`] and is its only writer: a counter is
+//! bumped with a relaxed load and store (no locked read-modify-write, no
+//! cache line shared with another writer), and the scrape only reads. The
+//! two histograms are hdrhistograms behind a mutex that the worker takes
+//! once per handshake or tunnel, never per message, and the scrape takes
+//! briefly to merge.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+
+use crate::config::Config;
+
+/// Status codes counted apart; others land in "other".
+const CODES: [u16; 20] = [
+    101, 200, 204, 301, 302, 304, 308, 400, 401, 403, 404, 405, 408, 426, 429, 431, 500, 502, 503,
+    504,
+];
+
+/// Prometheus buckets (upper bounds, seconds) for the handshake time:
+/// accept to the answer's head, TLS included.
+const HANDSHAKE_BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Buckets (seconds) for how long tunnels lived.
+const TUNNEL_BUCKETS: [f64; 10] = [
+    1.0, 10.0, 60.0, 300.0, 900.0, 3600.0, 14_400.0, 43_200.0, 86_400.0, 604_800.0,
+];
+
+/// Largest handshake time recorded, in microseconds (a minute; slower
+/// ones are clamped to it).
+const HANDSHAKE_MAX_US: u64 = 60_000_000;
+
+/// Largest tunnel lifetime recorded, in milliseconds (thirty days).
+const TUNNEL_MAX_MS: u64 = 30 * 24 * 3600 * 1000;
+
+/// A count written by one thread only.
+#[derive(Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    pub fn add(&self, n: u64) {
+        // One writer: a plain load and store is exact and cheaper than
+        // fetch_add's locked instruction.
+        let v = self.0.load(Ordering::Relaxed);
+        self.0.store(v.wrapping_add(n), Ordering::Relaxed);
+    }
+
+    /// For gauges: the value wraps below zero and sums back on scrape.
+    pub fn sub(&self, n: u64) {
+        let v = self.0.load(Ordering::Relaxed);
+        self.0.store(v.wrapping_sub(n), Ordering::Relaxed);
+    }
+
+    pub fn set(&self, v: u64) {
+        self.0.store(v, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Which side a TLS handshake failed with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsSide {
+    Client = 0,
+    Upstream = 1,
+}
+
+/// One worker's metrics.
+pub struct Shard {
+    /// The worker's time origin for handshake stamps.
+    epoch: Instant,
+    pub accepted: Counter,
+    /// Handshakes by the status the client got, indexed like [`CODES`],
+    /// "other" last.
+    answered: [Counter; CODES.len() + 1],
+    /// Tunnel bytes: client → upstream, upstream → client.
+    pub bytes_up: Counter,
+    pub bytes_down: Counter,
+    pub connect_failures: Counter,
+    tls_failures: [Counter; 2],
+    pub pipes_in_use: Counter,
+    /// Open tunnels per route and per upstream server (groups' servers one
+    /// after another), as wrapping gauges.
+    tunnels_by_route: Box<[Counter]>,
+    tunnels_by_server: Box<[Counter]>,
+    /// Microseconds from accept to the answer's head.
+    handshake_us: Mutex<Histogram<u64>>,
+    /// Milliseconds tunnels lived.
+    tunnel_ms: Mutex<Histogram<u64>>,
+}
+
+/// Server `server` of group `group` as one index.
+fn server_slot(config: &Config, group: usize, server: usize) -> usize {
+    config.groups[..group]
+        .iter()
+        .map(|g| g.servers.len())
+        .sum::<usize>()
+        + server
+}
+
+fn counters(n: usize) -> Box<[Counter]> {
+    (0..n).map(|_| Counter::default()).collect()
+}
+
+fn histogram(max: u64) -> Mutex<Histogram<u64>> {
+    Mutex::new(Histogram::new_with_bounds(1, max, 2).expect("static histogram bounds are valid"))
+}
+
+impl Shard {
+    pub fn new(config: &Config) -> Arc<Shard> {
+        let servers = config.groups.iter().map(|g| g.servers.len()).sum();
+        Arc::new(Shard {
+            epoch: Instant::now(),
+            accepted: Counter::default(),
+            answered: Default::default(),
+            bytes_up: Counter::default(),
+            bytes_down: Counter::default(),
+            connect_failures: Counter::default(),
+            tls_failures: Default::default(),
+            pipes_in_use: Counter::default(),
+            tunnels_by_route: counters(config.routes.len()),
+            tunnels_by_server: counters(servers),
+            handshake_us: histogram(HANDSHAKE_MAX_US),
+            tunnel_ms: histogram(TUNNEL_MAX_MS),
+        })
+    }
+
+    /// A handshake's start: microseconds since the worker began, wrapping
+    /// every 71 minutes (far longer than any handshake lasts).
+    pub fn stamp(&self, at: Instant) -> u32 {
+        at.saturating_duration_since(self.epoch).as_micros() as u32
+    }
+
+    /// A handshake started at `stamp` was answered `code` at `at`.
+    pub fn answered(&self, code: u16, stamp: u32, at: Instant) {
+        let slot = CODES.iter().position(|&c| c == code).unwrap_or(CODES.len());
+        self.answered[slot].add(1);
+        let us = u64::from(self.stamp(at).wrapping_sub(stamp));
+        if let Ok(mut h) = self.handshake_us.lock() {
+            h.saturating_record(us.clamp(1, HANDSHAKE_MAX_US));
+        }
+    }
+
+    pub fn tls_failed(&self, side: TlsSide) {
+        self.tls_failures[side as usize].add(1);
+    }
+
+    pub fn tunnel_opened(&self, config: &Config, route: usize, group: usize, server: usize) {
+        if let Some(g) = self.tunnels_by_route.get(route) {
+            g.add(1);
+        }
+        if let Some(g) = self
+            .tunnels_by_server
+            .get(server_slot(config, group, server))
+        {
+            g.add(1);
+        }
+    }
+
+    pub fn tunnel_closed(
+        &self,
+        config: &Config,
+        route: usize,
+        group: usize,
+        server: usize,
+        lived: Duration,
+    ) {
+        if let Some(g) = self.tunnels_by_route.get(route) {
+            g.sub(1);
+        }
+        if let Some(g) = self
+            .tunnels_by_server
+            .get(server_slot(config, group, server))
+        {
+            g.sub(1);
+        }
+        if let Ok(mut h) = self.tunnel_ms.lock() {
+            let ms = u64::try_from(lived.as_millis()).unwrap_or(u64::MAX);
+            h.saturating_record(ms.clamp(1, TUNNEL_MAX_MS));
+        }
+    }
+}
+
+/// Sums one counter over every shard.
+fn sum(shards: &[Arc<Shard>], f: impl Fn(&Shard) -> u64) -> u64 {
+    shards.iter().map(|s| f(s)).fold(0, u64::wrapping_add)
+}
+
+/// Escapes a label value (Prometheus text format: backslash, quote,
+/// newline).
+fn label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// Merges the shards' histogram and writes it with `bounds` (seconds);
+/// `unit` is the recorded unit in seconds.
+fn write_histogram(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    histograms: &[&Mutex<Histogram<u64>>],
+    bounds: &[f64],
+    unit: f64,
+) {
+    let mut merged: Option<Histogram<u64>> = None;
+    for h in histograms {
+        let Ok(h) = h.lock() else { continue };
+        match &mut merged {
+            None => merged = Some(h.clone()),
+            Some(m) => {
+                let _ = m.add(&*h);
+            }
+        }
+    }
+    header(out, name, "histogram", help);
+    let Some(merged) = merged else {
+        return;
+    };
+    for bound in bounds {
+        let top = (bound / unit) as u64;
+        let count = merged.count_between(0, top);
+        let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {count}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", merged.len());
+    // hdrhistogram keeps counts, not the exact sum: the mean times the
+    // count is within its 1% precision.
+    let _ = writeln!(
+        out,
+        "{name}_sum {}",
+        merged.mean() * merged.len() as f64 * unit
+    );
+    let _ = writeln!(out, "{name}_count {}", merged.len());
+}
+
+/// The Prometheus text exposition of every worker's shard.
+pub fn render(shards: &[Arc<Shard>], config: &Config) -> String {
+    let mut out = String::new();
+    let name = "wsproxy_connections_accepted_total";
+    header(&mut out, name, "counter", "Client connections accepted.");
+    let _ = writeln!(out, "{name} {}", sum(shards, |s| s.accepted.get()));
+
+    let name = "wsproxy_handshakes_total";
+    header(
+        &mut out,
+        name,
+        "counter",
+        "Requests answered, by the status the client got (101: a tunnel opened).",
+    );
+    for (slot, code) in CODES
+        .iter()
+        .map(|c| c.to_string())
+        .chain(["other".to_string()])
+        .enumerate()
+    {
+        let n = sum(shards, |s| s.answered[slot].get());
+        if n > 0 || code == "101" {
+            let _ = writeln!(out, "{name}{{code=\"{code}\"}} {n}");
+        }
+    }
+
+    let name = "wsproxy_tunnels_active";
+    header(&mut out, name, "gauge", "Open tunnels, by route.");
+    for (i, route) in config.routes.iter().enumerate() {
+        let n = sum(shards, |s| {
+            s.tunnels_by_route.get(i).map_or(0, Counter::get)
+        });
+        let _ = writeln!(
+            out,
+            "{name}{{route=\"{}\"}} {}",
+            label(&route.location),
+            n as i64
+        );
+    }
+    let name = "wsproxy_upstream_tunnels_active";
+    header(&mut out, name, "gauge", "Open tunnels, by upstream server.");
+    let mut slot = 0;
+    for group in &config.groups {
+        for server in &group.servers {
+            let n = sum(shards, |s| {
+                s.tunnels_by_server.get(slot).map_or(0, Counter::get)
+            });
+            let _ = writeln!(
+                out,
+                "{name}{{group=\"{}\",server=\"{}\"}} {}",
+                label(&group.name),
+                label(&server.name),
+                n as i64
+            );
+            slot += 1;
+        }
+    }
+
+    let name = "wsproxy_tunnel_bytes_total";
+    header(&mut out, name, "counter", "Bytes relayed, by direction.");
+    let up = sum(shards, |s| s.bytes_up.get());
+    let down = sum(shards, |s| s.bytes_down.get());
+    let _ = writeln!(out, "{name}{{direction=\"client_to_upstream\"}} {up}");
+    let _ = writeln!(out, "{name}{{direction=\"upstream_to_client\"}} {down}");
+
+    let name = "wsproxy_upstream_connect_failures_total";
+    header(
+        &mut out,
+        name,
+        "counter",
+        "Upstream connects refused, timed out or failed their TLS handshake.",
+    );
+    let _ = writeln!(out, "{name} {}", sum(shards, |s| s.connect_failures.get()));
+
+    let name = "wsproxy_tls_handshake_failures_total";
+    header(
+        &mut out,
+        name,
+        "counter",
+        "TLS handshakes that failed, by side.",
+    );
+    for (side, i) in [("client", 0), ("upstream", 1)] {
+        let n = sum(shards, |s| s.tls_failures[i].get());
+        let _ = writeln!(out, "{name}{{side=\"{side}\"}} {n}");
+    }
+
+    let name = "wsproxy_splice_pipes_in_use";
+    header(
+        &mut out,
+        name,
+        "gauge",
+        "Pipes holding tunnel bytes right now.",
+    );
+    let _ = writeln!(out, "{name} {}", sum(shards, |s| s.pipes_in_use.get()));
+
+    let handshakes: Vec<_> = shards.iter().map(|s| &s.handshake_us).collect();
+    write_histogram(
+        &mut out,
+        "wsproxy_handshake_duration_seconds",
+        "Accept to the answer's head (TLS and upstream connect included).",
+        &handshakes,
+        &HANDSHAKE_BUCKETS,
+        1e-6,
+    );
+    let tunnels: Vec<_> = shards.iter().map(|s| &s.tunnel_ms).collect();
+    write_histogram(
+        &mut out,
+        "wsproxy_tunnel_duration_seconds",
+        "How long closed tunnels lived.",
+        &tunnels,
+        &TUNNEL_BUCKETS,
+        1e-3,
+    );
+    out
+}
