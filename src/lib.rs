@@ -13,6 +13,7 @@ pub mod listener;
 pub mod log;
 pub mod metrics;
 pub mod pair;
+pub mod proxy_protocol;
 pub mod relay;
 pub mod route;
 pub mod sys;
