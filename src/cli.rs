@@ -41,7 +41,7 @@ pub struct Cli {
         conflicts_with_all = [
             "listen", "upstream", "workers", "idle_timeout", "handshake_timeout",
             "connect_timeout", "response_timeout", "max_header_bytes", "relay", "splice_pipes",
-            "max_connections", "max_connections_per_ip", "tls_cert", "tls_key", "upstream_ca", "admin",
+            "max_connections", "max_connections_per_ip", "tls_cert", "tls_key", "upstream_ca", "admin", "proxy_protocol",
         ]
     )]
     pub config: Option<PathBuf>,
@@ -71,6 +71,13 @@ pub struct Cli {
     /// The PEM private key (PKCS#8, RSA or EC) for --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+
+    /// Every client connection starts with a PROXY protocol v1 or v2
+    /// header (from an L4 load balancer, e.g. HAProxy `send-proxy`, AWS
+    /// NLB): the client it names is what logs, X-Forwarded-For, hashing
+    /// and per-address limits use. A connection without one is closed.
+    #[arg(long)]
+    pub proxy_protocol: bool,
 
     /// Serve GET /metrics (Prometheus) and GET /healthz on this address,
     /// e.g. 127.0.0.1:9901. No authentication: keep it on loopback or a

@@ -65,18 +65,13 @@ impl Default for Admission {
 impl Admission {
     /// Counts a new connection from `ip` on a worker already holding
     /// `held`, and says whether to serve it or refuse it. Either way the
-    /// connection is counted until [`Admission::release`].
-    pub fn admit(&self, limits: &Limits, held: usize, ip: IpAddr) -> Result<(), Reject> {
+    /// connection is counted until [`Admission::release`]. `ip` is `None`
+    /// while the real address is not known yet (a PROXY protocol listener
+    /// learns it from the header): [`Admission::admit_ip`] counts it then.
+    pub fn admit(&self, limits: &Limits, held: usize, ip: Option<IpAddr>) -> Result<(), Reject> {
         // Relaxed: the count is a bound, not a synchronisation point.
         let total = self.total.fetch_add(1, Ordering::Relaxed) + 1;
-        let from_ip = if limits.max_per_ip == 0 {
-            0
-        } else {
-            let mut counts = self.shard(ip);
-            let n = counts.entry(ip).or_insert(0);
-            *n += 1;
-            *n
-        };
+        let from_ip = ip.map(|ip| self.count_ip(limits, ip));
         let over = |limit: usize, n: usize| limit != 0 && n > limit;
         if over(limits.max_connections, total) || over(limits.max_per_worker, held + 1) {
             return Err(Reject::new(
@@ -84,7 +79,34 @@ impl Admission {
                 "the proxy is at its connection limit",
             ));
         }
-        if over(limits.max_per_ip, from_ip) {
+        match from_ip {
+            Some(n) => Self::ip_verdict(limits, n),
+            None => Ok(()),
+        }
+    }
+
+    /// Counts a connection's address once it is known (after
+    /// `admit(.., None)`); refused or not, it stays counted until
+    /// released.
+    pub fn admit_ip(&self, limits: &Limits, ip: IpAddr) -> Result<(), Reject> {
+        let n = self.count_ip(limits, ip);
+        Self::ip_verdict(limits, n)
+    }
+
+    /// The address's count after adding this connection (0: no per-address
+    /// limit, nothing counted).
+    fn count_ip(&self, limits: &Limits, ip: IpAddr) -> usize {
+        if limits.max_per_ip == 0 {
+            return 0;
+        }
+        let mut counts = self.shard(ip);
+        let n = counts.entry(ip).or_insert(0);
+        *n += 1;
+        *n
+    }
+
+    fn ip_verdict(limits: &Limits, from_ip: usize) -> Result<(), Reject> {
+        if limits.max_per_ip != 0 && from_ip > limits.max_per_ip {
             return Err(Reject::new(
                 Status::TooManyRequests,
                 "too many connections from this address",
@@ -93,10 +115,14 @@ impl Admission {
         Ok(())
     }
 
-    /// Uncounts a connection [`Admission::admit`] counted.
-    pub fn release(&self, limits: &Limits, ip: IpAddr) {
+    /// Uncounts a connection [`Admission::admit`] counted, and its address
+    /// if that was counted.
+    pub fn release(&self, limits: &Limits, ip: Option<IpAddr>) {
         let before = self.total.fetch_sub(1, Ordering::Relaxed);
         debug_assert!(before > 0, "released more connections than admitted");
+        let Some(ip) = ip else {
+            return;
+        };
         if limits.max_per_ip != 0 {
             let mut counts = self.shard(ip);
             if let Some(n) = counts.get_mut(&ip) {
@@ -108,7 +134,6 @@ impl Admission {
         }
     }
 
-    /// Client connections held by the whole process.
     pub fn total(&self) -> usize {
         self.total.load(Ordering::Relaxed)
     }
@@ -139,17 +164,17 @@ mod tests {
         };
         let admission = Admission::default();
         let status = |r: Result<(), Reject>| r.err().map(|r| r.status.code());
-        assert_eq!(status(admission.admit(&limits, 0, ip(1))), None);
-        assert_eq!(status(admission.admit(&limits, 1, ip(1))), None);
-        assert_eq!(status(admission.admit(&limits, 2, ip(1))), Some(429));
-        assert_eq!(status(admission.admit(&limits, 3, ip(2))), Some(503));
+        assert_eq!(status(admission.admit(&limits, 0, Some(ip(1)))), None);
+        assert_eq!(status(admission.admit(&limits, 1, Some(ip(1)))), None);
+        assert_eq!(status(admission.admit(&limits, 2, Some(ip(1)))), Some(429));
+        assert_eq!(status(admission.admit(&limits, 3, Some(ip(2)))), Some(503));
         assert_eq!(admission.total(), 4, "refused connections count too");
         for _ in 0..3 {
-            admission.release(&limits, ip(1));
+            admission.release(&limits, Some(ip(1)));
         }
-        admission.release(&limits, ip(2));
+        admission.release(&limits, Some(ip(2)));
         assert_eq!(admission.total(), 0);
-        assert_eq!(status(admission.admit(&limits, 0, ip(1))), None);
+        assert_eq!(status(admission.admit(&limits, 0, Some(ip(1)))), None);
         assert!(admission
             .per_ip
             .iter()
@@ -164,9 +189,9 @@ mod tests {
             max_per_ip: 0,
         };
         let admission = Admission::default();
-        assert!(admission.admit(&limits, 1, ip(1)).is_ok());
+        assert!(admission.admit(&limits, 1, Some(ip(1))).is_ok());
         assert_eq!(
-            admission.admit(&limits, 2, ip(1)).unwrap_err().status,
+            admission.admit(&limits, 2, Some(ip(1))).unwrap_err().status,
             Status::ServiceUnavailable
         );
         assert!(!limits.paused(1000, 2 + REFUSE_MARGIN - 1));

@@ -32,8 +32,10 @@ use crate::handshake::body::Body;
 use crate::handshake::edits::ResponseEdits;
 use crate::handshake::request::{self, Kind, Peer, MAX_HEADERS, REWRITE_SLACK};
 use crate::handshake::response::{self, Response};
+use crate::limits::Admission;
 use crate::metrics::{Shard, TlsSide};
-use crate::relay::copy::READS_PER_TURN;
+use crate::proxy_protocol::{self, Origin};
+use crate::relay::copy::{self, READS_PER_TURN};
 use crate::relay::{self, Conn, Fault, Flow, Progress, Pumped, Resources, Tls};
 use crate::timer::{self, Tick, Timer, Wheel};
 use crate::token::{self, Side};
@@ -52,6 +54,7 @@ pub struct Ctx<'a> {
     pub wheel: &'a mut Wheel,
     pub picker: &'a mut Picker,
     pub metrics: &'a Shard,
+    pub admission: &'a Admission,
 }
 
 /// What a socket event reported.
@@ -120,6 +123,9 @@ impl Dir {
 }
 
 enum Phase {
+    /// On a PROXY protocol listener: waiting for the balancer's header,
+    /// which names the real client.
+    Preface,
     /// Reading the request head; `partial` holds a head that spans reads.
     Request { partial: Vec<u8> },
     /// Connecting to an upstream server; the rewritten head waits in `c2u`.
@@ -247,6 +253,10 @@ impl Pair {
                 }
             }
         }
+        if ctx.config.listeners[usize::from(self.listener)].proxy_protocol {
+            self.phase = Phase::Preface;
+            return self.read_preface(ctx);
+        }
         self.read_request(false, ctx)
     }
 
@@ -255,10 +265,13 @@ impl Pair {
     /// cost a full handshake, the very work the limit is there to shed.
     pub fn refuse(&mut self, reject: Reject, ctx: &mut Ctx<'_>) -> Outcome {
         self.started = ctx.metrics.stamp(ctx.at);
-        if ctx.config.listeners[usize::from(self.listener)]
-            .tls
-            .is_some()
-        {
+        let listener = &ctx.config.listeners[usize::from(self.listener)];
+        if listener.proxy_protocol {
+            // Nothing is known about the client yet, not even who it is.
+            self.phase = Phase::Preface;
+            return Outcome::Close;
+        }
+        if listener.tls.is_some() {
             debug!(
                 "client {}: {} on a TLS listener: closing",
                 self.client_addr,
@@ -269,8 +282,12 @@ impl Pair {
         self.answer(reject, ctx)
     }
 
-    pub fn client_ip(&self) -> std::net::IpAddr {
-        self.client_addr.ip()
+    /// The address the limits counted for this pair: none while a PROXY
+    /// protocol header has not named the client yet.
+    pub fn counted_ip(&self, config: &Config) -> Option<std::net::IpAddr> {
+        let preface = config.listeners[usize::from(self.listener)].proxy_protocol
+            && matches!(self.phase, Phase::Preface);
+        (!preface).then(|| self.client_addr.ip())
     }
 
     /// Handles readiness of one of the pair's sockets.
@@ -281,6 +298,7 @@ impl Pair {
             }
         }
         match (&self.phase, side) {
+            (Phase::Preface, Side::Client) if ready.readable => self.read_preface(ctx),
             (Phase::Request { .. }, Side::Client) if ready.readable => {
                 self.read_request(ready.closing, ctx)
             }
@@ -340,6 +358,13 @@ impl Pair {
     /// Handles the pair's deadline passing.
     pub fn on_timeout(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
         match &self.phase {
+            Phase::Preface => {
+                info!(
+                    "client {}: no PROXY protocol header within {:?}, closing",
+                    self.client_addr, ctx.config.timeouts.handshake
+                );
+                Outcome::Close
+            }
             Phase::Request { .. }
                 if self.client_tls.as_ref().is_some_and(|t| t.is_handshaking()) =>
             {
@@ -417,6 +442,7 @@ impl Pair {
         let flush = |tls: &Option<Box<Tls>>| tls.as_ref().is_some_and(|t| t.wants_flush());
         let (c, u) = (flush(&self.client_tls), flush(&self.upstream_tls));
         match &self.phase {
+            Phase::Preface => [interest(true, false), None],
             Phase::Request { .. } | Phase::Linger => [interest(true, c), None],
             Phase::Connect { .. } if self.upstream_tls.is_some() => [None, interest(true, u)],
             Phase::Connect { .. } => [None, interest(false, true)],
@@ -516,7 +542,7 @@ impl Pair {
                 u2c.release(pool, pipes);
             }
             Phase::Answer { out } | Phase::File { out, .. } => pool.give(out),
-            Phase::Request { .. } | Phase::Linger | Phase::Moving => {}
+            Phase::Preface | Phase::Request { .. } | Phase::Linger | Phase::Moving => {}
         }
     }
 
@@ -654,6 +680,73 @@ impl Pair {
             self.route = plan.route.map_or(NONE, index);
             return self.carry_out(plan.action, out, drained, ctx);
         }
+    }
+
+    /// Reads the PROXY protocol header without taking a byte past it:
+    /// peek, parse, then read exactly the header. A malformed one closes
+    /// the connection, as the protocol says; a good one names the client
+    /// that logs, limits, hashing and X-Forwarded-For see.
+    fn read_preface(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
+        let scratch = &mut ctx.relay.bufs.scratch;
+        scratch.clear();
+        let room = &mut scratch.space()[..proxy_protocol::MAX_HEADER_BYTES];
+        let n = match self.client.peek(room) {
+            Ok(0) => return Outcome::Close,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Outcome::Continue,
+            Err(e) => {
+                debug!("client {}: read failed: {e}", self.client_addr);
+                return Outcome::Close;
+            }
+        };
+        let header = match proxy_protocol::parse(&room[..n]) {
+            // The rest raises a new event when it arrives.
+            Ok(None) => return Outcome::Continue,
+            Ok(Some(header)) => header,
+            Err(e) => {
+                info!(
+                    "client {}: bad PROXY protocol header: {e}",
+                    self.client_addr
+                );
+                return Outcome::Close;
+            }
+        };
+        let mut taken = 0;
+        while taken < header.len {
+            match copy::read(&self.client, &mut room[taken..header.len]) {
+                Ok(0) => return Outcome::Close,
+                Ok(n) => taken += n,
+                Err(e) => {
+                    debug!("client {}: read failed: {e}", self.client_addr);
+                    return Outcome::Close;
+                }
+            }
+        }
+        if let Origin::Tcp { source, .. } = header.origin {
+            debug!(
+                "client {}: PROXY v{} says the client is {source}",
+                self.client_addr, header.version
+            );
+            self.client_addr = source;
+        }
+        self.phase = Phase::Request {
+            partial: Vec::new(),
+        };
+        if let Err(reject) = ctx
+            .admission
+            .admit_ip(&ctx.config.limits, self.client_addr.ip())
+        {
+            if self.client_tls.is_some() {
+                debug!(
+                    "client {}: {} before TLS: closing",
+                    self.client_addr,
+                    reject.status.code()
+                );
+                return Outcome::Close;
+            }
+            return self.answer(reject, ctx);
+        }
+        self.read_request(false, ctx)
     }
 
     /// On a TLS listener, before the handshake is done: a client that

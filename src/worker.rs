@@ -69,6 +69,7 @@ macro_rules! ctx {
             wheel: &mut $worker.wheel,
             picker: &mut $worker.picker,
             metrics: &$worker.metrics,
+            admission: &$worker.control.admission,
         }
     };
 }
@@ -278,11 +279,14 @@ impl Worker {
 
     fn admit(&mut self, stream: TcpStream, addr: SocketAddr, listener: usize) {
         self.serial = self.serial.wrapping_add(1);
+        // Behind a PROXY protocol listener the address is the balancer's:
+        // the client's is counted once its header says who it is.
+        let known_ip = (!self.config.listeners[listener].proxy_protocol).then(|| addr.ip());
         self.metrics.accepted.add(1);
         let admitted =
             self.control
                 .admission
-                .admit(&self.config.limits, self.pairs.len(), addr.ip());
+                .admit(&self.config.limits, self.pairs.len(), known_ip);
         let entry = self.pairs.vacant_entry();
         let key = entry.key();
         debug!("client {addr}: accepted as pair {key}");
@@ -353,7 +357,7 @@ impl Worker {
         pair.close(&mut self.relay, &self.config, &self.metrics, self.now);
         self.control
             .admission
-            .release(&self.config.limits, pair.client_ip());
+            .release(&self.config.limits, pair.counted_ip(&self.config));
     }
 }
 

@@ -222,6 +222,8 @@ struct ListenerSection {
     redirect_https: bool,
     redirect_port: Option<Spanned<u16>>,
     tls: Option<Spanned<TlsSection>>,
+    #[serde(default)]
+    proxy_protocol: bool,
 }
 
 /// `[listener.tls]`: nginx's `ssl_certificate`, `ssl_protocols`,
@@ -600,6 +602,7 @@ impl Checker<'_> {
                         port: l.redirect_port.as_ref().map(|p| *p.get_ref()),
                     },
                     tls,
+                    proxy_protocol: l.proxy_protocol,
                 });
                 continue;
             }
@@ -650,6 +653,7 @@ impl Checker<'_> {
                 addr,
                 serves: Serves::Sites(VirtualHosts::new(entries, default)),
                 tls,
+                proxy_protocol: l.proxy_protocol,
             });
         }
         listeners

@@ -126,6 +126,8 @@ pub struct Listener {
     pub serves: Serves,
     /// Clients speak TLS first.
     pub tls: Option<ServerTls>,
+    /// A PROXY protocol v1/v2 header comes first and names the client.
+    pub proxy_protocol: bool,
 }
 
 pub enum Serves {
@@ -217,6 +219,7 @@ impl Config {
                 addr,
                 serves: Serves::Sites(VirtualHosts::new(vec![(Vec::new(), 0)], 0)),
                 tls,
+                proxy_protocol: cli.proxy_protocol,
             });
         }
         if cli.upstream.is_empty() {
