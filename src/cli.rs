@@ -41,7 +41,8 @@ pub struct Cli {
         conflicts_with_all = [
             "listen", "upstream", "workers", "idle_timeout", "handshake_timeout",
             "connect_timeout", "response_timeout", "max_header_bytes", "relay", "splice_pipes",
-            "max_connections", "max_connections_per_ip", "tls_cert", "tls_key", "upstream_ca", "admin", "proxy_protocol",
+            "max_connections", "max_connections_per_ip", "tls_cert", "tls_key", "upstream_ca", "admin", "proxy_protocol", "access_log",
+            "access_log_format",
         ]
     )]
     pub config: Option<PathBuf>,
@@ -78,6 +79,17 @@ pub struct Cli {
     /// and per-address limits use. A connection without one is closed.
     #[arg(long)]
     pub proxy_protocol: bool,
+
+    /// Log one line per finished exchange (client, route, upstream, status,
+    /// handshake time, tunnel duration, bytes each way, who closed and
+    /// why): `off`, `stdout`, or a file path (appended to).
+    #[arg(long, value_name = "off|stdout|PATH", default_value = "off")]
+    pub access_log: crate::access_log::Target,
+
+    /// Access log lines as `text` (key=value) or `json` (one object per
+    /// line).
+    #[arg(long, value_name = "FORMAT", default_value = "text")]
+    pub access_log_format: crate::access_log::Format,
 
     /// Serve GET /metrics (Prometheus) and GET /healthz on this address,
     /// e.g. 127.0.0.1:9901. No authentication: keep it on loopback or a

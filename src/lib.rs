@@ -1,6 +1,7 @@
 //! wsproxy-fast: a WebSocket reverse proxy built from one mio reactor per
 //! core. The README's "Code map" says which file owns what.
 
+pub mod access_log;
 pub mod admin;
 pub mod buffer;
 pub mod cli;

@@ -57,10 +57,10 @@ pub fn write(level: Level, args: fmt::Arguments<'_>) {
 }
 
 /// UTC wall-clock time, RFC 3339 with milliseconds.
-struct Timestamp(std::time::Duration);
+pub struct Timestamp(std::time::Duration);
 
 impl Timestamp {
-    fn now() -> Timestamp {
+    pub fn now() -> Timestamp {
         Timestamp(
             SystemTime::now()
                 .duration_since(UNIX_EPOCH)

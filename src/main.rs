@@ -13,6 +13,7 @@ use mio::net::TcpListener;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
+use wsproxy_fast::access_log::{self, Sink};
 use wsproxy_fast::cli::Cli;
 use wsproxy_fast::config::{self, Config, ConfigError, LoadError};
 use wsproxy_fast::listener::{self, BindError};
@@ -32,6 +33,8 @@ enum RunError {
     Bind(#[from] BindError),
     #[error("cannot start: {0}")]
     Start(#[from] std::io::Error),
+    #[error("cannot open the access log {0:?}: {1}")]
+    AccessLog(wsproxy_fast::access_log::Target, std::io::Error),
     #[error("cannot serve the admin endpoints on {0}: {1}")]
     Admin(std::net::SocketAddr, std::io::Error),
     #[error("a worker failed; stopped the others")]
@@ -157,6 +160,8 @@ fn run(cli: &Cli) -> Result<(), RunError> {
     };
     let control = Control::new();
     let shards: Vec<_> = (0..config.workers).map(|_| Shard::new(&config)).collect();
+    let access = access_log::open(&config.access_log)
+        .map_err(|e| RunError::AccessLog(config.access_log.clone(), e))?;
     let (finished_tx, finished_rx) = mpsc::channel();
     let mut wakers = Vec::new();
     let mut threads = Vec::new();
@@ -167,6 +172,7 @@ fn run(cli: &Cli) -> Result<(), RunError> {
             Arc::clone(&config),
             Arc::clone(&control),
             Arc::clone(&shards[id]),
+            Sink::new(access.clone(), config.access_log_format),
         )?;
         wakers.push(waker);
         let finished = Finished(finished_tx.clone(), id);

@@ -142,13 +142,15 @@ impl Shard {
     }
 
     /// A handshake started at `stamp` was answered `code` at `at`.
-    pub fn answered(&self, code: u16, stamp: u32, at: Instant) {
+    /// Returns the handshake's time in microseconds.
+    pub fn answered(&self, code: u16, stamp: u32, at: Instant) -> u32 {
         let slot = CODES.iter().position(|&c| c == code).unwrap_or(CODES.len());
         self.answered[slot].add(1);
-        let us = u64::from(self.stamp(at).wrapping_sub(stamp));
+        let us = self.stamp(at).wrapping_sub(stamp);
         if let Ok(mut h) = self.handshake_us.lock() {
-            h.saturating_record(us.clamp(1, HANDSHAKE_MAX_US));
+            h.saturating_record(u64::from(us).clamp(1, HANDSHAKE_MAX_US));
         }
+        us
     }
 
     pub fn tls_failed(&self, side: TlsSide) {

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Interest, Registry};
 
+use crate::access_log::{self, Ending, Exchange, Sink};
 use crate::buffer::{Buf, BUF_BYTES};
 use crate::config::Config;
 use crate::dispatch::{self, Action, Inputs};
@@ -199,6 +200,8 @@ pub struct Pair {
     /// When the handshake began ([`Shard::stamp`]); once a tunnel, the
     /// tick it opened.
     started: u32,
+    /// What the access log will say, while it is on.
+    exchange: Option<Box<Exchange>>,
     /// Interest registered for the client and upstream sockets.
     registered: [Option<Interest>; 2],
 }
@@ -235,6 +238,7 @@ impl Pair {
             },
             timer: Timer::new(serial),
             started: 0,
+            exchange: None,
             registered: [None, None],
         }
     }
@@ -243,6 +247,9 @@ impl Pair {
     /// `TCP_DEFER_ACCEPT` usually has waiting already.
     pub fn start(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
         self.started = ctx.metrics.stamp(ctx.at);
+        if ctx.config.access_log != access_log::Target::Off {
+            self.exchange = Some(Box::default());
+        }
         self.arm(ctx, ctx.config.timeouts.handshake);
         if let Some(tls) = &ctx.config.listeners[usize::from(self.listener)].tls {
             match Tls::server(tls.config().clone()) {
@@ -265,6 +272,9 @@ impl Pair {
     /// cost a full handshake, the very work the limit is there to shed.
     pub fn refuse(&mut self, reject: Reject, ctx: &mut Ctx<'_>) -> Outcome {
         self.started = ctx.metrics.stamp(ctx.at);
+        if ctx.config.access_log != access_log::Target::Off {
+            self.exchange = Some(Box::default());
+        }
         let listener = &ctx.config.listeners[usize::from(self.listener)];
         if listener.proxy_protocol {
             // Nothing is known about the client yet, not even who it is.
@@ -412,6 +422,7 @@ impl Pair {
                     "client {}: tunnel idle for {:?}, closing",
                     self.client_addr, ctx.config.timeouts.idle
                 );
+                self.ended(Ending::IdleTimeout);
                 Outcome::Close
             }
             Phase::Relay { tunnel: false, .. } | Phase::Response { .. } => {
@@ -421,6 +432,7 @@ impl Pair {
                     ctx.config.timeouts.response,
                     self.client_addr
                 );
+                self.ended(Ending::Stalled);
                 Outcome::Close
             }
             Phase::File { .. } => {
@@ -547,7 +559,15 @@ impl Pair {
     }
 
     /// Releases everything before the worker drops the pair.
-    pub fn close(&mut self, res: &mut Resources, config: &Config, metrics: &Shard, now: Tick) {
+    pub fn close(
+        &mut self,
+        res: &mut Resources,
+        config: &Config,
+        metrics: &Shard,
+        now: Tick,
+        log: &mut Sink,
+    ) {
+        let mut tunnel = None;
         if let Phase::Relay { tunnel: true, .. } = self.phase {
             let lived = timer::TICK * now.saturating_sub(self.started);
             metrics.tunnel_closed(
@@ -557,9 +577,40 @@ impl Pair {
                 usize::from(self.server),
                 lived,
             );
+            tunnel = Some(lived);
+        }
+        if let Some(x) = self.exchange.take().filter(|x| x.status != 0) {
+            let line = access_log::Line {
+                client: self.client_addr,
+                route: (self.route != NONE)
+                    .then(|| config.routes[usize::from(self.route)].location.as_str()),
+                upstream: (self.group != NONE).then(|| {
+                    config.groups[usize::from(self.group)].servers[usize::from(self.server)]
+                        .name
+                        .as_str()
+                }),
+                tunnel,
+            };
+            log.record(&line, &x);
         }
         self.release(res);
         self.set_upstream(None, config);
+    }
+
+    /// Counts the answer the client got, for the metrics and the log.
+    fn answered(&mut self, code: u16, ctx: &Ctx<'_>) {
+        let us = ctx.metrics.answered(code, self.started, ctx.at);
+        if let Some(x) = &mut self.exchange {
+            x.status = code;
+            x.handshake_us = us;
+        }
+    }
+
+    /// Notes who ended the exchange (the first note stands).
+    fn ended(&mut self, ending: Ending) {
+        if let Some(x) = &mut self.exchange {
+            x.end(ending);
+        }
     }
 
     fn arm(&mut self, ctx: &mut Ctx<'_>, after: Duration) {
@@ -786,7 +837,7 @@ impl Pair {
     fn carry_out(&mut self, action: Action, out: Buf, drained: bool, ctx: &mut Ctx<'_>) -> Outcome {
         match action {
             Action::Reply => {
-                ctx.metrics.answered(308, self.started, ctx.at);
+                self.answered(308, ctx);
                 self.phase = Phase::Answer { out };
                 self.arm(ctx, ctx.config.timeouts.linger);
                 self.write_answer(ctx)
@@ -796,7 +847,7 @@ impl Pair {
                 self.answer(reject, ctx)
             }
             Action::Serve { file, len } => {
-                ctx.metrics.answered(200, self.started, ctx.at);
+                self.answered(200, ctx);
                 self.phase = Phase::File {
                     out,
                     file,
@@ -1089,7 +1140,7 @@ impl Pair {
                     return self.flush_interim(closing, ctx);
                 }
                 Answered::Tunnel => {
-                    ctx.metrics.answered(101, self.started, ctx.at);
+                    self.answered(101, ctx);
                     ctx.metrics.tunnel_opened(
                         ctx.config,
                         usize::from(self.route),
@@ -1110,7 +1161,7 @@ impl Pair {
                     );
                 }
                 Answered::Final { body, status } => {
-                    ctx.metrics.answered(status, self.started, ctx.at);
+                    self.answered(status, ctx);
                     debug!(
                         "client {}: upstream {} answered {status}",
                         self.client_addr,
@@ -1219,6 +1270,12 @@ impl Pair {
                 Dir::Down => &ctx.metrics.bytes_down,
             };
             bytes.add(progress.moved as u64);
+            if let Some(x) = &mut self.exchange {
+                match dir {
+                    Dir::Up => x.bytes_up += progress.moved as u64,
+                    Dir::Down => x.bytes_down += progress.moved as u64,
+                }
+            }
             let timeouts = &ctx.config.timeouts;
             self.arm(
                 ctx,
@@ -1230,6 +1287,18 @@ impl Pair {
             );
         }
         if let Phase::Relay { c2u, u2c, tunnel } = &self.phase {
+            // The first direction to finish says who closed.
+            let first = *tunnel
+                && match dir {
+                    Dir::Up => c2u.is_finished(),
+                    Dir::Down => u2c.is_finished(),
+                };
+            if first {
+                self.ended(Ending::Closed(log_side(dir.source())));
+            }
+            let Phase::Relay { c2u, u2c, tunnel } = &self.phase else {
+                unreachable!("checked above");
+            };
             if *tunnel && c2u.is_finished() && u2c.is_finished() {
                 return self.close_when_flushed().unwrap_or(Outcome::Continue);
             }
@@ -1246,6 +1315,7 @@ impl Pair {
     /// A plain exchange is over: close the upstream, shut the client's
     /// write side and linger.
     fn finish_exchange(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
+        self.ended(Ending::Complete);
         self.release(ctx.relay);
         self.set_upstream(None, ctx.config);
         self.linger(ctx)
@@ -1268,9 +1338,11 @@ impl Pair {
                     side.name(),
                     self.peer_name(side, ctx)
                 );
+                self.ended(Ending::Reset(log_side(side)));
                 return Outcome::Close;
             }
         };
+        self.ended(Ending::Reset(log_side(failed)));
         debug!(
             "{} {}: {e}; closing the pair (client {})",
             failed.name(),
@@ -1300,8 +1372,8 @@ impl Pair {
 
     /// Answers with the proxy's own error response, then lingers.
     fn answer(&mut self, reject: Reject, ctx: &mut Ctx<'_>) -> Outcome {
-        ctx.metrics
-            .answered(reject.status.code(), self.started, ctx.at);
+        self.answered(reject.status.code(), ctx);
+        self.ended(Ending::Answered);
         if reject.status.code() < 500 {
             info!(
                 "client {}: {} {}",
@@ -1474,6 +1546,13 @@ fn write_out(mut client: Conn<'_>, out: &mut Buf) -> Option<Outcome> {
     None
 }
 
+fn log_side(side: Side) -> access_log::Side {
+    match side {
+        Side::Client => access_log::Side::Client,
+        Side::Upstream => access_log::Side::Upstream,
+    }
+}
+
 /// The peer's EOF waits inside this TLS session.
 fn ended(tls: &Option<Box<Tls>>) -> bool {
     tls.as_ref().is_some_and(|t| t.peer_ended())
@@ -1516,13 +1595,14 @@ mod tests {
     use super::*;
 
     /// Every open connection costs one slab slot: a `Pair` plus the slab
-    /// entry's tag. Keep it from growing unnoticed (224 bytes on x86_64
-    /// when this was written; the idle-pair RSS target is 512 bytes all
-    /// told).
+    /// entry's tag. Keep it from growing unnoticed (256 bytes on x86_64
+    /// since TLS sessions, metrics stamps and the access log record were
+    /// added, each behind a pointer; the idle-pair RSS target is 512 bytes
+    /// all told).
     #[test]
     fn a_pair_stays_small() {
         let size = std::mem::size_of::<Pair>();
-        assert!(size <= 248, "Pair grew to {size} bytes");
+        assert!(size <= 256, "Pair grew to {size} bytes");
         assert!(
             std::mem::size_of::<Flow>() <= 64,
             "Flow grew to {} bytes",

@@ -17,6 +17,7 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Waker};
 use slab::Slab;
 
+use crate::access_log::Sink;
 use crate::config::Config;
 use crate::limits::Admission;
 use crate::metrics::Shard;
@@ -103,6 +104,8 @@ pub struct Worker {
     serial: u32,
     /// This worker's counters; the admin listener reads them.
     metrics: Arc<Shard>,
+    /// Access log lines waiting for the end of this turn.
+    access: Sink,
 }
 
 impl Worker {
@@ -114,6 +117,7 @@ impl Worker {
         config: Arc<Config>,
         control: Arc<Control>,
         metrics: Arc<Shard>,
+        access: Sink,
     ) -> io::Result<(Worker, Arc<Waker>)> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), token::WAKER)?);
@@ -143,6 +147,7 @@ impl Worker {
             again: Vec::new(),
             serial: 0,
             metrics,
+            access,
         };
         Ok((worker, waker))
     }
@@ -166,6 +171,7 @@ impl Worker {
                     Target::Waker => {
                         if self.control.stop.load(Ordering::Acquire) {
                             debug!("stopping with {} open pairs", self.pairs.len());
+                            self.access.flush();
                             return Ok(());
                         }
                     }
@@ -180,6 +186,7 @@ impl Worker {
             self.metrics
                 .pipes_in_use
                 .set(self.relay.pipes.in_use() as u64);
+            self.access.flush();
             self.resume_accepting(now);
             self.trim_idle(now);
         }
@@ -354,7 +361,13 @@ impl Worker {
             }
         }
         let mut pair = self.pairs.remove(key);
-        pair.close(&mut self.relay, &self.config, &self.metrics, self.now);
+        pair.close(
+            &mut self.relay,
+            &self.config,
+            &self.metrics,
+            self.now,
+            &mut self.access,
+        );
         self.control
             .admission
             .release(&self.config.limits, pair.counted_ip(&self.config));

@@ -85,3 +85,69 @@ fn metrics_follow_tunnels_as_they_open_and_close() {
     let mut other = send(proxy.admin_addr(), b"GET /other HTTP/1.1\r\n\r\n");
     assert_eq!(status_of(&read_response(&mut other).0), 404);
 }
+
+#[test]
+fn the_access_log_has_a_line_per_exchange_with_every_field() {
+    let _w = watchdog();
+    let echo = EchoServer::start();
+    let dir = TempDir::new();
+    let path = dir.0.join("access.log");
+    let proxy = proxy_to(
+        &[echo.addr],
+        &[
+            "--access-log",
+            path.to_str().unwrap(),
+            "--access-log-format",
+            "json",
+        ],
+    );
+    let mut client = ws::Client::connect(proxy.addr(), "/chat").unwrap();
+    client.send_text("hello").unwrap();
+    assert_eq!(client.recv().unwrap().text(), Some("hello"));
+    client.close(1000).unwrap();
+    drop(client);
+    let mut refused = send(proxy.addr(), b"GET / HTTP/1.1\r\n\r\n");
+    let _ = read_response(&mut refused);
+    // The line is written when the pair closes: after its linger, which
+    // the client's close ends.
+    drop(refused);
+    let read = || std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        eventually(Duration::from_secs(5), || read().lines().count() == 2),
+        "{}",
+        read()
+    );
+    let text = read();
+    let lines: Vec<&str> = text.lines().collect();
+    let tunnel = lines.iter().find(|l| l.contains("\"status\":101")).unwrap();
+    for want in [
+        "\"client\":\"127.0.0.1:",
+        "\"route\":\"/\"",
+        &format!("\"upstream\":\"{}\"", echo.addr),
+        "\"handshake_ms\":",
+        "\"tunnel_s\":",
+        // After the close handshake the server closes TCP first (RFC 6455
+        // 7.1.1): the upstream ended the tunnel.
+        "\"closed_by\":\"upstream\",\"reason\":\"closed\"",
+    ] {
+        assert!(tunnel.contains(want), "{want} in {tunnel}");
+    }
+    // The upgrade head, a masked 5-byte text frame and a close frame up;
+    // the 101, the echo and the close reply down.
+    let bytes = |key: &str| -> u64 {
+        let at = tunnel.find(key).unwrap() + key.len();
+        tunnel[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(bytes("\"bytes_up\":") >= 11 + 8, "{tunnel}");
+    assert!(bytes("\"bytes_down\":") >= 7, "{tunnel}");
+    let answered = lines.iter().find(|l| l.contains("\"status\":400")).unwrap();
+    assert!(
+        answered.contains("\"upstream\":null") && answered.contains("\"reason\":\"answered\""),
+        "{answered}"
+    );
+}

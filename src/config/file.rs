@@ -45,6 +45,7 @@ use super::{
     Listener, Route, Serves, Site, Target, Timeouts, FAIL_TIMEOUT, MAX_FAILS, MAX_HEAD_BYTES,
     MAX_HEAD_LIMIT, MAX_WORKERS, MIN_HEAD_BYTES,
 };
+use crate::access_log;
 use crate::cli::Span;
 use crate::files::Root;
 use crate::handshake::edits::{RequestEdits, ResponseEdits};
@@ -178,6 +179,8 @@ struct FileSections {
     splice_pipes: Option<usize>,
     max_header_bytes: Option<Spanned<usize>>,
     admin: Option<Spanned<String>>,
+    access_log: Option<String>,
+    access_log_format: Option<access_log::Format>,
     #[serde(default)]
     timeouts: TimeoutSection,
     #[serde(default)]
@@ -449,6 +452,19 @@ impl Checker<'_> {
                 max_per_worker: file.limits.max_connections_per_worker.unwrap_or(0),
                 max_per_ip: file.limits.max_connections_per_ip.unwrap_or(0),
             },
+            access_log: file
+                .access_log
+                .as_deref()
+                .map_or(access_log::Target::Off, |t| {
+                    let target: access_log::Target = t.parse().unwrap_or(access_log::Target::Off);
+                    match target {
+                        access_log::Target::File(path) => {
+                            access_log::Target::File(self.base.join(path))
+                        }
+                        other => other,
+                    }
+                }),
+            access_log_format: file.access_log_format.unwrap_or(access_log::Format::Text),
             admin: file.admin.as_ref().and_then(|a| {
                 let addr = listen_addr(a.get_ref());
                 if addr.is_none() {

@@ -10,6 +10,7 @@ use std::time::Duration;
 use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 
+use crate::access_log;
 use crate::buffer::BUF_BYTES;
 use crate::cli::{Cli, Workers};
 use crate::files::Root;
@@ -106,6 +107,9 @@ pub struct Config {
     pub limits: Limits,
     /// Where `/metrics` and `/healthz` are served, if anywhere.
     pub admin: Option<SocketAddr>,
+    /// Where finished exchanges are logged, and how.
+    pub access_log: access_log::Target,
+    pub access_log_format: access_log::Format,
 }
 
 impl std::fmt::Debug for Config {
@@ -294,6 +298,8 @@ impl Config {
                 max_per_ip: cli.max_connections_per_ip,
             },
             admin: cli.admin.as_deref().map(parse_listen).transpose()?,
+            access_log: cli.access_log.clone(),
+            access_log_format: cli.access_log_format,
             timeouts: Timeouts {
                 handshake: cli.handshake_timeout.0,
                 connect: cli.connect_timeout.0,
