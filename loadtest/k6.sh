@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Runs one of the k6 scripts in loadtest/k6/ against the proxy.
 #
-#   loadtest/k6.sh echo [--short] [ws://HOST:PORT/PATH]   ramping-VU echo test
-#   loadtest/k6.sh soak [--short] [ws://HOST:PORT/PATH]   connection soak
+#   loadtest/k6.sh echo [--short] [--tls] [ws[s]://HOST:PORT/PATH]   ramping-VU echo test
+#   loadtest/k6.sh soak [--short] [--tls] [ws[s]://HOST:PORT/PATH]   connection soak
 #
 # Without a URL it starts its own echo backend and wsproxy-fast (see
-# loadtest/common.sh). --short is the seconds-long CI version (SHORT=1 in
+# loadtest/common.sh; --tls: over wss://, with the scripts'
+# insecureSkipTLSVerify, since the certificate is a throwaway). --short is the seconds-long CI version (SHORT=1 in
 # the script). The scripts' own knobs (VUS, DURATION, MESSAGES, SIZE,
 # RTT_P95_MS, PING_INTERVAL) pass through from the environment. Extra k6
 # flags go in K6_FLAGS, e.g. K6_FLAGS="--summary-export out.json".
@@ -19,7 +20,7 @@ set -euo pipefail
 script=${1:-}
 case "$script" in
   echo | soak) shift ;;
-  *) die "usage: $0 echo|soak [--short] [ws://HOST:PORT/PATH]" ;;
+  *) die "usage: $0 echo|soak [--short] [--tls] [ws[s]://HOST:PORT/PATH]" ;;
 esac
 loadtest_args "$@"
 k6=$(require_tool k6)

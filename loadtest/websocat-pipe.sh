@@ -3,10 +3,11 @@
 # proxy as binary messages on one connection, checks the echo's SHA-256
 # against the input's, and reports MB/s.
 #
-#   loadtest/websocat-pipe.sh [--short] [ws://HOST:PORT/PATH]
+#   loadtest/websocat-pipe.sh [--short] [--tls] [ws[s]://HOST:PORT/PATH]
 #
 # MB is 512 (--short: 16; MB overrides). Without a URL it starts its own echo
-# backend and wsproxy-fast (see loadtest/common.sh). Prints one line
+# backend and wsproxy-fast (see loadtest/common.sh; --tls: over wss://,
+# websocat --insecure). Prints one line
 #   websocat-pipe: 512 MiB through URL and back in S s: X MiB/s each way, sha256 ok
 # The figure is one websocat process, one connection, both directions at
 # once on the same machine: websocat itself (64 KiB messages) is usually the
@@ -17,6 +18,9 @@ set -euo pipefail
 . "$(dirname "$0")/common.sh"
 loadtest_args "$@"
 websocat=$(require_tool websocat)
+# wss://: the test certificate is self-made; skip its checks.
+tls_flags=()
+! $TLS || tls_flags=(--insecure)
 
 mb=${MB:-$($SHORT && echo 16 || echo 512)}
 scratch_dir work
@@ -27,7 +31,7 @@ start=$EPOCHREALTIME
 # -b: stdin goes out as binary messages (up to 64 KiB each) and received
 # payloads are written out as they are; at EOF websocat sends Close and the
 # echo backend answers it after the last echo.
-got=$(timeout 300 "$websocat" --binary "$TARGET_URL" <"$work/sent" | sha256sum | cut -d' ' -f1)
+got=$(timeout 300 "$websocat" "${tls_flags[@]}" --binary "$TARGET_URL" <"$work/sent" | sha256sum | cut -d' ' -f1)
 status=${PIPESTATUS[0]}
 elapsed=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.3f", b - a }')
 [ "$status" -eq 0 ] || die "websocat failed (exit $status) against $TARGET_URL"

@@ -2,10 +2,11 @@
 # websocat smoke test: sends N numbered text lines through the proxy on one
 # connection and checks that every one comes back, in order, byte for byte.
 #
-#   loadtest/websocat-smoke.sh [--short] [ws://HOST:PORT/PATH]
+#   loadtest/websocat-smoke.sh [--short] [--tls] [ws[s]://HOST:PORT/PATH]
 #
 # N is 10000 (--short: 200; LINES overrides). Without a URL it starts its
-# own echo backend and wsproxy-fast (see loadtest/common.sh). Prints one line
+# own echo backend and wsproxy-fast (see loadtest/common.sh; --tls: over
+# wss://, websocat --insecure). Prints one line
 #   websocat-smoke: N/N lines echoed in S s through URL
 # and exits 0; a missing, reordered or altered echo, a websocat failure or a
 # missing websocat exits 1.
@@ -13,6 +14,9 @@ set -euo pipefail
 . "$(dirname "$0")/common.sh"
 loadtest_args "$@"
 websocat=$(require_tool websocat)
+# wss://: the test certificate is self-made; skip its checks.
+tls_flags=()
+! $TLS || tls_flags=(--insecure)
 
 lines=${LINES:-$($SHORT && echo 200 || echo 10000)}
 scratch_dir work
@@ -22,7 +26,7 @@ awk -v n="$lines" 'BEGIN { for (i = 1; i <= n; i++) printf "line %06d of the web
 start=$EPOCHREALTIME
 # websocat sends each line as a text message; at EOF it sends Close, and the
 # echo backend answers Close only after every echo, so all come back first.
-timeout 60 "$websocat" --text "$TARGET_URL" <"$work/sent" >"$work/received" ||
+timeout 60 "$websocat" "${tls_flags[@]}" --text "$TARGET_URL" <"$work/sent" >"$work/received" ||
   die "websocat failed (exit $?) against $TARGET_URL"
 elapsed=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }')
 check_own_proxy

@@ -10,11 +10,24 @@
 #   WSPROXY_FLAGS="--relay copy" scripts/compare.sh    extra wsproxy-fast flags
 #   WSPROXY_BIN=/path/to/wsproxy-fast scripts/compare.sh  measure another build
 #                                      (e.g. an older commit) instead of this tree's
+#   scripts/compare.sh --tls [--smoke] the same over TLS (wss://): see below
 #
 # Options: --reps N, --duration SECS (per measurement), --out DIR (default
-# target/compare/<date>), --no-plot (skip the PNG and matplotlib),
-# --targets "direct nginx haproxy wsproxy-fast", --workloads "idle small many
-# bulk handshakes latency".
+# target/compare/<date>, tls-<date> with --tls), --no-plot (skip the PNG and
+# matplotlib), --targets "direct nginx haproxy wsproxy-fast", --workloads
+# "idle small many bulk handshakes latency" (and "resumed" with --tls).
+#
+# --tls: every proxy terminates TLS with one ECDSA P-256 certificate made
+# for the run by scripts/tls-cert.sh (OUT/tls/), nginx with
+# bench/conf/nginx-tls.conf.in, HAProxy with bench/conf/haproxy-tls.in,
+# wsproxy-fast with --tls-cert/--tls-key; the echo backend stays plaintext,
+# so there is no direct target. wsbench connects with wss://, trusts the
+# run's CA and offers only --tls-suite (default TLS13_AES_128_GCM_SHA256,
+# hence TLS 1.3), so every proxy negotiates the same version, suite and
+# group (X25519); the summary shows what each one did. Workloads: idle,
+# small, bulk, handshakes (every handshake full: resumption off) and
+# resumed (handshakes with one shared session store: all but the first few
+# resume; the summary gives the share that did).
 #
 # It installs nginx and HAProxy (apt) and matplotlib (PyPI, into a venv under
 # target/) through scripts/setup.sh if missing, builds the release binaries
@@ -34,6 +47,7 @@
 #   many        echo, 1000 / 100 connections x 128 B
 #   bulk        echo, 8 / 2 connections x 64 KiB, 4 / 2 in flight each
 #   handshakes  50 / 10 slots of connect + upgrade + one echo + close
+#   resumed     (--tls only) handshakes, resuming TLS sessions
 #   latency     rate, 50 / 20 connections x 64 B at 10000 / 2000 msg/s
 #               (below every target's saturation): p50/p99 from schedule
 #
@@ -53,11 +67,15 @@ plot=true
 reps=
 duration=
 out=
-targets="direct nginx haproxy wsproxy-fast"
-workloads="idle small many bulk handshakes latency"
+tls=false
+tls_suite=TLS13_AES_128_GCM_SHA256
+targets=
+workloads=
 while [ $# -gt 0 ]; do
   case "$1" in
     --smoke) smoke=true ;;
+    --tls) tls=true ;;
+    --tls-suite) tls_suite=$2; shift ;;
     --no-plot) plot=false ;;
     --reps) reps=$2; shift ;;
     --duration) duration=$2; shift ;;
@@ -70,11 +88,20 @@ while [ $# -gt 0 ]; do
   shift
 done
 
+if $tls; then
+  targets=${targets:-nginx haproxy wsproxy-fast}
+  workloads=${workloads:-idle small bulk handshakes resumed}
+  kind=tls-
+else
+  targets=${targets:-direct nginx haproxy wsproxy-fast}
+  workloads=${workloads:-idle small many bulk handshakes latency}
+  kind=
+fi
 if $smoke; then
   reps=${reps:-1} duration=${duration:-1} hold_secs=1
   small_conns=20 many_conns=100 bulk_conns=2 bulk_inflight=2 hs_slots=10
   idle_conns=200 lat_conns=20 lat_rate=2000
-  out=${out:-$ROOT/target/compare/smoke-$(date +%Y%m%d-%H%M%S)}
+  out=${out:-$ROOT/target/compare/smoke-$kind$(date +%Y%m%d-%H%M%S)}
 else
   # The idle hold is long enough that every proxy's steady idle state is
   # what gets sampled: wsproxy-fast frees handshake buffers and pipes once a
@@ -82,7 +109,7 @@ else
   reps=${reps:-3} duration=${duration:-5} hold_secs=10
   small_conns=50 many_conns=1000 bulk_conns=8 bulk_inflight=4 hs_slots=50
   idle_conns=5000 lat_conns=50 lat_rate=10000
-  out=${out:-$ROOT/target/compare/$(date +%Y%m%d-%H%M%S)}
+  out=${out:-$ROOT/target/compare/$kind$(date +%Y%m%d-%H%M%S)}
 fi
 bulk_size=65536
 # Source addresses 127.0.0.1..=127.0.0.N for the connection-heavy workloads.
@@ -92,10 +119,18 @@ run_slack=60
 [[ $reps =~ ^[1-9][0-9]*$ ]] || die "--reps must be a positive integer"
 [[ $duration =~ ^[0-9]+(\.[0-9]+)?$ ]] || die "--duration must be a number of seconds"
 for target in $targets; do
-  case "$target" in direct | nginx | haproxy | wsproxy-fast) ;; *) die "unknown target '$target'" ;; esac
+  case "$target" in
+    direct) ! $tls || die "--tls has no direct target: the echo backend speaks plaintext only" ;;
+    nginx | haproxy | wsproxy-fast) ;;
+    *) die "unknown target '$target'" ;;
+  esac
 done
 for workload in $workloads; do
-  case "$workload" in idle | small | many | bulk | handshakes | latency) ;; *) die "unknown workload '$workload'" ;; esac
+  case "$workload" in
+    idle | small | many | bulk | handshakes | latency) ;;
+    resumed) $tls || die "the resumed workload resumes TLS sessions: it needs --tls" ;;
+    *) die "unknown workload '$workload'" ;;
+  esac
 done
 
 # --- tools, binaries, limits ---------------------------------------------------
@@ -125,6 +160,15 @@ max_idle=$((($(ulimit -n) - 200) / 2))
 if [ "$idle_conns" -gt "$max_idle" ]; then
   note "the fd limit ($(ulimit -n)) allows only $max_idle idle pairs; holding that many"
   idle_conns=$max_idle
+fi
+
+# --tls: the run's certificate, and what wsbench adds to every command.
+scheme=ws
+tls_args=()
+if $tls; then
+  "$ROOT/scripts/tls-cert.sh" "$out/tls" >/dev/null
+  scheme=wss
+  tls_args=(--ca "$out/tls/ca.pem" --tls-suite "$tls_suite")
 fi
 
 clk_tck=$(getconf CLK_TCK)
@@ -193,11 +237,19 @@ children_of() {
 declare -A ADDR MAIN WORKERS
 
 start_nginx() {
-  local dir=$out/nginx port want deadline
+  local dir=$out/nginx port want deadline listen
   mkdir -p "$dir"
   port=$(free_port)
+  listen=127.0.0.1:$port
+  if $tls; then
+    listen="$listen ssl"
+    sed -e "s#@CERT@#$out/tls/cert.pem#g" -e "s#@KEY@#$out/tls/key.pem#g" \
+      "$ROOT/bench/conf/nginx-tls.conf.in" >"$dir/server-tls.conf"
+  else
+    echo "# plaintext run: no TLS" >"$dir/server-tls.conf"
+  fi
   sed -e "s#@PREFIX@#$dir#g" -e "s#@USER@#$(id -un)#g" -e "s#@UPSTREAM@#$ECHO_ADDR#g" \
-    -e "s#@LISTEN@#127.0.0.1:$port#g" "$ROOT/bench/conf/nginx.conf.in" >"$dir/nginx.conf"
+    -e "s#@LISTEN@#$listen#g" "$ROOT/bench/conf/nginx.conf.in" >"$dir/nginx.conf"
   spawn "$out/logs/nginx.log" nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log"
   MAIN[nginx]=$SPAWNED
   ADDR[nginx]=127.0.0.1:$port
@@ -216,10 +268,13 @@ start_nginx() {
 }
 
 start_haproxy() {
-  local dir=$out/haproxy port
+  local dir=$out/haproxy port bind_tls=
   mkdir -p "$dir"
   port=$(free_port)
-  sed -e "s#@PREFIX@#$dir#g" -e "s#@UPSTREAM@#$ECHO_ADDR#g" \
+  if $tls; then
+    bind_tls=$(grep -v '^#' "$ROOT/bench/conf/haproxy-tls.in" | tr '\n' ' ' | sed -e "s#@CRT@#$out/tls/haproxy.pem#g")
+  fi
+  sed -e "s#@PREFIX@#$dir#g" -e "s#@UPSTREAM@#$ECHO_ADDR#g" -e "s#@BIND_TLS@#$bind_tls#g" \
     -e "s#@LISTEN@#127.0.0.1:$port#g" "$ROOT/bench/conf/haproxy.cfg.in" >"$dir/haproxy.cfg"
   spawn "$out/logs/haproxy.log" haproxy -db -f "$dir/haproxy.cfg"
   MAIN[haproxy]=$SPAWNED
@@ -232,7 +287,11 @@ start_haproxy() {
 }
 
 start_target_wsproxy() {
-  start_wsproxy "$ECHO_ADDR" "$out/logs"
+  if $tls; then
+    start_wsproxy "$ECHO_ADDR" "$out/logs" --tls-cert "$out/tls/cert.pem" --tls-key "$out/tls/key.pem"
+  else
+    start_wsproxy "$ECHO_ADDR" "$out/logs"
+  fi
   MAIN[wsproxy-fast]=$WSPROXY_PID
   ADDR[wsproxy-fast]=$WSPROXY_ADDR
   WORKERS[wsproxy-fast]=
@@ -278,13 +337,14 @@ target_alive() {
 
 # wsbench arguments for WORKLOAD against URL.
 workload_args() {
-  local url=$2 common=(--url "$2" --threads 1 --json)
+  local url=$2 common=(--url "$2" --threads 1 --json "${tls_args[@]}")
   case "$1" in
     idle) echo hold "${common[@]}" --conns "$idle_conns" --src-ips "$src_ips" --hold "$hold_secs" ;;
     small) echo echo "${common[@]}" --conns "$small_conns" --size 64 --duration "$duration" ;;
     many) echo echo "${common[@]}" --conns "$many_conns" --size 128 --duration "$duration" --src-ips "$src_ips" ;;
     bulk) echo echo "${common[@]}" --conns "$bulk_conns" --size "$bulk_size" --inflight "$bulk_inflight" --duration "$duration" ;;
     handshakes) echo handshakes "${common[@]}" --conns "$hs_slots" --src-ips "$src_ips" --duration "$duration" ;;
+    resumed) echo handshakes "${common[@]}" --resume --conns "$hs_slots" --src-ips "$src_ips" --duration "$duration" ;;
     latency) echo rate "${common[@]}" --conns "$lat_conns" --size 64 --rate "$lat_rate" --duration "$duration" ;;
   esac
 }
@@ -297,7 +357,7 @@ measure() {
   local rep=$1 workload=$2 target=$3 url args pids=() rc=0 result gen
   local cpu0 cpu1 sys0 sys1 backend0 backend1 gen0 gen1 rss0 rss1 rss_held=null backend_rss0 backend_rss_held=null
   local stdout=$out/logs/$rep-$workload-$target.json stderr=$out/logs/$rep-$workload-$target.err
-  url="ws://${ADDR[$target]}/$workload"
+  url="$scheme://${ADDR[$target]}/$workload"
   read -ra args <<<"$(workload_args "$workload" "$url")"
   mapfile -t pids < <(target_pids "$target")
   cpu0=$(cpu_ticks "${pids[@]}")
@@ -369,6 +429,15 @@ start_echo 2 "$out/logs"
   echo "git=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
   [[ " $targets " == *" nginx "* ]] && echo "nginx=$(nginx -v 2>&1)"
   [[ " $targets " == *" haproxy "* ]] && echo "haproxy=$(haproxy -v | head -n 1)"
+  echo "tls=$tls"
+  if $tls; then
+    echo "tls_suite=$tls_suite"
+    echo "openssl=$(openssl version)"
+    [[ " $targets " == *" nginx "* ]] && echo "nginx_openssl=$(nginx -V 2>&1 | sed -n 's/^built with //p' | head -n 1)"
+    [[ " $targets " == *" haproxy "* ]] && echo "haproxy_openssl=$(haproxy -vv | sed -n 's/^Running on OpenSSL version : //p' | head -n 1)"
+    echo "rustls=$(awk '/^name = "rustls"$/ { getline; gsub(/"/, "", $3); print $3; exit }' "$ROOT/Cargo.lock")"
+    echo "cert=$(openssl x509 -in "$out/tls/cert.pem" -noout -text | sed -n 's/^ *\(ASN1 OID\|NIST CURVE\): //p' | head -n 1) ECDSA"
+  fi
   echo "wsproxy_flags=${WSPROXY_FLAGS:-}"
   echo "wsproxy_bin=$wsproxy_origin"
   echo "command=${WSPROXY_FLAGS:+WSPROXY_FLAGS=\"$WSPROXY_FLAGS\" }${wsproxy_given:+WSPROXY_BIN=$wsproxy_given }$cmdline"
@@ -383,6 +452,7 @@ start_echo 2 "$out/logs"
   echo "many=${many_conns}x128"
   echo "bulk=${bulk_conns}x${bulk_size}x${bulk_inflight}"
   echo "handshakes=$hs_slots"
+  echo "resumed=$hs_slots"
   echo "idle=$idle_conns"
   echo "latency=${lat_conns}x64@${lat_rate}"
   echo "steal_ticks_start=$(awk '/^cpu / { print $9 }' /proc/stat)"

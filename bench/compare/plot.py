@@ -31,6 +31,16 @@ PANELS = [
     ("latency", "p99", "p99 µs at a fixed rate (lower)", False),
 ]
 
+# A --tls run: no fixed-rate latency, resumed handshakes instead.
+PANELS_TLS = [
+    ("small", "msgs", "wss small echo: msgs/s (higher is better)", False),
+    ("small", "cpu_msg", "wss small echo: proxy CPU µs per message (lower)", False),
+    ("bulk", "gbit", "wss bulk: Gbit/s payload each way (higher)", False),
+    ("handshakes", "hs", "full TLS handshakes/s (higher)", False),
+    ("resumed", "hs", "resumed TLS handshakes/s (higher)", False),
+    ("idle", "rss_pair", "RSS bytes per idle TLS pair (lower, log scale)", True),
+]
+
 
 def main():
     if len(sys.argv) not in (2, 3):
@@ -40,7 +50,8 @@ def main():
     summary = json.loads((out / "summary.json").read_text())
     medians, env = summary["medians"], summary["env"]
     fig, axes = plt.subplots(2, 3, figsize=(13, 7.5))
-    for ax, (workload, key, title, log) in zip(axes.flat, PANELS):
+    tls = env.get("tls") == "true"
+    for ax, (workload, key, title, log) in zip(axes.flat, PANELS_TLS if tls else PANELS):
         cells = medians.get(workload, {}).get(key, {})
         shown = [t for t in TARGETS if cells.get(t)]
         ax.set_title(title, fontsize=10)
@@ -69,7 +80,7 @@ def main():
     flags = env.get("wsproxy_flags") or "none"
     binary = env.get("wsproxy_bin", "built from this tree")
     fig.suptitle(
-        f"wsproxy-fast vs nginx vs HAProxy on loopback — medians of {env.get('reps', '?')} reps, "
+        f"wsproxy-fast vs nginx vs HAProxy on loopback{', over TLS 1.3' if tls else ''} — medians of {env.get('reps', '?')} reps, "
         f"whiskers min–max; {env.get('host_nproc', '?')} cores, {env.get('date', '')[:10]}\n"
         f"wsproxy-fast: {binary} (tree {env.get('git', '?')}), flags: {flags}",
         fontsize=10,

@@ -15,6 +15,10 @@ compare.sh) and OUT_DIR/env.txt (machine, versions, settings), and writes:
 
 A failed measurement (wsbench exit status not 0, or the proxy died) is left
 out of the medians; its cell is marked with "!" and a count below the table.
+
+A `--tls` run (env.txt `tls=true`) has no direct column, adds the resumed
+handshakes rows, checks the TLS targets, and lists the TLS version, cipher
+suite and key-exchange group each proxy negotiated (they must agree).
 """
 
 import json
@@ -103,6 +107,12 @@ def rss_held_mib(run):
     return None if held is None else held / 1024
 
 
+def resumed_pct(run):
+    """Share of the run's TLS handshakes that resumed a session (%)."""
+    fraction = result(run, "tls", "resumed_fraction")
+    return None if fraction is None else 100 * fraction
+
+
 def kernel_share(run):
     """Percentage of the proxy's CPU time spent in the kernel (stime)."""
     total, system = run.get("proxy_cpu_ticks"), run.get("proxy_sys_ticks")
@@ -126,6 +136,10 @@ ROWS = [
     ("handshakes", "hs", "handshakes/s", handshakes_per_s, "higher", "int"),
     ("handshakes", "upgrade_p99", "upgrade p99 (µs)", upgrade_p99, "lower", "int"),
     ("handshakes", "cpu_hs", "proxy CPU µs / handshake", cpu_us_per_handshake, "lower", "1"),
+    ("resumed", "hs", "handshakes/s", handshakes_per_s, "higher", "int"),
+    ("resumed", "resumed_pct", "handshakes resumed (%)", resumed_pct, "higher", "1"),
+    ("resumed", "upgrade_p99", "upgrade p99 (µs)", upgrade_p99, "lower", "int"),
+    ("resumed", "cpu_hs", "proxy CPU µs / handshake", cpu_us_per_handshake, "lower", "1"),
     ("idle", "rss_pair", "RSS bytes / idle pair", rss_per_pair, "lower", "int"),
     ("idle", "rss_held", "proxy RSS MiB while holding", rss_held_mib, "lower", "1"),
     ("latency", "p50", "latency p50 (µs)", p50, "lower", "int"),
@@ -144,6 +158,12 @@ GOALS = [
     ("bulk ≥ 1.2× HAProxy Gbit/s", "bulk", "gbit", "haproxy", 1.2, "min"),
     ("handshakes ≥ 1.5× nginx", "handshakes", "hs", "nginx", 1.5, "min"),
     ("RSS per idle pair ≤ 512 bytes", "idle", "rss_pair", None, 512, "max"),
+]
+
+# The targets of a --tls run (issue 6).
+TLS_GOALS = [
+    ("wss bulk ≥ 1.0× nginx Gbit/s", "bulk", "gbit", "nginx", 1.0, "min"),
+    ("RSS per idle TLS pair ≤ 0.5× nginx's", "idle", "rss_pair", "nginx", 0.5, "max"),
 ]
 
 
@@ -203,6 +223,12 @@ def median_of(medians, workload, key, target):
     return None if cell is None else cell["median"]
 
 
+def shown_targets(env):
+    """The run's targets, in the table's order."""
+    chosen = env.get("targets", " ".join(TARGETS)).split()
+    return [t for t in TARGETS if t in chosen]
+
+
 def workload_titles(env):
     def parts(name, default):
         return env.get(name, default).replace("@", "x").split("x")
@@ -212,7 +238,8 @@ def workload_titles(env):
         "small": f"small: {small[0]} conns × {small[1]} B",
         "many": f"many: {many[0]} conns × {many[1]} B",
         "bulk": f"bulk: {bulk[0]} conns × {int(bulk[1]) // 1024} KiB, {bulk[2]} in flight",
-        "handshakes": f"handshakes: {env.get('handshakes', '50')} slots",
+        "handshakes": f"handshakes: {env.get('handshakes', '50')} slots" + (", all full" if env.get("tls") == "true" else ""),
+        "resumed": f"resumed: {env.get('resumed', '50')} slots, sessions resumed",
         "idle": f"idle: {env.get('idle', '5000')} held pairs",
         "latency": f"latency: {latency[0]} conns × {latency[1]} B at {latency[2]} msg/s",
     }
@@ -220,18 +247,19 @@ def workload_titles(env):
 
 def table(medians, failures, env):
     titles = workload_titles(env)
+    targets = shown_targets(env)
     lines = [
-        "| workload | figure | direct | nginx | HAProxy | wsproxy-fast | wsproxy-fast / nginx | wsproxy-fast / HAProxy |",
-        "|---|---|--:|--:|--:|--:|--:|--:|",
+        "| workload | figure | " + " | ".join(NAMES[t] for t in targets) + " | wsproxy-fast / nginx | wsproxy-fast / HAProxy |",
+        "|---|---|" + "--:|" * len(targets) + "--:|--:|",
     ]
     shown = set()
     for workload, key, label, _function, better, style in ROWS:
         if workload not in medians or all(
-            medians[workload][key][t] is None for t in TARGETS
-        ) and not any(failures.get((workload, t)) for t in TARGETS):
+            medians[workload][key][t] is None for t in targets
+        ) and not any(failures.get((workload, t)) for t in targets):
             continue
         cells = []
-        for target in TARGETS:
+        for target in targets:
             value = median_of(medians, workload, key, target)
             cell = fmt(value, style)
             if key in VS_DIRECT and target != "direct":
@@ -253,7 +281,7 @@ def table(medians, failures, env):
         if workload == "latency" and key == "p99":
             direct = median_of(medians, "latency", "p99", "direct")
             added = []
-            for target in TARGETS:
+            for target in targets:
                 value = median_of(medians, "latency", "p99", target)
                 if target == "direct":
                     added.append("0")
@@ -263,9 +291,31 @@ def table(medians, failures, env):
     return lines
 
 
-def goals(medians):
+def negotiated(runs, env):
+    """What each proxy's TLS handshakes negotiated, over every measurement;
+    a warning when proxies, measurements or handshakes disagree."""
+    if env.get("tls") != "true":
+        return []
+    seen, differing = {}, 0
+    for run in runs:
+        tls = result(run, "tls")
+        if not isinstance(tls, dict):
+            continue
+        seen.setdefault(run["target"], set()).add(f"{tls['version']} {tls['suite']} {tls.get('group') or '(no key exchange)'}")
+        differing += tls.get("differing") or 0
+    if not seen:
+        return ["TLS: no handshake completed."]
+    per_target = [f"{NAMES[t]} {', '.join(sorted(seen[t]))}" for t in TARGETS if t in seen]
+    params = set().union(*seen.values())
+    line = "TLS negotiated (client offered " + env.get("tls_suite", "?") + "): " + "; ".join(per_target) + "."
+    if len(params) > 1 or differing:
+        line += f" **Not the same everywhere** ({differing} handshake(s) differed within a measurement)."
+    return [line]
+
+
+def goals(medians, env):
     lines = []
-    for label, workload, key, versus, bound, kind in GOALS:
+    for label, workload, key, versus, bound, kind in (TLS_GOALS if env.get("tls") == "true" else GOALS):
         ours = median_of(medians, workload, key, "wsproxy-fast")
         value = ours if versus is None else ratio(ours, median_of(medians, workload, key, versus))
         if value is None:
@@ -282,24 +332,25 @@ def context(runs, medians, env):
     and the kernel's share of the proxy's CPU, per workload and target: to
     check that neither the generator nor the backend decided the proxied
     figures, and to see how much of a proxy's cost is loopback TCP."""
+    targets = shown_targets(env)
     lines = [
-        "| workload | figure | direct | nginx | HAProxy | wsproxy-fast |",
-        "|---|---|--:|--:|--:|--:|",
+        "| workload | figure | " + " | ".join(NAMES[t] for t in targets) + " |",
+        "|---|---|" + "--:|" * len(targets),
     ]
     duration = float(env.get("duration_s", "5"))
-    for workload in ("small", "many", "bulk", "handshakes", "latency"):
+    for workload in ("small", "many", "bulk", "handshakes", "resumed", "latency"):
         gen, backend, kernel = [], [], []
-        for target in TARGETS:
+        for target in targets:
             chosen = [r for r in runs if r["workload"] == workload and r["target"] == target and good(r)]
             share = stats(cpu_s(r, "gen_cpu_ticks") / duration * 100 for r in chosen)
             gen.append(fmt(share and share["median"], "0") + ("%" if share else ""))
-            count = "handshakes" if workload == "handshakes" else ("received" if workload == "latency" else "messages")
+            count = "handshakes" if workload in ("handshakes", "resumed") else ("received" if workload == "latency" else "messages")
             per = stats(per_unit(cpu_s(r, "backend_cpu_ticks"), result(r, count), 1e6) for r in chosen)
             backend.append(fmt(per and per["median"], "2"))
             share = stats(kernel_share(r) for r in chosen)
             kernel.append(fmt(share and share["median"], "0") + ("%" if share else ""))
         if any(cell != "–" for cell in gen):
-            unit = {"handshakes": "handshake", "bulk": "64 KiB msg"}.get(workload, "msg")
+            unit = {"handshakes": "handshake", "resumed": "handshake", "bulk": "64 KiB msg"}.get(workload, "msg")
             lines.append(f"| {workload} | load generator CPU (% of a core) | " + " | ".join(gen) + " |")
             lines.append(f"| {workload} | echo backend CPU µs / {unit} | " + " | ".join(backend) + " |")
             lines.append(f"| {workload} | proxy CPU in the kernel (stime share) | " + " | ".join(kernel) + " |")
@@ -323,11 +374,19 @@ def main():
         sys.exit(f"summarize: no measurements in {out / 'runs.jsonl'}")
     medians, failures = summarize(runs)
     reps = env.get("reps", "?")
+    tls = env.get("tls") == "true"
+    versions = f"{env.get('nginx', 'nginx ?')}, {env.get('haproxy', 'HAProxy ?')}"
+    if tls:
+        versions += (
+            f"; TLS libraries: nginx {env.get('nginx_openssl', '?')}, HAProxy {env.get('haproxy_openssl', '?')}, "
+            f"rustls {env.get('rustls', '?')} (Cargo.lock: wsbench, and wsproxy-fast once it terminates TLS)"
+        )
     head = [
-        f"Medians of {reps} repetition(s), {env.get('date', '?')}, {env.get('host_nproc', '?')} × {env.get('cpu_model', '?')}, "
+        ("Over TLS (wss://), one ECDSA P-256 certificate for every proxy. " if tls else "")
+        + f"Medians of {reps} repetition(s), {env.get('date', '?')}, {env.get('host_nproc', '?')} × {env.get('cpu_model', '?')}, "
         f"kernel {env.get('kernel', '?')}; {env.get('wsproxy', 'wsproxy-fast')} ({env.get('wsproxy_bin', 'built from this tree')}, "
         f"tree {env.get('git', '?')}, flags: {env.get('wsproxy_flags') or 'none'}), "
-        f"{env.get('nginx', 'nginx ?')}, {env.get('haproxy', 'HAProxy ?')}. ↑ higher is better, ↓ lower is better.",
+        f"{versions}. ↑ higher is better, ↓ lower is better.",
         "",
     ]
     body = table(medians, failures, env)
@@ -335,7 +394,10 @@ def main():
     if failures:
         notes = ["", "! failed measurements, left out of the medians: " + ", ".join(
             f"{workload}/{target} ×{count}" for (workload, target), count in sorted(failures.items()))]
-    goal_lines = goals(medians)
+    goal_lines = goals(medians, env)
+    tls_lines = negotiated(runs, env)
+    if tls_lines:
+        notes = notes + [""] + tls_lines
     print("\n".join(head + body + notes))
     print()
     print("Targets (wsproxy-fast, medians of this run):")

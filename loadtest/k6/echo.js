@@ -1,7 +1,10 @@
 // k6 ramping-VU echo test through the proxy (k6 1.1, k6/experimental/websockets).
 //
 //   k6 run -e URL=ws://127.0.0.1:8080/ loadtest/k6/echo.js
-//   loadtest/k6.sh echo [--short] [URL]        (starts its own proxy without URL)
+//   loadtest/k6.sh echo [--short] [--tls] [URL]  (starts its own proxy without URL)
+//
+// A wss:// URL skips certificate checks (insecureSkipTLSVerify): the load
+// tests' certificates are throwaways.
 //
 // Each VU iteration opens a WebSocket, sends MESSAGES text messages one at a
 // time (each waits for its echo), checks every echo byte for byte, and
@@ -46,6 +49,7 @@ function parseDuration(text) {
 
 const ramp = Math.max(1, Math.round(DURATION_S / 5));
 export const options = {
+  insecureSkipTLSVerify: URL.startsWith('wss://'),
   scenarios: {
     echo: {
       executor: 'ramping-vus',

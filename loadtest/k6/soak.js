@@ -1,7 +1,10 @@
 // k6 connection soak through the proxy (k6 1.1, k6/experimental/websockets).
 //
 //   k6 run -e URL=ws://127.0.0.1:8080/ loadtest/k6/soak.js
-//   loadtest/k6.sh soak [--short] [URL]        (starts its own proxy without URL)
+//   loadtest/k6.sh soak [--short] [--tls] [URL]  (starts its own proxy without URL)
+//
+// A wss:// URL skips certificate checks (insecureSkipTLSVerify): the load
+// tests' certificates are throwaways.
 //
 // VUS connections stay open for DURATION. Every PING_INTERVAL each one sends
 // a Ping (the echo backend answers Pong through the proxy) and a small text
@@ -45,6 +48,7 @@ function seconds(text) {
 }
 
 export const options = {
+  insecureSkipTLSVerify: URL.startsWith('wss://'),
   scenarios: {
     soak: {
       // One iteration per VU: each VU holds one connection for the whole soak.

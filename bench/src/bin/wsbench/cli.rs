@@ -1,6 +1,7 @@
 //! The command line (clap derive). Doc comments here are the `--help` text.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -64,9 +65,12 @@ pub struct EchoServerArgs {
 
 #[derive(Debug, Args)]
 pub struct SendArgs {
-    /// Where to connect: ws://HOST:PORT/PATH (Host header = HOST:PORT as written).
-    #[arg(long, value_name = "ws://HOST:PORT/PATH", value_parser = parse_url)]
+    /// Where to connect: ws://HOST:PORT/PATH, or wss:// over TLS (Host
+    /// header = HOST:PORT as written; SNI = HOST).
+    #[arg(long, value_name = "ws[s]://HOST:PORT/PATH", value_parser = parse_url)]
     pub url: Target,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Give up after this many seconds without an answer.
     #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
     pub timeout: Duration,
@@ -77,9 +81,12 @@ pub struct SendArgs {
 /// Flags shared by every load mode.
 #[derive(Debug, Args)]
 pub struct LoadArgs {
-    /// Where to connect: ws://HOST:PORT/PATH (Host header = HOST:PORT as written).
-    #[arg(long, value_name = "ws://HOST:PORT/PATH", value_parser = parse_url)]
+    /// Where to connect: ws://HOST:PORT/PATH, or wss:// for WebSocket over
+    /// TLS (Host header = HOST:PORT as written; SNI = HOST).
+    #[arg(long, value_name = "ws[s]://HOST:PORT/PATH", value_parser = parse_url)]
     pub url: Target,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// Load-generator threads, one mio reactor each; connections are split
     /// evenly across them.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
@@ -91,6 +98,29 @@ pub struct LoadArgs {
     /// a large --conns from overflowing the server's listen backlog.
     #[arg(long, value_name = "N", default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     pub open_concurrency: u32,
+}
+
+/// How to speak TLS to a wss:// URL (refused with a ws:// one).
+#[derive(Debug, Args)]
+pub struct TlsArgs {
+    /// wss://: trust the CA certificate(s) in this PEM file (and no other).
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    pub ca: Option<PathBuf>,
+    /// wss://: accept any server certificate (the handshake signature is
+    /// still checked).
+    #[arg(long)]
+    pub insecure: bool,
+    /// wss://: share one in-memory session store across all connections, so
+    /// that handshakes after the first resume (TLS 1.3 tickets, up to 1024
+    /// kept; TLS 1.2 session IDs or tickets); the report says how many did.
+    /// Without it resumption is off: every handshake is a full one.
+    #[arg(long)]
+    pub resume: bool,
+    /// wss://: offer only this cipher suite (repeatable, or comma-separated),
+    /// e.g. TLS13_AES_128_GCM_SHA256; naming only TLS 1.3 suites offers only
+    /// TLS 1.3. Default: rustls' (ring) suites, TLS 1.3 and 1.2.
+    #[arg(long = "tls-suite", value_name = "NAME", value_delimiter = ',')]
+    pub suites: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -205,5 +235,29 @@ mod tests {
         assert_eq!((args.conns, args.size, args.inflight), (3, 64, 1));
         assert!(args.load.json);
         assert_eq!(args.load.url.path, "/x");
+    }
+
+    #[test]
+    fn parses_tls_flags() {
+        let cli = Cli::try_parse_from([
+            "wsbench",
+            "handshakes",
+            "--url",
+            "wss://127.0.0.1:9/",
+            "--ca",
+            "ca.pem",
+            "--resume",
+            "--tls-suite",
+            "TLS13_AES_128_GCM_SHA256,TLS13_AES_256_GCM_SHA384",
+        ])
+        .unwrap();
+        let Command::Handshakes(args) = cli.command else {
+            panic!("parsed as another subcommand");
+        };
+        assert!(args.load.url.tls && args.load.tls.resume && !args.load.tls.insecure);
+        assert_eq!(args.load.tls.suites.len(), 2);
+        let both = ["--ca", "ca.pem", "--insecure"];
+        let url = ["wsbench", "echo", "--url", "wss://127.0.0.1:9/"];
+        assert!(Cli::try_parse_from(url.iter().chain(&both)).is_err());
     }
 }

@@ -8,13 +8,14 @@
 //! | file | owns |
 //! |---|---|
 //! | `cli.rs` | clap derive; doc comments are the `--help` text |
-//! | `target.rs` | `ws://` URL parsing, source-address rotation |
+//! | `target.rs` | `ws://` and `wss://` URL parsing, source-address rotation |
+//! | `tls.rs` | the rustls client configuration from the flags; what handshakes negotiated |
 //! | `net.rs` | socket2: `SO_REUSEPORT` listeners, non-blocking connects |
 //! | `sys.rs` | the `timerfd` (all `unsafe`) |
 //! | `frames.rs` | the streaming frame walker |
 //! | `server.rs` | the `echo-server` reactor |
 //! | `send.rs` | the `send` subcommand |
-//! | `load/` | the load modes, their connection state machine and messages |
+//! | `load/` | the load modes, their connection state machine and transport (TCP or TLS), messages |
 //! | `report.rs` | latency histograms, error counts, summary line and JSON |
 //! | `error.rs` | set-up errors |
 
@@ -28,6 +29,7 @@ mod send;
 mod server;
 mod sys;
 mod target;
+mod tls;
 
 use std::process::ExitCode;
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 
 use crate::load::conn::ConnError;
+use crate::tls::TlsTally;
 
 /// Highest latency the histograms hold, in microseconds (1 hour); larger
 /// values are clamped to it.
@@ -85,6 +86,7 @@ impl fmt::Display for Latency {
 pub struct Errors {
     pub connect: u64,
     pub handshake: u64,
+    pub tls: u64,
     pub io: u64,
     pub protocol: u64,
     pub closed: u64,
@@ -97,6 +99,7 @@ impl Errors {
         let counter = match err {
             ConnError::Connect(_) => &mut self.connect,
             ConnError::Handshake(_) => &mut self.handshake,
+            ConnError::Tls(_) => &mut self.tls,
             ConnError::Io(_) => &mut self.io,
             ConnError::Protocol(_) => &mut self.protocol,
             ConnError::Closed(_) => &mut self.closed,
@@ -111,6 +114,7 @@ impl Errors {
     pub fn merge(&mut self, other: &Errors) {
         self.connect += other.connect;
         self.handshake += other.handshake;
+        self.tls += other.tls;
         self.io += other.io;
         self.protocol += other.protocol;
         self.closed += other.closed;
@@ -121,7 +125,13 @@ impl Errors {
     }
 
     pub fn total(&self) -> u64 {
-        self.connect + self.handshake + self.io + self.protocol + self.closed + self.timeout
+        self.connect
+            + self.handshake
+            + self.tls
+            + self.io
+            + self.protocol
+            + self.closed
+            + self.timeout
     }
 
     pub fn json(&self) -> String {
@@ -129,6 +139,7 @@ impl Errors {
             .uint("total", self.total())
             .uint("connect", self.connect)
             .uint("handshake", self.handshake)
+            .uint("tls", self.tls)
             .uint("io", self.io)
             .uint("protocol", self.protocol)
             .uint("closed", self.closed)
@@ -149,12 +160,14 @@ impl fmt::Display for Errors {
 }
 
 /// What every load mode checks besides latency: echoes that differ from what
-/// was sent (counted, the first one kept in words) and connection errors.
+/// was sent (counted, the first one kept in words), connection errors, and
+/// for wss:// what the TLS handshakes negotiated.
 #[derive(Debug, Clone, Default)]
 pub struct Checks {
     pub mismatches: u64,
     pub first_mismatch: Option<String>,
     pub errors: Errors,
+    pub tls: TlsTally,
 }
 
 impl Checks {
@@ -171,6 +184,7 @@ impl Checks {
             self.first_mismatch.clone_from(&other.first_mismatch);
         }
         self.errors.merge(&other.errors);
+        self.tls.merge(&other.tls);
     }
 
     /// No connection error and no mismatch.
@@ -178,11 +192,12 @@ impl Checks {
         self.errors.total() == 0 && self.mismatches == 0
     }
 
-    /// Appends `mismatches`, `first_mismatch` and `errors` to `json`.
+    /// Appends `mismatches`, `first_mismatch`, `errors` and `tls` to `json`.
     pub fn json(&self, json: Json) -> Json {
         json.uint("mismatches", self.mismatches)
             .opt_str("first_mismatch", self.first_mismatch.as_deref())
             .raw("errors", &self.errors.json())
+            .raw("tls", &self.tls.json())
     }
 }
 
@@ -339,7 +354,7 @@ mod tests {
         assert!(Checks::default().clean());
         assert_eq!(
             Checks::default().json(Json::new()).finish(),
-            r#"{"mismatches":0,"first_mismatch":null,"errors":{"total":0,"connect":0,"handshake":0,"io":0,"protocol":0,"closed":0,"timeout":0,"first":null}}"#
+            r#"{"mismatches":0,"first_mismatch":null,"errors":{"total":0,"connect":0,"handshake":0,"tls":0,"io":0,"protocol":0,"closed":0,"timeout":0,"first":null},"tls":null}"#
         );
     }
 

@@ -1,5 +1,5 @@
-//! What the load modes connect to: a parsed `ws://HOST:PORT/PATH` URL and
-//! the source addresses connections are spread over.
+//! What the load modes connect to: a parsed `ws://` or `wss://`
+//! `HOST:PORT/PATH` URL and the source addresses connections are spread over.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
@@ -7,10 +7,13 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 /// Default port of the `ws` scheme (RFC 6455 §3).
 const WS_DEFAULT_PORT: u16 = 80;
 
+/// Default port of the `wss` scheme (RFC 6455 §3).
+const WSS_DEFAULT_PORT: u16 = 443;
+
 /// Largest `--src-ips`: source addresses are 127.0.0.1 ..= 127.0.0.250.
 pub const MAX_SOURCE_IPS: u32 = 250;
 
-/// A resolved `ws://` URL.
+/// A resolved `ws://` or `wss://` URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     /// As given on the command line, for reports.
@@ -20,6 +23,8 @@ pub struct Target {
     pub host: String,
     /// Path and query, at least `/`.
     pub path: String,
+    /// `wss://`: the connection runs over TLS.
+    pub tls: bool,
 }
 
 impl fmt::Display for Target {
@@ -28,16 +33,21 @@ impl fmt::Display for Target {
     }
 }
 
-/// Parses and resolves `ws://HOST[:PORT][/PATH]` (a clap value parser).
+/// Parses and resolves `ws[s]://HOST[:PORT][/PATH]` (a clap value parser).
 pub fn parse_url(url: &str) -> Result<Target, String> {
-    let rest = if let Some(rest) = url.strip_prefix("ws://") {
-        rest
-    } else if url.starts_with("wss://") {
-        return Err("wss:// is not supported: wsbench speaks plaintext WebSocket only".into());
+    let (rest, tls) = if let Some(rest) = url.strip_prefix("ws://") {
+        (rest, false)
+    } else if let Some(rest) = url.strip_prefix("wss://") {
+        (rest, true)
     } else {
         return Err(format!(
-            "{url:?} is not a ws:// URL (expected ws://HOST:PORT/PATH)"
+            "{url:?} is not a ws:// or wss:// URL (expected ws://HOST:PORT/PATH)"
         ));
+    };
+    let default_port = if tls {
+        WSS_DEFAULT_PORT
+    } else {
+        WS_DEFAULT_PORT
     };
     let (authority, path) = match rest.find(['/', '?']) {
         Some(at) if rest[at..].starts_with('/') => (&rest[..at], rest[at..].to_owned()),
@@ -56,7 +66,7 @@ pub fn parse_url(url: &str) -> Result<Target, String> {
     } else {
         (
             authority.trim_start_matches('[').trim_end_matches(']'),
-            WS_DEFAULT_PORT,
+            default_port,
         )
             .to_socket_addrs()
     };
@@ -69,6 +79,7 @@ pub fn parse_url(url: &str) -> Result<Target, String> {
         addr,
         host: authority.to_owned(),
         path,
+        tls,
     })
 }
 
@@ -129,10 +140,14 @@ mod tests {
 
         let t = parse_url("ws://[::1]:7000/").unwrap();
         assert_eq!(t.addr, "[::1]:7000".parse().unwrap());
+        assert!(!t.tls);
+
+        let t = parse_url("wss://127.0.0.1/x").unwrap();
+        assert_eq!((t.addr.port(), t.path.as_str(), t.tls), (443, "/x", true));
 
         for bad in [
             "http://x/",
-            "wss://127.0.0.1/",
+            "wss:///",
             "ws:///path",
             "ws://127.0.0.1:notaport/",
         ] {

@@ -1,5 +1,6 @@
 //! One load-generator connection on a mio reactor: a non-blocking connect
-//! (optionally from a chosen source address), the opening handshake checked
+//! (optionally from a chosen source address; over TLS for wss://, see
+//! `transport.rs`), the opening handshake checked
 //! as RFC 6455 §4.1 requires, then incoming frames walked as they arrive,
 //! keeping only each frame's opcode, length and first 8 payload bytes.
 //!
@@ -8,21 +9,22 @@
 
 use std::error::Error;
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io;
 use std::mem;
 use std::net::IpAddr;
 
 use mio::event::Event;
-use mio::net::TcpStream;
 use mio::{Interest, Registry, Token};
 use wsbench::ws::{
     apply_mask, check_upgrade_response, find_head_end, random_key, upgrade_request, Head, Opcode,
     ProtocolError, MAX_HEAD_LEN,
 };
 
+use super::transport::Transport;
 use crate::frames::{FrameWalker, Piece};
 use crate::net;
 use crate::target::Target;
+use crate::tls::{Negotiated, TlsClient};
 
 /// Payload bytes kept from each received frame: enough for a sequence number.
 pub const PREFIX_LEN: usize = 8;
@@ -34,6 +36,8 @@ pub enum ConnError {
     Connect(io::Error),
     /// The server's answer to the upgrade was refused (status line included).
     Handshake(String),
+    /// The TLS layer failed: a bad certificate, a handshake failure, an alert.
+    Tls(rustls::Error),
     /// Reading or writing failed after connecting.
     Io(io::Error),
     /// The server broke the framing rules.
@@ -49,6 +53,7 @@ impl fmt::Display for ConnError {
         match self {
             ConnError::Connect(err) => write!(f, "connect: {err}"),
             ConnError::Handshake(why) => write!(f, "handshake: {why}"),
+            ConnError::Tls(err) => write!(f, "tls: {err}"),
             ConnError::Io(err) => write!(f, "i/o: {err}"),
             ConnError::Protocol(err) => write!(f, "protocol: {err}"),
             ConnError::Closed(what) => write!(f, "closed by the server: {what}"),
@@ -126,26 +131,45 @@ enum Phase {
 
 #[derive(Debug)]
 pub struct Conn {
-    stream: TcpStream,
-    phase: Phase,
+    transport: Transport,
     out: Vec<u8>,
+    inbound: Inbound,
+}
+
+/// What arrives: the upgrade's answer, then frames.
+#[derive(Debug)]
+struct Inbound {
+    phase: Phase,
     walker: FrameWalker,
     incoming: Received,
 }
 
 impl Conn {
     /// Starts connecting to `target` from `source` (kernel's choice when
-    /// `None`) and queues the upgrade request.
-    pub fn start(target: &Target, source: Option<IpAddr>) -> Result<Conn, ConnError> {
+    /// `None`), over TLS when `tls` is given, and queues the upgrade request.
+    pub fn start(
+        target: &Target,
+        tls: Option<&TlsClient>,
+        source: Option<IpAddr>,
+    ) -> Result<Conn, ConnError> {
         let stream = net::connect(target.addr, source).map_err(ConnError::Connect)?;
+        let transport = match tls {
+            None => Transport::Plain(stream),
+            Some(client) => Transport::Tls {
+                stream,
+                tls: Box::new(client.connect().map_err(ConnError::Tls)?),
+            },
+        };
         let key = random_key();
         let out = upgrade_request(&target.host, &target.path, &key, &[]);
         Ok(Conn {
-            stream,
-            phase: Phase::Connecting { key },
+            transport,
             out,
-            walker: FrameWalker::default(),
-            incoming: Received::start(Opcode::Continuation, 0),
+            inbound: Inbound {
+                phase: Phase::Connecting { key },
+                walker: FrameWalker::default(),
+                incoming: Received::start(Opcode::Continuation, 0),
+            },
         })
     }
 
@@ -153,7 +177,7 @@ impl Conn {
     /// readiness an unwanted kind costs nothing.
     pub fn register(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
         registry.register(
-            &mut self.stream,
+            self.transport.socket(),
             token,
             Interest::READABLE | Interest::WRITABLE,
         )
@@ -161,7 +185,12 @@ impl Conn {
 
     pub fn deregister(&mut self, registry: &Registry) {
         // The socket closes on drop regardless; failure here changes nothing.
-        let _ = registry.deregister(&mut self.stream);
+        let _ = registry.deregister(self.transport.socket());
+    }
+
+    /// What the TLS handshake negotiated, once done; `None` for ws://.
+    pub fn negotiated(&self) -> Option<Negotiated> {
+        self.transport.negotiated()
     }
 
     /// The send queue, for appending pre-encoded frames; see [`Conn::flush`].
@@ -191,17 +220,18 @@ impl Conn {
         frames: &mut Vec<Received>,
     ) -> Result<Progress, ConnError> {
         let mut progress = Progress::default();
-        if let Phase::Connecting { key } = &mut self.phase {
-            if let Some(err) = self.stream.take_error().map_err(ConnError::Connect)? {
+        if let Phase::Connecting { key } = &mut self.inbound.phase {
+            let socket = self.transport.socket();
+            if let Some(err) = socket.take_error().map_err(ConnError::Connect)? {
                 return Err(ConnError::Connect(err));
             }
-            match self.stream.peer_addr() {
+            match socket.peer_addr() {
                 Ok(_) => {}
                 Err(err) if err.kind() == io::ErrorKind::NotConnected => return Ok(progress),
                 Err(err) => return Err(ConnError::Connect(err)),
             }
             let key = mem::take(key);
-            self.phase = Phase::Upgrading {
+            self.inbound.phase = Phase::Upgrading {
                 key,
                 head: Vec::new(),
             };
@@ -209,26 +239,26 @@ impl Conn {
         self.flush()?;
         if event.is_readable() || event.is_read_closed() || event.is_error() {
             let read_closed = event.is_read_closed() || event.is_error();
-            self.read_until_drained(read_closed, scratch, frames, &mut progress)?;
+            let inbound = &mut self.inbound;
+            let eof = self.transport.receive(read_closed, scratch, |data| {
+                inbound.ingest(data, frames, &mut progress)
+            })?;
+            progress.eof = eof;
+            // TLS: handshake records made while reading, and the request
+            // rustls held back until the handshake was done.
+            self.flush()?;
         }
         Ok(progress)
     }
 
     /// Writes queued bytes until done or the socket is full.
     pub fn flush(&mut self) -> Result<(), ConnError> {
-        if matches!(self.phase, Phase::Connecting { .. }) || self.out.is_empty() {
+        if matches!(self.inbound.phase, Phase::Connecting { .. })
+            || (self.out.is_empty() && !self.transport.wants_write())
+        {
             return Ok(());
         }
-        let mut written = 0;
-        while written < self.out.len() {
-            match self.stream.write(&self.out[written..]) {
-                Ok(0) => return Err(ConnError::Io(io::ErrorKind::WriteZero.into())),
-                Ok(n) => written += n,
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => break,
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                Err(err) => return Err(ConnError::Io(err)),
-            }
-        }
+        let written = self.transport.send(&self.out)?;
         if written == self.out.len() {
             self.out.clear();
         } else {
@@ -236,34 +266,9 @@ impl Conn {
         }
         Ok(())
     }
+}
 
-    fn read_until_drained(
-        &mut self,
-        read_closed: bool,
-        scratch: &mut [u8],
-        frames: &mut Vec<Received>,
-        progress: &mut Progress,
-    ) -> Result<(), ConnError> {
-        loop {
-            let read = match self.stream.read(scratch) {
-                Ok(0) => {
-                    progress.eof = true;
-                    return Ok(());
-                }
-                Ok(read) => read,
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                Err(err) => return Err(ConnError::Io(err)),
-            };
-            self.ingest(&scratch[..read], frames, progress)?;
-            // A short read drained the socket; new bytes bring a new edge.
-            // After a hang-up, read on to see the EOF now.
-            if read < scratch.len() && !read_closed {
-                return Ok(());
-            }
-        }
-    }
-
+impl Inbound {
     fn ingest(
         &mut self,
         data: &[u8],

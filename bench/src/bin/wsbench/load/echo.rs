@@ -57,7 +57,7 @@ pub fn run(args: &EchoArgs) -> Result<Outcome, SetupError> {
 fn run_thread(plan: &Plan<'_, EchoArgs>, index: usize) -> io::Result<Stats> {
     let args = plan.args;
     let mut stats = Stats::default();
-    let prepared = plan.open(index, &mut stats.checks.errors);
+    let prepared = plan.open(index, &mut stats.checks);
     // Every thread reaches the barrier, even after a failure, so none waits forever.
     plan.barrier.wait();
     let (mut reactor, conns) = prepared?;
@@ -175,6 +175,7 @@ fn outcome(args: &EchoArgs, threads: usize, stats: &Stats) -> Outcome {
             stats.opened, args.conns
         ));
     }
+    summary.push_str(&stats.checks.tls.to_string());
     let json = Json::new()
         .str("mode", "echo")
         .str("url", &args.load.url.url)

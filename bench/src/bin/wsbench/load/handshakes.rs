@@ -216,8 +216,7 @@ fn begin(
     errors: &mut Errors,
 ) -> Option<Slot> {
     let started = Instant::now();
-    let plan = &shared.plan;
-    let conn = Conn::start(&plan.args.load.url, plan.sources.pick(global)).and_then(|mut conn| {
+    let conn = shared.plan.start(global).and_then(|mut conn| {
         conn.register(reactor.poll.registry(), Token(index))
             .map_err(ConnError::Connect)?;
         Ok(conn)
@@ -248,6 +247,9 @@ fn advance(
     let plan = &shared.plan;
     if progress.opened {
         stats.upgrade.record(now - slot.started);
+        if let Some(negotiated) = slot.conn.negotiated() {
+            stats.checks.tls.record(&negotiated);
+        }
         plan.template.append(slot.conn.out_mut(), 0);
         slot.step = Step::AwaitEcho;
     }
@@ -303,7 +305,7 @@ fn outcome(args: &HandshakesArgs, threads: usize, stats: &Stats) -> Outcome {
     let elapsed = args.duration;
     let rate = per_second(stats.cycles, elapsed);
     let ok = stats.checks.clean() && stats.cycles > 0;
-    let summary = format!(
+    let mut summary = format!(
         "handshakes {}: {} slots, {} threads, {:.1} s: {:.0} handshakes/s ({} cycles); \
          upgrade latency {}; cycle latency {}; {}, mismatches {}, server left open {}",
         args.load.url,
@@ -318,6 +320,7 @@ fn outcome(args: &HandshakesArgs, threads: usize, stats: &Stats) -> Outcome {
         stats.checks.mismatches,
         stats.lingering,
     );
+    summary.push_str(&stats.checks.tls.to_string());
     let json = Json::new()
         .str("mode", "handshakes")
         .str("url", &args.load.url.url)

@@ -92,7 +92,7 @@ fn run_thread(
     opened_tx: &Sender<u64>,
 ) -> io::Result<Stats> {
     let mut stats = Stats::default();
-    let prepared = plan.open(index, &mut stats.checks.errors);
+    let prepared = plan.open(index, &mut stats.checks);
     let opened = prepared
         .as_ref()
         .map_or(0, |(_, conns)| conns.iter().flatten().count());
@@ -224,7 +224,7 @@ fn outcome(
     let ok = stats.checks.clean()
         && stats.opened == u64::from(args.conns)
         && stats.survivors == u64::from(args.conns);
-    let summary = format!(
+    let mut summary = format!(
         "hold {}: {} conns, {} threads: opened {} in {:.2} s ({:.0} conns/s), held {:.1} s, \
          dropped during hold {}, survivors {} of {}; probe latency {}; {}, mismatches {}",
         args.load.url,
@@ -241,6 +241,7 @@ fn outcome(
         stats.checks.errors,
         stats.checks.mismatches,
     );
+    summary.push_str(&stats.checks.tls.to_string());
     let json = Json::new()
         .str("mode", "hold")
         .str("url", &args.load.url.url)

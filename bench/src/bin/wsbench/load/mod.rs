@@ -13,6 +13,7 @@ pub mod handshakes;
 pub mod hold;
 pub mod message;
 pub mod rate;
+pub mod transport;
 
 use std::io;
 use std::ops::Range;
@@ -28,7 +29,8 @@ use self::message::Template;
 use crate::cli::LoadArgs;
 use crate::error::SetupError;
 use crate::report::{Checks, Errors};
-use crate::target::{Sources, Target};
+use crate::target::Sources;
+use crate::tls::TlsClient;
 
 /// Token of a thread's timer (used by `rate`); connection tokens are slot
 /// indices, which stay far below it.
@@ -94,6 +96,8 @@ pub struct Plan<'a, A> {
     /// Connections (or, for `handshakes`, slots) across all threads.
     pub conns: usize,
     pub sources: Sources,
+    /// For wss://: the TLS client every connection is made from.
+    pub tls: Option<TlsClient>,
     /// Threads in use: `--threads`, but no more than connections.
     pub threads: usize,
     /// The message the mode sends.
@@ -120,6 +124,7 @@ impl<'a, A: Sync> Plan<'a, A> {
             load,
             conns,
             sources: Sources::new(src_ips, &load.url).map_err(SetupError::Usage)?,
+            tls: TlsClient::from_args(&load.url, &load.tls)?,
             threads,
             template: Template::new(message_size),
             barrier: Barrier::new(threads),
@@ -131,30 +136,34 @@ impl<'a, A: Sync> Plan<'a, A> {
         share(self.conns, self.threads, index)
     }
 
+    /// Starts connection `global` (its source address picked by that index).
+    pub fn start(&self, global: usize) -> Result<Conn, ConnError> {
+        Conn::start(&self.load.url, self.tls.as_ref(), self.sources.pick(global))
+    }
+
     /// Opens thread `index`'s connections on `reactor` ([`open_all`]), with
     /// its share of `--open-concurrency`.
     pub fn open_on(
         &self,
         reactor: &mut Reactor,
         index: usize,
-        errors: &mut Errors,
+        checks: &mut Checks,
     ) -> io::Result<Vec<Option<Conn>>> {
         let concurrency = (self.load.open_concurrency as usize / self.threads).max(1);
         let ids = self.ids(index);
         open_all(
             reactor,
-            &self.load.url,
-            self.sources,
+            |global| self.start(global),
             ids,
             concurrency,
-            errors,
+            checks,
         )
     }
 
     /// A new reactor with thread `index`'s connections opened on it.
-    pub fn open(&self, index: usize, errors: &mut Errors) -> io::Result<OpenThread> {
+    pub fn open(&self, index: usize, checks: &mut Checks) -> io::Result<OpenThread> {
         let mut reactor = Reactor::new()?;
-        let conns = self.open_on(&mut reactor, index, errors)?;
+        let conns = self.open_on(&mut reactor, index, checks)?;
         Ok((reactor, conns))
     }
 
@@ -246,18 +255,20 @@ pub fn fail(slot: &mut Option<Conn>, registry: &Registry, errors: &mut Errors, e
     }
 }
 
-/// Opens connections for the global indices `ids` (source addresses rotate
-/// by global index), at most `concurrency` handshakes in flight, each within
-/// [`OPEN_TIMEOUT`]. Slot `i` (token `i`) holds connection `ids.start + i`,
-/// or `None` if it failed; failures are counted in `errors`.
+/// Opens connections for the global indices `ids` with `start`, at most
+/// `concurrency` handshakes in flight, each within [`OPEN_TIMEOUT`]. Slot
+/// `i` (token `i`) holds connection `ids.start + i`, or `None` if it
+/// failed; failures are counted in `checks`, and so is what each TLS
+/// handshake negotiated.
 pub fn open_all(
     reactor: &mut Reactor,
-    target: &Target,
-    sources: Sources,
+    start: impl Fn(usize) -> Result<Conn, ConnError>,
     ids: Range<usize>,
     concurrency: usize,
-    errors: &mut Errors,
+    checks: &mut Checks,
 ) -> io::Result<Vec<Option<Conn>>> {
+    let errors = &mut checks.errors;
+    let tls = &mut checks.tls;
     let count = ids.len();
     let mut conns: Vec<Option<Conn>> = (0..count).map(|_| None).collect();
     let mut started: Vec<Option<Instant>> = vec![None; count];
@@ -268,12 +279,11 @@ pub fn open_all(
         while opening < concurrency && next < count {
             let index = next;
             next += 1;
-            let opened =
-                Conn::start(target, sources.pick(ids.start + index)).and_then(|mut conn| {
-                    conn.register(reactor.poll.registry(), Token(index))
-                        .map_err(ConnError::Connect)?;
-                    Ok(conn)
-                });
+            let opened = start(ids.start + index).and_then(|mut conn| {
+                conn.register(reactor.poll.registry(), Token(index))
+                    .map_err(ConnError::Connect)?;
+                Ok(conn)
+            });
             match opened {
                 Ok(conn) => {
                     conns[index] = Some(conn);
@@ -301,6 +311,9 @@ pub fn open_all(
                     if progress.opened {
                         started[index] = None;
                         opening -= 1;
+                        if let Some(negotiated) = conn.negotiated() {
+                            tls.record(&negotiated);
+                        }
                     }
                     None
                 }

@@ -85,7 +85,7 @@ fn run_thread(plan: &Plan<'_, RateArgs>, index: usize) -> io::Result<Stats> {
             TIMER,
             Interest::READABLE,
         )?;
-        let conns = plan.open_on(&mut reactor, index, &mut stats.checks.errors)?;
+        let conns = plan.open_on(&mut reactor, index, &mut stats.checks)?;
         Ok((reactor, timer, conns))
     });
     plan.barrier.wait();
@@ -273,6 +273,7 @@ fn outcome(args: &RateArgs, threads: usize, stats: &Stats) -> Outcome {
             stats.opened, args.conns
         ));
     }
+    summary.push_str(&stats.checks.tls.to_string());
     let json = Json::new()
         .str("mode", "rate")
         .str("url", &args.load.url.url)
