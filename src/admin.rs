@@ -5,7 +5,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::config::Config;
@@ -19,10 +19,15 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_REQUEST: usize = 4096;
 
 /// Serves the admin endpoints on `listener` until the process exits.
-pub fn serve(listener: TcpListener, shards: Vec<Arc<Shard>>, config: Arc<Config>) {
+pub fn serve(listener: TcpListener, shards: Vec<Arc<Shard>>, current: Arc<Mutex<Arc<Config>>>) {
     for stream in listener.incoming() {
         match stream {
             Ok(stream) => {
+                // The configuration in force: a reload swaps it.
+                let config = match current.lock() {
+                    Ok(c) => Arc::clone(&c),
+                    Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+                };
                 if let Err(e) = answer(stream, &shards, &config) {
                     debug!("admin: {e}");
                 }

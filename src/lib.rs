@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod pair;
 pub mod proxy_protocol;
 pub mod relay;
+pub mod reload;
 pub mod route;
 pub mod sys;
 pub mod timer;

@@ -5,20 +5,20 @@
 
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 
 use clap::Parser;
-use mio::net::TcpListener;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use wsproxy_fast::access_log::{self, Sink};
 use wsproxy_fast::cli::Cli;
 use wsproxy_fast::config::{self, Config, ConfigError, LoadError};
-use wsproxy_fast::listener::{self, BindError};
+use wsproxy_fast::listener::BindError;
 use wsproxy_fast::log::{self, Level};
 use wsproxy_fast::metrics::Shard;
+use wsproxy_fast::reload::{Reloader, Sockets};
 use wsproxy_fast::sys;
 use wsproxy_fast::worker::{Control, Worker};
 use wsproxy_fast::{error, info, warn};
@@ -138,16 +138,12 @@ fn run(cli: &Cli) -> Result<(), RunError> {
     let config = Arc::new(config);
 
     // Bind everything before starting anything, so a bad address fails
-    // startup instead of leaving a half-working proxy.
-    let mut per_worker: Vec<Vec<TcpListener>> = (0..config.workers).map(|_| Vec::new()).collect();
-    let mut bound = Vec::new();
-    for l in &config.listeners {
-        let b = listener::bind(l.addr, config.workers, config.timeouts.handshake)?;
-        bound.push(b.addr);
-        for (worker, socket) in per_worker.iter_mut().zip(b.sockets) {
-            worker.push(socket);
-        }
-    }
+    // startup instead of leaving a half-working proxy. The main thread
+    // keeps a duplicate of each socket for reloads.
+    let mut sockets = Sockets::default();
+    let assigned = sockets.assign(&config, config.workers, config.timeouts.handshake)?;
+    let bound = assigned.added;
+    let per_worker = assigned.per_worker;
     // Registered before any worker runs, so no signal is missed.
     let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
 
@@ -159,13 +155,15 @@ fn run(cli: &Cli) -> Result<(), RunError> {
         None => None,
     };
     let control = Control::new();
-    let shards: Vec<_> = (0..config.workers).map(|_| Shard::new(&config)).collect();
+    let shards: Vec<_> = (0..config.workers).map(|_| Shard::new()).collect();
     let access = access_log::open(&config.access_log)
         .map_err(|e| RunError::AccessLog(config.access_log.clone(), e))?;
     let (finished_tx, finished_rx) = mpsc::channel();
     let mut wakers = Vec::new();
+    let mut reload_tx = Vec::new();
     let mut threads = Vec::new();
     for (id, listeners) in per_worker.into_iter().enumerate() {
+        let (tx, reloads) = mpsc::channel();
         let (mut worker, waker) = Worker::new(
             id,
             listeners,
@@ -173,7 +171,9 @@ fn run(cli: &Cli) -> Result<(), RunError> {
             Arc::clone(&control),
             Arc::clone(&shards[id]),
             Sink::new(access.clone(), config.access_log_format),
+            reloads,
         )?;
+        reload_tx.push((tx, Arc::clone(&waker)));
         wakers.push(waker);
         let finished = Finished(finished_tx.clone(), id);
         let thread = thread::Builder::new()
@@ -213,9 +213,10 @@ fn run(cli: &Cli) -> Result<(), RunError> {
     for addr in &bound {
         log::write(Level::Info, format_args!("listening on {addr}"));
     }
+    let current = Arc::new(Mutex::new(Arc::clone(&config)));
     if let Some(admin) = admin {
         let addr = admin.local_addr()?;
-        let config = Arc::clone(&config);
+        let config = Arc::clone(&current);
         thread::Builder::new()
             .name("admin".into())
             .spawn(move || wsproxy_fast::admin::serve(admin, shards, config))?;
@@ -249,12 +250,22 @@ fn run(cli: &Cli) -> Result<(), RunError> {
     let on_signal = stop.clone();
     let signal_handle = signals.handle();
     let reloaded = Arc::clone(&config);
+    // With a file, SIGHUP reloads all of it; in quick mode, certificates.
+    let mut reloader = cli.config.clone().map(|path| Reloader {
+        path,
+        sockets,
+        workers: reload_tx,
+        current,
+    });
     thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
             for signal in signals.forever() {
                 if signal == SIGHUP {
-                    reload_certificates(&reloaded);
+                    match &mut reloader {
+                        Some(reloader) => reloader.reload(),
+                        None => reload_certificates(&reloaded),
+                    }
                     continue;
                 }
                 let name = if signal == SIGINT {

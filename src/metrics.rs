@@ -8,6 +8,7 @@
 //! once per handshake or tunnel, never per message, and the scrape takes
 //! briefly to merge.
 
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -89,27 +90,42 @@ pub struct Shard {
     pub connect_failures: Counter,
     tls_failures: [Counter; 2],
     pub pipes_in_use: Counter,
-    /// Open tunnels per route and per upstream server (groups' servers one
-    /// after another), as wrapping gauges.
-    tunnels_by_route: Box<[Counter]>,
-    tunnels_by_server: Box<[Counter]>,
+    /// Open tunnels by route location and by (group, server) name: keyed
+    /// by name, so tunnels opened under an older configuration (a reload
+    /// keeps them) still count against theirs. Touched once per tunnel
+    /// opened or closed, never per message; the lock is this worker's.
+    tunnels: Mutex<Tunnels>,
     /// Microseconds from accept to the answer's head.
     handshake_us: Mutex<Histogram<u64>>,
     /// Milliseconds tunnels lived.
     tunnel_ms: Mutex<Histogram<u64>>,
 }
 
-/// Server `server` of group `group` as one index.
-fn server_slot(config: &Config, group: usize, server: usize) -> usize {
-    config.groups[..group]
-        .iter()
-        .map(|g| g.servers.len())
-        .sum::<usize>()
-        + server
+/// Open tunnels by name.
+#[derive(Default)]
+struct Tunnels {
+    by_route: HashMap<String, i64>,
+    by_server: HashMap<(String, String), i64>,
 }
 
-fn counters(n: usize) -> Box<[Counter]> {
-    (0..n).map(|_| Counter::default()).collect()
+/// Where a tunnel goes, by the names the metrics use.
+pub struct TunnelNames<'a> {
+    pub route: &'a str,
+    pub group: &'a str,
+    pub server: &'a str,
+}
+
+impl Tunnels {
+    fn add(&mut self, names: &TunnelNames<'_>, delta: i64) {
+        match self.by_route.get_mut(names.route) {
+            Some(n) => *n += delta,
+            None => {
+                self.by_route.insert(names.route.to_string(), delta);
+            }
+        }
+        let key = (names.group.to_string(), names.server.to_string());
+        *self.by_server.entry(key).or_insert(0) += delta;
+    }
 }
 
 fn histogram(max: u64) -> Mutex<Histogram<u64>> {
@@ -117,8 +133,7 @@ fn histogram(max: u64) -> Mutex<Histogram<u64>> {
 }
 
 impl Shard {
-    pub fn new(config: &Config) -> Arc<Shard> {
-        let servers = config.groups.iter().map(|g| g.servers.len()).sum();
+    pub fn new() -> Arc<Shard> {
         Arc::new(Shard {
             epoch: Instant::now(),
             accepted: Counter::default(),
@@ -128,8 +143,7 @@ impl Shard {
             connect_failures: Counter::default(),
             tls_failures: Default::default(),
             pipes_in_use: Counter::default(),
-            tunnels_by_route: counters(config.routes.len()),
-            tunnels_by_server: counters(servers),
+            tunnels: Mutex::default(),
             handshake_us: histogram(HANDSHAKE_MAX_US),
             tunnel_ms: histogram(TUNNEL_MAX_MS),
         })
@@ -157,34 +171,15 @@ impl Shard {
         self.tls_failures[side as usize].add(1);
     }
 
-    pub fn tunnel_opened(&self, config: &Config, route: usize, group: usize, server: usize) {
-        if let Some(g) = self.tunnels_by_route.get(route) {
-            g.add(1);
-        }
-        if let Some(g) = self
-            .tunnels_by_server
-            .get(server_slot(config, group, server))
-        {
-            g.add(1);
+    pub fn tunnel_opened(&self, names: &TunnelNames<'_>) {
+        if let Ok(mut t) = self.tunnels.lock() {
+            t.add(names, 1);
         }
     }
 
-    pub fn tunnel_closed(
-        &self,
-        config: &Config,
-        route: usize,
-        group: usize,
-        server: usize,
-        lived: Duration,
-    ) {
-        if let Some(g) = self.tunnels_by_route.get(route) {
-            g.sub(1);
-        }
-        if let Some(g) = self
-            .tunnels_by_server
-            .get(server_slot(config, group, server))
-        {
-            g.sub(1);
+    pub fn tunnel_closed(&self, names: &TunnelNames<'_>, lived: Duration) {
+        if let Ok(mut t) = self.tunnels.lock() {
+            t.add(names, -1);
         }
         if let Ok(mut h) = self.tunnel_ms.lock() {
             let ms = u64::try_from(lived.as_millis()).unwrap_or(u64::MAX);
@@ -277,36 +272,47 @@ pub fn render(shards: &[Arc<Shard>], config: &Config) -> String {
         }
     }
 
+    // Every route and server of the current configuration, at 0 if idle,
+    // plus any an older configuration's tunnels still hold.
+    let mut by_route: BTreeMap<String, i64> = config
+        .routes
+        .iter()
+        .map(|r| (r.location.clone(), 0))
+        .collect();
+    let mut by_server: BTreeMap<(String, String), i64> = config
+        .groups
+        .iter()
+        .flat_map(|g| {
+            g.servers
+                .iter()
+                .map(|s| ((g.name.clone(), s.name.clone()), 0))
+        })
+        .collect();
+    for shard in shards {
+        let Ok(t) = shard.tunnels.lock() else {
+            continue;
+        };
+        for (route, n) in &t.by_route {
+            *by_route.entry(route.clone()).or_insert(0) += n;
+        }
+        for (server, n) in &t.by_server {
+            *by_server.entry(server.clone()).or_insert(0) += n;
+        }
+    }
     let name = "wsproxy_tunnels_active";
     header(&mut out, name, "gauge", "Open tunnels, by route.");
-    for (i, route) in config.routes.iter().enumerate() {
-        let n = sum(shards, |s| {
-            s.tunnels_by_route.get(i).map_or(0, Counter::get)
-        });
-        let _ = writeln!(
-            out,
-            "{name}{{route=\"{}\"}} {}",
-            label(&route.location),
-            n as i64
-        );
+    for (route, n) in &by_route {
+        let _ = writeln!(out, "{name}{{route=\"{}\"}} {n}", label(route));
     }
     let name = "wsproxy_upstream_tunnels_active";
     header(&mut out, name, "gauge", "Open tunnels, by upstream server.");
-    let mut slot = 0;
-    for group in &config.groups {
-        for server in &group.servers {
-            let n = sum(shards, |s| {
-                s.tunnels_by_server.get(slot).map_or(0, Counter::get)
-            });
-            let _ = writeln!(
-                out,
-                "{name}{{group=\"{}\",server=\"{}\"}} {}",
-                label(&group.name),
-                label(&server.name),
-                n as i64
-            );
-            slot += 1;
-        }
+    for ((group, server), n) in &by_server {
+        let _ = writeln!(
+            out,
+            "{name}{{group=\"{}\",server=\"{}\"}} {n}",
+            label(group),
+            label(server)
+        );
     }
 
     let name = "wsproxy_tunnel_bytes_total";

@@ -34,7 +34,7 @@ use crate::handshake::edits::ResponseEdits;
 use crate::handshake::request::{self, Kind, Peer, MAX_HEADERS, REWRITE_SLACK};
 use crate::handshake::response::{self, Response};
 use crate::limits::Admission;
-use crate::metrics::{Shard, TlsSide};
+use crate::metrics::{Shard, TlsSide, TunnelNames};
 use crate::proxy_protocol::{self, Origin};
 use crate::relay::copy::{self, READS_PER_TURN};
 use crate::relay::{self, Conn, Fault, Flow, Progress, Pumped, Resources, Tls};
@@ -204,6 +204,8 @@ pub struct Pair {
     exchange: Option<Box<Exchange>>,
     /// Interest registered for the client and upstream sockets.
     registered: [Option<Interest>; 2],
+    /// The worker's configuration generation this pair uses.
+    gen: u16,
 }
 
 /// What one parse of a response head's bytes produced.
@@ -221,7 +223,13 @@ enum Answered {
 }
 
 impl Pair {
-    pub fn new(client: TcpStream, client_addr: SocketAddr, listener: usize, serial: u32) -> Pair {
+    pub fn new(
+        client: TcpStream,
+        client_addr: SocketAddr,
+        listener: usize,
+        serial: u32,
+        gen: usize,
+    ) -> Pair {
         Pair {
             client,
             upstream: None,
@@ -240,6 +248,7 @@ impl Pair {
             started: 0,
             exchange: None,
             registered: [None, None],
+            gen: index(gen),
         }
     }
 
@@ -290,6 +299,11 @@ impl Pair {
             return Outcome::Close;
         }
         self.answer(reject, ctx)
+    }
+
+    /// The configuration generation (a worker's index) this pair uses.
+    pub fn gen(&self) -> usize {
+        usize::from(self.gen)
     }
 
     /// The address the limits counted for this pair: none while a PROXY
@@ -570,13 +584,7 @@ impl Pair {
         let mut tunnel = None;
         if let Phase::Relay { tunnel: true, .. } = self.phase {
             let lived = timer::TICK * now.saturating_sub(self.started);
-            metrics.tunnel_closed(
-                config,
-                usize::from(self.route),
-                usize::from(self.group),
-                usize::from(self.server),
-                lived,
-            );
+            metrics.tunnel_closed(&self.tunnel_names(config), lived);
             tunnel = Some(lived);
         }
         if let Some(x) = self.exchange.take().filter(|x| x.status != 0) {
@@ -595,6 +603,16 @@ impl Pair {
         }
         self.release(res);
         self.set_upstream(None, config);
+    }
+
+    /// The names a tunnel's gauges go by.
+    fn tunnel_names<'c>(&self, config: &'c Config) -> TunnelNames<'c> {
+        let group = &config.groups[usize::from(self.group)];
+        TunnelNames {
+            route: &config.routes[usize::from(self.route)].location,
+            group: &group.name,
+            server: &group.servers[usize::from(self.server)].name,
+        }
     }
 
     /// Counts the answer the client got, for the metrics and the log.
@@ -1141,12 +1159,7 @@ impl Pair {
                 }
                 Answered::Tunnel => {
                     self.answered(101, ctx);
-                    ctx.metrics.tunnel_opened(
-                        ctx.config,
-                        usize::from(self.route),
-                        usize::from(self.group),
-                        usize::from(self.server),
-                    );
+                    ctx.metrics.tunnel_opened(&self.tunnel_names(ctx.config));
                     self.started = ctx.now;
                     debug!(
                         "client {}: tunnel open to upstream {}",

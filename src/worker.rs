@@ -10,7 +10,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
@@ -60,19 +60,37 @@ impl Control {
 /// A handler's view of the worker, borrowing the fields a pair may use
 /// (all but the slab, which holds the pair itself).
 macro_rules! ctx {
-    ($worker:ident, $key:expr) => {
+    ($worker:ident, $key:expr, $gen:expr) => {{
+        let generation = &mut $worker.gens[$gen];
         Ctx {
             key: $key,
             now: $worker.now,
             at: $worker.at,
-            config: &$worker.config,
+            config: &generation.config,
             relay: &mut $worker.relay,
             wheel: &mut $worker.wheel,
-            picker: &mut $worker.picker,
+            picker: &mut generation.picker,
             metrics: &$worker.metrics,
             admission: &$worker.control.admission,
         }
-    };
+    }};
+}
+
+/// A configuration this worker serves with: the current one, or an older
+/// one that pairs accepted before a reload still use (they hold indices
+/// into it), with its round-robin state.
+struct Generation {
+    config: Arc<Config>,
+    picker: Picker,
+    /// Pairs that use it; an old generation goes when its last pair does.
+    pairs: usize,
+}
+
+/// A new configuration and this worker's sockets for its listeners, in
+/// its order.
+pub struct Reload {
+    pub config: Arc<Config>,
+    pub listeners: Vec<TcpListener>,
 }
 
 pub struct Worker {
@@ -93,10 +111,12 @@ pub struct Worker {
     relay: Resources,
     /// When idle pipes are next checked for closing.
     next_trim: Instant,
-    picker: Picker,
     /// When the current events were polled.
     at: Instant,
-    config: Arc<Config>,
+    /// The configurations in use; `current` takes new clients.
+    gens: Slab<Generation>,
+    current: usize,
+    reloads: mpsc::Receiver<Reload>,
     control: Arc<Control>,
     /// Pairs that used their turn with work left: (key, side to re-read).
     again: Vec<(usize, Side)>,
@@ -118,6 +138,7 @@ impl Worker {
         control: Arc<Control>,
         metrics: Arc<Shard>,
         access: Sink,
+        reloads: mpsc::Receiver<Reload>,
     ) -> io::Result<(Worker, Arc<Waker>)> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), token::WAKER)?);
@@ -127,6 +148,12 @@ impl Worker {
                 .register(listener, token::listener(i), Interest::READABLE)?;
         }
         let clock = Clock::new();
+        let mut gens = Slab::new();
+        let current = gens.insert(Generation {
+            picker: Picker::new(&config.groups, id),
+            config: Arc::clone(&config),
+            pairs: 0,
+        });
         let worker = Worker {
             id,
             poll,
@@ -140,9 +167,10 @@ impl Worker {
             expired: Vec::new(),
             relay: Resources::new(config.relay, PipePool::new(config.pipes_per_worker)),
             next_trim: Instant::now() + TRIM_AFTER,
-            picker: Picker::new(&config.groups, id),
             at: Instant::now(),
-            config,
+            gens,
+            current,
+            reloads,
             control,
             again: Vec::new(),
             serial: 0,
@@ -173,6 +201,9 @@ impl Worker {
                             debug!("stopping with {} open pairs", self.pairs.len());
                             self.access.flush();
                             return Ok(());
+                        }
+                        while let Ok(reload) = self.reloads.try_recv() {
+                            self.switch(reload);
                         }
                     }
                     Target::Listener(i) => self.accept(i, now),
@@ -227,7 +258,7 @@ impl Worker {
             return;
         }
         loop {
-            let limits = &self.config.limits;
+            let limits = &self.gens[self.current].config.limits;
             if limits.paused(self.control.admission.total(), self.pairs.len()) {
                 if !self.at_limit {
                     warn!(
@@ -288,17 +319,20 @@ impl Worker {
         self.serial = self.serial.wrapping_add(1);
         // Behind a PROXY protocol listener the address is the balancer's:
         // the client's is counted once its header says who it is.
-        let known_ip = (!self.config.listeners[listener].proxy_protocol).then(|| addr.ip());
+        let config = &self.gens[self.current].config;
+        let known_ip = (!config.listeners[listener].proxy_protocol).then(|| addr.ip());
         self.metrics.accepted.add(1);
-        let admitted =
-            self.control
-                .admission
-                .admit(&self.config.limits, self.pairs.len(), known_ip);
+        let admitted = self
+            .control
+            .admission
+            .admit(&config.limits, self.pairs.len(), known_ip);
         let entry = self.pairs.vacant_entry();
         let key = entry.key();
         debug!("client {addr}: accepted as pair {key}");
-        let pair = entry.insert(Pair::new(stream, addr, listener, self.serial));
-        let mut ctx = ctx!(self, key);
+        let gen = self.current;
+        self.gens[gen].pairs += 1;
+        let pair = entry.insert(Pair::new(stream, addr, listener, self.serial, gen));
+        let mut ctx = ctx!(self, key, gen);
         let outcome = match admitted {
             Ok(()) => pair.start(&mut ctx),
             Err(reject) => pair.refuse(reject, &mut ctx),
@@ -312,7 +346,7 @@ impl Worker {
         let Some(pair) = self.pairs.get_mut(key) else {
             return;
         };
-        let mut ctx = ctx!(self, key);
+        let mut ctx = ctx!(self, key, pair.gen());
         let outcome = pair.on_ready(side, ready, &mut ctx);
         self.settle(key, outcome);
     }
@@ -338,7 +372,7 @@ impl Worker {
             if self.wheel.settle(&e, &mut pair.timer, self.now) != Settled::Due {
                 continue;
             }
-            let mut ctx = ctx!(self, e.key);
+            let mut ctx = ctx!(self, e.key, pair.gen());
             let outcome = pair.on_timeout(&mut ctx);
             self.settle(e.key, outcome);
         }
@@ -361,16 +395,59 @@ impl Worker {
             }
         }
         let mut pair = self.pairs.remove(key);
+        let gen = pair.gen();
+        let config = &self.gens[gen].config;
         pair.close(
             &mut self.relay,
-            &self.config,
+            config,
             &self.metrics,
             self.now,
             &mut self.access,
         );
         self.control
             .admission
-            .release(&self.config.limits, pair.counted_ip(&self.config));
+            .release(&config.limits, pair.counted_ip(config));
+        self.gens[gen].pairs -= 1;
+        if self.gens[gen].pairs == 0 && gen != self.current {
+            self.gens.remove(gen);
+        }
+    }
+
+    /// Serves new clients with a reloaded configuration and its listeners;
+    /// pairs already open keep the configuration they started with.
+    fn switch(&mut self, reload: Reload) {
+        let paused = self.accept_paused_until.is_some();
+        for listener in &mut self.listeners {
+            if !paused {
+                let _ = self.poll.registry().deregister(listener);
+            }
+        }
+        self.listeners = reload.listeners;
+        if !paused {
+            for (i, listener) in self.listeners.iter_mut().enumerate() {
+                if let Err(e) =
+                    self.poll
+                        .registry()
+                        .register(listener, token::listener(i), Interest::READABLE)
+                {
+                    error!("cannot watch a reloaded listener: {e}");
+                }
+            }
+        }
+        let old = self.current;
+        self.current = self.gens.insert(Generation {
+            picker: Picker::new(&reload.config.groups, self.id),
+            config: reload.config,
+            pairs: 0,
+        });
+        if self.gens[old].pairs == 0 {
+            self.gens.remove(old);
+        }
+        debug!(
+            "configuration reloaded; {} open pairs keep older ones ({} in use)",
+            self.pairs.len(),
+            self.gens.len()
+        );
     }
 }
 
