@@ -40,7 +40,18 @@ impl Limits {
     /// `total`, should stop accepting: it is past a limit by more than the
     /// connections it may hold just to refuse.
     pub fn paused(&self, total: usize, held: usize) -> bool {
-        let past = |limit: usize, n: usize| limit != 0 && n >= limit + REFUSE_MARGIN;
+        self.past(total, held, REFUSE_MARGIN)
+    }
+
+    /// Whether a worker that paused should stay paused: until a connection
+    /// fits under every limit, so the first client it takes from the
+    /// kernel's queue is served rather than refused.
+    pub fn stays_paused(&self, total: usize, held: usize) -> bool {
+        self.past(total, held, 0)
+    }
+
+    fn past(&self, total: usize, held: usize, margin: usize) -> bool {
+        let past = |limit: usize, n: usize| limit != 0 && n >= limit + margin;
         past(self.max_connections, total) || past(self.max_per_worker, held)
     }
 }
@@ -196,6 +207,8 @@ mod tests {
         );
         assert!(!limits.paused(1000, 2 + REFUSE_MARGIN - 1));
         assert!(limits.paused(0, 2 + REFUSE_MARGIN));
+        assert!(limits.stays_paused(0, 2), "paused until one fits");
+        assert!(!limits.stays_paused(0, 1));
         assert!(!Limits::default().paused(usize::MAX - 1, usize::MAX - 1));
     }
 }

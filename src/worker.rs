@@ -100,8 +100,8 @@ pub struct Worker {
     /// Accepting is paused until then (out of descriptors, or past the
     /// connection limits).
     accept_paused_until: Option<Instant>,
-    /// The last pause was for the connection limits (said once, not at
-    /// every re-check).
+    /// The last pause was for the connection limits: said once, not at
+    /// every re-check, and it lasts until a connection fits again.
     at_limit: bool,
     pairs: Slab<Pair>,
     clock: Clock,
@@ -259,7 +259,13 @@ impl Worker {
         }
         loop {
             let limits = &self.gens[self.current].config.limits;
-            if limits.paused(self.control.admission.total(), self.pairs.len()) {
+            let (total, held) = (self.control.admission.total(), self.pairs.len());
+            let full = if self.at_limit {
+                limits.stays_paused(total, held)
+            } else {
+                limits.paused(total, held)
+            };
+            if full {
                 if !self.at_limit {
                     warn!(
                         "connection limits reached ({} connections in the process, {} here); \
