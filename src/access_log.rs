@@ -70,8 +70,10 @@ pub enum Ending {
     Complete,
     /// The proxy answered by itself (an error, a redirect, a file).
     Answered,
-    /// The process was stopping.
+    /// The process was stopping: drained with a Close frame.
     Shutdown,
+    /// A reload removed the tunnel's route or upstream server.
+    Removed,
 }
 
 /// A side, for [`Ending`].
@@ -102,6 +104,7 @@ impl Ending {
             Ending::Complete => "response complete",
             Ending::Answered => "answered",
             Ending::Shutdown => "shutdown",
+            Ending::Removed => "removed by reload",
         }
     }
 }

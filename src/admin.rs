@@ -5,11 +5,13 @@
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::config::Config;
 use crate::metrics::{self, Shard};
+use crate::worker::Control;
 use crate::{debug, warn};
 
 /// A scraper must send its request within this.
@@ -19,7 +21,12 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 const MAX_REQUEST: usize = 4096;
 
 /// Serves the admin endpoints on `listener` until the process exits.
-pub fn serve(listener: TcpListener, shards: Vec<Arc<Shard>>, current: Arc<Mutex<Arc<Config>>>) {
+pub fn serve(
+    listener: TcpListener,
+    shards: Vec<Arc<Shard>>,
+    current: Arc<Mutex<Arc<Config>>>,
+    control: Arc<Control>,
+) {
     for stream in listener.incoming() {
         match stream {
             Ok(stream) => {
@@ -28,7 +35,8 @@ pub fn serve(listener: TcpListener, shards: Vec<Arc<Shard>>, current: Arc<Mutex<
                     Ok(c) => Arc::clone(&c),
                     Err(poisoned) => Arc::clone(&poisoned.into_inner()),
                 };
-                if let Err(e) = answer(stream, &shards, &config) {
+                let draining = control.draining.load(Ordering::Acquire);
+                if let Err(e) = answer(stream, &shards, &config, draining) {
                     debug!("admin: {e}");
                 }
             }
@@ -40,7 +48,12 @@ pub fn serve(listener: TcpListener, shards: Vec<Arc<Shard>>, current: Arc<Mutex<
     }
 }
 
-fn answer(mut stream: TcpStream, shards: &[Arc<Shard>], config: &Config) -> io::Result<()> {
+fn answer(
+    mut stream: TcpStream,
+    shards: &[Arc<Shard>],
+    config: &Config,
+    draining: bool,
+) -> io::Result<()> {
     stream.set_read_timeout(Some(READ_TIMEOUT))?;
     stream.set_write_timeout(Some(READ_TIMEOUT))?;
     let mut head = Vec::new();
@@ -61,6 +74,12 @@ fn answer(mut stream: TcpStream, shards: &[Arc<Shard>], config: &Config) -> io::
             "200 OK",
             "text/plain; version=0.0.4; charset=utf-8",
             metrics::render(shards, config),
+        ),
+        // A load balancer stops sending new clients to a draining proxy.
+        (Some(b"GET"), Some(b"/healthz")) if draining => (
+            "503 Service Unavailable",
+            "text/plain",
+            "draining\n".to_string(),
         ),
         (Some(b"GET"), Some(b"/healthz")) => ("200 OK", "text/plain", "ok\n".to_string()),
         (Some(b"GET"), _) => (

@@ -17,10 +17,12 @@ pub const BUF_BYTES: usize = 32 * 1024;
 pub const POOL_KEEP: usize = 256;
 
 /// A fixed-capacity byte buffer with a filled region `start..end`.
+/// Offsets are `u32` (buffers are far below 4 GiB): 24 bytes in all, which
+/// keeps a flow parking one within 64 bytes.
 pub struct Buf {
     bytes: Box<[u8]>,
-    start: usize,
-    end: usize,
+    start: u32,
+    end: u32,
 }
 
 /// The bytes did not fit in the buffer's free space.
@@ -36,6 +38,7 @@ impl std::fmt::Debug for Buf {
 impl Buf {
     /// A zeroed buffer of `capacity` bytes (tests use small ones).
     pub fn with_capacity(capacity: usize) -> Buf {
+        assert!(u32::try_from(capacity).is_ok(), "a buffer under 4 GiB");
         Buf {
             bytes: vec![0; capacity].into_boxed_slice(),
             start: 0,
@@ -45,24 +48,30 @@ impl Buf {
 
     /// The filled bytes not yet consumed.
     pub fn data(&self) -> &[u8] {
-        &self.bytes[self.start..self.end]
+        &self.bytes[self.start as usize..self.end as usize]
     }
 
     /// The free space after the filled bytes.
     pub fn space(&mut self) -> &mut [u8] {
-        &mut self.bytes[self.end..]
+        &mut self.bytes[self.end as usize..]
     }
 
     /// Marks `n` bytes of [`Buf::space`] as filled.
     pub fn fill(&mut self, n: usize) {
-        debug_assert!(self.end + n <= self.bytes.len(), "fill past capacity");
-        self.end += n;
+        debug_assert!(
+            self.end as usize + n <= self.bytes.len(),
+            "fill past capacity"
+        );
+        self.end += n as u32;
     }
 
     /// Drops `n` bytes from the front of [`Buf::data`].
     pub fn consume(&mut self, n: usize) {
-        debug_assert!(self.start + n <= self.end, "consume past filled bytes");
-        self.start += n;
+        debug_assert!(
+            self.start as usize + n <= self.end as usize,
+            "consume past filled bytes"
+        );
+        self.start += n as u32;
         if self.start == self.end {
             self.clear();
         }
@@ -71,7 +80,7 @@ impl Buf {
     /// Keeps only the first `len` bytes of [`Buf::data`].
     pub fn truncate(&mut self, len: usize) {
         if len < self.len() {
-            self.end = self.start + len;
+            self.end = self.start + len as u32;
         }
     }
 
@@ -82,7 +91,7 @@ impl Buf {
             return Err(Full);
         }
         space[..bytes.len()].copy_from_slice(bytes);
-        self.end += bytes.len();
+        self.end += bytes.len() as u32;
         Ok(())
     }
 
@@ -115,7 +124,7 @@ impl Buf {
     }
 
     pub fn len(&self) -> usize {
-        self.end - self.start
+        (self.end - self.start) as usize
     }
 
     pub fn is_empty(&self) -> bool {

@@ -42,7 +42,7 @@ pub struct Cli {
             "listen", "upstream", "workers", "idle_timeout", "handshake_timeout",
             "connect_timeout", "response_timeout", "max_header_bytes", "relay", "splice_pipes",
             "max_connections", "max_connections_per_ip", "tls_cert", "tls_key", "upstream_ca", "admin", "proxy_protocol", "access_log",
-            "access_log_format",
+            "access_log_format", "drain_timeout", "drain_spread",
         ]
     )]
     pub config: Option<PathBuf>,
@@ -112,6 +112,18 @@ pub struct Cli {
     /// (0 = never). nginx's default cuts WebSockets at 60 s; this one does not.
     #[arg(long, value_name = "DURATION", default_value_t = Span(config::IDLE_TIMEOUT))]
     pub idle_timeout: Span,
+
+    /// On SIGTERM or SIGINT, the longest to wait for tunnels to close after
+    /// each got a WebSocket Close frame (1001, Going Away) at a frame
+    /// boundary; then the rest are closed and the process exits
+    /// (0 = close everything at once).
+    #[arg(long, value_name = "DURATION", default_value_t = Span(config::DRAIN_TIMEOUT))]
+    pub drain_timeout: Span,
+
+    /// Spread a drain's Close frames evenly over this window so clients do
+    /// not all reconnect at once (capped at --drain-timeout).
+    #[arg(long, value_name = "DURATION", default_value_t = Span(config::DRAIN_SPREAD))]
+    pub drain_spread: Span,
 
     /// Answer 408 to a client that has not sent a whole request head by then.
     #[arg(long, value_name = "DURATION", default_value_t = Span(config::HANDSHAKE_TIMEOUT))]

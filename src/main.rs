@@ -1,12 +1,14 @@
 //! The `wsproxy-fast` binary: parse the command line, validate the
 //! configuration, bind every listener, start one worker per core, and wait
-//! for SIGINT/SIGTERM. Exit status 0 after a signal; 1 with a one-line
-//! message when startup fails or a worker dies.
+//! for SIGINT/SIGTERM, which drain the workers (a second one stops them at
+//! once). Exit status 0 after a signal; 1 with a one-line message when
+//! startup fails or a worker dies.
 
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
+use std::time::Instant;
 
 use clap::Parser;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
@@ -20,7 +22,7 @@ use wsproxy_fast::log::{self, Level};
 use wsproxy_fast::metrics::Shard;
 use wsproxy_fast::reload::{Reloader, Sockets};
 use wsproxy_fast::sys;
-use wsproxy_fast::worker::{Control, Worker};
+use wsproxy_fast::worker::{Command, Control, Worker};
 use wsproxy_fast::{error, info, warn};
 
 #[derive(Debug, thiserror::Error)]
@@ -160,7 +162,7 @@ fn run(cli: &Cli) -> Result<(), RunError> {
         .map_err(|e| RunError::AccessLog(config.access_log.clone(), e))?;
     let (finished_tx, finished_rx) = mpsc::channel();
     let mut wakers = Vec::new();
-    let mut reload_tx = Vec::new();
+    let mut commands = Vec::new();
     let mut threads = Vec::new();
     for (id, listeners) in per_worker.into_iter().enumerate() {
         let (tx, reloads) = mpsc::channel();
@@ -173,7 +175,7 @@ fn run(cli: &Cli) -> Result<(), RunError> {
             Sink::new(access.clone(), config.access_log_format),
             reloads,
         )?;
-        reload_tx.push((tx, Arc::clone(&waker)));
+        commands.push((tx, Arc::clone(&waker)));
         wakers.push(waker);
         let finished = Finished(finished_tx.clone(), id);
         let thread = thread::Builder::new()
@@ -217,9 +219,10 @@ fn run(cli: &Cli) -> Result<(), RunError> {
     if let Some(admin) = admin {
         let addr = admin.local_addr()?;
         let config = Arc::clone(&current);
+        let control = Arc::clone(&control);
         thread::Builder::new()
             .name("admin".into())
-            .spawn(move || wsproxy_fast::admin::serve(admin, shards, config))?;
+            .spawn(move || wsproxy_fast::admin::serve(admin, shards, config, control))?;
         log::write(
             Level::Info,
             format_args!("admin endpoints on http://{addr}/metrics and /healthz"),
@@ -250,19 +253,23 @@ fn run(cli: &Cli) -> Result<(), RunError> {
     let on_signal = stop.clone();
     let signal_handle = signals.handle();
     let reloaded = Arc::clone(&config);
+    let in_force = Arc::clone(&current);
+    let drain_control = Arc::clone(&control);
     // With a file, SIGHUP reloads all of it; in quick mode, certificates.
     let mut reloader = cli.config.clone().map(|path| Reloader {
         path,
         sockets,
-        workers: reload_tx,
+        workers: commands.clone(),
         current,
     });
     thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
             for signal in signals.forever() {
+                let draining = drain_control.draining.load(Ordering::Acquire);
                 if signal == SIGHUP {
                     match &mut reloader {
+                        _ if draining => warn!("SIGHUP ignored: the proxy is draining"),
                         Some(reloader) => reloader.reload(),
                         None => reload_certificates(&reloaded),
                     }
@@ -273,21 +280,49 @@ fn run(cli: &Cli) -> Result<(), RunError> {
                 } else {
                     "SIGTERM"
                 };
-                info!("{name} received; stopping");
-                on_signal();
-                return;
+                let drain = match in_force.lock() {
+                    Ok(c) => c.drain,
+                    Err(poisoned) => poisoned.into_inner().drain,
+                };
+                if draining || drain.timeout.is_zero() {
+                    info!("{name} received; stopping now");
+                    on_signal();
+                    return;
+                }
+                info!(
+                    "{name} received; draining: no new clients, Close frames (1001) to every \
+                     tunnel over {:?}, stopping within {:?} ({name} again stops at once)",
+                    drain.spread, drain.timeout
+                );
+                drain_control.draining.store(true, Ordering::Release);
+                let deadline = Instant::now() + drain.timeout;
+                for (tx, waker) in &commands {
+                    let command = Command::Drain {
+                        deadline,
+                        spread: drain.spread,
+                    };
+                    if tx.send(command).is_err() || waker.wake().is_err() {
+                        error!("a worker did not take the drain; stopping");
+                        on_signal();
+                        return;
+                    }
+                }
             }
         })?;
 
-    // Workers end only when told to; one that ends first has failed.
+    // Workers end only when told to stop or once drained; one that ends
+    // otherwise has failed.
     let first = finished_rx
         .recv()
         .expect("worker threads hold senders until they end");
-    let mut failed = !control.stop.load(Ordering::Acquire);
+    let drained = control.draining.load(Ordering::Acquire);
+    let mut failed = !control.stop.load(Ordering::Acquire) && !drained;
     if failed {
         error!("worker {first} stopped unexpectedly; stopping the others");
     }
-    stop();
+    if !drained {
+        stop();
+    }
     for (id, thread) in threads.into_iter().enumerate() {
         match thread.join() {
             Ok(Ok(())) => {}

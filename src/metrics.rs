@@ -88,6 +88,9 @@ pub struct Shard {
     pub bytes_up: Counter,
     pub bytes_down: Counter,
     pub connect_failures: Counter,
+    /// Tunnels ended by a drain (shutdown, or a reload that removed their
+    /// route or server).
+    pub tunnels_drained: Counter,
     tls_failures: [Counter; 2],
     pub pipes_in_use: Counter,
     /// Open tunnels by route location and by (group, server) name: keyed
@@ -141,6 +144,7 @@ impl Shard {
             bytes_up: Counter::default(),
             bytes_down: Counter::default(),
             connect_failures: Counter::default(),
+            tunnels_drained: Counter::default(),
             tls_failures: Default::default(),
             pipes_in_use: Counter::default(),
             tunnels: Mutex::default(),
@@ -330,6 +334,15 @@ pub fn render(shards: &[Arc<Shard>], config: &Config) -> String {
         "Upstream connects refused, timed out or failed their TLS handshake.",
     );
     let _ = writeln!(out, "{name} {}", sum(shards, |s| s.connect_failures.get()));
+
+    let name = "wsproxy_tunnels_drained_total";
+    header(
+        &mut out,
+        name,
+        "counter",
+        "Tunnels sent a Close frame (1001) by a drain: shutdown, or a reload that removed their route.",
+    );
+    let _ = writeln!(out, "{name} {}", sum(shards, |s| s.tunnels_drained.get()));
 
     let name = "wsproxy_tls_handshake_failures_total";
     header(

@@ -37,6 +37,7 @@ use crate::limits::Admission;
 use crate::metrics::{Shard, TlsSide, TunnelNames};
 use crate::proxy_protocol::{self, Origin};
 use crate::relay::copy::{self, READS_PER_TURN};
+use crate::relay::frames::Frames;
 use crate::relay::{self, Conn, Fault, Flow, Progress, Pumped, Resources, Tls};
 use crate::timer::{self, Tick, Timer, Wheel};
 use crate::token::{self, Side};
@@ -56,6 +57,9 @@ pub struct Ctx<'a> {
     pub picker: &'a mut Picker,
     pub metrics: &'a Shard,
     pub admission: &'a Admission,
+    /// The worker is draining until then: a tunnel that opens now is
+    /// drained at once.
+    pub draining: Option<Tick>,
 }
 
 /// What a socket event reported.
@@ -206,6 +210,8 @@ pub struct Pair {
     registered: [Option<Interest>; 2],
     /// The worker's configuration generation this pair uses.
     gen: u16,
+    /// A graceful drain is under way: the timer is its deadline.
+    draining: bool,
 }
 
 /// What one parse of a response head's bytes produced.
@@ -214,7 +220,11 @@ enum Answered {
     Partial {
         consumed: usize,
     },
-    Tunnel,
+    /// A 101; the last `early` bytes of the output are frames the upstream
+    /// sent right after it.
+    Tunnel {
+        early: usize,
+    },
     Final {
         body: Body,
         status: u16,
@@ -249,6 +259,7 @@ impl Pair {
             exchange: None,
             registered: [None, None],
             gen: index(gen),
+            draining: false,
         }
     }
 
@@ -430,6 +441,13 @@ impl Pair {
                     Reject::new(Status::GatewayTimeout, "upstream did not answer in time"),
                     ctx,
                 )
+            }
+            Phase::Relay { tunnel: true, .. } if self.draining => {
+                info!(
+                    "client {}: tunnel not closed by its peers within the drain timeout, closing",
+                    self.client_addr
+                );
+                Outcome::Close
             }
             Phase::Relay { tunnel: true, .. } => {
                 debug!(
@@ -1157,7 +1175,7 @@ impl Pair {
                     *interim = Some(out);
                     return self.flush_interim(closing, ctx);
                 }
-                Answered::Tunnel => {
+                Answered::Tunnel { early } => {
                     self.answered(101, ctx);
                     ctx.metrics.tunnel_opened(&self.tunnel_names(ctx.config));
                     self.started = ctx.now;
@@ -1167,11 +1185,17 @@ impl Pair {
                         self.server_addr(ctx)
                     );
                     self.arm(ctx, ctx.config.timeouts.idle);
-                    return self.relay(
-                        Flow::with_pending(Body::UntilClose, out, drained),
-                        true,
-                        ctx,
-                    );
+                    // The upstream's frames are not masked (RFC 6455 §5.1).
+                    let mut frames = Frames::new(false);
+                    frames.advance(&out.data()[out.len() - early..]);
+                    let u2c = Flow::with_pending(Body::Frames(frames), out, drained);
+                    let outcome = self.relay(u2c, true, ctx);
+                    return match ctx.draining {
+                        Some(deadline) if outcome != Outcome::Close => {
+                            outcome.and(self.drain(deadline, Ending::Shutdown, ctx))
+                        }
+                        _ => outcome,
+                    };
                 }
                 Answered::Final { body, status } => {
                     self.answered(status, ctx);
@@ -1290,14 +1314,17 @@ impl Pair {
                 }
             }
             let timeouts = &ctx.config.timeouts;
-            self.arm(
-                ctx,
-                if tunnel {
-                    timeouts.idle
-                } else {
-                    timeouts.response
-                },
-            );
+            // A draining tunnel keeps its deadline.
+            if !self.draining {
+                self.arm(
+                    ctx,
+                    if tunnel {
+                        timeouts.idle
+                    } else {
+                        timeouts.response
+                    },
+                );
+            }
         }
         if let Phase::Relay { c2u, u2c, tunnel } = &self.phase {
             // The first direction to finish says who closed.
@@ -1379,6 +1406,66 @@ impl Pair {
             Side::Client => self.client_addr,
             Side::Upstream => self.server_addr(ctx),
         }
+    }
+
+    /// Ends a tunnel gracefully: each direction sends its peer a Close
+    /// frame (1001, Going Away) at its next frame boundary and shuts its
+    /// write side, then reads the peer to its end; whatever is left at
+    /// `deadline` is closed. A pair that is not a tunnel (yet) is left
+    /// alone: a handshake in flight finishes first.
+    pub fn drain(&mut self, deadline: Tick, why: Ending, ctx: &mut Ctx<'_>) -> Outcome {
+        let Phase::Relay {
+            c2u,
+            u2c,
+            tunnel: true,
+        } = &mut self.phase
+        else {
+            return Outcome::Continue;
+        };
+        if self.draining {
+            return Outcome::Continue;
+        }
+        self.draining = true;
+        let (up, down) = (c2u.drain(), u2c.drain());
+        debug!(
+            "client {}: draining the tunnel (to the upstream: {}, to the client: {})",
+            self.client_addr,
+            if up { "Close frame" } else { "ending" },
+            if down { "Close frame" } else { "ending" },
+        );
+        self.ended(why);
+        ctx.metrics.tunnels_drained.add(1);
+        ctx.wheel.arm(ctx.key, &mut self.timer, deadline);
+        let outcome = self.pump(Dir::Up, false, ctx);
+        if outcome == Outcome::Close || !matches!(self.phase, Phase::Relay { .. }) {
+            return outcome;
+        }
+        outcome.and(self.pump(Dir::Down, false, ctx))
+    }
+
+    /// A tunnel's site, route location, upstream group and server, by
+    /// name: what a reload compares to find tunnels whose route or server
+    /// it removed.
+    pub fn tunnel_route<'c>(
+        &self,
+        config: &'c Config,
+    ) -> Option<(&'c str, &'c str, &'c str, &'c str)> {
+        if !matches!(self.phase, Phase::Relay { tunnel: true, .. }) {
+            return None;
+        }
+        let names = self.tunnel_names(config);
+        let site = &config.sites[usize::from(self.site)].name;
+        Some((site, names.route, names.group, names.server))
+    }
+
+    /// A reload removed this tunnel's route or server and says to close it.
+    pub fn close_removed(&mut self) -> Outcome {
+        info!(
+            "client {}: closing the tunnel: a reload removed its route or upstream server",
+            self.client_addr
+        );
+        self.ended(Ending::Removed);
+        Outcome::Close
     }
 
     // ----- Answer and Linger ---------------------------------------------
@@ -1514,7 +1601,9 @@ fn parse_response(
                 // frames after it go to the client as sent.
                 let from = if rewritten { at + head_len } else { at };
                 return match out.put(&input[from..]) {
-                    Ok(()) => Answered::Tunnel,
+                    Ok(()) => Answered::Tunnel {
+                        early: input.len() - at - head_len,
+                    },
                     Err(_) => Answered::Bad(Reject::new(
                         Status::BadGateway,
                         "upstream response head too large",

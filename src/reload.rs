@@ -21,7 +21,7 @@ use mio::Waker;
 
 use crate::config::{self, Config};
 use crate::listener::{self, BindError};
-use crate::worker::Reload;
+use crate::worker::{Command, Reload};
 use crate::{error, info, warn};
 
 /// One configured listener's sockets, one per worker.
@@ -120,7 +120,7 @@ impl Sockets {
 pub struct Reloader {
     pub path: PathBuf,
     pub sockets: Sockets,
-    pub workers: Vec<(mpsc::Sender<Reload>, Arc<Waker>)>,
+    pub workers: Vec<(mpsc::Sender<Command>, Arc<Waker>)>,
     /// The configuration new clients get (the admin listener reads it).
     pub current: Arc<Mutex<Arc<Config>>>,
 }
@@ -163,7 +163,7 @@ impl Reloader {
                 config: Arc::clone(&config),
                 listeners,
             };
-            if tx.send(reload).is_err() || waker.wake().is_err() {
+            if tx.send(Command::Reload(reload)).is_err() || waker.wake().is_err() {
                 error!("SIGHUP: a worker did not take the new configuration");
             }
         }

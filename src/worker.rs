@@ -4,11 +4,19 @@
 //! stop flag, read only when the waker fires.
 //!
 //! The loop: poll (sleeping until the next timer slot at most), dispatch
-//! events, re-run pairs that yielded, fire due timers. Only this file
-//! removes pairs from the slab.
+//! events, re-run pairs that yielded, fire due timers, start the drains
+//! whose turn came. Only this file removes pairs from the slab.
+//!
+//! A drain (SIGTERM): the worker takes the clients already queued on its
+//! listeners, shuts the listeners (new clients are refused by the kernel),
+//! lets handshakes in flight finish, and gives each tunnel its turn to be
+//! drained (a Close frame each way, see [`Pair::drain`]) at moments spread
+//! evenly over the drain window. It returns once its last pair is gone, or
+//! at the deadline, closing whatever is left.
 
+use std::collections::VecDeque;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
@@ -17,17 +25,17 @@ use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Waker};
 use slab::Slab;
 
-use crate::access_log::Sink;
-use crate::config::Config;
+use crate::access_log::{Ending, Sink};
+use crate::config::{Config, Removed};
 use crate::limits::Admission;
 use crate::metrics::Shard;
 use crate::pair::{Ctx, Outcome, Pair, Ready};
 use crate::relay::splice::PipePool;
 use crate::relay::Resources;
-use crate::timer::{Clock, Expired, Settled, Tick, Wheel};
+use crate::timer::{self, Clock, Expired, Settled, Tick, Wheel};
 use crate::token::{self, Side, Target};
 use crate::upstream::Picker;
-use crate::{debug, error, warn};
+use crate::{debug, error, info, warn};
 
 /// Events taken from the kernel per poll.
 const EVENTS_PER_POLL: usize = 1024;
@@ -44,6 +52,8 @@ const TRIM_AFTER: Duration = Duration::from_secs(2);
 /// What the main thread holds to control a worker.
 pub struct Control {
     pub stop: AtomicBool,
+    /// A drain is under way: `/healthz` says so.
+    pub draining: AtomicBool,
     /// Client connections held, for the connection limits.
     pub admission: Admission,
 }
@@ -52,6 +62,7 @@ impl Control {
     pub fn new() -> Arc<Control> {
         Arc::new(Control {
             stop: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
             admission: Admission::default(),
         })
     }
@@ -72,6 +83,7 @@ macro_rules! ctx {
             picker: &mut generation.picker,
             metrics: &$worker.metrics,
             admission: &$worker.control.admission,
+            draining: $worker.drain.as_ref().map(|d| d.until),
         }
     }};
 }
@@ -91,6 +103,26 @@ struct Generation {
 pub struct Reload {
     pub config: Arc<Config>,
     pub listeners: Vec<TcpListener>,
+}
+
+/// What the main thread tells a worker, after waking it.
+pub enum Command {
+    Reload(Reload),
+    /// Stop accepting and drain every tunnel: Close frames spread over
+    /// `spread`, everything closed by `deadline`.
+    Drain {
+        deadline: Instant,
+        spread: Duration,
+    },
+}
+
+/// A drain under way.
+struct Draining {
+    deadline: Instant,
+    /// `deadline` on the timer wheel: draining tunnels' timers.
+    until: Tick,
+    /// Pairs waiting for their turn, with when it comes, earliest first.
+    queue: VecDeque<(Instant, usize)>,
 }
 
 pub struct Worker {
@@ -116,8 +148,9 @@ pub struct Worker {
     /// The configurations in use; `current` takes new clients.
     gens: Slab<Generation>,
     current: usize,
-    reloads: mpsc::Receiver<Reload>,
+    commands: mpsc::Receiver<Command>,
     control: Arc<Control>,
+    drain: Option<Draining>,
     /// Pairs that used their turn with work left: (key, side to re-read).
     again: Vec<(usize, Side)>,
     /// Tells pairs that reuse a slab slot apart in the timer wheel.
@@ -138,7 +171,7 @@ impl Worker {
         control: Arc<Control>,
         metrics: Arc<Shard>,
         access: Sink,
-        reloads: mpsc::Receiver<Reload>,
+        commands: mpsc::Receiver<Command>,
     ) -> io::Result<(Worker, Arc<Waker>)> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), token::WAKER)?);
@@ -170,8 +203,9 @@ impl Worker {
             at: Instant::now(),
             gens,
             current,
-            reloads,
+            commands,
             control,
+            drain: None,
             again: Vec::new(),
             serial: 0,
             metrics,
@@ -202,8 +236,13 @@ impl Worker {
                             self.access.flush();
                             return Ok(());
                         }
-                        while let Ok(reload) = self.reloads.try_recv() {
-                            self.switch(reload);
+                        while let Ok(command) = self.commands.try_recv() {
+                            match command {
+                                Command::Reload(reload) => self.switch(reload),
+                                Command::Drain { deadline, spread } => {
+                                    self.start_draining(deadline, spread, now)
+                                }
+                            }
                         }
                     }
                     Target::Listener(i) => self.accept(i, now),
@@ -214,6 +253,10 @@ impl Worker {
             }
             self.run_again();
             self.expire();
+            if self.drain.is_some() && self.drain_turns(now) {
+                self.access.flush();
+                return Ok(());
+            }
             self.metrics
                 .pipes_in_use
                 .set(self.relay.pipes.in_use() as u64);
@@ -234,7 +277,11 @@ impl Worker {
         let accept = self
             .accept_paused_until
             .map(|until| until.saturating_duration_since(now));
-        [self.wheel.timeout(&self.clock, now), accept, trim]
+        let drain = self.drain.as_ref().map(|d| {
+            let next = d.queue.front().map_or(d.deadline, |&(at, _)| at);
+            next.saturating_duration_since(now)
+        });
+        [self.wheel.timeout(&self.clock, now), accept, trim, drain]
             .into_iter()
             .flatten()
             .min()
@@ -419,9 +466,136 @@ impl Worker {
         }
     }
 
+    /// Stops accepting and queues every pair for its drain turn; see the
+    /// module's documentation.
+    fn start_draining(&mut self, deadline: Instant, spread: Duration, now: Instant) {
+        if self.drain.is_some() {
+            return;
+        }
+        // Clients the kernel queued already were in flight: take them.
+        if self.accept_paused_until.is_none() {
+            for i in 0..self.listeners.len() {
+                self.accept(i, now);
+            }
+        }
+        for mut listener in self.listeners.drain(..) {
+            if self.accept_paused_until.is_none() {
+                let _ = self.poll.registry().deregister(&mut listener);
+            }
+            // The socket is shared with the main thread's copy (kept for
+            // reloads): shutting it, not just closing this descriptor,
+            // makes the kernel refuse new clients at once.
+            let _ = socket2::SockRef::from(&listener).shutdown(Shutdown::Both);
+        }
+        self.accept_paused_until = None;
+        let keys: Vec<usize> = self.pairs.iter().map(|(key, _)| key).collect();
+        let n = keys.len().max(1) as u32;
+        let queue = keys
+            .into_iter()
+            .enumerate()
+            .map(|(i, key)| (now + spread * i as u32 / n, key))
+            .collect();
+        let until = timer::deadline(self.now, deadline.saturating_duration_since(now));
+        debug!(
+            "draining {} pairs over {spread:?}, until {:?} from now",
+            self.pairs.len(),
+            deadline.saturating_duration_since(now)
+        );
+        self.drain = Some(Draining {
+            deadline,
+            until,
+            queue,
+        });
+    }
+
+    /// Drains the pairs whose turn came. True when the worker is done:
+    /// no pair left, or the deadline passed (the rest are closed).
+    fn drain_turns(&mut self, now: Instant) -> bool {
+        let Some(drain) = &mut self.drain else {
+            return false;
+        };
+        let until = drain.until;
+        let mut due = Vec::new();
+        while let Some(&(at, key)) = drain.queue.front() {
+            if at > now {
+                break;
+            }
+            drain.queue.pop_front();
+            due.push(key);
+        }
+        let past = now >= drain.deadline;
+        for key in due {
+            let Some(pair) = self.pairs.get_mut(key) else {
+                continue;
+            };
+            let mut ctx = ctx!(self, key, pair.gen());
+            let outcome = pair.drain(until, Ending::Shutdown, &mut ctx);
+            self.settle(key, outcome);
+        }
+        if past && !self.pairs.is_empty() {
+            info!(
+                "drain timeout: closing {} connections still open",
+                self.pairs.len()
+            );
+            let keys: Vec<usize> = self.pairs.iter().map(|(key, _)| key).collect();
+            for key in keys {
+                self.settle(key, Outcome::Close);
+            }
+        }
+        self.pairs.is_empty()
+    }
+
+    /// After a reload: drains or closes the tunnels whose route or upstream
+    /// server the new configuration no longer has, as it says.
+    fn end_removed(&mut self) {
+        let config = Arc::clone(&self.gens[self.current].config);
+        if config.drain.removed == Removed::Keep {
+            return;
+        }
+        let removed: Vec<usize> = self
+            .pairs
+            .iter()
+            .filter(|(_, pair)| pair.gen() != self.current)
+            .filter(|(_, pair)| {
+                pair.tunnel_route(&self.gens[pair.gen()].config)
+                    .is_some_and(|(site, route, group, server)| {
+                        !config.still_routes(site, route, group, server)
+                    })
+            })
+            .map(|(key, _)| key)
+            .collect();
+        if removed.is_empty() {
+            return;
+        }
+        info!(
+            "reload removed the route or server of {} tunnels: {}",
+            removed.len(),
+            match config.drain.removed {
+                Removed::Drain => "draining them",
+                _ => "closing them",
+            }
+        );
+        let until = timer::deadline(self.now, config.drain.timeout);
+        for key in removed {
+            let pair = &mut self.pairs[key];
+            let outcome = match config.drain.removed {
+                Removed::Drain => {
+                    let mut ctx = ctx!(self, key, pair.gen());
+                    pair.drain(until, Ending::Removed, &mut ctx)
+                }
+                _ => pair.close_removed(),
+            };
+            self.settle(key, outcome);
+        }
+    }
+
     /// Serves new clients with a reloaded configuration and its listeners;
     /// pairs already open keep the configuration they started with.
     fn switch(&mut self, reload: Reload) {
+        if self.drain.is_some() {
+            // Stopping: no listener comes back.
+            return;
+        }
         let paused = self.accept_paused_until.is_some();
         for listener in &mut self.listeners {
             if !paused {
@@ -454,6 +628,7 @@ impl Worker {
             self.pairs.len(),
             self.gens.len()
         );
+        self.end_removed();
     }
 }
 

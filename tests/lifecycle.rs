@@ -83,11 +83,15 @@ fn sigterm_and_sigint_stop_it_with_status_0() {
     for signal in [libc::SIGTERM, libc::SIGINT] {
         // Quiet logging must not hide the startup lines the harness reads.
         let mut proxy = proxy_to(&[echo.addr], &["--workers", "2", "--log-level", "error"]);
-        // With a live tunnel open.
+        // With a live tunnel open: it is drained, the client gets a Close
+        // (1001, Going Away) and closes, and the proxy exits.
         let mut client = ws::Client::connect(proxy.addr(), "/").unwrap();
         client.send_text("hi").unwrap();
         client.recv().unwrap();
         proxy.signal(signal);
+        let close = client.recv().expect("a Close frame");
+        assert_eq!(close.close_code(), Some(1001));
+        drop(client);
         let status = proxy.wait_exit(IO_TIMEOUT).expect("exits after the signal");
         assert_eq!(status.code(), Some(0), "{:?}", proxy.log());
     }

@@ -555,3 +555,38 @@ fn tls_mistakes_in_the_file_are_located() {
         "{err}"
     );
 }
+
+#[test]
+fn a_drain_sends_close_1001_through_tls_then_close_notify() {
+    let _w = watchdog();
+    let pki = Pki::new("drain");
+    pki.leaf("localhost", &["localhost"]);
+    let upstream = ws::EchoServer::start();
+    let mut proxy = pki.proxy("localhost", upstream.addr, &["--drain-timeout", "5s"]);
+    let mut client = tls_connect(proxy.addr(), pki.client(), "localhost").unwrap();
+    let (head, rest) = upgrade(&mut client, proxy.addr());
+    assert_eq!(status_of(&head), 101);
+    assert!(rest.is_empty());
+    proxy.signal(libc::SIGTERM);
+    let close = ws::read_frame(&mut client).expect("a Close frame over TLS");
+    assert_eq!(close.close_code(), Some(1001));
+    // Answer it as a client does; the proxy ends with close_notify.
+    let mut out = Vec::new();
+    let payload = ws::close_payload(1001, "");
+    ws::encode_frame(
+        &mut out,
+        true,
+        ws::Opcode::Close,
+        &payload,
+        Some(ws::random_mask()),
+    );
+    client.write_all(&out).unwrap();
+    let mut after = Vec::new();
+    client
+        .read_to_end(&mut after)
+        .expect("a clean TLS end, close_notify included");
+    assert!(after.is_empty(), "{after:?}");
+    drop(client);
+    let status = proxy.wait_exit(Duration::from_secs(5)).expect("drained");
+    assert_eq!(status.code(), Some(0));
+}

@@ -42,8 +42,8 @@ use toml::Spanned;
 
 use super::{
     default_max_connections, is_tls_upstream, listen_addr, upstream_servers, usable_cores, Config,
-    Listener, Route, Serves, Site, Target, Timeouts, FAIL_TIMEOUT, MAX_FAILS, MAX_HEAD_BYTES,
-    MAX_HEAD_LIMIT, MAX_WORKERS, MIN_HEAD_BYTES,
+    Drain, Listener, Removed, Route, Serves, Site, Target, Timeouts, FAIL_TIMEOUT, MAX_FAILS,
+    MAX_HEAD_BYTES, MAX_HEAD_LIMIT, MAX_WORKERS, MIN_HEAD_BYTES,
 };
 use crate::access_log;
 use crate::cli::Span;
@@ -186,6 +186,8 @@ struct FileSections {
     #[serde(default)]
     limits: LimitSection,
     #[serde(default)]
+    drain: DrainSection,
+    #[serde(default)]
     listener: Vec<Spanned<ListenerSection>>,
     #[serde(default)]
     upstream: BTreeMap<Spanned<String>, Spanned<UpstreamSection>>,
@@ -207,6 +209,14 @@ struct TimeoutSection {
     connect: Option<Spanned<String>>,
     response: Option<Spanned<String>>,
     idle: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DrainSection {
+    timeout: Option<Spanned<String>>,
+    spread: Option<Spanned<String>>,
+    removed_routes: Option<Removed>,
 }
 
 #[derive(Deserialize, Default)]
@@ -405,6 +415,7 @@ impl Checker<'_> {
             }
         };
         let timeouts = self.timeouts(&file.timeouts);
+        let drain = self.drain(&file.drain);
         let pipes = file.splice_pipes.unwrap_or_else(splice::default_limit);
 
         let (listeners, redirects) = self.listeners(&file.listener);
@@ -465,6 +476,7 @@ impl Checker<'_> {
                     }
                 }),
             access_log_format: file.access_log_format.unwrap_or(access_log::Format::Text),
+            drain,
             admin: file.admin.as_ref().and_then(|a| {
                 let addr = listen_addr(a.get_ref());
                 if addr.is_none() {
@@ -509,6 +521,34 @@ impl Checker<'_> {
             }
         }
         t
+    }
+
+    fn drain(&mut self, section: &DrainSection) -> Drain {
+        let mut drain = Drain::default();
+        if let Some(text) = &section.timeout {
+            if let Some(d) = self.duration(text, "drain.timeout", true) {
+                drain.timeout = d;
+            }
+        }
+        if let Some(text) = &section.spread {
+            if let Some(d) = self.duration(text, "drain.spread", true) {
+                drain.spread = d;
+                if d > drain.timeout {
+                    self.problem(
+                        text.span(),
+                        format!(
+                            "drain.spread ({d:?}) is longer than drain.timeout ({:?}): \
+                             the last Close frames would go out after the deadline",
+                            drain.timeout
+                        ),
+                    );
+                }
+            }
+        }
+        if let Some(removed) = section.removed_routes {
+            drain.removed = removed;
+        }
+        drain
     }
 
     /// The listener addresses, and which of them redirect.

@@ -46,6 +46,14 @@ pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(60);
 /// (nginx's `lingering_timeout`).
 pub const LINGER_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// After SIGTERM, the longest the process waits for drained tunnels to
+/// close before it exits: under Kubernetes' default 30 s grace period.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The window a drain's Close frames are spread over, so that clients do
+/// not all reconnect (to the next instance) in the same instant.
+pub const DRAIN_SPREAD: Duration = Duration::from_secs(5);
+
 /// Default request head limit, in bytes.
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
 
@@ -110,6 +118,65 @@ pub struct Config {
     /// Where finished exchanges are logged, and how.
     pub access_log: access_log::Target,
     pub access_log_format: access_log::Format,
+    pub drain: Drain,
+}
+
+/// How tunnels end when the process stops or a reload removes their route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Drain {
+    /// After SIGTERM, the longest the process waits for tunnels to close
+    /// (0: close them all at once and exit).
+    pub timeout: Duration,
+    /// The Close frames go out spread evenly over this window (at most
+    /// `timeout`).
+    pub spread: Duration,
+    /// What a reload does to tunnels whose route or upstream server it
+    /// removed.
+    pub removed: Removed,
+}
+
+impl Default for Drain {
+    fn default() -> Drain {
+        Drain {
+            timeout: DRAIN_TIMEOUT,
+            spread: DRAIN_SPREAD,
+            removed: Removed::Keep,
+        }
+    }
+}
+
+/// What happens to a tunnel whose route or upstream server a reload
+/// removed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Removed {
+    /// It runs on under the configuration it started with.
+    Keep,
+    /// It gets a Close frame (1001) at once and `drain.timeout` to close.
+    Drain,
+    /// It is closed at once.
+    Close,
+}
+
+impl Config {
+    /// Whether site `site` (by name) still has a route at `location` that
+    /// sends to upstream server `server` of group `group`: what a reload
+    /// checks for the tunnels opened under the configuration before it.
+    pub fn still_routes(&self, site: &str, location: &str, group: &str, server: &str) -> bool {
+        self.sites.iter().filter(|s| s.name == site).any(|s| {
+            s.route_ids.iter().any(|&r| {
+                let route = &self.routes[r];
+                route.location == location
+                    && match route.target {
+                        Target::Upstream(g) => {
+                            let g = &self.groups[g];
+                            g.name == group && g.servers.iter().any(|sv| sv.name == server)
+                        }
+                        _ => false,
+                    }
+            })
+        })
+    }
 }
 
 impl std::fmt::Debug for Config {
@@ -300,6 +367,11 @@ impl Config {
             admin: cli.admin.as_deref().map(parse_listen).transpose()?,
             access_log: cli.access_log.clone(),
             access_log_format: cli.access_log_format,
+            drain: Drain {
+                timeout: cli.drain_timeout.0,
+                spread: cli.drain_spread.0.min(cli.drain_timeout.0),
+                removed: Removed::Keep,
+            },
             timeouts: Timeouts {
                 handshake: cli.handshake_timeout.0,
                 connect: cli.connect_timeout.0,

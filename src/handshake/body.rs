@@ -8,6 +8,8 @@
 //! Bare LF line endings are refused, as in the strict reading of RFC 9112
 //! §2.2 that closes off chunk-size smuggling.
 
+use crate::relay::frames::Frames;
+
 /// The framing of one message body.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Body {
@@ -17,9 +19,11 @@ pub enum Body {
     Length(u64),
     /// `Transfer-Encoding: chunked`.
     Chunked(Chunked),
-    /// Everything until the sender closes (a response without length, or a
-    /// WebSocket tunnel).
+    /// Everything until the sender closes (a response without length).
     UntilClose,
+    /// A WebSocket tunnel's bytes until the sender closes, followed frame
+    /// by frame so that a drain can end it on a boundary.
+    Frames(Frames),
 }
 
 /// Where a chunked body stands.
@@ -93,7 +97,7 @@ impl Body {
         match self {
             Body::Empty | Body::Length(0) => true,
             Body::Chunked(c) => c.state == ChunkState::Done,
-            Body::Length(_) | Body::UntilClose => false,
+            Body::Length(_) | Body::UntilClose | Body::Frames(_) => false,
         }
     }
 
@@ -117,7 +121,32 @@ impl Body {
                 done: false,
             }),
             Body::Chunked(c) => c.advance(bytes),
+            Body::Frames(frames) => Ok(Advance {
+                used: frames.advance(bytes),
+                done: false,
+            }),
         }
+    }
+
+    /// The frames of a WebSocket tunnel's direction, if it is one.
+    pub fn frames(&self) -> Option<&Frames> {
+        match self {
+            Body::Frames(frames) => Some(frames),
+            _ => None,
+        }
+    }
+
+    pub fn frames_mut(&mut self) -> Option<&mut Frames> {
+        match self {
+            Body::Frames(frames) => Some(frames),
+            _ => None,
+        }
+    }
+
+    /// Bytes that run until the sender closes: what the splice relay may
+    /// carry.
+    pub fn is_stream(&self) -> bool {
+        matches!(self, Body::UntilClose | Body::Frames(_))
     }
 }
 

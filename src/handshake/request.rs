@@ -18,6 +18,7 @@ use crate::handshake::answer::{Reject, Status};
 use crate::handshake::body::Body;
 use crate::handshake::edits::{RequestEdits, Vars};
 use crate::handshake::fields::{is_clean_value, is_hop_by_hop, tokens, ConnectionTokens, Framing};
+use crate::relay::frames::Frames;
 
 /// Most header fields in one request head.
 pub const MAX_HEADERS: usize = 100;
@@ -153,7 +154,8 @@ pub fn parse<'h, 'b>(
         }
     };
     let body = match (kind, framing.chunked, framing.content_length) {
-        (Kind::Upgrade, ..) => Body::UntilClose,
+        // After the 101 the client sends frames, masked (RFC 6455 §5.3).
+        (Kind::Upgrade, ..) => Body::Frames(Frames::new(true)),
         (_, true, _) => Body::chunked(),
         (_, false, Some(n)) => Body::Length(n),
         (_, false, None) => Body::Empty,
@@ -420,7 +422,7 @@ mod tests {
     fn upgrade_is_rewritten() {
         let (fwd, head) = forwarded(UPGRADE);
         assert_eq!(fwd.kind, Kind::Upgrade);
-        assert_eq!(fwd.body, Body::UntilClose);
+        assert_eq!(fwd.body, Body::Frames(Frames::new(true)));
         assert_eq!(fwd.head_len, UPGRADE.len());
         assert_eq!(
             head,

@@ -67,7 +67,11 @@ pub fn pump(
                     if let Parked::Buf(buf) = std::mem::take(&mut flow.parked) {
                         bufs.pool.give(buf);
                     }
-                    if flow.src_drained && !flow.src_closing && flow.state == FlowState::Open {
+                    if flow.src_drained
+                        && !flow.src_closing
+                        && flow.state == FlowState::Open
+                        && !flow.close_due()
+                    {
                         return Ok(Progress::blocked(moved));
                     }
                 }
@@ -80,11 +84,19 @@ pub fn pump(
         if flow.ended(dst) {
             return Ok(Progress::finished(moved));
         }
+        if flow.close_due() {
+            flow.park_close(&mut bufs.pool);
+            continue;
+        }
 
         let scratch = &mut bufs.scratch;
         scratch.clear();
         let room = scratch.space().len();
         let n = match src.read(scratch.space()) {
+            Ok(0) if flow.state == FlowState::Discard => {
+                flow.state = FlowState::Shut;
+                continue;
+            }
             Ok(0) => {
                 flow.state = FlowState::Eof;
                 continue;
@@ -97,9 +109,26 @@ pub fn pump(
         if src.peer_ended() {
             flow.src_closing = true;
         }
+        if flow.state == FlowState::Discard {
+            // After the Close frame nothing more goes this way; the
+            // source's own Close ends its side.
+            if flow.watch_close(scratch.data()) {
+                flow.state = FlowState::Shut;
+                continue;
+            }
+            if n < room && !flow.src_closing {
+                return Ok(Progress::blocked(moved));
+            }
+            continue;
+        }
         let advance = flow.body.advance(scratch.data()).map_err(Fault::Framing)?;
         if advance.done {
             flow.state = FlowState::Complete;
+        }
+        if advance.used < n && flow.close_due() {
+            // Read past the boundary a drain stops at: dropped, but the
+            // source's Close may be among them.
+            flow.watch_close(&scratch.data()[advance.used..]);
         }
         let body = &scratch.data()[..advance.used];
         let written = match if body.is_empty() {
@@ -136,7 +165,7 @@ pub fn pump(
         // the next arrival raises a new event, so skip the read that would
         // only say WouldBlock, unless the peer is closing (its EOF raised
         // the event we are handling and will raise no other).
-        if !flow.src_closing && flow.state == FlowState::Open {
+        if !flow.src_closing && flow.state == FlowState::Open && !flow.close_due() {
             return Ok(Progress::blocked(moved));
         }
     }

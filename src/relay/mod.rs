@@ -14,6 +14,7 @@
 //! buffer. Plain HTTP bodies always take the copy relay, which frames them.
 
 pub mod copy;
+pub mod frames;
 pub mod splice;
 pub mod tls;
 
@@ -22,6 +23,7 @@ use std::io;
 use crate::buffer::{Buf, Pool};
 use crate::handshake::body::{Body, BodyError};
 use copy::Buffers;
+use frames::Frames;
 use splice::{Pipe, PipePool};
 pub use tls::{Conn, Tls};
 
@@ -66,6 +68,13 @@ pub enum FlowState {
     Eof,
     /// EOF passed on: the destination's write side is shut.
     Shut,
+    /// A drain reached a frame boundary: the Close frame parked for the
+    /// destination goes out, then the destination's write side is shut.
+    Closing,
+    /// Drained: the destination's write side is shut, and the source is
+    /// read with its bytes dropped, so that the peer reads the Close frame
+    /// rather than a reset, until its own Close frame or its EOF.
+    Discard,
 }
 
 /// Bytes read from the source that the destination has not taken yet.
@@ -177,7 +186,8 @@ impl Flow {
 
     /// The source should be watched for reading.
     pub fn wants_read(&self) -> bool {
-        matches!(self.parked, Parked::Nothing) && self.state == FlowState::Open
+        matches!(self.parked, Parked::Nothing)
+            && matches!(self.state, FlowState::Open | FlowState::Discard)
     }
 
     /// The destination should be watched for writing.
@@ -197,19 +207,80 @@ impl Flow {
     }
 
     /// With nothing parked: true when the source will not be read again.
-    /// Passes a source's EOF on by shutting the destination's write side
-    /// (the peer may already be gone; its error shows on the next write or
-    /// read, so a failed shutdown needs no handling here).
+    /// Passes a source's EOF (or a drain's Close frame) on by shutting the
+    /// destination's write side (the peer may already be gone; its error
+    /// shows on the next write or read, so a failed shutdown needs no
+    /// handling here).
     fn ended(&mut self, dst: &mut Conn<'_>) -> bool {
         match self.state {
-            FlowState::Open => false,
+            FlowState::Open | FlowState::Discard => false,
             FlowState::Eof => {
                 dst.shutdown_write();
                 self.state = FlowState::Shut;
                 true
             }
+            FlowState::Closing => {
+                dst.shutdown_write();
+                if self.body.frames().is_some_and(Frames::answered) {
+                    // The source has closed its side already.
+                    self.state = FlowState::Shut;
+                    return true;
+                }
+                self.state = FlowState::Discard;
+                false
+            }
             FlowState::Complete | FlowState::Shut => true,
         }
+    }
+
+    /// Starts a graceful drain of a tunnel direction: at its next frame
+    /// boundary it sends a Close frame (1001) and shuts. False when the
+    /// direction carries no frames or is ending already.
+    pub fn drain(&mut self) -> bool {
+        if self.state != FlowState::Open {
+            return false;
+        }
+        match self.body.frames_mut() {
+            Some(frames) => {
+                frames.drain();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// A drain has reached a boundary: the Close frame is due now.
+    fn close_due(&self) -> bool {
+        self.state == FlowState::Open && self.body.frames().is_some_and(Frames::close_due)
+    }
+
+    fn is_draining(&self) -> bool {
+        self.body.frames().is_some_and(Frames::is_draining)
+    }
+
+    /// Watches bytes a drain drops for the source's Close frame; true once
+    /// it came.
+    fn watch_close(&mut self, dropped: &[u8]) -> bool {
+        self.body
+            .frames_mut()
+            .is_some_and(|frames| frames.watch_close(dropped))
+    }
+
+    /// Parks the Close frame that ends a drained direction (none when its
+    /// bytes are not frames, or when a Close already went this way).
+    fn park_close(&mut self, pool: &mut Pool) {
+        debug_assert!(matches!(self.parked, Parked::Nothing));
+        let mut out = pool.take();
+        if let Some(frames) = self.body.frames() {
+            // A 35-byte frame always fits a pooled buffer.
+            let _ = frames.write_close(&mut out, mask_key());
+        }
+        if out.is_empty() {
+            pool.give(out);
+        } else {
+            self.parked = Parked::Buf(out);
+        }
+        self.state = FlowState::Closing;
     }
 
     /// Gives a parked buffer or pipe back.
@@ -222,13 +293,15 @@ impl Flow {
     }
 
     /// Whether this turn should splice: tunnel bytes only (bodies are
-    /// framed by the copy relay), never with a buffer still parked.
+    /// framed by the copy relay), never with a buffer still parked, never
+    /// while draining (the Close frame goes through the copy relay).
     fn splices(&self, policy: Policy, pipes: &PipePool) -> bool {
         match &self.parked {
             Parked::Pipe(_) => true,
             Parked::Buf(_) => false,
             Parked::Nothing => {
-                self.body == Body::UntilClose
+                self.body.is_stream()
+                    && !self.is_draining()
                     && match policy {
                         Policy::Copy => false,
                         Policy::Splice => true,
@@ -250,8 +323,26 @@ pub fn pump(
     res: &mut Resources,
 ) -> Result<Progress, Fault> {
     if !src.is_tls() && !dst.is_tls() && flow.splices(res.policy, &res.pipes) {
-        splice::pump(flow, src, dst, &mut res.pipes)
+        splice::pump(flow, src, dst, &mut res.pipes, res.policy)
     } else {
         copy::pump(flow, src, dst, &mut res.bufs)
     }
+}
+
+/// A masking key for a Close frame the proxy sends an upstream: "derived
+/// from a strong source of entropy" (RFC 6455 §5.3), here the standard
+/// library's per-process random hash keys, mixed with a counter.
+fn mask_key() -> [u8; 4] {
+    use std::cell::Cell;
+    use std::hash::{BuildHasher, RandomState};
+    thread_local! {
+        static STATE: RandomState = RandomState::new();
+        static COUNT: Cell<u64> = const { Cell::new(0) };
+    }
+    let n = COUNT.with(|c| {
+        c.set(c.get() + 1);
+        c.get()
+    });
+    let hash = STATE.with(|s| s.hash_one(n));
+    (hash as u32).to_ne_bytes()
 }

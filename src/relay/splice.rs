@@ -24,7 +24,8 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::ptr;
 
 use super::copy::READS_PER_TURN;
-use super::{Conn, Fault, Flow, FlowState, Parked, Progress};
+use super::frames::{Ahead, Reach, MAX_HEADER};
+use super::{Conn, Fault, Flow, FlowState, Parked, Policy, Progress};
 use crate::buffer::BUF_BYTES;
 use crate::sys;
 use crate::warn;
@@ -195,12 +196,22 @@ fn splice(from: BorrowedFd<'_>, to: BorrowedFd<'_>, len: usize) -> io::Result<us
     }
 }
 
+/// How far one splice from the source may go: to the end of the current
+/// WebSocket frame, so the flow always knows where frames begin.
+enum Limit {
+    /// Up to this many bytes; `peeked` of them (a header) were seen.
+    Bytes { len: usize, peeked: usize },
+    /// Nothing to splice now: return this.
+    Stop(Progress),
+}
+
 /// The splice relay's turn: see [`super::pump`].
 pub fn pump(
     flow: &mut Flow,
     src: &mut Conn<'_>,
     dst: &mut Conn<'_>,
     pipes: &mut PipePool,
+    policy: Policy,
 ) -> Result<Progress, Fault> {
     debug_assert!(
         !matches!(flow.parked, Parked::Buf(_)),
@@ -229,16 +240,32 @@ pub fn pump(
         if flow.ended(dst) {
             return Ok(Progress::finished(moved));
         }
+        if flow.is_draining() {
+            // The Close frame goes through the copy relay.
+            return Ok(Progress::yielded(moved));
+        }
+        let mut head = [0u8; MAX_HEADER];
+        let (len, peeked) = match limit(flow, src, &mut head, policy, moved)? {
+            Limit::Bytes { len, peeked } => (len, peeked),
+            Limit::Stop(progress) => return Ok(progress),
+        };
         let Some(mut pipe) = pipes.take() else {
             // Spent: the next turn goes to the copy relay.
             return Ok(Progress::yielded(moved));
         };
-        match splice(src.tcp.as_fd(), pipe.write.as_fd(), PIPE_BYTES) {
+        match splice(src.tcp.as_fd(), pipe.write.as_fd(), len) {
             Ok(0) => {
                 pipes.give(pipe);
                 flow.state = FlowState::Eof;
             }
             Ok(n) => {
+                if let Some(frames) = flow.body.frames_mut() {
+                    // The header bytes peeked at went in first; the rest
+                    // is payload of the same frame.
+                    let seen = n.min(peeked);
+                    frames.advance(&head[..seen]);
+                    frames.skip((n - seen) as u64);
+                }
                 pipe.len = n;
                 flow.parked = Parked::Pipe(pipe);
             }
@@ -257,6 +284,77 @@ pub fn pump(
         }
     }
     Ok(Progress::yielded(moved))
+}
+
+/// How far the next splice may go. At a frame header, peeks at it (no
+/// byte consumed): the splice then takes the header and its payload up to
+/// the frame's end. Under `auto`, a small frame ahead sends the direction
+/// back to the copy relay, where one read takes many frames.
+fn limit(
+    flow: &mut Flow,
+    src: &Conn<'_>,
+    head: &mut [u8; MAX_HEADER],
+    policy: Policy,
+    moved: usize,
+) -> Result<Limit, Fault> {
+    let Some(frames) = flow.body.frames() else {
+        return Ok(Limit::Bytes {
+            len: PIPE_BYTES,
+            peeked: 0,
+        });
+    };
+    let len = match frames.reach() {
+        Reach::Any => PIPE_BYTES,
+        Reach::Payload(left) => left.min(PIPE_BYTES as u64) as usize,
+        Reach::Header => {
+            let k = match src.tcp.peek(head) {
+                Ok(k) => k,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    if moved < STREAM_MIN_BYTES {
+                        flow.streaming = false;
+                    }
+                    return Ok(Limit::Stop(Progress::blocked(moved)));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+                    return Ok(Limit::Stop(Progress::yielded(moved)))
+                }
+                Err(e) => return Err(Fault::Source(e)),
+            };
+            let ahead = match k {
+                // EOF: the splice reads it.
+                0 => Ahead::Lost,
+                _ => frames.ahead(&head[..k]),
+            };
+            match ahead {
+                // Not frames: the peeked bytes tell the flow so as they go.
+                Ahead::Lost => {
+                    return Ok(Limit::Bytes {
+                        len: PIPE_BYTES,
+                        peeked: k,
+                    })
+                }
+                Ahead::Frame(total)
+                    if policy == Policy::Auto && total < STREAM_MIN_BYTES as u64 =>
+                {
+                    flow.streaming = false;
+                    return Ok(Limit::Stop(Progress::yielded(moved)));
+                }
+                Ahead::Frame(total) => {
+                    return Ok(Limit::Bytes {
+                        len: total.min(PIPE_BYTES as u64) as usize,
+                        peeked: k,
+                    })
+                }
+                // The rest of the header raises an event when it comes,
+                // unless the peer is closing: then take what there is.
+                Ahead::Partial if flow.src_closing => {
+                    return Ok(Limit::Bytes { len: k, peeked: k })
+                }
+                Ahead::Partial => return Ok(Limit::Stop(Progress::blocked(moved))),
+            }
+        }
+    };
+    Ok(Limit::Bytes { len, peeked: 0 })
 }
 
 #[cfg(test)]
