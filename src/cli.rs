@@ -42,7 +42,7 @@ pub struct Cli {
             "listen", "upstream", "workers", "idle_timeout", "handshake_timeout",
             "connect_timeout", "response_timeout", "max_header_bytes", "relay", "splice_pipes",
             "max_connections", "max_connections_per_ip", "tls_cert", "tls_key", "upstream_ca", "admin", "proxy_protocol", "access_log",
-            "access_log_format", "drain_timeout", "drain_spread",
+            "access_log_format", "drain_timeout", "drain_spread", "trusted_proxy",
         ]
     )]
     pub config: Option<PathBuf>,
@@ -96,6 +96,14 @@ pub struct Cli {
     /// management network.
     #[arg(long, value_name = "ADDR")]
     pub admin: Option<String>,
+
+    /// Believe the X-Forwarded-For, X-Real-IP and X-Forwarded-Proto of
+    /// peers in this range (a load balancer in front): ADDRESS or
+    /// ADDRESS/BITS, e.g. 10.0.0.0/8 (repeatable). Their X-Forwarded-For is
+    /// kept and the peer appended; anyone else's is replaced by the peer's
+    /// address.
+    #[arg(long, value_name = "CIDR")]
+    pub trusted_proxy: Vec<crate::handshake::forwarded::Cidr>,
 
     /// Verify wss:// upstream servers against the CA certificates in this
     /// PEM file instead of the system's roots.

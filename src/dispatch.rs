@@ -201,7 +201,18 @@ fn forward(
     inputs: Inputs<'_>,
     out: &mut Buf,
 ) -> Action {
-    if request::write_upstream(out, head, target, inputs.peer, &route.request, host).is_err() {
+    let proxies = &inputs.config.trusted_proxies;
+    if request::write_upstream(
+        out,
+        head,
+        target,
+        inputs.peer,
+        proxies,
+        &route.request,
+        host,
+    )
+    .is_err()
+    {
         return refuse(
             Status::HeaderTooLarge,
             "request head too large once rewritten",

@@ -11,17 +11,6 @@ use std::time::Duration;
 use common::*;
 use ws::EchoServer;
 
-/// A client connection from `source` (any port) to `addr`.
-fn connect_from(source: &str, addr: SocketAddr) -> TcpStream {
-    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    let source: SocketAddr = format!("{source}:0").parse().unwrap();
-    socket.bind(&source.into()).unwrap();
-    socket.connect(&addr.into()).unwrap();
-    let stream = TcpStream::from(socket);
-    configure(&stream);
-    stream
-}
-
 /// Sends an upgrade on `stream` and reads the answer's head.
 fn upgrade_on(mut stream: TcpStream, addr: SocketAddr) -> (String, TcpStream) {
     use std::io::Write;

@@ -49,6 +49,7 @@ use crate::access_log;
 use crate::cli::Span;
 use crate::files::Root;
 use crate::handshake::edits::{RequestEdits, ResponseEdits};
+use crate::handshake::forwarded::{Cidr, TrustedProxies};
 use crate::limits::Limits;
 use crate::relay::{splice, Policy};
 use crate::route::{Location, Origins, PathEdit, Routes, ServerName, VirtualHosts};
@@ -193,6 +194,8 @@ struct FileSections {
     upstream: BTreeMap<Spanned<String>, Spanned<UpstreamSection>>,
     #[serde(default)]
     server: Vec<Spanned<ServerSection>>,
+    #[serde(default)]
+    trusted_proxies: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -477,6 +480,7 @@ impl Checker<'_> {
                 }),
             access_log_format: file.access_log_format.unwrap_or(access_log::Format::Text),
             drain,
+            trusted_proxies: self.trusted_proxies(&file.trusted_proxies),
             admin: file.admin.as_ref().and_then(|a| {
                 let addr = listen_addr(a.get_ref());
                 if addr.is_none() {
@@ -1119,6 +1123,19 @@ impl Checker<'_> {
         inline.insert(name.clone(), groups.len() - 1);
         Some(groups.len() - 1)
     }
+
+    /// `trusted_proxies = ["10.0.0.0/8", "127.0.0.1"]`: each range, or a
+    /// problem at the one that does not parse.
+    fn trusted_proxies(&mut self, ranges: &[Spanned<String>]) -> TrustedProxies {
+        let parsed = ranges
+            .iter()
+            .filter_map(|r| {
+                let cidr = r.get_ref().parse::<Cidr>().map_err(|e| e.to_string());
+                self.check(r.span(), cidr)
+            })
+            .collect();
+        TrustedProxies::new(parsed)
+    }
 }
 
 /// `HOST:PORT` (or a `ws[s]://`, `http[s]://` URL), optionally followed by
@@ -1183,6 +1200,7 @@ mod tests {
     const GOOD: &str = r#"
 workers = 2
 relay = "copy"
+trusted_proxies = ["10.0.0.0/8", "127.0.0.1"]
 [timeouts]
 idle = "24h"
 [limits]
@@ -1261,6 +1279,9 @@ upstream = "127.0.0.1:32000"
         assert!(!ws.response.passes("server"));
         assert!(matches!(c.routes[2].target, Target::Upstream(1)));
         assert!(c.routes[1].path_edit.is_some());
+        assert!(c.trusted_proxies.trusts("10.2.3.4".parse().unwrap()));
+        assert!(c.trusted_proxies.trusts("127.0.0.1".parse().unwrap()));
+        assert!(!c.trusted_proxies.trusts("127.0.0.2".parse().unwrap()));
     }
 
     #[test]
@@ -1270,6 +1291,16 @@ upstream = "127.0.0.1:32000"
             ("[[listener]]\naddress = \"nope\"", "2:11", "is not an address"),
             ("[[listener]]\nadress = \"x\"", "2:1", "unknown field `adress`"),
             ("x = [", "1:6", ""),
+            (
+                "trusted_proxies = [\"10.0.0.0/8\", \"10.0.0.1/8\"]",
+                "1:34",
+                "did you mean 10.0.0.0/8?",
+            ),
+            (
+                "trusted_proxies = [\n  \"lb.internal\"]",
+                "2:3",
+                "not an address range",
+            ),
             ("", "1:1", "no [[listener]]"),
             (
                 "[[listener]]\naddress = \"127.0.0.1:1\"",

@@ -15,6 +15,7 @@ use crate::buffer::BUF_BYTES;
 use crate::cli::{Cli, Workers};
 use crate::files::Root;
 use crate::handshake::edits::{RequestEdits, ResponseEdits};
+use crate::handshake::forwarded::TrustedProxies;
 use crate::handshake::request::REWRITE_SLACK;
 use crate::limits::Limits;
 use crate::relay::{splice, Policy};
@@ -118,6 +119,9 @@ pub struct Config {
     /// Where finished exchanges are logged, and how.
     pub access_log: access_log::Target,
     pub access_log_format: access_log::Format,
+    /// Peers whose `X-Forwarded-For` is kept (and the peer appended);
+    /// everyone else's is replaced.
+    pub trusted_proxies: TrustedProxies,
     pub drain: Drain,
 }
 
@@ -372,6 +376,7 @@ impl Config {
                 spread: cli.drain_spread.0.min(cli.drain_timeout.0),
                 removed: Removed::Keep,
             },
+            trusted_proxies: TrustedProxies::new(cli.trusted_proxy.clone()),
             timeouts: Timeouts {
                 handshake: cli.handshake_timeout.0,
                 connect: cli.connect_timeout.0,
@@ -597,6 +602,28 @@ mod tests {
         assert_eq!(c.timeouts.idle, Duration::from_secs(86_400));
         assert_eq!(c.relay, Policy::Splice);
         assert_eq!(c.pipes_per_worker, 4, "10 pipes over 3 workers, rounded up");
+    }
+
+    #[test]
+    fn trusted_proxies_from_flags() {
+        let base = ["--listen", "127.0.0.1:8080", "--upstream", "127.0.0.1:9000"];
+        let c = config(&base).unwrap();
+        assert!(!c.trusted_proxies.trusts("127.0.0.1".parse().unwrap()));
+        let args = [
+            &base[..],
+            &["--trusted-proxy", "10.0.0.0/8"],
+            &["--trusted-proxy", "::1"],
+        ];
+        let c = config(&args.concat()).unwrap();
+        assert!(c.trusted_proxies.trusts("10.1.1.1".parse().unwrap()));
+        assert!(c.trusted_proxies.trusts("::1".parse().unwrap()));
+        assert!(!c.trusted_proxies.trusts("127.0.0.1".parse().unwrap()));
+        let bad = [&base[..], &["--trusted-proxy", "10.0.0.1/8"]].concat();
+        let err = Cli::try_parse_from([&["wsproxy-fast"][..], &bad].concat()).unwrap_err();
+        assert!(
+            err.to_string().contains("did you mean 10.0.0.0/8?"),
+            "{err}"
+        );
     }
 
     #[test]

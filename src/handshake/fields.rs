@@ -24,7 +24,7 @@ pub fn is_hop_by_hop(name: &str) -> bool {
 }
 
 /// Splits a comma-separated field value into trimmed, non-empty tokens.
-pub fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
+pub fn tokens(value: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
     value
         .split(|&b| b == b',')
         .map(|t| t.trim_ascii())

@@ -1,11 +1,13 @@
 //! The HTTP side of the proxy: the client's request head (parse, validate,
 //! rewrite), the upstream's response head, body framing for plain HTTP
-//! exchanges, and the proxy's own error answers. Pure functions over byte
-//! slices; the sockets live in `pair.rs`.
+//! exchanges, the proxy's own error answers, and which peers' forwarding
+//! fields are believed. Pure functions over byte slices; the sockets live
+//! in `pair.rs`.
 
 pub mod answer;
 pub mod body;
 pub mod edits;
 pub mod fields;
+pub mod forwarded;
 pub mod request;
 pub mod response;

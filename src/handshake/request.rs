@@ -7,9 +7,11 @@
 //! replaced by `Upgrade: websocket` and `Connection: upgrade`. Any other
 //! request goes upstream with `Connection: close`, as nginx's
 //! `map $http_upgrade $connection_upgrade { default upgrade; '' close; }`
-//! does. Both get `X-Forwarded-For` (appended), `X-Forwarded-Proto` and
-//! `X-Real-IP`; every other field, `Host` and `Sec-WebSocket-*` included,
-//! passes byte for byte in its original order.
+//! does. Both get `X-Forwarded-For`, `X-Forwarded-Proto` and `X-Real-IP`
+//! from what the proxy knows (a client's own are dropped; a trusted peer's
+//! are kept and extended, see `forwarded.rs`); every other field, `Host`
+//! and `Sec-WebSocket-*` included, passes byte for byte in its original
+//! order.
 
 use std::net::IpAddr;
 
@@ -18,6 +20,7 @@ use crate::handshake::answer::{Reject, Status};
 use crate::handshake::body::Body;
 use crate::handshake::edits::{RequestEdits, Vars};
 use crate::handshake::fields::{is_clean_value, is_hop_by_hop, tokens, ConnectionTokens, Framing};
+use crate::handshake::forwarded::TrustedProxies;
 use crate::relay::frames::Frames;
 
 /// Most header fields in one request head.
@@ -111,6 +114,9 @@ pub fn parse<'h, 'b>(
                 "too many header fields",
             ))
         }
+        Err(httparse::Error::HeaderName) if has_obs_fold(input) => {
+            return Err(bad("obsolete line folding in a header field"))
+        }
         Err(e) => return Err(bad(parse_error(e))),
     };
     let (Some(method), Some(target), Some(minor)) = (req.method, req.path, req.version) else {
@@ -146,7 +152,7 @@ pub fn parse<'h, 'b>(
         .flat_map(|h| tokens(h.value))
         .any(|t| t.eq_ignore_ascii_case(b"websocket"));
     let kind = if wants_websocket {
-        check_upgrade(method, minor, &connection, headers)?;
+        check_upgrade(method, minor, &connection, &framing, headers)?;
         Kind::Upgrade
     } else {
         Kind::Plain {
@@ -171,6 +177,24 @@ pub fn parse<'h, 'b>(
         connection,
         framing,
     }))
+}
+
+/// RFC 9112 §5.2: a field line continued on the next (starting with SP or
+/// HTAB) within the head. httparse refuses it as a bad name; saying why
+/// helps whoever sent it.
+fn has_obs_fold(input: &[u8]) -> bool {
+    let mut rest = input;
+    while let Some(i) = memchr::memchr(b'\n', rest) {
+        rest = &rest[i + 1..];
+        match rest.first() {
+            Some(b' ' | b'\t') => return true,
+            // The empty line ends the head.
+            Some(b'\n') | None => return false,
+            Some(b'\r') if rest.get(1) == Some(&b'\n') => return false,
+            Some(_) => {}
+        }
+    }
+    false
 }
 
 fn parse_error(e: httparse::Error) -> &'static str {
@@ -204,6 +228,7 @@ fn check_upgrade(
     method: &str,
     minor: u8,
     connection: &ConnectionTokens<'_>,
+    framing: &Framing,
     headers: &[httparse::Header<'_>],
 ) -> Result<(), Reject> {
     if method != "GET" {
@@ -215,29 +240,57 @@ fn check_upgrade(
     if minor != 1 {
         return Err(bad("a WebSocket upgrade needs HTTP/1.1"));
     }
+    // Everything after an upgrade's head is tunnel data to the proxy; an
+    // upstream that refuses the upgrade would read a body, and whatever
+    // follows it, as HTTP.
+    if framing.transfer_encoding || framing.content_length.is_some_and(|n| n > 0) {
+        return Err(bad("a WebSocket upgrade cannot carry a body"));
+    }
     if !connection.contains(b"upgrade") {
         return Err(bad("Connection header must list upgrade"));
     }
-    match single(headers, "sec-websocket-key") {
-        Some(key) if is_websocket_key(key) => {}
-        _ => return Err(bad("missing or invalid Sec-WebSocket-Key")),
+    match occurrences(headers, "sec-websocket-key") {
+        Occurs::Once(key) if is_websocket_key(key) => {}
+        Occurs::Once(_) => {
+            return Err(bad(
+                "invalid Sec-WebSocket-Key (must be 16 bytes in base64)",
+            ))
+        }
+        Occurs::Never => return Err(bad("missing Sec-WebSocket-Key")),
+        Occurs::Repeated => return Err(bad("Sec-WebSocket-Key sent more than once")),
     }
-    match single(headers, "sec-websocket-version") {
-        Some(b"13") => Ok(()),
-        Some(_) => Err(Reject::new(
+    match occurrences(headers, "sec-websocket-version") {
+        Occurs::Once(b"13") => Ok(()),
+        Occurs::Once(_) => Err(Reject::new(
             Status::UpgradeRequired,
             "unsupported Sec-WebSocket-Version (this proxy speaks 13)",
         )),
-        None => Err(bad("missing Sec-WebSocket-Version")),
+        Occurs::Never => Err(bad("missing Sec-WebSocket-Version")),
+        Occurs::Repeated => Err(bad("Sec-WebSocket-Version sent more than once")),
+    }
+}
+
+/// How often a field appears in a head.
+enum Occurs<'a> {
+    Never,
+    Once(&'a [u8]),
+    Repeated,
+}
+
+fn occurrences<'a>(headers: &[httparse::Header<'a>], name: &str) -> Occurs<'a> {
+    let mut found = headers.iter().filter(|h| h.name.eq_ignore_ascii_case(name));
+    match (found.next(), found.next()) {
+        (None, _) => Occurs::Never,
+        (Some(h), None) => Occurs::Once(h.value),
+        (Some(_), Some(_)) => Occurs::Repeated,
     }
 }
 
 /// The value of a field that must appear exactly once.
 fn single<'a>(headers: &[httparse::Header<'a>], name: &str) -> Option<&'a [u8]> {
-    let mut found = headers.iter().filter(|h| h.name.eq_ignore_ascii_case(name));
-    match (found.next(), found.next()) {
-        (Some(h), None) => Some(h.value),
-        _ => None,
+    match occurrences(headers, name) {
+        Occurs::Once(value) => Some(value),
+        Occurs::Never | Occurs::Repeated => None,
     }
 }
 
@@ -265,12 +318,14 @@ fn passes(name: &str, connection: &ConnectionTokens<'_>) -> bool {
 
 /// Writes the upstream's version of `head` into `out`: `target` (the
 /// route's rewrite of the client's), the client's end-to-end fields, the
-/// route's `edits`, and the proxy's own fields. `host` fills `$host`.
+/// route's `edits`, and the proxy's own fields (`proxies` says whether
+/// the peer's own forwarding fields are believed). `host` fills `$host`.
 pub fn write_upstream(
     out: &mut Buf,
     head: &Head<'_, '_>,
     target: &str,
     peer: Peer,
+    proxies: &TrustedProxies,
     edits: &RequestEdits,
     host: &str,
 ) -> Result<(), Full> {
@@ -320,15 +375,20 @@ pub fn write_upstream(
         out.put_decimal(n)?;
         out.put(b"\r\n")?;
     }
-    if !edits.sets("x-forwarded-for") {
-        // The client's list, merged into one line, then the client.
-        out.put(b"X-Forwarded-For: ")?;
-        for h in head
-            .headers
+    // A client's forwarding fields are its word; only a trusted peer's
+    // (a balancer in front) are passed on, the peer appended.
+    let trusted = proxies.trusts(peer.ip);
+    let sent = |name: &'static str| {
+        head.headers
             .iter()
-            .filter(|h| h.name.eq_ignore_ascii_case("x-forwarded-for"))
-        {
-            for hop in tokens(h.value) {
+            .filter(move |h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| h.value)
+    };
+    if !edits.sets("x-forwarded-for") {
+        out.put(b"X-Forwarded-For: ")?;
+        if trusted {
+            // The peer's list, merged into one line, then the peer.
+            for hop in sent("x-forwarded-for").flat_map(tokens) {
                 out.put(hop)?;
                 out.put(b", ")?;
             }
@@ -337,12 +397,26 @@ pub fn write_upstream(
         out.put(b"\r\n")?;
     }
     if !edits.sets("x-forwarded-proto") {
-        put_field(out, "X-Forwarded-Proto", peer.scheme.as_bytes())?;
+        let proto = match head.single("x-forwarded-proto") {
+            Some(proto) if trusted => proto,
+            _ => peer.scheme.as_bytes(),
+        };
+        put_field(out, "X-Forwarded-Proto", proto)?;
     }
     if !edits.sets("x-real-ip") {
-        out.put(b"X-Real-IP: ")?;
-        out.put_display(peer.ip)?;
-        out.put(b"\r\n")?;
+        match head.single("x-real-ip") {
+            Some(real) if trusted => put_field(out, "X-Real-IP", real)?,
+            _ => {
+                let client = if trusted {
+                    proxies.client_of(peer.ip, sent("x-forwarded-for"))
+                } else {
+                    peer.ip
+                };
+                out.put(b"X-Real-IP: ")?;
+                out.put_display(client)?;
+                out.put(b"\r\n")?;
+            }
+        }
     }
     out.put(b"\r\n")
 }
@@ -380,18 +454,30 @@ mod tests {
         body: Body,
     }
 
-    /// Parses and writes with no route edits, the target unchanged.
+    /// Parses and writes with no route edits and no trusted proxies, the
+    /// target unchanged.
     fn rewrite(
         input: &[u8],
         max_head: usize,
         peer: Peer,
         out: &mut Buf,
     ) -> Result<Option<Forward>, Reject> {
+        rewrite_trusting(input, max_head, peer, &TrustedProxies::default(), out)
+    }
+
+    fn rewrite_trusting(
+        input: &[u8],
+        max_head: usize,
+        peer: Peer,
+        proxies: &TrustedProxies,
+        out: &mut Buf,
+    ) -> Result<Option<Forward>, Reject> {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let Some(head) = parse(input, max_head, &mut headers)? else {
             return Ok(None);
         };
-        write_upstream(out, &head, head.target, peer, &RequestEdits::default(), "")
+        let edits = RequestEdits::default();
+        write_upstream(out, &head, head.target, peer, proxies, &edits, "")
             .map_err(|Full| Reject::new(Status::HeaderTooLarge, "too large once rewritten"))?;
         Ok(Some(Forward {
             head_len: head.head_len,
@@ -460,10 +546,7 @@ mod tests {
              Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\nTE: trailers\r\n\
              Trailer: X-T\r\nX-Secret: 1\r\nX-Real-IP: 6.6.6.6\r\nX-Forwarded-Proto: https\r\n",
         );
-        let input = input.replace(
-            "TE: trailers\r\n",
-            "TE: trailers\r\nTransfer-Encoding: chunked\r\n",
-        );
+        // (Transfer-Encoding on an upgrade is refused: see refusals_table.)
         let (_, head) = forwarded(&input);
         let lower = head.to_ascii_lowercase();
         for gone in [
@@ -488,17 +571,78 @@ mod tests {
     }
 
     #[test]
-    fn x_forwarded_for_appends_across_lines() {
-        let input = UPGRADE.replace(
-            "Origin",
-            "X-Forwarded-For: 1.1.1.1, 2.2.2.2\r\nx-forwarded-for: 3.3.3.3\r\nOrigin",
-        );
-        let (_, head) = forwarded(&input);
-        assert!(lines(&head).contains(&"X-Forwarded-For: 1.1.1.1, 2.2.2.2, 3.3.3.3, 10.1.2.3"));
-        assert_eq!(
-            head.to_ascii_lowercase().matches("x-forwarded-for").count(),
-            1
-        );
+    fn forwarding_fields_are_replaced_unless_the_peer_is_trusted() {
+        let sent = "X-Forwarded-For: 1.1.1.1, 2.2.2.2\r\nx-forwarded-for: 3.3.3.3\r\n\
+                    X-Real-IP: 6.6.6.6\r\nX-Forwarded-Proto: https\r\nOrigin";
+        let only_xff = "X-Forwarded-For: 203.0.113.7, 10.9.9.9\r\nOrigin";
+        let trusted = TrustedProxies::new(vec!["10.0.0.0/8".parse().unwrap()]);
+        let untrusted = TrustedProxies::new(vec!["192.0.2.0/24".parse().unwrap()]);
+        // (fields sent, trust list, the three lines the upstream gets)
+        let cases: &[(&str, &TrustedProxies, [&str; 3])] = &[
+            (
+                sent,
+                &TrustedProxies::default(),
+                [
+                    "X-Forwarded-For: 10.1.2.3",
+                    "X-Forwarded-Proto: http",
+                    "X-Real-IP: 10.1.2.3",
+                ],
+            ),
+            (
+                sent,
+                &untrusted,
+                [
+                    "X-Forwarded-For: 10.1.2.3",
+                    "X-Forwarded-Proto: http",
+                    "X-Real-IP: 10.1.2.3",
+                ],
+            ),
+            (
+                sent,
+                &trusted,
+                [
+                    "X-Forwarded-For: 1.1.1.1, 2.2.2.2, 3.3.3.3, 10.1.2.3",
+                    "X-Forwarded-Proto: https",
+                    "X-Real-IP: 6.6.6.6",
+                ],
+            ),
+            (
+                only_xff,
+                &trusted,
+                [
+                    "X-Forwarded-For: 203.0.113.7, 10.9.9.9, 10.1.2.3",
+                    "X-Forwarded-Proto: http",
+                    "X-Real-IP: 203.0.113.7",
+                ],
+            ),
+            (
+                "Origin",
+                &trusted,
+                [
+                    "X-Forwarded-For: 10.1.2.3",
+                    "X-Forwarded-Proto: http",
+                    "X-Real-IP: 10.1.2.3",
+                ],
+            ),
+        ];
+        for (fields, proxies, want) in cases {
+            let input = UPGRADE.replace("Origin", fields);
+            let mut out = Buf::with_capacity(8192);
+            rewrite_trusting(input.as_bytes(), 16 * 1024, PEER, proxies, &mut out)
+                .unwrap()
+                .unwrap();
+            let head = String::from_utf8(out.data().to_vec()).unwrap();
+            for line in want {
+                assert!(
+                    lines(&head).contains(line),
+                    "{fields:?} {proxies:?}: {head}"
+                );
+            }
+            let lower = head.to_ascii_lowercase();
+            for name in ["x-forwarded-for", "x-forwarded-proto", "x-real-ip"] {
+                assert_eq!(lower.matches(name).count(), 1, "{name} once: {head}");
+            }
+        }
     }
 
     #[test]
@@ -594,26 +738,49 @@ mod tests {
             ("CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n".into(), Status::MethodNotAllowed, "CONNECT"),
             (UPGRADE.replace("GET", "POST"), Status::MethodNotAllowed, "GET"),
             (UPGRADE.replace("HTTP/1.1", "HTTP/1.0"), Status::BadRequest, "HTTP/1.1"),
+            (
+                UPGRADE.replace("Origin", "Content-Length: 5\r\nOrigin"),
+                Status::BadRequest,
+                "cannot carry a body",
+            ),
+            (
+                UPGRADE.replace("Origin", "Transfer-Encoding: chunked\r\nOrigin"),
+                Status::BadRequest,
+                "cannot carry a body",
+            ),
+            ("GET / HTTP/1.1\r\nHost: a\r\nX: a\r\n b\r\n\r\n".into(), Status::BadRequest, "obsolete line folding"),
+            ("GET / HTTP/1.1\nHost: a\nX: a\n\tb\n\n".into(), Status::BadRequest, "obsolete line folding"),
+            ("GET / HTTP/1.1\r\nHost: a\r\nX(: b\r\n\r\n".into(), Status::BadRequest, "invalid header name"),
             (UPGRADE.replace("Connection: Upgrade", "Connection: keep-alive"), Status::BadRequest, "Connection"),
             (
                 UPGRADE.replace("Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n", ""),
                 Status::BadRequest,
-                "Sec-WebSocket-Key",
+                "missing Sec-WebSocket-Key",
             ),
             (
                 UPGRADE.replace("dGhlIHNhbXBsZSBub25jZQ==", "short"),
                 Status::BadRequest,
-                "Sec-WebSocket-Key",
+                "invalid Sec-WebSocket-Key",
+            ),
+            (
+                UPGRADE.replace("dGhlIHNhbXBsZSBub25jZQ==", "dGhlIHNhbXBsZSBub25jZQ"),
+                Status::BadRequest,
+                "invalid Sec-WebSocket-Key",
             ),
             (
                 UPGRADE.replace("Origin", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nOrigin"),
                 Status::BadRequest,
-                "Sec-WebSocket-Key",
+                "Sec-WebSocket-Key sent more than once",
             ),
             (
                 UPGRADE.replace("Sec-WebSocket-Version: 13\r\n", ""),
                 Status::BadRequest,
-                "Sec-WebSocket-Version",
+                "missing Sec-WebSocket-Version",
+            ),
+            (
+                UPGRADE.replace("Origin", "Sec-WebSocket-Version: 13\r\nOrigin"),
+                Status::BadRequest,
+                "Sec-WebSocket-Version sent more than once",
             ),
             (
                 UPGRADE.replace("Version: 13", "Version: 8"),

@@ -355,6 +355,19 @@ pub fn connect(addr: SocketAddr) -> TcpStream {
     stream
 }
 
+/// Connects to `addr` from `source` (an IP on this host, any port), with
+/// the test timeouts: loopback has all of 127.0.0.0/8, so tests can play
+/// many clients.
+pub fn connect_from(source: &str, addr: SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let source: SocketAddr = format!("{source}:0").parse().unwrap();
+    socket.bind(&source.into()).unwrap();
+    socket.connect(&addr.into()).unwrap();
+    let stream = TcpStream::from(socket);
+    configure(&stream);
+    stream
+}
+
 /// Connects and writes `bytes`.
 pub fn send(addr: SocketAddr, bytes: &[u8]) -> TcpStream {
     let mut stream = connect(addr);
