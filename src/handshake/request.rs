@@ -526,6 +526,14 @@ mod tests {
     }
 
     #[test]
+    fn an_upgrade_may_say_its_body_is_empty() {
+        let input = UPGRADE.replace("Origin", "Content-Length: 0\r\nOrigin");
+        let (fwd, _) = forwarded(&input);
+        assert_eq!(fwd.kind, Kind::Upgrade);
+        assert_eq!(fwd.body, Body::UntilClose);
+    }
+
+    #[test]
     fn firefox_connection_list_and_early_data() {
         let input = UPGRADE.replace("Connection: Upgrade", "Connection: keep-alive, Upgrade")
             + "\u{81}\u{5}early";
