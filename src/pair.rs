@@ -24,7 +24,7 @@ use mio::net::TcpStream;
 use mio::{Interest, Registry};
 
 use crate::access_log::{self, Ending, Exchange, Sink};
-use crate::buffer::{Buf, BUF_BYTES};
+use crate::buffer::{Buf, Pool, BUF_BYTES};
 use crate::config::Config;
 use crate::dispatch::{self, Action, Inputs};
 use crate::files;
@@ -134,10 +134,13 @@ enum Phase {
     /// Reading the request head; `partial` holds a head that spans reads.
     Request { partial: Vec<u8> },
     /// Connecting to an upstream server; the rewritten head waits in `c2u`.
+    /// `held`: what an upgrading client sent after its head, kept back
+    /// until the upstream answers 101 (see [`Pair::hold_early`]).
     Connect {
         c2u: Flow,
         kind: Kind,
         attempt: Attempt,
+        held: Option<Box<Buf>>,
     },
     /// Connected: the head and any body flow up while the response head is
     /// read. `interim` holds 1xx answers on their way to the client.
@@ -146,6 +149,7 @@ enum Phase {
         kind: Kind,
         partial: Vec<u8>,
         interim: Option<Buf>,
+        held: Option<Box<Buf>>,
     },
     /// Bytes flow both ways: a WebSocket tunnel after a 101, or a plain
     /// response being relayed.
@@ -570,13 +574,24 @@ impl Pair {
     pub fn release(&mut self, res: &mut Resources) {
         let (pool, pipes) = (&mut res.bufs.pool, &mut res.pipes);
         match mem::replace(&mut self.phase, Phase::Moving) {
-            Phase::Connect { mut c2u, .. } => c2u.release(pool, pipes),
+            Phase::Connect { mut c2u, held, .. } => {
+                c2u.release(pool, pipes);
+                if let Some(buf) = held {
+                    pool.give(*buf);
+                }
+            }
             Phase::Response {
-                mut c2u, interim, ..
+                mut c2u,
+                interim,
+                held,
+                ..
             } => {
                 c2u.release(pool, pipes);
                 if let Some(buf) = interim {
                     pool.give(buf);
+                }
+                if let Some(buf) = held {
+                    pool.give(*buf);
                 }
             }
             Phase::Relay {
@@ -761,11 +776,12 @@ impl Pair {
                 picker: ctx.picker,
                 now: ctx.at,
             };
+            let early = input.len() - head.head_len;
             let plan = dispatch::decide(&head, &input[head.head_len..], inputs, &mut out);
             *partial = Vec::new();
             self.site = plan.site.map_or(NONE, index);
             self.route = plan.route.map_or(NONE, index);
-            return self.carry_out(plan.action, out, drained, ctx);
+            return self.carry_out(plan.action, out, drained, early, ctx);
         }
     }
 
@@ -869,8 +885,16 @@ impl Pair {
         self.linger(ctx)
     }
 
-    /// Acts on a request's plan; `out` holds what it wrote.
-    fn carry_out(&mut self, action: Action, out: Buf, drained: bool, ctx: &mut Ctx<'_>) -> Outcome {
+    /// Acts on a request's plan; `out` holds what it wrote, ending with up
+    /// to `early` bytes the client sent after its head.
+    fn carry_out(
+        &mut self,
+        action: Action,
+        out: Buf,
+        drained: bool,
+        early: usize,
+        ctx: &mut Ctx<'_>,
+    ) -> Outcome {
         match action {
             Action::Reply => {
                 self.answered(308, ctx);
@@ -900,8 +924,17 @@ impl Pair {
                 attempt,
             } => {
                 self.group = index(group);
-                let c2u = Flow::with_pending(body, out, drained);
-                self.phase = Phase::Connect { c2u, kind, attempt };
+                let (out, held) = hold_early(kind, out, early, &mut ctx.relay.bufs.pool);
+                let mut c2u = Flow::with_pending(body, out, drained);
+                if kind == Kind::Upgrade {
+                    c2u.hold();
+                }
+                self.phase = Phase::Connect {
+                    c2u,
+                    kind,
+                    attempt,
+                    held,
+                };
                 self.connect(ctx)
             }
         }
@@ -1074,7 +1107,10 @@ impl Pair {
     fn connected(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
         self.group(ctx.config)
             .connect_succeeded(usize::from(self.server));
-        let Phase::Connect { c2u, kind, .. } = mem::replace(&mut self.phase, Phase::Moving) else {
+        let Phase::Connect {
+            c2u, kind, held, ..
+        } = mem::replace(&mut self.phase, Phase::Moving)
+        else {
             unreachable!("connected outside Connect");
         };
         self.phase = Phase::Response {
@@ -1082,6 +1118,7 @@ impl Pair {
             kind,
             partial: Vec::new(),
             interim: None,
+            held,
         };
         self.arm(ctx, ctx.config.timeouts.response);
         self.pump(Dir::Up, false, ctx)
@@ -1250,9 +1287,19 @@ impl Pair {
     /// Enters `Relay` with `u2c` carrying the response head and what came
     /// with it.
     fn relay(&mut self, u2c: Flow, tunnel: bool, ctx: &mut Ctx<'_>) -> Outcome {
-        let Phase::Response { c2u, .. } = mem::replace(&mut self.phase, Phase::Moving) else {
+        let Phase::Response { mut c2u, held, .. } = mem::replace(&mut self.phase, Phase::Moving)
+        else {
             unreachable!("relay outside Response");
         };
+        let held = held.map(|b| *b);
+        if tunnel {
+            // Upgraded: what the client sent early goes first, then it is
+            // read again.
+            c2u.resume(held);
+        } else if let Some(buf) = held {
+            // Refused: the early bytes were never the upstream's to see.
+            ctx.relay.bufs.pool.give(buf);
+        }
         self.phase = Phase::Relay { c2u, u2c, tunnel };
         self.pump(Dir::Down, false, ctx)
     }
@@ -1570,6 +1617,26 @@ impl Pair {
         }
         Outcome::Yield(Side::Client)
     }
+}
+
+/// An upgrade's head goes to the upstream at once, but nothing the client
+/// sends after it does until the upstream answers 101: a client must wait
+/// for the answer (RFC 6455 §4.1), and bytes behind an upgrade the upstream
+/// refuses would otherwise reach it as a request of their own, past
+/// routing and the forwarding fields (request smuggling). So the early
+/// bytes of the first read are split off `out` into `held`, and the
+/// client is not read again until the 101.
+fn hold_early(kind: Kind, mut out: Buf, early: usize, pool: &mut Pool) -> (Buf, Option<Box<Buf>>) {
+    if kind != Kind::Upgrade || early == 0 {
+        return (out, None);
+    }
+    let early = early.min(out.len());
+    let mut held = pool.take();
+    let at = out.len() - early;
+    // Both come from the pool: the early bytes fit.
+    let _ = held.put(&out.data()[at..]);
+    out.truncate(at);
+    (out, Some(Box::new(held)))
 }
 
 /// Parses interim answers and the response head from `input`.

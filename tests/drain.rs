@@ -109,7 +109,7 @@ fn sigterm_sends_close_1001_both_ways_and_exits_within_the_drain_timeout() {
                 "--relay",
                 relay,
                 "--drain-timeout",
-                "5s",
+                "10s",
                 "--drain-spread",
                 "0s",
                 "--admin",
@@ -142,13 +142,13 @@ fn sigterm_sends_close_1001_both_ways_and_exits_within_the_drain_timeout() {
 
         answer_close(&mut client);
         let status = proxy
-            .wait_exit(Duration::from_secs(5))
+            .wait_exit(Duration::from_secs(10))
             .expect("exits within the drain timeout");
         assert_eq!(status.code(), Some(0));
         let took = signalled.elapsed();
         assert!(
-            took < Duration::from_secs(3),
-            "both peers answered at once, yet it took {took:?}"
+            took < Duration::from_secs(5),
+            "both peers answered at once, yet it took {took:?} of a 10 s drain timeout"
         );
     }
 }
@@ -255,14 +255,18 @@ fn silent_peers_are_cut_off_at_the_deadline() {
     let _client = ws::Client::connect(proxy.addr(), "/").unwrap();
     let signalled = Instant::now();
     proxy.signal(libc::SIGTERM);
+    // The deadline counts from when the proxy took the signal.
+    assert!(proxy.wait_for_log("draining"));
+    let logged = Instant::now();
     let status = proxy
         .wait_exit(Duration::from_secs(5))
         .expect("exits at the deadline");
     assert_eq!(status.code(), Some(0));
-    let took = signalled.elapsed();
+    let (since_signal, since_log) = (signalled.elapsed(), logged.elapsed());
     assert!(
-        took >= Duration::from_millis(1300) && took < Duration::from_millis(2500),
-        "exited after {took:?} for a 1.5 s drain timeout"
+        since_signal >= Duration::from_millis(1300) && since_log < Duration::from_millis(3000),
+        "exited {since_signal:?} after the signal, {since_log:?} after the log line, \
+         for a 1.5 s drain timeout"
     );
     assert!(proxy.wait_for_log("drain timeout"));
 
@@ -314,7 +318,7 @@ fn closes_are_spread_over_the_window() {
     let first = arrivals.iter().min().unwrap();
     let last = arrivals.iter().max().unwrap();
     assert!(
-        *last - *first >= Duration::from_millis(1200) && *last < Duration::from_secs(4),
+        *last - *first >= Duration::from_millis(1200) && *last < Duration::from_secs(8),
         "closes from {first:?} to {last:?} for a 2 s spread"
     );
     assert!(proxy.wait_exit(Duration::from_secs(5)).is_some());

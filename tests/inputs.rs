@@ -800,15 +800,9 @@ fn every_input_row_gets_its_answer_and_the_upstream_sees_only_what_it_may() {
 
 /// A client may send bytes right behind its upgrade head (early frames).
 /// If the upstream refuses the upgrade and keeps the connection, those
-/// bytes must not reach it as a request of their own.
-///
-/// Known to fail: `src/pair.rs` relays client bytes upstream during the
-/// `Response` phase (and `dispatch::forward` puts the early bytes behind
-/// the head), so a lenient keep-alive upstream answers the smuggled
-/// request. Run with `--ignored` once the pair holds an upgrade's client
-/// bytes until the 101.
+/// bytes must not reach it as a request of their own: the pair holds an
+/// upgrading client's bytes until the 101 (`hold_early` in `src/pair.rs`).
 #[test]
-#[ignore = "pair.rs relays an upgrade's early bytes before the 101; see the doc comment"]
 fn bytes_behind_a_refused_upgrade_never_reach_the_upstream() {
     let _w = watchdog();
     let (upstream, seen) = lenient_upstream();

@@ -88,6 +88,9 @@ pub fn pump(
             flow.park_close(&mut bufs.pool);
             continue;
         }
+        if flow.state == FlowState::Held {
+            return Ok(Progress::blocked(moved));
+        }
 
         let scratch = &mut bufs.scratch;
         scratch.clear();

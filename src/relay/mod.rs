@@ -61,6 +61,9 @@ impl Resources {
 pub enum FlowState {
     /// Reading the source.
     Open,
+    /// Writing what is parked, not reading the source: an upgrading
+    /// client waits for the upstream's 101.
+    Held,
     /// The message body ended: the source is not read again.
     Complete,
     /// The source sent EOF: the destination's write side is shut once the
@@ -213,7 +216,7 @@ impl Flow {
     /// handling here).
     fn ended(&mut self, dst: &mut Conn<'_>) -> bool {
         match self.state {
-            FlowState::Open | FlowState::Discard => false,
+            FlowState::Open | FlowState::Held | FlowState::Discard => false,
             FlowState::Eof => {
                 dst.shutdown_write();
                 self.state = FlowState::Shut;
@@ -230,6 +233,30 @@ impl Flow {
                 false
             }
             FlowState::Complete | FlowState::Shut => true,
+        }
+    }
+
+    /// Stops reading the source; parked bytes still go out.
+    pub fn hold(&mut self) {
+        if self.state == FlowState::Open {
+            self.state = FlowState::Held;
+        }
+    }
+
+    /// Reads the source again, after writing `first` (bytes held back).
+    pub fn resume(&mut self, first: Option<Buf>) {
+        if self.state != FlowState::Held {
+            return;
+        }
+        self.state = FlowState::Open;
+        // The source was not watched meanwhile: it may hold bytes or EOF.
+        self.src_drained = false;
+        if let Some(buf) = first.filter(|b| !b.is_empty()) {
+            debug_assert!(
+                matches!(self.parked, Parked::Nothing),
+                "the head went out before the answer came"
+            );
+            self.parked = Parked::Buf(buf);
         }
     }
 
@@ -301,6 +328,7 @@ impl Flow {
             Parked::Buf(_) => false,
             Parked::Nothing => {
                 self.body.is_stream()
+                    && self.state == FlowState::Open
                     && !self.is_draining()
                     && match policy {
                         Policy::Copy => false,
