@@ -61,6 +61,12 @@ pub fn rewrite(
     let (Some(minor), Some(code)) = (res.version, res.code) else {
         return Err(bad("upstream sent a malformed response head"));
     };
+    // RFC 9110 §15: "All valid status codes are within the range of 100 to
+    // 599"; httparse takes any three digits, and `052` would be written on
+    // as the two-digit `52`.
+    if code < 100 {
+        return Err(bad("upstream sent a status code below 100"));
+    }
     match (code, request) {
         (101, Kind::Upgrade) if edits.is_empty() => {
             return Ok(Some(Response::Switching {
@@ -123,11 +129,25 @@ pub fn rewrite(
     }))
 }
 
-/// Response fields dropped on the way to the client. `Transfer-Encoding`
-/// stays: the body passes through still encoded.
+/// Response fields dropped on the way to the client, with those the
+/// upstream's `Connection` names. `TE` only means something in a request.
+const DROPPED: [&str; 5] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "upgrade",
+];
+
+/// The fields that frame the body, which passes through as it came (a
+/// chunked one still encoded): the client must read them even when the
+/// upstream names them in `Connection`, or it would take the chunk sizes
+/// for content.
+const FRAMING: [&str; 2] = ["content-length", "transfer-encoding"];
+
 fn passes(name: &str, connection: &ConnectionTokens<'_>) -> bool {
-    const DROPPED: [&str; 4] = ["connection", "keep-alive", "proxy-connection", "upgrade"];
-    !DROPPED.iter().any(|d| d.eq_ignore_ascii_case(name)) && !connection.contains(name.as_bytes())
+    let is = |list: &[&str]| list.iter().any(|d| d.eq_ignore_ascii_case(name));
+    !is(&DROPPED) && (is(&FRAMING) || !connection.contains(name.as_bytes()))
 }
 
 fn write_head(
@@ -287,6 +307,42 @@ mod tests {
         );
     }
 
+    /// Found by the `response_head` fuzz target (fuzz/README.md): an
+    /// upstream naming a framing field in `Connection` had it dropped while
+    /// the body was still relayed by it, so the client read chunk sizes as
+    /// content. `TE` means nothing in a response and is dropped too.
+    #[test]
+    fn framing_fields_named_in_connection_still_frame_the_body() {
+        let (r, out) = run(
+            "HTTP/1.1 200 OK\r\nConnection: Transfer-Encoding, close, TE\r\nTE: trailers\r\n\
+             Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            GET,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(matches!(
+            r,
+            Response::Final {
+                body: Body::Chunked(_),
+                ..
+            }
+        ));
+        assert_eq!(
+            out,
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        );
+        let (_, out) = run(
+            "HTTP/1.1 200 OK\r\nConnection: content-length\r\nContent-Length: 2\r\n\r\nok",
+            GET,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            out,
+            "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n"
+        );
+    }
+
     #[test]
     fn body_framing_table() {
         let cases: &[(&str, Kind, Body)] = &[
@@ -342,6 +398,9 @@ mod tests {
             "SSH-2.0-OpenSSH_9.2\r\n\r\n",
             "HTTP/1.1 abc OK\r\n\r\n",
             "\0\0\0\r\n\r\n",
+            // Found by the response_head fuzz target: rewritten as `52`.
+            "HTTP/1.0 052 Bad Gateway\r\n\r\n",
+            "HTTP/1.1 000 OK\r\nContent-Length: 0\r\n\r\n",
         ] {
             assert_eq!(
                 run(garbage, GET).unwrap_err().status,
