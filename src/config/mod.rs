@@ -25,7 +25,7 @@ use crate::upstream::{Balance, Group, Server, UpstreamTls};
 
 mod file;
 
-pub use file::{load, FileError, LoadError};
+pub use file::{load, parse, FileError, LoadError};
 
 /// Idle tunnels live an hour by default: long-lived connections are the
 /// point, and nginx's 60 s `proxy_read_timeout` default is the complaint.

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 pub use wsbench::ws;
 
+pub mod heads;
 pub mod tls;
 
 /// Socket timeout for test clients and raw upstreams.
