@@ -530,7 +530,7 @@ mod tests {
         let input = UPGRADE.replace("Origin", "Content-Length: 0\r\nOrigin");
         let (fwd, _) = forwarded(&input);
         assert_eq!(fwd.kind, Kind::Upgrade);
-        assert_eq!(fwd.body, Body::UntilClose);
+        assert_eq!(fwd.body, Body::Frames(Frames::new(true)));
     }
 
     #[test]
