@@ -105,6 +105,10 @@ fn the_access_log_has_a_line_per_exchange_with_every_field() {
     client.send_text("hello").unwrap();
     assert_eq!(client.recv().unwrap().text(), Some("hello"));
     client.close(1000).unwrap();
+    // The server closes TCP first (RFC 6455 7.1.1): wait for its FIN to
+    // come through before the client closes, or the two race.
+    let rest = read_all(client.stream());
+    assert!(rest.is_empty(), "{rest:?}");
     drop(client);
     let mut refused = send(proxy.addr(), b"GET / HTTP/1.1\r\n\r\n");
     let _ = read_response(&mut refused);
