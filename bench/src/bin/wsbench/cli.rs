@@ -40,6 +40,11 @@ pub enum Command {
     Handshakes(HandshakesArgs),
     /// Open --conns connections, hold them idle, then check each still echoes.
     Hold(HoldArgs),
+    /// Mixed load for a set time (long echo streams, paced bulk streams,
+    /// connection churn, injected aborts), checking every echoed byte of
+    /// every stream against what was sent, and checksums at each stream's
+    /// end; reports streams, bytes checked, aborts and any failure.
+    Soak(SoakArgs),
 }
 
 /// Parses seconds, fractions allowed (`2.5`), into a positive duration.
@@ -260,4 +265,44 @@ mod tests {
         let url = ["wsbench", "echo", "--url", "wss://127.0.0.1:9/"];
         assert!(Cli::try_parse_from(url.iter().chain(&both)).is_err());
     }
+}
+
+#[derive(Debug, Args)]
+pub struct SoakArgs {
+    /// Where to connect: ws://HOST:PORT/PATH (plain TCP only).
+    #[arg(long, value_name = "ws://HOST:PORT/PATH", value_parser = parse_url)]
+    pub url: Target,
+    /// Seconds to run; streams in progress then finish with a clean close.
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
+    pub duration: Duration,
+    /// Seed of every stream's plan and bytes (default: from the clock; the
+    /// report prints it, and each failure names its stream's own seed).
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Connections carrying echo streams: 200-2000 messages of 1 B-4 KiB,
+    /// one at a time, 0-2 ms apart.
+    #[arg(long, value_name = "N", default_value_t = 16)]
+    pub echo_conns: u32,
+    /// Connections carrying bulk streams: 4-64 messages of 16 KiB-1 MiB, 4
+    /// in flight, paced to --bulk-rate.
+    #[arg(long, value_name = "N", default_value_t = 2)]
+    pub bulk_conns: u32,
+    /// Payload bytes per second each bulk connection sends at most (0: no limit).
+    #[arg(long, value_name = "BYTES", default_value_t = 8 << 20)]
+    pub bulk_rate: u64,
+    /// Slots running churn streams: connect, upgrade, 1-3 messages of
+    /// 1-512 B, close.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub churn_conns: u32,
+    /// Churn streams per second across all churn slots (at most).
+    #[arg(long, value_name = "N", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+    pub churn_rate: u32,
+    /// Percent of streams that end in an injected fault instead of a clean
+    /// close, split evenly: RST mid-stream, FIN without Close mid-stream,
+    /// RST during the opening handshake.
+    #[arg(long, value_name = "PERCENT", default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub abort_percent: u32,
+    /// Print one JSON object on stdout (the summary line goes to stderr).
+    #[arg(long)]
+    pub json: bool,
 }

@@ -16,6 +16,7 @@
 //! | `server.rs` | the `echo-server` reactor |
 //! | `send.rs` | the `send` subcommand |
 //! | `load/` | the load modes, their connection state machine and transport (TCP or TLS), messages |
+//! | `soak/` | the `soak` mode: mixed streams, injected aborts, every echoed byte checked |
 //! | `report.rs` | latency histograms, error counts, summary line and JSON |
 //! | `error.rs` | set-up errors |
 
@@ -27,6 +28,7 @@ mod net;
 mod report;
 mod send;
 mod server;
+mod soak;
 mod sys;
 mod target;
 mod tls;
@@ -66,6 +68,7 @@ fn main() -> ExitCode {
         Command::Rate(args) => (args.load.json, load::rate::run(args).map(Some)),
         Command::Handshakes(args) => (args.load.json, load::handshakes::run(args).map(Some)),
         Command::Hold(args) => (args.load.json, load::hold::run(args).map(Some)),
+        Command::Soak(args) => (args.json, soak::run(args).map(Some)),
     };
     match result {
         Ok(None) => ExitCode::SUCCESS,

@@ -286,6 +286,19 @@ impl Json {
     }
 }
 
+/// A JSON array of strings.
+pub fn string_array(items: &[String]) -> String {
+    let mut out = String::from("[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        push_string(&mut out, item);
+    }
+    out.push(']');
+    out
+}
+
 /// Appends `value` as a JSON string literal (RFC 8259 §7).
 fn push_string(out: &mut String, value: &str) {
     out.push('"');
