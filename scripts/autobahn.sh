@@ -13,8 +13,9 @@
 #   scripts/autobahn.sh --modes copy,tls    only these proxy modes
 #
 # Options: --modes LIST (comma-separated, of copy, splice, tls; default all
-# three), --cases LIST (comma-separated wstest case patterns, e.g. 5.*,9.3.2,
-# to rerun a few; the exclusions still apply), --jobs N (case sets run at
+# three), --cases LIST (comma-separated wstest case IDs or patterns, e.g.
+# 5.*,9.3.2, to rerun a few; the exclusions still apply; wstest matches a
+# pattern with * as a prefix, so 12.*.1 takes 12.1.10-12.1.18 too), --jobs N (case sets run at
 # once, default 2), --out DIR (default target/autobahn/<date>[-full]).
 #
 # Two directions; in each, one case set (every case once) direct and one
