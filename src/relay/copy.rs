@@ -156,6 +156,7 @@ pub fn pump(
             return Ok(Progress::blocked(moved));
         }
         if n == room {
+            flow.small_frames = false;
             if !flow.streaming {
                 // A full read: this direction streams. Yield once so the
                 // next turn can pick the splice relay.

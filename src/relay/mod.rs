@@ -33,7 +33,9 @@ pub use tls::{Conn, Tls};
 pub enum Policy {
     /// Copy until a direction streams, then splice it.
     Auto,
-    /// Splice every tunnel direction while pipes are free.
+    /// Splice every tunnel direction while pipes are free, a frame at a
+    /// time; runs of small frames (under 16 KiB) take the copy relay, where
+    /// one read carries many.
     Splice,
     /// Always copy through userspace.
     Copy,
@@ -105,6 +107,10 @@ pub struct Flow {
     src_drained: bool,
     /// A read filled the whole scratch buffer: under `auto`, splice now.
     streaming: bool,
+    /// The splice relay found a small frame ahead: copy until a read fills
+    /// the scratch buffer again (a frame per splice would cost a system
+    /// call or three per frame).
+    small_frames: bool,
 }
 
 /// How a pump stopped.
@@ -172,6 +178,7 @@ impl Flow {
             src_closing: false,
             src_drained: false,
             streaming: false,
+            small_frames: false,
         }
     }
 
@@ -332,7 +339,7 @@ impl Flow {
                     && !self.is_draining()
                     && match policy {
                         Policy::Copy => false,
-                        Policy::Splice => true,
+                        Policy::Splice => !self.small_frames,
                         Policy::Auto => self.streaming,
                     }
                     && pipes.available()
@@ -351,7 +358,7 @@ pub fn pump(
     res: &mut Resources,
 ) -> Result<Progress, Fault> {
     if !src.is_tls() && !dst.is_tls() && flow.splices(res.policy, &res.pipes) {
-        splice::pump(flow, src, dst, &mut res.pipes, res.policy)
+        splice::pump(flow, src, dst, &mut res.pipes)
     } else {
         copy::pump(flow, src, dst, &mut res.bufs)
     }

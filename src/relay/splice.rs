@@ -25,7 +25,7 @@ use std::ptr;
 
 use super::copy::READS_PER_TURN;
 use super::frames::{Ahead, Reach, MAX_HEADER};
-use super::{Conn, Fault, Flow, FlowState, Parked, Policy, Progress};
+use super::{Conn, Fault, Flow, FlowState, Parked, Progress};
 use crate::buffer::BUF_BYTES;
 use crate::sys;
 use crate::warn;
@@ -211,7 +211,6 @@ pub fn pump(
     src: &mut Conn<'_>,
     dst: &mut Conn<'_>,
     pipes: &mut PipePool,
-    policy: Policy,
 ) -> Result<Progress, Fault> {
     debug_assert!(
         !matches!(flow.parked, Parked::Buf(_)),
@@ -245,7 +244,7 @@ pub fn pump(
             return Ok(Progress::yielded(moved));
         }
         let mut head = [0u8; MAX_HEADER];
-        let (len, peeked) = match limit(flow, src, &mut head, policy, moved)? {
+        let (len, peeked) = match limit(flow, src, &mut head, moved)? {
             Limit::Bytes { len, peeked } => (len, peeked),
             Limit::Stop(progress) => return Ok(progress),
         };
@@ -294,7 +293,6 @@ fn limit(
     flow: &mut Flow,
     src: &Conn<'_>,
     head: &mut [u8; MAX_HEADER],
-    policy: Policy,
     moved: usize,
 ) -> Result<Limit, Fault> {
     let Some(frames) = flow.body.frames() else {
@@ -333,10 +331,9 @@ fn limit(
                         peeked: k,
                     })
                 }
-                Ahead::Frame(total)
-                    if policy == Policy::Auto && total < STREAM_MIN_BYTES as u64 =>
-                {
+                Ahead::Frame(total) if total < STREAM_MIN_BYTES as u64 => {
                     flow.streaming = false;
+                    flow.small_frames = true;
                     return Ok(Limit::Stop(Progress::yielded(moved)));
                 }
                 Ahead::Frame(total) => {
