@@ -420,3 +420,52 @@ fn bytes_that_are_not_frames_relay_intact_and_drain_with_fin() {
         assert!(proxy.wait_exit(Duration::from_secs(5)).is_some());
     }
 }
+
+/// A stream of 64 KiB messages (each frame 10 bytes longer than a pipe,
+/// so the splice relay peeks past every frame's tail) drained mid-stream:
+/// the client reads whole echoed frames, then the Close, never a Close cut
+/// into a frame.
+#[test]
+fn a_drain_mid_stream_of_64k_frames_lands_between_frames() {
+    let _w = watchdog();
+    let echo = EchoServer::start();
+    for relay in ["splice", "auto"] {
+        let mut proxy = proxy_to(&[echo.addr], &["--relay", relay, "--drain-timeout", "5s"]);
+        let mut client = ws::Client::connect(proxy.addr(), "/").unwrap();
+        let message = pattern(65_536, 9);
+        let mut frame = Vec::new();
+        ws::encode_frame(
+            &mut frame,
+            true,
+            Opcode::Binary,
+            &message,
+            Some(ws::random_mask()),
+        );
+        let mut writer = client.stream().try_clone().unwrap();
+        let sender = std::thread::spawn(move || {
+            // Until the proxy stops taking them.
+            for _ in 0..2000 {
+                if writer.write_all(&frame).is_err() {
+                    return;
+                }
+            }
+        });
+        let mut echoed = 0;
+        loop {
+            let got = client.recv().expect("whole frames, then a Close");
+            if got.opcode == Opcode::Close {
+                assert_eq!(got.close_code(), Some(GOING_AWAY), "{relay}");
+                break;
+            }
+            assert!(got.payload == message, "{relay}: echo {echoed} intact");
+            echoed += 1;
+            if echoed == 20 {
+                proxy.signal(libc::SIGTERM);
+            }
+        }
+        assert!(echoed >= 20, "{relay}: {echoed} echoes");
+        drop(client);
+        let _ = sender.join();
+        assert!(proxy.wait_exit(Duration::from_secs(5)).is_some());
+    }
+}

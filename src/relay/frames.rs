@@ -146,12 +146,23 @@ impl Frames {
         }
     }
 
-    /// Reads the header at the start of `peeked` (the bytes ahead, not
-    /// consumed) without moving: how far off the current frame ends.
+    /// Reads the bytes ahead (`peeked`, not consumed) without moving: how
+    /// far off the first frame that starts among them ends, so a splice
+    /// can stop exactly there. At a boundary or in a header that is the
+    /// current frame; in a payload whose last bytes are all in `peeked`,
+    /// the frame after it.
     pub fn ahead(&self, peeked: &[u8]) -> Ahead {
         let mut probe = *self;
         probe.flags &= !DRAIN;
-        for (i, &b) in peeked.iter().enumerate() {
+        let mut from = 0;
+        if probe.got == 0 && probe.left > 0 {
+            if probe.left >= peeked.len() as u64 {
+                return Ahead::Partial;
+            }
+            from = probe.left as usize;
+            probe.left = 0;
+        }
+        for (i, &b) in peeked.iter().enumerate().skip(from) {
             probe.header_byte(b);
             if probe.flags & LOST != 0 {
                 return Ahead::Lost;
@@ -429,6 +440,16 @@ mod tests {
             assert_eq!(f.at_boundary(), ends.contains(&at), "at {at}");
         }
         assert_eq!(Frames::new(false).ahead(&[0x82]), Ahead::Partial);
+        // Near a payload's end, a peek reaches past it to the next frame.
+        let mut f = Frames::new(false);
+        let big = frame(2, 70_000, false);
+        let next = frame(1, 5, false);
+        f.advance(&big[..big.len() - 3]);
+        let mut peeked = big[big.len() - 3..].to_vec();
+        peeked.extend(&next);
+        assert_eq!(f.ahead(&peeked), Ahead::Frame(3 + next.len() as u64));
+        assert_eq!(f.ahead(&peeked[..4]), Ahead::Partial, "next header cut");
+        assert_eq!(f.ahead(&peeked[..2]), Ahead::Partial, "tail not all there");
         assert_eq!(
             Frames::new(false).ahead(&header(2, 70_000, false)[..5]),
             Ahead::Partial

@@ -41,6 +41,15 @@ pub const MAX_PIPES: usize = 4096;
 /// not streaming.
 const STREAM_MIN_BYTES: usize = BUF_BYTES / 2;
 
+/// A frame's last bytes, this many or fewer, are spliced together with
+/// the next frame, whose header a peek reads past them: a 64 KiB message's
+/// frame is 10 bytes longer than a pipe, and its tail would otherwise take
+/// a splice of its own.
+const TAIL_PEEK: usize = 256;
+
+/// The most a splice turn peeks at: a tail and the next header.
+const PEEK_BYTES: usize = TAIL_PEEK + MAX_HEADER;
+
 /// A pipe and how many bytes sit in it.
 pub struct Pipe {
     read: OwnedFd,
@@ -243,7 +252,7 @@ pub fn pump(
             // The Close frame goes through the copy relay.
             return Ok(Progress::yielded(moved));
         }
-        let mut head = [0u8; MAX_HEADER];
+        let mut head = [0u8; PEEK_BYTES];
         let (len, peeked) = match limit(flow, src, &mut head, moved)? {
             Limit::Bytes { len, peeked } => (len, peeked),
             Limit::Stop(progress) => return Ok(progress),
@@ -287,12 +296,14 @@ pub fn pump(
 
 /// How far the next splice may go. At a frame header, peeks at it (no
 /// byte consumed): the splice then takes the header and its payload up to
-/// the frame's end. Under `auto`, a small frame ahead sends the direction
-/// back to the copy relay, where one read takes many frames.
+/// the frame's end. Near a payload's end the peek reaches past the last
+/// [`TAIL_PEEK`] bytes to the next header, so the tail and the next frame
+/// go in one splice. A small frame ahead sends the direction back to the
+/// copy relay, where one read takes many frames.
 fn limit(
     flow: &mut Flow,
     src: &Conn<'_>,
-    head: &mut [u8; MAX_HEADER],
+    head: &mut [u8; PEEK_BYTES],
     moved: usize,
 ) -> Result<Limit, Fault> {
     let Some(frames) = flow.body.frames() else {
@@ -301,57 +312,61 @@ fn limit(
             peeked: 0,
         });
     };
-    let len = match frames.reach() {
-        Reach::Any => PIPE_BYTES,
-        Reach::Payload(left) => left.min(PIPE_BYTES as u64) as usize,
-        Reach::Header => {
-            let k = match src.tcp.peek(head) {
-                Ok(k) => k,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if moved < STREAM_MIN_BYTES {
-                        flow.streaming = false;
-                    }
-                    return Ok(Limit::Stop(Progress::blocked(moved)));
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {
-                    return Ok(Limit::Stop(Progress::yielded(moved)))
-                }
-                Err(e) => return Err(Fault::Source(e)),
-            };
-            let ahead = match k {
-                // EOF: the splice reads it.
-                0 => Ahead::Lost,
-                _ => frames.ahead(&head[..k]),
-            };
-            match ahead {
-                // Not frames: the peeked bytes tell the flow so as they go.
-                Ahead::Lost => {
-                    return Ok(Limit::Bytes {
-                        len: PIPE_BYTES,
-                        peeked: k,
-                    })
-                }
-                Ahead::Frame(total) if total < STREAM_MIN_BYTES as u64 => {
-                    flow.streaming = false;
-                    flow.small_frames = true;
-                    return Ok(Limit::Stop(Progress::yielded(moved)));
-                }
-                Ahead::Frame(total) => {
-                    return Ok(Limit::Bytes {
-                        len: total.min(PIPE_BYTES as u64) as usize,
-                        peeked: k,
-                    })
-                }
-                // The rest of the header raises an event when it comes,
-                // unless the peer is closing: then take what there is.
-                Ahead::Partial if flow.src_closing => {
-                    return Ok(Limit::Bytes { len: k, peeked: k })
-                }
-                Ahead::Partial => return Ok(Limit::Stop(Progress::blocked(moved))),
-            }
+    let left = match frames.reach() {
+        Reach::Any => {
+            return Ok(Limit::Bytes {
+                len: PIPE_BYTES,
+                peeked: 0,
+            })
         }
+        Reach::Payload(left) if left > TAIL_PEEK as u64 => {
+            return Ok(Limit::Bytes {
+                len: left.min(PIPE_BYTES as u64) as usize,
+                peeked: 0,
+            })
+        }
+        Reach::Payload(left) => left as usize,
+        Reach::Header => 0,
     };
-    Ok(Limit::Bytes { len, peeked: 0 })
+    let k = match src.tcp.peek(&mut head[..left + MAX_HEADER]) {
+        Ok(k) => k,
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+            if moved < STREAM_MIN_BYTES {
+                flow.streaming = false;
+            }
+            return Ok(Limit::Stop(Progress::blocked(moved)));
+        }
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => {
+            return Ok(Limit::Stop(Progress::yielded(moved)))
+        }
+        Err(e) => return Err(Fault::Source(e)),
+    };
+    let ahead = match k {
+        // EOF: the splice reads it.
+        0 => Ahead::Lost,
+        _ => frames.ahead(&head[..k]),
+    };
+    let bytes = |len: usize| Ok(Limit::Bytes { len, peeked: k });
+    match ahead {
+        // Not frames: the peeked bytes tell the flow so as they go.
+        Ahead::Lost => bytes(PIPE_BYTES),
+        // A small frame next: finish this one, then copy.
+        Ahead::Frame(total) if total - (left as u64) < STREAM_MIN_BYTES as u64 => {
+            if left > 0 {
+                return bytes(left);
+            }
+            flow.streaming = false;
+            flow.small_frames = true;
+            Ok(Limit::Stop(Progress::yielded(moved)))
+        }
+        Ahead::Frame(total) => bytes(total.min(PIPE_BYTES as u64) as usize),
+        // The next header is not all there: the tail alone.
+        Ahead::Partial if left > 0 => bytes(left),
+        // The rest of the header raises an event when it comes, unless the
+        // peer is closing: then take what there is.
+        Ahead::Partial if flow.src_closing => bytes(k),
+        Ahead::Partial => Ok(Limit::Stop(Progress::blocked(moved))),
+    }
 }
 
 #[cfg(test)]
