@@ -148,6 +148,12 @@ pub struct Pool {
     touched: bool,
 }
 
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Pool({} free)", self.free.len())
+    }
+}
+
 impl Pool {
     pub fn new() -> Pool {
         Pool {

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod files;
+pub mod framing;
 pub mod handshake;
 pub mod limits;
 pub mod listener;

@@ -57,6 +57,7 @@ impl Limits {
 }
 
 /// The shared counts.
+#[derive(Debug)]
 pub struct Admission {
     total: AtomicUsize,
     per_ip: Vec<Mutex<HashMap<IpAddr, usize>>>,

@@ -43,7 +43,7 @@ const HANDSHAKE_MAX_US: u64 = 60_000_000;
 const TUNNEL_MAX_MS: u64 = 30 * 24 * 3600 * 1000;
 
 /// A count written by one thread only.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Counter(AtomicU64);
 
 impl Counter {
@@ -77,6 +77,7 @@ pub enum TlsSide {
 }
 
 /// One worker's metrics.
+#[derive(Debug)]
 pub struct Shard {
     /// The worker's time origin for handshake stamps.
     epoch: Instant,
@@ -105,7 +106,7 @@ pub struct Shard {
 }
 
 /// Open tunnels by name.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Tunnels {
     by_route: HashMap<String, i64>,
     by_server: HashMap<(String, String), i64>,

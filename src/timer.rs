@@ -116,6 +116,7 @@ pub enum Settled {
     NotDue,
 }
 
+#[derive(Debug)]
 pub struct Wheel {
     slots: Vec<Vec<Entry>>,
     /// Last tick whose slot was processed.

@@ -384,7 +384,14 @@ impl Worker {
         debug!("client {addr}: accepted as pair {key}");
         let gen = self.current;
         self.gens[gen].pairs += 1;
-        let pair = entry.insert(Pair::new(stream, addr, listener, self.serial, gen));
+        let pair = entry.insert(Pair::new(
+            stream,
+            addr,
+            listener,
+            self.serial,
+            gen,
+            known_ip.is_some(),
+        ));
         let mut ctx = ctx!(self, key, gen);
         let outcome = match admitted {
             Ok(()) => pair.start(&mut ctx),
@@ -422,7 +429,7 @@ impl Worker {
             let Some(pair) = self.pairs.get_mut(e.key) else {
                 continue;
             };
-            if self.wheel.settle(&e, &mut pair.timer, self.now) != Settled::Due {
+            if self.wheel.settle(&e, pair.timer(), self.now) != Settled::Due {
                 continue;
             }
             let mut ctx = ctx!(self, e.key, pair.gen());
@@ -459,7 +466,7 @@ impl Worker {
         );
         self.control
             .admission
-            .release(&config.limits, pair.counted_ip(config));
+            .release(&config.limits, pair.counted_ip());
         self.gens[gen].pairs -= 1;
         if self.gens[gen].pairs == 0 && gen != self.current {
             self.gens.remove(gen);

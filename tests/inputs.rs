@@ -801,7 +801,7 @@ fn every_input_row_gets_its_answer_and_the_upstream_sees_only_what_it_may() {
 /// A client may send bytes right behind its upgrade head (early frames).
 /// If the upstream refuses the upgrade and keeps the connection, those
 /// bytes must not reach it as a request of their own: the pair holds an
-/// upgrading client's bytes until the 101 (`hold_early` in `src/pair.rs`).
+/// upgrading client's bytes until the 101 (`hold_early` in `src/pair/request.rs`).
 #[test]
 fn bytes_behind_a_refused_upgrade_never_reach_the_upstream() {
     let _w = watchdog();

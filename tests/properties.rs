@@ -16,7 +16,7 @@ use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::{Config as RunnerConfig, TestRunner};
 use wsproxy_fast::buffer::{Buf, BUF_BYTES};
-use wsproxy_fast::handshake::body::Body;
+use wsproxy_fast::framing::body::Body;
 use wsproxy_fast::handshake::edits::{RequestEdits, ResponseEdits};
 use wsproxy_fast::handshake::forwarded::TrustedProxies;
 use wsproxy_fast::handshake::request::{self, Kind, Peer, MAX_HEADERS};

@@ -22,7 +22,7 @@ use libfuzzer_sys::fuzz_target;
 use wsproxy_fast::buffer::{Buf, BUF_BYTES};
 use wsproxy_fast::config::{self, Config};
 use wsproxy_fast::dispatch::{self, Action, Inputs};
-use wsproxy_fast::handshake::body::Body;
+use wsproxy_fast::framing::body::Body;
 use wsproxy_fast::handshake::request::{self, Kind, Peer, MAX_HEADERS};
 use wsproxy_fast::upstream::Picker;
 

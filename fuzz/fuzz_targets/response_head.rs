@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use wsproxy_fast::buffer::{Buf, BUF_BYTES};
 use wsproxy_fast::config::MAX_HEAD_BYTES;
-use wsproxy_fast::handshake::body::Body;
+use wsproxy_fast::framing::body::Body;
 use wsproxy_fast::handshake::edits::ResponseEdits;
 use wsproxy_fast::handshake::request::Kind;
 use wsproxy_fast::handshake::response::{self, Response, MAX_HEADERS};

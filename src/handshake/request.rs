@@ -16,12 +16,12 @@
 use std::net::IpAddr;
 
 use crate::buffer::{Buf, Full};
+use crate::framing::body::Body;
+use crate::framing::frames::Frames;
 use crate::handshake::answer::{Reject, Status};
-use crate::handshake::body::Body;
 use crate::handshake::edits::{RequestEdits, Vars};
 use crate::handshake::fields::{is_clean_value, is_hop_by_hop, tokens, ConnectionTokens, Framing};
 use crate::handshake::forwarded::TrustedProxies;
-use crate::relay::frames::Frames;
 
 /// Most header fields in one request head.
 pub const MAX_HEADERS: usize = 100;

@@ -4,8 +4,8 @@
 //! fields replaced by `Connection: close`, since the proxy closes after it.
 
 use crate::buffer::{Buf, Full};
+use crate::framing::body::Body;
 use crate::handshake::answer::{Reject, Status};
-use crate::handshake::body::Body;
 use crate::handshake::edits::ResponseEdits;
 use crate::handshake::fields::{ConnectionTokens, Framing};
 use crate::handshake::request::Kind;

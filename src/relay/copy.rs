@@ -3,11 +3,7 @@
 //! scratch buffer itself (a fresh one takes its place), so no byte is copied
 //! twice and an idle flow holds nothing.
 
-use std::io::{self, Read, Write};
-
-use mio::net::TcpStream;
-
-use super::{Conn, Fault, Flow, FlowState, Parked, Progress};
+use super::{Conn, Fault, Flow, FlowState, Got, Mode, Parked, Progress, Put};
 use crate::buffer::{Buf, Pool};
 
 /// Reads one pump may do before yielding to other pairs (512 KiB at
@@ -16,6 +12,7 @@ pub const READS_PER_TURN: usize = 16;
 
 /// The worker's relay buffers: the scratch every read lands in, and the
 /// pool that parked and handshake buffers come from.
+#[derive(Debug)]
 pub struct Buffers {
     pub scratch: Buf,
     pub pool: Pool,
@@ -58,7 +55,7 @@ pub fn pump(
     for _ in 0..READS_PER_TURN {
         if let Parked::Buf(parked) = &mut flow.parked {
             match dst.write(parked.data()) {
-                Ok(n) => {
+                Ok(Put::Bytes(n)) => {
                     moved += n;
                     parked.consume(n);
                     if !parked.is_empty() {
@@ -75,9 +72,7 @@ pub fn pump(
                         return Ok(Progress::blocked(moved));
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    return Ok(Progress::blocked(moved))
-                }
+                Ok(Put::Blocked) => return Ok(Progress::blocked(moved)),
                 Err(e) => return Err(Fault::Destination(e)),
             }
         }
@@ -96,16 +91,16 @@ pub fn pump(
         scratch.clear();
         let room = scratch.space().len();
         let n = match src.read(scratch.space()) {
-            Ok(0) if flow.state == FlowState::Discard => {
+            Ok(Got::Eof) if flow.state == FlowState::Discard => {
                 flow.state = FlowState::Shut;
                 continue;
             }
-            Ok(0) => {
+            Ok(Got::Eof) => {
                 flow.state = FlowState::Eof;
                 continue;
             }
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Progress::blocked(moved)),
+            Ok(Got::Bytes(n)) => n,
+            Ok(Got::Blocked) => return Ok(Progress::blocked(moved)),
             Err(e) => return Err(Fault::Source(e)),
         };
         scratch.fill(n);
@@ -135,12 +130,12 @@ pub fn pump(
         }
         let body = &scratch.data()[..advance.used];
         let written = match if body.is_empty() {
-            Ok(0)
+            Ok(Put::Bytes(0))
         } else {
             dst.write(body)
         } {
-            Ok(w) => w,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            Ok(Put::Bytes(w)) => w,
+            Ok(Put::Blocked) => 0,
             Err(e) => return Err(Fault::Destination(e)),
         };
         moved += written;
@@ -156,11 +151,10 @@ pub fn pump(
             return Ok(Progress::blocked(moved));
         }
         if n == room {
-            flow.small_frames = false;
-            if !flow.streaming {
+            if flow.mode != Mode::Streaming {
                 // A full read: this direction streams. Yield once so the
                 // next turn can pick the splice relay.
-                flow.streaming = true;
+                flow.mode = Mode::Streaming;
                 return Ok(Progress::yielded(moved));
             }
             continue;
@@ -174,24 +168,4 @@ pub fn pump(
         }
     }
     Ok(Progress::yielded(moved))
-}
-
-/// `read`, retried on EINTR.
-pub fn read(mut src: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
-    loop {
-        match src.read(buf) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other,
-        }
-    }
-}
-
-/// `write`, retried on EINTR.
-pub fn write(mut dst: &TcpStream, buf: &[u8]) -> io::Result<usize> {
-    loop {
-        match dst.write(buf) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            other => return other,
-        }
-    }
 }

@@ -13,19 +13,20 @@
 //! splice once it streams, that is once a read fills the whole scratch
 //! buffer. Plain HTTP bodies always take the copy relay, which frames them.
 
+pub mod conn;
 pub mod copy;
-pub mod frames;
 pub mod splice;
 pub mod tls;
 
 use std::io;
 
 use crate::buffer::{Buf, Pool};
-use crate::handshake::body::{Body, BodyError};
+use crate::framing::body::{Body, BodyError};
+use crate::framing::frames::Frames;
+pub use conn::{Conn, Got, Put};
 use copy::Buffers;
-use frames::Frames;
 use splice::{Pipe, PipePool};
-pub use tls::{Conn, Tls};
+pub use tls::Tls;
 
 /// Which relay tunnels use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
@@ -42,6 +43,7 @@ pub enum Policy {
 }
 
 /// A worker's relay resources: scratch buffer, buffer pool, pipe pool.
+#[derive(Debug)]
 pub struct Resources {
     pub bufs: Buffers,
     pub pipes: PipePool,
@@ -105,12 +107,22 @@ pub struct Flow {
     /// parked bytes are flushed the source is not read at once: unparking
     /// re-registers it for reading, and epoll reports bytes already there.
     src_drained: bool,
-    /// A read filled the whole scratch buffer: under `auto`, splice now.
-    streaming: bool,
+    /// What the bytes have looked like lately: which relay suits them.
+    mode: Mode,
+}
+
+/// What a direction's recent bytes looked like, which decides its relay
+/// under `auto` and `splice` (see [`Flow::splices`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Messages that each fit one read: copy (`auto`) or splice (`splice`).
+    Chatty,
+    /// A read filled the whole scratch buffer: splice under both.
+    Streaming,
     /// The splice relay found a small frame ahead: copy until a read fills
     /// the scratch buffer again (a frame per splice would cost a system
     /// call or three per frame).
-    small_frames: bool,
+    SmallFrames,
 }
 
 /// How a pump stopped.
@@ -177,8 +189,7 @@ impl Flow {
             state,
             src_closing: false,
             src_drained: false,
-            streaming: false,
-            small_frames: false,
+            mode: Mode::Chatty,
         }
     }
 
@@ -240,6 +251,14 @@ impl Flow {
                 false
             }
             FlowState::Complete | FlowState::Shut => true,
+        }
+    }
+
+    /// A splice turn moved little before the source ran dry: the
+    /// direction chats rather than streams.
+    fn stops_streaming(&mut self) {
+        if self.mode == Mode::Streaming {
+            self.mode = Mode::Chatty;
         }
     }
 
@@ -339,8 +358,8 @@ impl Flow {
                     && !self.is_draining()
                     && match policy {
                         Policy::Copy => false,
-                        Policy::Splice => !self.small_frames,
-                        Policy::Auto => self.streaming,
+                        Policy::Splice => self.mode != Mode::SmallFrames,
+                        Policy::Auto => self.mode == Mode::Streaming,
                     }
                     && pipes.available()
             }

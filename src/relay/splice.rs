@@ -24,9 +24,9 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::ptr;
 
 use super::copy::READS_PER_TURN;
-use super::frames::{Ahead, Reach, MAX_HEADER};
-use super::{Conn, Fault, Flow, FlowState, Parked, Progress};
+use super::{Conn, Fault, Flow, FlowState, Mode, Parked, Progress};
 use crate::buffer::BUF_BYTES;
+use crate::framing::frames::{Ahead, Reach, MAX_HEADER};
 use crate::sys;
 use crate::warn;
 
@@ -64,6 +64,7 @@ impl fmt::Debug for Pipe {
 }
 
 /// A worker's pipes: reused while busy, closed when idle.
+#[derive(Debug)]
 pub struct PipePool {
     free: Vec<Pipe>,
     /// Most pipes this worker keeps open, free or in use.
@@ -281,7 +282,7 @@ pub fn pump(
                 // The pipe is empty, so it is the socket that is.
                 pipes.give(pipe);
                 if moved < STREAM_MIN_BYTES {
-                    flow.streaming = false;
+                    flow.stops_streaming();
                 }
                 return Ok(Progress::blocked(moved));
             }
@@ -332,7 +333,7 @@ fn limit(
         Ok(k) => k,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
             if moved < STREAM_MIN_BYTES {
-                flow.streaming = false;
+                flow.stops_streaming();
             }
             return Ok(Limit::Stop(Progress::blocked(moved)));
         }
@@ -355,8 +356,7 @@ fn limit(
             if left > 0 {
                 return bytes(left);
             }
-            flow.streaming = false;
-            flow.small_frames = true;
+            flow.mode = Mode::SmallFrames;
             Ok(Limit::Stop(Progress::yielded(moved)))
         }
         Ahead::Frame(total) => bytes(total.min(PIPE_BYTES as u64) as usize),

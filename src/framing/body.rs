@@ -8,7 +8,7 @@
 //! Bare LF line endings are refused, as in the strict reading of RFC 9112
 //! §2.2 that closes off chunk-size smuggling.
 
-use crate::relay::frames::Frames;
+use super::frames::Frames;
 
 /// The framing of one message body.
 #[derive(Clone, Debug, PartialEq, Eq)]

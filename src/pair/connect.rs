@@ -1,0 +1,239 @@
+//! The Connect phase: a connection to the chosen upstream server (and its
+//! TLS handshake, to a `wss://` server), moving on past servers that
+//! refuse or time out until one accepts or none is left.
+
+use mio::net::TcpStream;
+
+use super::end::End;
+use super::{Core, Ctx, Failure, Ready, Step};
+use crate::buffer::{Buf, Pool};
+use crate::handshake::answer::{Reject, Status};
+use crate::handshake::request::Kind;
+use crate::metrics::TlsSide;
+use crate::relay::splice::PipePool;
+use crate::relay::{Flow, Tls};
+use crate::upstream::Attempt;
+use crate::{debug, warn};
+
+/// Connecting; the rewritten request head waits in `c2u`.
+#[derive(Debug)]
+pub(super) struct Connect {
+    pub c2u: Flow,
+    pub kind: Kind,
+    attempt: Attempt,
+    /// What an upgrading client sent after its head, kept back until the
+    /// upstream answers 101.
+    pub held: Option<Box<Buf>>,
+}
+
+impl Connect {
+    pub fn new(c2u: Flow, kind: Kind, attempt: Attempt, held: Option<Box<Buf>>) -> Connect {
+        Connect {
+            c2u,
+            kind,
+            attempt,
+            held,
+        }
+    }
+
+    pub fn release(mut self, pool: &mut Pool, pipes: &mut PipePool) {
+        self.c2u.release(pool, pipes);
+        if let Some(buf) = self.held {
+            pool.give(*buf);
+        }
+    }
+}
+
+/// Connects to the current attempt's server, moving on past servers that
+/// fail at once.
+pub(super) fn start(c: &mut Connect, core: &mut Core, ctx: &mut Ctx<'_>) -> Step {
+    let group = &ctx.config.groups[usize::from(core.group)];
+    loop {
+        let server = c.attempt.server();
+        core.server = super::index(server);
+        let addr = group.servers[server].addr;
+        match TcpStream::connect(addr) {
+            Ok(stream) => {
+                group.opened(server);
+                // Small frames go out at once; a WebSocket is interactive.
+                let _ = stream.set_nodelay(true);
+                // A nearby upstream (loopback, same host) has usually
+                // accepted before connect returns: send the head now rather
+                // than after a trip through epoll.
+                let connected = stream.peer_addr().is_ok();
+                core.upstream = Some(End::new(stream));
+                if connected {
+                    return established(c, core, ctx);
+                }
+                core.arm(ctx, ctx.config.timeouts.connect);
+                return Step::Wait;
+            }
+            Err(e) => {
+                warn!(
+                    "upstream {addr}: connect failed: {e} (client {})",
+                    core.client_addr
+                );
+                group.connect_failed(server, ctx.at);
+                ctx.metrics.connect_failures.add(1);
+                match c.attempt.next(group, ctx.at) {
+                    Some(next) => c.attempt = next,
+                    None => {
+                        return Step::Refuse(Reject::new(
+                            Status::BadGateway,
+                            "no upstream server accepted the connection",
+                        ))
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The upstream socket is ready: the connect finished (TCP), or the TLS
+/// handshake can go on.
+pub(super) fn on_ready(c: &mut Connect, core: &mut Core, ready: Ready, ctx: &mut Ctx<'_>) -> Step {
+    let Some(upstream) = &core.upstream else {
+        return Step::Wait;
+    };
+    if upstream.tls.is_some() {
+        return handshake(c, core, ctx);
+    }
+    if !ready.writable {
+        return Step::Wait;
+    }
+    let error = match upstream.tcp.take_error() {
+        Ok(Some(e)) | Err(e) => e,
+        Ok(None) => match upstream.tcp.peer_addr() {
+            Ok(_) => return established(c, core, ctx),
+            // A spurious wakeup: the connect is still in progress.
+            Err(e) if e.kind() == std::io::ErrorKind::NotConnected => return Step::Wait,
+            Err(e) => e,
+        },
+    };
+    failed(c, core, &error.to_string(), Failure::Refused, ctx)
+}
+
+/// The connect (or the TLS handshake after it) did not finish within the
+/// connect timeout.
+pub(super) fn timed_out(c: &mut Connect, core: &mut Core, ctx: &mut Ctx<'_>) -> Step {
+    let timeout = ctx.config.timeouts.connect;
+    let what = if core.upstream.as_ref().is_some_and(|u| u.tls.is_some()) {
+        "TLS handshake"
+    } else {
+        "connect"
+    };
+    failed(
+        c,
+        core,
+        &format!("no answer to {what} within {timeout:?}"),
+        Failure::TimedOut,
+        ctx,
+    )
+}
+
+/// TCP is up: to a `wss://` server the TLS handshake comes next, within
+/// the connect timeout; a failed one counts as a failed connect.
+fn established(c: &mut Connect, core: &mut Core, ctx: &mut Ctx<'_>) -> Step {
+    let server = &core.group(ctx.config).servers[usize::from(core.server)];
+    let Some(tls) = &server.tls else {
+        return connected(core, ctx);
+    };
+    let session = match Tls::client(tls.config.clone(), tls.name.clone()) {
+        Ok(session) => session,
+        Err(e) => {
+            return failed(
+                c,
+                core,
+                &format!("cannot start TLS: {e}"),
+                Failure::Tls,
+                ctx,
+            )
+        }
+    };
+    if let Some(upstream) = &mut core.upstream {
+        upstream.tls = Some(Box::new(session));
+    }
+    core.arm(ctx, ctx.config.timeouts.connect);
+    handshake(c, core, ctx)
+}
+
+fn handshake(c: &mut Connect, core: &mut Core, ctx: &mut Ctx<'_>) -> Step {
+    let addr = core.server_addr(ctx.config);
+    let Some(upstream) = &mut core.upstream else {
+        return Step::Close;
+    };
+    let Some(tls) = &mut upstream.tls else {
+        return Step::Close;
+    };
+    match tls.handshake(&upstream.tcp) {
+        Ok(true) => {
+            debug!(
+                "upstream {addr}: TLS {} (client {})",
+                tls.describe(),
+                core.client_addr
+            );
+            connected(core, ctx)
+        }
+        Ok(false) => Step::Wait,
+        Err(e) => failed(
+            c,
+            core,
+            &format!("TLS handshake failed: {e}"),
+            Failure::Tls,
+            ctx,
+        ),
+    }
+}
+
+/// Moves on to the next server, or answers 502 (504 after a timeout) when
+/// none is left.
+fn failed(
+    c: &mut Connect,
+    core: &mut Core,
+    why: &str,
+    failure: Failure,
+    ctx: &mut Ctx<'_>,
+) -> Step {
+    ctx.metrics.connect_failures.add(1);
+    if failure == Failure::Tls {
+        ctx.metrics.tls_failed(TlsSide::Upstream);
+    }
+    let addr = core.server_addr(ctx.config);
+    core.set_upstream(None, ctx.config);
+    let group = core.group(ctx.config);
+    group.connect_failed(usize::from(core.server), ctx.at);
+    match c.attempt.next(group, ctx.at) {
+        Some(next) => {
+            warn!(
+                "upstream {addr}: connect failed: {why} (client {}); trying the next server",
+                core.client_addr
+            );
+            c.attempt = next;
+            start(c, core, ctx)
+        }
+        None => {
+            warn!(
+                "upstream {addr}: connect failed: {why} (client {})",
+                core.client_addr
+            );
+            Step::Refuse(match failure {
+                Failure::TimedOut => Reject::new(
+                    Status::GatewayTimeout,
+                    "upstream did not accept the connection in time",
+                ),
+                Failure::Refused => Reject::new(
+                    Status::BadGateway,
+                    "no upstream server accepted the connection",
+                ),
+                Failure::Tls => Reject::new(Status::BadGateway, "upstream TLS handshake failed"),
+            })
+        }
+    }
+}
+
+/// Connected (and the TLS handshake done): the request goes up.
+fn connected(core: &mut Core, ctx: &mut Ctx<'_>) -> Step {
+    core.group(ctx.config)
+        .connect_succeeded(usize::from(core.server));
+    Step::Connected
+}

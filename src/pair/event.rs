@@ -1,0 +1,79 @@
+//! The contract between the worker and a pair: what a handler may use of
+//! the worker ([`Ctx`]), what a socket event reported ([`Ready`]), and what
+//! the worker does with the pair afterwards ([`Outcome`]).
+
+use std::time::Instant;
+
+use crate::config::Config;
+use crate::limits::Admission;
+use crate::metrics::Shard;
+use crate::relay::Resources;
+use crate::timer::{Tick, Wheel};
+use crate::token::Side;
+use crate::upstream::Picker;
+
+/// The worker state a handler may use.
+#[derive(Debug)]
+pub struct Ctx<'a> {
+    /// This pair's slab key.
+    pub key: usize,
+    pub now: Tick,
+    /// The same moment as `now`, for upstream health shared by workers.
+    pub at: Instant,
+    pub config: &'a Config,
+    pub relay: &'a mut Resources,
+    pub wheel: &'a mut Wheel,
+    pub picker: &'a mut Picker,
+    pub metrics: &'a Shard,
+    pub admission: &'a Admission,
+    /// The worker is draining until then: a tunnel that opens now is
+    /// drained at once.
+    pub draining: Option<Tick>,
+}
+
+/// What a socket event reported.
+#[derive(Clone, Copy, Debug)]
+pub struct Ready {
+    pub readable: bool,
+    pub writable: bool,
+    /// The peer sent EOF or the socket has an error: read to the end.
+    pub closing: bool,
+}
+
+impl Ready {
+    pub const READABLE: Ready = Ready {
+        readable: true,
+        writable: false,
+        closing: false,
+    };
+
+    pub fn from_event(event: &mio::event::Event) -> Ready {
+        let closing = event.is_read_closed() || event.is_error();
+        Ready {
+            readable: event.is_readable() || closing,
+            writable: event.is_writable() || event.is_write_closed() || event.is_error(),
+            closing,
+        }
+    }
+}
+
+/// What the worker does with a pair after a handler ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Continue,
+    /// Readable work is left on this side: run it again after other pairs.
+    Yield(Side),
+    /// Remove the pair; dropping it closes both sockets.
+    Close,
+}
+
+impl Outcome {
+    /// Combines the outcomes of two steps of one event.
+    pub fn and(self, next: Outcome) -> Outcome {
+        match (self, next) {
+            (Outcome::Close, _) | (_, Outcome::Close) => Outcome::Close,
+            (Outcome::Yield(side), _) | (_, Outcome::Yield(side)) => Outcome::Yield(side),
+            _ => Outcome::Continue,
+        }
+    }
+}

@@ -1,0 +1,831 @@
+//! A client connection and its upstream connection: one slab entry, one
+//! state machine.
+//!
+//! ```text
+//! Preface ──PROXY header──▶ Request ──head parsed, routed──▶ Connect ──connected──▶ Response
+//!                              │                               │ refused/timeout: next server
+//!                              │ bad head, redirect, file      ▼ none left: 502/504
+//!                              ▼                             Answer ──written──▶ Linger ──EOF──▶ closed
+//!                           Answer / File ──written──▶ Linger
+//! Response ──101──▶ Tunnel ──both directions shut / error / idle / drained──▶ closed
+//!          ──other──▶ Exchange ──answer relayed──▶ Linger
+//! ```
+//!
+//! Each phase lives in its own file with its own data (`request.rs`,
+//! `connect.rs`, `response.rs`, `tunnel.rs`, `answer.rs`); what the pair
+//! keeps across phases is its [`Core`]. A phase's handlers return a
+//! [`Step`] and never call another phase: [`Pair::apply`] is the one place
+//! a phase changes, and it checks that the move is legal. Socket interest
+//! is derived from the phase in [`Pair::interest`], and only the worker
+//! removes pairs (an [`Outcome::Close`]).
+
+mod answer;
+mod connect;
+mod end;
+mod event;
+mod head;
+mod pump;
+mod request;
+mod response;
+mod tunnel;
+
+use std::mem;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use mio::net::TcpStream;
+use mio::{Interest, Registry};
+
+use crate::access_log::{self, Ending, Sink};
+use crate::buffer::Buf;
+use crate::config::Config;
+use crate::handshake::answer::Reject;
+use crate::handshake::edits::ResponseEdits;
+use crate::handshake::request::Peer;
+use crate::metrics::{Shard, TlsSide, TunnelNames};
+use crate::relay::{Flow, Resources, Tls};
+use crate::timer::{self, Tick, Timer};
+use crate::token::{self, Side};
+use crate::upstream::Group;
+use crate::{debug, info, warn};
+use end::{interest, End};
+pub use event::{Ctx, Outcome, Ready};
+use pump::Dir;
+
+/// The phase a pair is in, with the data only that phase needs.
+#[derive(Debug)]
+enum Phase {
+    /// On a PROXY protocol listener: waiting for the balancer's header,
+    /// which names the real client.
+    Preface,
+    /// Reading the request head.
+    Request(request::Request),
+    /// Connecting to an upstream server, the rewritten head waiting.
+    Connect(connect::Connect),
+    /// Connected: the head and any body flow up while the response head is
+    /// read.
+    Response(response::Response),
+    /// A plain answer flows to the client (and the rest of the request
+    /// body up).
+    Exchange(response::Exchange),
+    /// A WebSocket tunnel after a 101: bytes flow both ways.
+    Tunnel(tunnel::Tunnel),
+    /// Writing the proxy's own answer.
+    Answer(answer::Answer),
+    /// Serving a static file.
+    File(answer::File),
+    /// Write side shut; discarding input until EOF or the linger timeout.
+    Linger,
+    /// Transient, while a transition moves the old phase's parts.
+    Moving,
+}
+
+impl Phase {
+    fn name(&self) -> &'static str {
+        match self {
+            Phase::Preface => "preface",
+            Phase::Request(_) => "request",
+            Phase::Connect(_) => "connect",
+            Phase::Response(_) => "response",
+            Phase::Exchange(_) => "exchange",
+            Phase::Tunnel(_) => "tunnel",
+            Phase::Answer(_) => "answer",
+            Phase::File(_) => "file",
+            Phase::Linger => "linger",
+            Phase::Moving => "moving",
+        }
+    }
+
+    /// Gives the phase's buffers and pipes back.
+    fn release(self, res: &mut Resources) {
+        let (pool, pipes) = (&mut res.bufs.pool, &mut res.pipes);
+        match self {
+            Phase::Connect(c) => c.release(pool, pipes),
+            Phase::Response(r) => r.release(pool, pipes),
+            Phase::Exchange(mut x) => {
+                x.c2u.release(pool, pipes);
+                x.u2c.release(pool, pipes);
+            }
+            Phase::Tunnel(mut t) => {
+                t.c2u.release(pool, pipes);
+                t.u2c.release(pool, pipes);
+            }
+            Phase::Answer(answer::Answer { out }) | Phase::File(answer::File { out, .. }) => {
+                pool.give(out)
+            }
+            Phase::Preface | Phase::Request(_) | Phase::Linger | Phase::Moving => {}
+        }
+    }
+}
+
+/// The moves between phases a pair may make.
+fn legal(from: &str, to: &str) -> bool {
+    matches!(
+        (from, to),
+        ("preface", "request" | "answer")
+            | ("request", "connect" | "answer" | "file" | "linger")
+            | ("connect", "response" | "answer")
+            | ("response", "exchange" | "tunnel" | "answer")
+            | ("exchange" | "answer" | "file", "linger")
+    )
+}
+
+/// What a phase's handler asks of the pair; [`Pair::apply`] carries it
+/// out.
+#[derive(Debug)]
+enum Step {
+    /// Stay in this phase until the next event.
+    Wait,
+    /// Stay, with readable work left on this side: run again after other
+    /// pairs.
+    Yield(Side),
+    /// Remove the pair.
+    Close,
+    /// Move to this phase and run its first turn.
+    Enter(Phase),
+    /// Connect: the upstream is connected (and its TLS handshake done),
+    /// so the request goes up and the response is awaited.
+    Connected,
+    /// Response: the upstream answered. A tunnel after a 101, else a plain
+    /// exchange; `u2c` carries the answer's head and what came with it.
+    Answered { u2c: Flow, tunnel: bool },
+    /// Answer with the proxy's own error response.
+    Refuse(Reject),
+    /// The answer went out whole: the exchange is over.
+    Done,
+    /// Shut the write side and read the client to its end.
+    Linger,
+}
+
+impl Step {
+    /// Combines two steps taken in one phase, which can only wait, yield
+    /// or close.
+    fn and(self, next: Step) -> Step {
+        debug_assert!(
+            matches!(self, Step::Wait | Step::Yield(_) | Step::Close)
+                && matches!(next, Step::Wait | Step::Yield(_) | Step::Close),
+            "only staying steps combine: {self:?}, {next:?}"
+        );
+        match (self, next) {
+            (Step::Close, _) | (_, Step::Close) => Step::Close,
+            (Step::Yield(side), _) | (_, Step::Yield(side)) => Step::Yield(side),
+            _ => Step::Wait,
+        }
+    }
+}
+
+/// Why a connect to an upstream server failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Failure {
+    Refused,
+    TimedOut,
+    Tls,
+}
+
+/// A site, route or group index not chosen yet.
+const NONE: u16 = u16::MAX;
+
+/// Response edits for answers made before a site was chosen.
+static NO_EDITS: ResponseEdits = ResponseEdits {
+    add: Vec::new(),
+    hide: Vec::new(),
+};
+
+/// A client connection and whatever it is connected to.
+#[derive(Debug)]
+pub struct Pair {
+    core: Core,
+    phase: Phase,
+}
+
+/// What a pair keeps across phases.
+#[derive(Debug)]
+struct Core {
+    client: End,
+    /// The upstream connection, from Connect on.
+    upstream: Option<End>,
+    client_addr: SocketAddr,
+    /// Which configured listener accepted the client.
+    listener: u16,
+    /// The site and route serving the request, and the upstream group and
+    /// server in use or last tried; [`NONE`] until chosen.
+    site: u16,
+    route: u16,
+    group: u16,
+    server: u16,
+    timer: Timer,
+    /// When the handshake began ([`Shard::stamp`]); once a tunnel, the
+    /// tick it opened.
+    started: u32,
+    /// What the access log will say, while it is on.
+    record: Option<Box<access_log::Exchange>>,
+    /// The worker's configuration generation this pair uses.
+    gen: u16,
+    /// The connection limits counted `client_addr`'s address (not yet,
+    /// while a PROXY protocol header has not named the client).
+    ip_counted: bool,
+}
+
+impl Pair {
+    pub fn new(
+        client: TcpStream,
+        client_addr: SocketAddr,
+        listener: usize,
+        serial: u32,
+        gen: usize,
+        ip_counted: bool,
+    ) -> Pair {
+        Pair {
+            core: Core {
+                client: End::new(client),
+                upstream: None,
+                client_addr,
+                listener: index(listener),
+                site: NONE,
+                route: NONE,
+                group: NONE,
+                server: 0,
+                timer: Timer::new(serial),
+                started: 0,
+                record: None,
+                gen: index(gen),
+                ip_counted,
+            },
+            phase: Phase::Request(request::Request::default()),
+        }
+    }
+
+    /// Starts the handshake timer and reads the request head, which
+    /// `TCP_DEFER_ACCEPT` usually has waiting already.
+    pub fn start(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
+        let core = &mut self.core;
+        core.begin(ctx);
+        core.arm(ctx, ctx.config.timeouts.handshake);
+        let listener = &ctx.config.listeners[usize::from(core.listener)];
+        if let Some(tls) = &listener.tls {
+            match Tls::server(tls.config().clone()) {
+                Ok(session) => core.client.tls = Some(Box::new(session)),
+                Err(e) => {
+                    warn!("client {}: cannot start TLS: {e}", core.client_addr);
+                    return Outcome::Close;
+                }
+            }
+        }
+        let step = if listener.proxy_protocol {
+            self.phase = Phase::Preface;
+            request::read_preface(&mut self.core, ctx)
+        } else {
+            self.start_phase(ctx)
+        };
+        self.apply(step, ctx)
+    }
+
+    /// Answers a client the limits refused, without reading its request.
+    /// On a TLS listener the connection is just closed: an answer would
+    /// cost a full handshake, the very work the limit is there to shed.
+    pub fn refuse(&mut self, reject: Reject, ctx: &mut Ctx<'_>) -> Outcome {
+        self.core.begin(ctx);
+        let listener = &ctx.config.listeners[usize::from(self.core.listener)];
+        if listener.proxy_protocol {
+            // Nothing is known about the client yet, not even who it is.
+            self.phase = Phase::Preface;
+            return Outcome::Close;
+        }
+        if listener.tls.is_some() {
+            debug!(
+                "client {}: {} on a TLS listener: closing",
+                self.core.client_addr,
+                reject.status.code()
+            );
+            return Outcome::Close;
+        }
+        self.apply(Step::Refuse(reject), ctx)
+    }
+
+    /// The configuration generation (a worker's index) this pair uses.
+    pub fn gen(&self) -> usize {
+        usize::from(self.core.gen)
+    }
+
+    /// The pair's deadline on the worker's timer wheel.
+    pub fn timer(&mut self) -> &mut Timer {
+        &mut self.core.timer
+    }
+
+    /// The address the limits counted for this pair: none while a PROXY
+    /// protocol header has not named the client yet.
+    pub fn counted_ip(&self) -> Option<IpAddr> {
+        self.core.ip_counted.then(|| self.core.client_addr.ip())
+    }
+
+    /// Handles readiness of one of the pair's sockets.
+    pub fn on_ready(&mut self, side: Side, ready: Ready, ctx: &mut Ctx<'_>) -> Outcome {
+        if ready.writable {
+            if let Some(outcome) = self.flush_tls(side) {
+                return outcome;
+            }
+        }
+        let core = &mut self.core;
+        let step = match (&mut self.phase, side) {
+            (Phase::Preface, Side::Client) if ready.readable => request::read_preface(core, ctx),
+            (Phase::Request(r), Side::Client) if ready.readable => {
+                request::read(r, core, ready.closing, ctx)
+            }
+            (Phase::Connect(c), Side::Upstream) => connect::on_ready(c, core, ready, ctx),
+            (Phase::Response(_), _) => {
+                let closing = ready.closing;
+                let mut outcome = Outcome::Continue;
+                match side {
+                    Side::Client => {
+                        if ready.writable {
+                            // The upstream's read interest was dropped while
+                            // 1xx bytes waited and comes back now: no hint
+                            // is needed.
+                            outcome = self.in_response(ctx, |r, core, ctx| {
+                                response::write_interim(r, core, false, ctx)
+                            });
+                        }
+                        if ready.readable && outcome != Outcome::Close {
+                            outcome = outcome.and(self.in_response(ctx, |r, core, ctx| {
+                                response::pump_up(r, core, closing, ctx)
+                            }));
+                        }
+                    }
+                    Side::Upstream => {
+                        if ready.writable {
+                            outcome = self.in_response(ctx, |r, core, ctx| {
+                                response::pump_up(r, core, false, ctx)
+                            });
+                        }
+                        if ready.readable && outcome != Outcome::Close {
+                            outcome = outcome.and(self.in_response(ctx, |r, core, ctx| {
+                                response::read(r, core, closing, ctx)
+                            }));
+                        }
+                    }
+                }
+                return outcome;
+            }
+            (Phase::Exchange(_) | Phase::Tunnel(_), _) => {
+                // Writable first: flushing parked bytes may let reading
+                // resume.
+                let (read_dir, write_dir) = match side {
+                    Side::Client => (Dir::Up, Dir::Down),
+                    Side::Upstream => (Dir::Down, Dir::Up),
+                };
+                let mut outcome = Outcome::Continue;
+                if ready.writable {
+                    outcome = self.pump(write_dir, false, ctx);
+                }
+                if ready.readable && outcome != Outcome::Close && self.flows() {
+                    outcome = outcome.and(self.pump(read_dir, ready.closing, ctx));
+                }
+                return outcome;
+            }
+            (Phase::Answer(a), Side::Client) if ready.writable => answer::write(a, core),
+            (Phase::File(f), Side::Client) if ready.writable => answer::write_file(f, core, ctx),
+            (Phase::Linger, Side::Client) if ready.readable => {
+                answer::discard(core, &mut ctx.relay.bufs.scratch)
+            }
+            _ => Step::Wait,
+        };
+        self.apply(step, ctx)
+    }
+
+    /// Handles the pair's deadline passing.
+    pub fn on_timeout(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
+        let core = &mut self.core;
+        let step = match &mut self.phase {
+            Phase::Preface => {
+                info!(
+                    "client {}: no PROXY protocol header within {:?}, closing",
+                    core.client_addr, ctx.config.timeouts.handshake
+                );
+                Step::Close
+            }
+            Phase::Request(_) => request::timed_out(core, ctx),
+            Phase::Connect(c) => connect::timed_out(c, core, ctx),
+            Phase::Response(r) => response::timed_out(r, core, ctx),
+            Phase::Exchange(_) => response::stalled(core, ctx),
+            Phase::Tunnel(t) => tunnel::timed_out(t, core, ctx),
+            Phase::File(_) => {
+                debug!(
+                    "client {}: file transfer stalled for {:?}, closing",
+                    core.client_addr, ctx.config.timeouts.response
+                );
+                Step::Close
+            }
+            Phase::Answer(_) | Phase::Linger | Phase::Moving => Step::Close,
+        };
+        self.apply(step, ctx)
+    }
+
+    /// Ends a tunnel gracefully: each direction sends its peer a Close
+    /// frame (1001, Going Away) at its next frame boundary and shuts its
+    /// write side, then reads the peer to its end; whatever is left at
+    /// `deadline` is closed. A pair that is not a tunnel (yet) is left
+    /// alone: a handshake in flight finishes first.
+    pub fn drain(&mut self, deadline: Tick, why: Ending, ctx: &mut Ctx<'_>) -> Outcome {
+        let Phase::Tunnel(t) = &mut self.phase else {
+            return Outcome::Continue;
+        };
+        if !tunnel::begin_drain(t, &mut self.core, deadline, why, ctx) {
+            return Outcome::Continue;
+        }
+        let outcome = self.pump(Dir::Up, false, ctx);
+        if outcome == Outcome::Close || !self.flows() {
+            return outcome;
+        }
+        outcome.and(self.pump(Dir::Down, false, ctx))
+    }
+
+    /// A tunnel's site, route location, upstream group and server, by
+    /// name: what a reload compares to find tunnels whose route or server
+    /// it removed.
+    pub fn tunnel_route<'c>(
+        &self,
+        config: &'c Config,
+    ) -> Option<(&'c str, &'c str, &'c str, &'c str)> {
+        if !matches!(self.phase, Phase::Tunnel(_)) {
+            return None;
+        }
+        let names = self.core.tunnel_names(config);
+        let site = &config.sites[usize::from(self.core.site)].name;
+        Some((site, names.route, names.group, names.server))
+    }
+
+    /// A reload removed this tunnel's route or server and says to close it.
+    pub fn close_removed(&mut self) -> Outcome {
+        info!(
+            "client {}: closing the tunnel: a reload removed its route or upstream server",
+            self.core.client_addr
+        );
+        self.core.ended(Ending::Removed);
+        Outcome::Close
+    }
+
+    /// The interest each socket needs in the current phase:
+    /// `[client, upstream]`.
+    pub fn interest(&self) -> [Option<Interest>; 2] {
+        // TLS records waiting for a socket need it writable, whatever the
+        // phase.
+        let c = self.core.client.wants_flush();
+        let u = self.core.upstream.as_ref().is_some_and(End::wants_flush);
+        match &self.phase {
+            Phase::Preface => [interest(true, false), None],
+            Phase::Request(_) | Phase::Linger => [interest(true, c), None],
+            Phase::Connect(_) if self.core.upstream.as_ref().is_some_and(|u| u.tls.is_some()) => {
+                [None, interest(true, u)]
+            }
+            Phase::Connect(_) => [None, interest(false, true)],
+            Phase::Response(r) => [
+                interest(r.c2u.wants_read(), r.waits_for_client() || c),
+                interest(!r.waits_for_client(), r.c2u.wants_write() || u),
+            ],
+            Phase::Exchange(response::Exchange { c2u, u2c })
+            | Phase::Tunnel(tunnel::Tunnel { c2u, u2c, .. }) => [
+                interest(c2u.wants_read(), u2c.wants_write() || c),
+                interest(u2c.wants_read(), c2u.wants_write() || u),
+            ],
+            Phase::Answer(_) | Phase::File(_) => [interest(false, true), None],
+            Phase::Moving => [None, None],
+        }
+    }
+
+    /// Brings the registered interest in line with [`Pair::interest`].
+    pub fn sync_interest(&mut self, registry: &Registry, key: usize) -> std::io::Result<()> {
+        let [client, upstream] = self.interest();
+        let core = &mut self.core;
+        core.client
+            .watch(registry, token::pair(key, Side::Client), client)?;
+        if let Some(end) = &mut core.upstream {
+            end.watch(registry, token::pair(key, Side::Upstream), upstream)?;
+        }
+        Ok(())
+    }
+
+    /// Releases everything before the worker drops the pair.
+    pub fn close(
+        &mut self,
+        res: &mut Resources,
+        config: &Config,
+        metrics: &Shard,
+        now: Tick,
+        log: &mut Sink,
+    ) {
+        let core = &mut self.core;
+        let mut tunnel = None;
+        if let Phase::Tunnel(_) = self.phase {
+            let lived = timer::TICK * now.saturating_sub(core.started);
+            metrics.tunnel_closed(&core.tunnel_names(config), lived);
+            tunnel = Some(lived);
+        }
+        if let Some(x) = core.record.take().filter(|x| x.status != 0) {
+            let line = access_log::Line {
+                client: core.client_addr,
+                route: (core.route != NONE)
+                    .then(|| config.routes[usize::from(core.route)].location.as_str()),
+                upstream: (core.group != NONE).then(|| {
+                    config.groups[usize::from(core.group)].servers[usize::from(core.server)]
+                        .name
+                        .as_str()
+                }),
+                tunnel,
+            };
+            log.record(&line, &x);
+        }
+        mem::replace(&mut self.phase, Phase::Moving).release(res);
+        core.set_upstream(None, config);
+    }
+
+    /// Carries out what a handler asked for, moving through as many phases
+    /// as it takes to reach one that waits.
+    fn apply(&mut self, mut step: Step, ctx: &mut Ctx<'_>) -> Outcome {
+        loop {
+            let from = self.phase.name();
+            step = match step {
+                Step::Wait => return Outcome::Continue,
+                Step::Yield(side) => return Outcome::Yield(side),
+                Step::Close => return Outcome::Close,
+                Step::Enter(next) => self.enter(from, next, ctx),
+                Step::Connected => match mem::replace(&mut self.phase, Phase::Moving) {
+                    Phase::Connect(c) => {
+                        self.enter(from, Phase::Response(response::Response::new(c)), ctx)
+                    }
+                    other => self.illegal(other, "connected"),
+                },
+                Step::Answered { u2c, tunnel } => {
+                    match mem::replace(&mut self.phase, Phase::Moving) {
+                        Phase::Response(r) => {
+                            let pool = &mut ctx.relay.bufs.pool;
+                            let next = if tunnel {
+                                Phase::Tunnel(tunnel::Tunnel::new(r, u2c, pool))
+                            } else {
+                                Phase::Exchange(response::Exchange::new(r, u2c, pool))
+                            };
+                            self.enter(from, next, ctx)
+                        }
+                        other => self.illegal(other, "answered"),
+                    }
+                }
+                Step::Refuse(reject) => answer::refuse(&mut self.core, reject, ctx),
+                Step::Done | Step::Linger => self.enter(from, Phase::Linger, ctx),
+            };
+        }
+    }
+
+    /// Moves from phase `from` to `next`, gives the old phase's buffers
+    /// back, and runs the new phase's first turn.
+    fn enter(&mut self, from: &'static str, next: Phase, ctx: &mut Ctx<'_>) -> Step {
+        debug_assert!(
+            legal(from, next.name()),
+            "illegal move from {from} to {}",
+            next.name()
+        );
+        mem::replace(&mut self.phase, next).release(ctx.relay);
+        self.start_phase(ctx)
+    }
+
+    /// A step that does not fit the phase: a bug. Closes the pair rather
+    /// than carry on in a state nothing expects.
+    fn illegal(&mut self, phase: Phase, step: &str) -> Step {
+        debug_assert!(false, "{step} in phase {}", phase.name());
+        warn!(
+            "client {}: internal error: {step} in phase {}; closing",
+            self.core.client_addr,
+            phase.name()
+        );
+        self.phase = phase;
+        Step::Close
+    }
+
+    /// The first turn of the phase just entered.
+    fn start_phase(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        let core = &mut self.core;
+        match &mut self.phase {
+            Phase::Request(r) => request::read(r, core, false, ctx),
+            Phase::Connect(c) => connect::start(c, core, ctx),
+            Phase::Response(r) => {
+                core.arm(ctx, ctx.config.timeouts.response);
+                response::pump_up(r, core, false, ctx)
+            }
+            Phase::Exchange(x) => response::pump_exchange(x, Dir::Down, core, false, ctx),
+            Phase::Tunnel(t) => tunnel::start(t, core, ctx),
+            Phase::Answer(a) => {
+                core.arm(ctx, ctx.config.timeouts.linger);
+                answer::write(a, core)
+            }
+            Phase::File(f) => {
+                core.arm(ctx, ctx.config.timeouts.response);
+                answer::write_file(f, core, ctx)
+            }
+            Phase::Linger => answer::linger(core, ctx),
+            Phase::Preface | Phase::Moving => Step::Wait,
+        }
+    }
+
+    /// Runs `turn` if the pair is (still) awaiting its response.
+    fn in_response(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        turn: impl FnOnce(&mut response::Response, &mut Core, &mut Ctx<'_>) -> Step,
+    ) -> Outcome {
+        let Phase::Response(r) = &mut self.phase else {
+            // An earlier turn of the same event moved the pair on.
+            return Outcome::Continue;
+        };
+        let step = turn(r, &mut self.core, ctx);
+        self.apply(step, ctx)
+    }
+
+    /// Whether the phase relays bytes in both directions.
+    fn flows(&self) -> bool {
+        matches!(self.phase, Phase::Exchange(_) | Phase::Tunnel(_))
+    }
+
+    /// Runs one direction's relay in a flowing phase.
+    fn pump(&mut self, dir: Dir, closing: bool, ctx: &mut Ctx<'_>) -> Outcome {
+        let core = &mut self.core;
+        let step = match &mut self.phase {
+            Phase::Exchange(x) => response::pump_exchange(x, dir, core, closing, ctx),
+            Phase::Tunnel(t) => tunnel::pump(t, dir, core, closing, ctx),
+            _ => Step::Wait,
+        };
+        self.apply(step, ctx)
+    }
+
+    /// Writes TLS records waiting for `side`'s socket. `Some`: the outcome
+    /// to return at once (a broken socket, or a tunnel that was waiting
+    /// only for its last records).
+    fn flush_tls(&mut self, side: Side) -> Option<Outcome> {
+        let core = &mut self.core;
+        let end = match side {
+            Side::Client => &mut core.client,
+            Side::Upstream => core.upstream.as_mut()?,
+        };
+        if let Err(e) = end.flush() {
+            debug!(
+                "{} {}: TLS write failed: {e}",
+                side.name(),
+                core.client_addr
+            );
+            return Some(Outcome::Close);
+        }
+        match &self.phase {
+            Phase::Tunnel(t) if t.is_finished() => tunnel::close_when_flushed(core),
+            _ => None,
+        }
+    }
+}
+
+impl Core {
+    /// Stamps the handshake's start and opens the access log record.
+    fn begin(&mut self, ctx: &Ctx<'_>) {
+        self.started = ctx.metrics.stamp(ctx.at);
+        if ctx.config.access_log != access_log::Target::Off {
+            self.record = Some(Box::default());
+        }
+    }
+
+    /// Counts the answer the client got, for the metrics and the log.
+    fn answered(&mut self, code: u16, ctx: &Ctx<'_>) {
+        let us = ctx.metrics.answered(code, self.started, ctx.at);
+        if let Some(x) = &mut self.record {
+            x.status = code;
+            x.handshake_us = us;
+        }
+    }
+
+    /// Notes who ended the exchange (the first note stands).
+    fn ended(&mut self, ending: Ending) {
+        if let Some(x) = &mut self.record {
+            x.end(ending);
+        }
+    }
+
+    fn arm(&mut self, ctx: &mut Ctx<'_>, after: Duration) {
+        ctx.wheel
+            .arm(ctx.key, &mut self.timer, timer::deadline(ctx.now, after));
+    }
+
+    fn group<'c>(&self, config: &'c Config) -> &'c Group {
+        &config.groups[usize::from(self.group)]
+    }
+
+    fn server_addr(&self, config: &Config) -> SocketAddr {
+        self.group(config).servers[usize::from(self.server)].addr
+    }
+
+    fn peer_name(&self, side: Side, config: &Config) -> SocketAddr {
+        match side {
+            Side::Client => self.client_addr,
+            Side::Upstream => self.server_addr(config),
+        }
+    }
+
+    /// Closes the upstream connection, if any, and puts `end` in its
+    /// place. Dropping a socket also removes it from the poll.
+    fn set_upstream(&mut self, end: Option<End>, config: &Config) {
+        if self.upstream.take().is_some() {
+            self.group(config).closed(usize::from(self.server));
+        }
+        self.upstream = end;
+    }
+
+    /// The fields the proxy's own answers carry: the route's, else the
+    /// site's.
+    fn edits<'c>(&self, config: &'c Config) -> &'c ResponseEdits {
+        if self.route != NONE {
+            &config.routes[usize::from(self.route)].response
+        } else if self.site != NONE {
+            &config.sites[usize::from(self.site)].response
+        } else {
+            &NO_EDITS
+        }
+    }
+
+    /// What the request rewrite records about the client.
+    fn peer(&self) -> Peer {
+        Peer {
+            ip: self.client_addr.ip(),
+            scheme: if self.client.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            },
+        }
+    }
+
+    /// The names a tunnel's gauges go by.
+    fn tunnel_names<'c>(&self, config: &'c Config) -> TunnelNames<'c> {
+        let group = &config.groups[usize::from(self.group)];
+        TunnelNames {
+            route: &config.routes[usize::from(self.route)].location,
+            group: &group.name,
+            server: &group.servers[usize::from(self.server)].name,
+        }
+    }
+
+    /// The client's TLS handshake failed, or the client spoke plain HTTP
+    /// to a TLS port: counted, and the session dropped.
+    fn client_tls_failed(&mut self, ctx: &Ctx<'_>) {
+        ctx.metrics.tls_failed(TlsSide::Client);
+        self.client.tls = None;
+    }
+}
+
+/// Writes `out` to `end` until it is empty (`None`) or the socket is full
+/// or broken (the step to take).
+fn write_out(end: &mut End, out: &mut Buf) -> Option<Step> {
+    match end.conn().write_all(out.data()) {
+        Ok(n) => {
+            out.consume(n);
+            (!out.is_empty()).then_some(Step::Wait)
+        }
+        Err(_) => Some(Step::Close),
+    }
+}
+
+fn log_side(side: Side) -> access_log::Side {
+    match side {
+        Side::Client => access_log::Side::Client,
+        Side::Upstream => access_log::Side::Upstream,
+    }
+}
+
+/// A configuration index as stored in a pair.
+fn index(i: usize) -> u16 {
+    u16::try_from(i).expect("configuration indices fit in u16")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every open connection costs one slab slot: a `Pair` plus the slab
+    /// entry's tag. Keep it from growing unnoticed (240 bytes on x86_64 in
+    /// a release build: the phase's 136, most of it a tunnel's two flows,
+    /// and 104 kept across phases; the idle-pair RSS target is 512 bytes
+    /// all told). Debug builds of mio keep a selector id beside each
+    /// socket, 16 bytes more per side once padded.
+    #[test]
+    fn a_pair_stays_small() {
+        let limit = if cfg!(debug_assertions) { 288 } else { 256 };
+        let size = std::mem::size_of::<Pair>();
+        assert!(size <= limit, "Pair grew to {size} bytes");
+        assert!(
+            std::mem::size_of::<Flow>() <= 64,
+            "Flow grew to {} bytes",
+            std::mem::size_of::<Flow>()
+        );
+    }
+
+    #[test]
+    fn only_legal_moves() {
+        assert!(legal("request", "connect"));
+        assert!(legal("response", "tunnel"));
+        assert!(!legal("tunnel", "request"), "a tunnel never goes back");
+        assert!(!legal("linger", "request"));
+        assert!(!legal("connect", "tunnel"), "no tunnel without a response");
+    }
+}

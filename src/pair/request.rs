@@ -1,0 +1,268 @@
+//! The Preface and Request phases: the PROXY protocol header a balancer
+//! sends first, then the client's request head, read and handed to
+//! [`dispatch`], whose plan becomes the next phase.
+
+use std::io;
+
+use super::head::{Fill, HeadReader};
+use super::{answer, connect, index, Core, Ctx, Phase, Step, NONE};
+use crate::buffer::{Buf, Pool};
+use crate::dispatch::{self, Action, Inputs};
+use crate::framing::body::Body;
+use crate::handshake::answer::{Reject, Status};
+use crate::handshake::request::{self, Kind, MAX_HEADERS};
+use crate::metrics::TlsSide;
+use crate::proxy_protocol::{self, Origin};
+use crate::relay::{conn, Flow, Got};
+use crate::{debug, info};
+
+/// Reading the request head.
+#[derive(Debug, Default)]
+pub(super) struct Request {
+    head: HeadReader,
+}
+
+/// Reads and handles the request head. `closing`: the event reported EOF
+/// or an error on the client.
+pub(super) fn read(req: &mut Request, core: &mut Core, closing: bool, ctx: &mut Ctx<'_>) -> Step {
+    if let Some(step) = plain_on_tls(core, ctx) {
+        return step;
+    }
+    let limit = ctx.config.max_head;
+    let peer = core.peer();
+    loop {
+        let bufs = &mut ctx.relay.bufs;
+        let handshaking = core.client.is_handshaking();
+        let fill = req
+            .head
+            .fill(core.client.conn(), &mut bufs.scratch, limit, limit, closing);
+        let (input, drained) = match fill {
+            Ok(Fill::Input { input, drained }) => (input, drained),
+            Ok(Fill::Blocked) => return Step::Wait,
+            Ok(Fill::Eof) => {
+                if req.head.is_started() {
+                    debug!(
+                        "client {}: closed before finishing its request head",
+                        core.client_addr
+                    );
+                }
+                return Step::Close;
+            }
+            Err(e) if handshaking => return tls_refused(&e, core, ctx),
+            Err(e) => {
+                debug!(
+                    "client {}: read failed during handshake: {e}",
+                    core.client_addr
+                );
+                return Step::Close;
+            }
+        };
+        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let head = match request::parse(input, limit, &mut headers) {
+            Ok(None) => {
+                req.head.keep(&bufs.scratch, 0);
+                continue;
+            }
+            Ok(Some(head)) => head,
+            Err(reject) => return Step::Refuse(reject),
+        };
+        let mut out = bufs.pool.take();
+        let inputs = Inputs {
+            config: ctx.config,
+            listener: usize::from(core.listener),
+            peer,
+            picker: ctx.picker,
+            now: ctx.at,
+        };
+        let early = input.len() - head.head_len;
+        let plan = dispatch::decide(&head, &input[head.head_len..], inputs, &mut out);
+        req.head.clear();
+        core.site = plan.site.map_or(NONE, index);
+        core.route = plan.route.map_or(NONE, index);
+        return carry_out(plan.action, out, drained, early, core, ctx);
+    }
+}
+
+/// The request head did not come within the handshake timeout.
+pub(super) fn timed_out(core: &mut Core, ctx: &mut Ctx<'_>) -> Step {
+    if core.client.is_handshaking() {
+        info!(
+            "client {}: TLS handshake not finished within {:?}, closing",
+            core.client_addr, ctx.config.timeouts.handshake
+        );
+        ctx.metrics.tls_failed(TlsSide::Client);
+        return Step::Close;
+    }
+    Step::Refuse(Reject::new(
+        Status::RequestTimeout,
+        "request head not received within the handshake timeout",
+    ))
+}
+
+/// Reads the PROXY protocol header without taking a byte past it: peek,
+/// parse, then read exactly the header. A malformed one closes the
+/// connection, as the protocol says; a good one names the client that
+/// logs, limits, hashing and X-Forwarded-For see.
+pub(super) fn read_preface(core: &mut Core, ctx: &mut Ctx<'_>) -> Step {
+    let scratch = &mut ctx.relay.bufs.scratch;
+    scratch.clear();
+    let room = &mut scratch.space()[..proxy_protocol::MAX_HEADER_BYTES];
+    let n = match conn::peek(&core.client.tcp, room) {
+        Ok(Got::Eof) => return Step::Close,
+        Ok(Got::Bytes(n)) => n,
+        Ok(Got::Blocked) => return Step::Wait,
+        Err(e) => {
+            debug!("client {}: read failed: {e}", core.client_addr);
+            return Step::Close;
+        }
+    };
+    let header = match proxy_protocol::parse(&room[..n]) {
+        // The rest raises a new event when it arrives.
+        Ok(None) => return Step::Wait,
+        Ok(Some(header)) => header,
+        Err(e) => {
+            info!(
+                "client {}: bad PROXY protocol header: {e}",
+                core.client_addr
+            );
+            return Step::Close;
+        }
+    };
+    let mut taken = 0;
+    while taken < header.len {
+        match conn::read(&core.client.tcp, &mut room[taken..header.len]) {
+            Ok(0) => return Step::Close,
+            Ok(n) => taken += n,
+            Err(e) => {
+                debug!("client {}: read failed: {e}", core.client_addr);
+                return Step::Close;
+            }
+        }
+    }
+    if let Origin::Tcp { source, .. } = header.origin {
+        debug!(
+            "client {}: PROXY v{} says the client is {source}",
+            core.client_addr, header.version
+        );
+        core.client_addr = source;
+    }
+    // Refused or not, the address stays counted until the pair goes.
+    core.ip_counted = true;
+    if let Err(reject) = ctx
+        .admission
+        .admit_ip(&ctx.config.limits, core.client_addr.ip())
+    {
+        if core.client.tls.is_some() {
+            debug!(
+                "client {}: {} before TLS: closing",
+                core.client_addr,
+                reject.status.code()
+            );
+            return Step::Close;
+        }
+        return Step::Refuse(reject);
+    }
+    Step::Enter(Phase::Request(Request::default()))
+}
+
+/// On a TLS listener, before the handshake is done: a client that speaks
+/// plain HTTP (its first byte a letter, where TLS records start with a
+/// content type from 20 to 24) gets nginx's 400 in plain text.
+fn plain_on_tls(core: &mut Core, ctx: &mut Ctx<'_>) -> Option<Step> {
+    if !core.client.is_handshaking() {
+        return None;
+    }
+    let mut first = [0u8; 1];
+    match conn::peek(&core.client.tcp, &mut first) {
+        Ok(Got::Bytes(1)) if first[0].is_ascii_alphabetic() => {
+            core.client_tls_failed(ctx);
+            Some(Step::Refuse(Reject::new(
+                Status::BadRequest,
+                "plain HTTP request sent to an HTTPS port",
+            )))
+        }
+        _ => None,
+    }
+}
+
+/// The client's TLS handshake failed: rustls has sent an alert saying why;
+/// log it, then linger so the client reads the alert, not a reset.
+fn tls_refused(e: &io::Error, core: &mut Core, ctx: &mut Ctx<'_>) -> Step {
+    info!("client {}: TLS handshake failed: {e}", core.client_addr);
+    core.client_tls_failed(ctx);
+    Step::Linger
+}
+
+/// Acts on a request's plan; `out` holds what it wrote, ending with up to
+/// `early` bytes the client sent after its head.
+fn carry_out(
+    action: Action,
+    out: Buf,
+    drained: bool,
+    early: usize,
+    core: &mut Core,
+    ctx: &mut Ctx<'_>,
+) -> Step {
+    match action {
+        Action::Reply => {
+            core.answered(308, ctx);
+            Step::Enter(Phase::Answer(answer::Answer { out }))
+        }
+        Action::Refuse(reject) => {
+            ctx.relay.bufs.pool.give(out);
+            Step::Refuse(reject)
+        }
+        Action::Serve { file, len } => {
+            core.answered(200, ctx);
+            Step::Enter(Phase::File(answer::File {
+                out,
+                file,
+                offset: 0,
+                len,
+            }))
+        }
+        Action::Forward {
+            group,
+            kind,
+            body,
+            attempt,
+        } => {
+            core.group = index(group);
+            let (out, held) = hold_early(kind, out, early, &mut ctx.relay.bufs.pool);
+            let c2u = request_flow(kind, body, out, drained);
+            Step::Enter(Phase::Connect(connect::Connect::new(
+                c2u, kind, attempt, held,
+            )))
+        }
+    }
+}
+
+/// The flow that carries the request (its head in `out`) up. An upgrade's
+/// flow waits for the 101 before it reads the client again.
+fn request_flow(kind: Kind, body: Body, out: Buf, drained: bool) -> Flow {
+    let mut c2u = Flow::with_pending(body, out, drained);
+    if kind == Kind::Upgrade {
+        c2u.hold();
+    }
+    c2u
+}
+
+/// An upgrade's head goes to the upstream at once, but nothing the client
+/// sends after it does until the upstream answers 101: a client must wait
+/// for the answer (RFC 6455 §4.1), and bytes behind an upgrade the upstream
+/// refuses would otherwise reach it as a request of their own, past
+/// routing and the forwarding fields (request smuggling). So the early
+/// bytes of the first read are split off `out` into `held`, and the client
+/// is not read again until the 101.
+fn hold_early(kind: Kind, mut out: Buf, early: usize, pool: &mut Pool) -> (Buf, Option<Box<Buf>>) {
+    if kind != Kind::Upgrade || early == 0 {
+        return (out, None);
+    }
+    let early = early.min(out.len());
+    let mut held = pool.take();
+    let at = out.len() - early;
+    // Both come from the pool: the early bytes fit.
+    let _ = held.put(&out.data()[at..]);
+    out.truncate(at);
+    (out, Some(Box::new(held)))
+}

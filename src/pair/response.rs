@@ -1,0 +1,357 @@
+//! The Response and Exchange phases: the request (head and body) flows up
+//! while the upstream's response head is read; 1xx answers pass on; a 101
+//! opens a tunnel, any other answer is relayed to the client as a plain
+//! exchange.
+
+use super::connect::Connect;
+use super::head::{Fill, HeadReader};
+use super::pump::{self, Dir};
+use super::{Core, Ctx, Step, NO_EDITS};
+use crate::access_log::Ending;
+use crate::buffer::{Buf, Pool, BUF_BYTES};
+use crate::framing::body::Body;
+use crate::framing::frames::Frames;
+use crate::handshake::answer::{Reject, Status};
+use crate::handshake::edits::ResponseEdits;
+use crate::handshake::request::{Kind, REWRITE_SLACK};
+use crate::handshake::response::{self, Response as Head};
+use crate::relay::splice::PipePool;
+use crate::relay::Flow;
+use crate::{debug, warn};
+
+/// Awaiting the response head.
+#[derive(Debug)]
+pub(super) struct Response {
+    pub c2u: Flow,
+    kind: Kind,
+    head: HeadReader,
+    /// 1xx answers on their way to the client; the upstream is not read
+    /// meanwhile.
+    interim: Option<Buf>,
+    /// What an upgrading client sent after its head, kept back until the
+    /// upstream answers 101.
+    held: Option<Box<Buf>>,
+}
+
+/// A plain answer on its way to the client.
+#[derive(Debug)]
+pub(super) struct Exchange {
+    pub c2u: Flow,
+    pub u2c: Flow,
+}
+
+/// What one parse of a response head's bytes produced.
+enum Answered {
+    /// More bytes needed; the first `consumed` were interim answers.
+    Partial {
+        consumed: usize,
+    },
+    /// A 101; the last `early` bytes of the output are frames the upstream
+    /// sent right after it.
+    Tunnel {
+        early: usize,
+    },
+    Final {
+        body: Body,
+        status: u16,
+    },
+    Bad(Reject),
+}
+
+impl Response {
+    pub fn new(c: Connect) -> Response {
+        Response {
+            c2u: c.c2u,
+            kind: c.kind,
+            head: HeadReader::default(),
+            interim: None,
+            held: c.held,
+        }
+    }
+
+    /// 1xx answers wait for the client to take them.
+    pub fn waits_for_client(&self) -> bool {
+        self.interim.is_some()
+    }
+
+    pub fn release(mut self, pool: &mut Pool, pipes: &mut PipePool) {
+        self.c2u.release(pool, pipes);
+        for buf in self.interim.into_iter().chain(self.held.map(|b| *b)) {
+            pool.give(buf);
+        }
+    }
+
+    /// Once the answer came: the request's flow, and what the client sent
+    /// early (a tunnel's to send, else dropped).
+    pub fn finish(mut self, pool: &mut Pool) -> (Flow, Option<Buf>) {
+        if let Some(buf) = self.interim.take() {
+            pool.give(buf);
+        }
+        (self.c2u, self.held.map(|b| *b))
+    }
+}
+
+impl Exchange {
+    pub fn new(r: Response, u2c: Flow, pool: &mut Pool) -> Exchange {
+        let (c2u, held) = r.finish(pool);
+        // Refused: the early bytes were never the upstream's to see.
+        if let Some(buf) = held {
+            pool.give(buf);
+        }
+        Exchange { c2u, u2c }
+    }
+}
+
+/// Moves the request up while the response is awaited.
+pub(super) fn pump_up(r: &mut Response, core: &mut Core, closing: bool, ctx: &mut Ctx<'_>) -> Step {
+    match pump::run(&mut r.c2u, Dir::Up, core, closing, ctx) {
+        Ok(progress) => {
+            let response = ctx.config.timeouts.response;
+            pump::count(&progress, Dir::Up, core, Some(response), ctx);
+            pump::waiting(&progress, Dir::Up)
+        }
+        Err(fault) => pump::fault(Dir::Up, fault, core, true, ctx),
+    }
+}
+
+/// Reads and handles the response head. `closing`: the event reported EOF
+/// or an error on the upstream.
+pub(super) fn read(r: &mut Response, core: &mut Core, closing: bool, ctx: &mut Ctx<'_>) -> Step {
+    let limit = ctx.config.max_head;
+    loop {
+        if r.interim.is_some() {
+            // Wait until the 1xx answers reach the client.
+            return Step::Wait;
+        }
+        let Some(upstream) = &mut core.upstream else {
+            return Step::Close;
+        };
+        let bufs = &mut ctx.relay.bufs;
+        // The head, its rewrite and the bytes after it share one buffer.
+        let first_room = BUF_BYTES - REWRITE_SLACK;
+        let fill = r.head.fill(
+            upstream.conn(),
+            &mut bufs.scratch,
+            first_room,
+            limit,
+            closing,
+        );
+        let (input, drained) = match fill {
+            Ok(Fill::Input { input, drained }) => (input, drained),
+            Ok(Fill::Blocked) => return Step::Wait,
+            Ok(Fill::Eof) => {
+                return failed(
+                    core,
+                    "closed the connection before answering",
+                    Reject::new(
+                        Status::BadGateway,
+                        "upstream closed the connection before answering",
+                    ),
+                    ctx,
+                )
+            }
+            Err(e) => {
+                return failed(
+                    core,
+                    &format!("read failed before the response: {e}"),
+                    Reject::new(Status::BadGateway, "upstream reset the connection"),
+                    ctx,
+                )
+            }
+        };
+        let mut out = bufs.pool.take();
+        let edits = match core.route {
+            super::NONE => &NO_EDITS,
+            route => &ctx.config.routes[usize::from(route)].response,
+        };
+        match parse(input, limit, r.kind, edits, &mut out) {
+            Answered::Partial { consumed } => {
+                r.head.keep(&bufs.scratch, consumed);
+                if out.is_empty() {
+                    bufs.pool.give(out);
+                    continue;
+                }
+                r.interim = Some(out);
+                return write_interim(r, core, closing, ctx);
+            }
+            Answered::Tunnel { early } => {
+                r.head.clear();
+                core.answered(101, ctx);
+                ctx.metrics.tunnel_opened(&core.tunnel_names(ctx.config));
+                core.started = ctx.now;
+                debug!(
+                    "client {}: tunnel open to upstream {}",
+                    core.client_addr,
+                    core.server_addr(ctx.config)
+                );
+                // The upstream's frames are not masked (RFC 6455 §5.1).
+                let mut frames = Frames::new(false);
+                frames.advance(&out.data()[out.len() - early..]);
+                let u2c = Flow::with_pending(Body::Frames(frames), out, drained);
+                return Step::Answered { u2c, tunnel: true };
+            }
+            Answered::Final { body, status } => {
+                r.head.clear();
+                core.answered(status, ctx);
+                debug!(
+                    "client {}: upstream {} answered {status}",
+                    core.client_addr,
+                    core.server_addr(ctx.config)
+                );
+                let u2c = Flow::with_pending(body, out, drained);
+                return Step::Answered { u2c, tunnel: false };
+            }
+            Answered::Bad(reject) => {
+                bufs.pool.give(out);
+                return failed(core, reject.why, reject, ctx);
+            }
+        }
+    }
+}
+
+/// Writes the 1xx answers held in `interim`, then resumes reading the
+/// response head.
+pub(super) fn write_interim(
+    r: &mut Response,
+    core: &mut Core,
+    closing: bool,
+    ctx: &mut Ctx<'_>,
+) -> Step {
+    let Some(out) = &mut r.interim else {
+        return Step::Wait;
+    };
+    match core.client.conn().write_all(out.data()) {
+        Ok(n) => out.consume(n),
+        Err(e) => {
+            debug!("client {}: write failed: {e}", core.client_addr);
+            return Step::Close;
+        }
+    }
+    if !out.is_empty() {
+        return Step::Wait;
+    }
+    if let Some(buf) = r.interim.take() {
+        ctx.relay.bufs.pool.give(buf);
+    }
+    read(r, core, closing, ctx)
+}
+
+/// No response head within the response timeout (504), or the interim
+/// answers stalled on their way to the client.
+pub(super) fn timed_out(r: &mut Response, core: &mut Core, ctx: &mut Ctx<'_>) -> Step {
+    if r.interim.is_some() {
+        return stalled(core, ctx);
+    }
+    warn!(
+        "upstream {}: no response within {:?} (client {})",
+        core.server_addr(ctx.config),
+        ctx.config.timeouts.response,
+        core.client_addr
+    );
+    Step::Refuse(Reject::new(
+        Status::GatewayTimeout,
+        "upstream did not answer in time",
+    ))
+}
+
+/// A plain answer paused longer than the response timeout.
+pub(super) fn stalled(core: &mut Core, ctx: &mut Ctx<'_>) -> Step {
+    warn!(
+        "upstream {}: response stalled for {:?}, closing (client {})",
+        core.server_addr(ctx.config),
+        ctx.config.timeouts.response,
+        core.client_addr
+    );
+    core.ended(Ending::Stalled);
+    Step::Close
+}
+
+/// Runs one direction of a plain exchange; the exchange is over once the
+/// answer has gone out whole.
+pub(super) fn pump_exchange(
+    x: &mut Exchange,
+    dir: Dir,
+    core: &mut Core,
+    closing: bool,
+    ctx: &mut Ctx<'_>,
+) -> Step {
+    let flow = match dir {
+        Dir::Up => &mut x.c2u,
+        Dir::Down => &mut x.u2c,
+    };
+    let progress = match pump::run(flow, dir, core, closing, ctx) {
+        Ok(progress) => progress,
+        Err(fault) => return pump::fault(dir, fault, core, false, ctx),
+    };
+    let response = ctx.config.timeouts.response;
+    pump::count(&progress, dir, core, Some(response), ctx);
+    if x.u2c.is_finished() {
+        core.ended(Ending::Complete);
+        core.set_upstream(None, ctx.config);
+        return Step::Done;
+    }
+    pump::waiting(&progress, dir)
+}
+
+fn failed(core: &mut Core, why: &str, reject: Reject, ctx: &mut Ctx<'_>) -> Step {
+    warn!(
+        "upstream {}: {why} (client {})",
+        core.server_addr(ctx.config),
+        core.client_addr
+    );
+    Step::Refuse(reject)
+}
+
+/// Parses interim answers and the response head from `input`.
+fn parse(input: &[u8], limit: usize, kind: Kind, edits: &ResponseEdits, out: &mut Buf) -> Answered {
+    let too_large = || {
+        Answered::Bad(Reject::new(
+            Status::BadGateway,
+            "upstream response head too large",
+        ))
+    };
+    let mut at = 0;
+    loop {
+        match response::rewrite(&input[at..], limit, kind, edits, out) {
+            Ok(None) => return Answered::Partial { consumed: at },
+            Ok(Some(Head::Interim { head_len })) => {
+                if out.put(&input[at..at + head_len]).is_err() {
+                    return too_large();
+                }
+                at += head_len;
+            }
+            Ok(Some(Head::Switching {
+                head_len,
+                rewritten,
+            })) => {
+                // The 101 (unless the route edited it into `out`) and any
+                // frames after it go to the client as sent.
+                let from = if rewritten { at + head_len } else { at };
+                return match out.put(&input[from..]) {
+                    Ok(()) => Answered::Tunnel {
+                        early: input.len() - at - head_len,
+                    },
+                    Err(_) => too_large(),
+                };
+            }
+            Ok(Some(Head::Final {
+                head_len,
+                status,
+                mut body,
+            })) => {
+                let rest = &input[at + head_len..];
+                let Ok(advance) = body.advance(rest) else {
+                    return Answered::Bad(Reject::new(
+                        Status::BadGateway,
+                        "upstream sent a malformed chunked body",
+                    ));
+                };
+                if out.put(&rest[..advance.used]).is_err() {
+                    return too_large();
+                }
+                return Answered::Final { body, status };
+            }
+            Err(reject) => return Answered::Bad(reject),
+        }
+    }
+}
