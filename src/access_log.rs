@@ -131,6 +131,7 @@ impl Exchange {
 }
 
 /// The fields of one line besides the [`Exchange`].
+#[derive(Debug)]
 pub struct Line<'a> {
     pub client: SocketAddr,
     /// The route's location, if one matched.
@@ -142,6 +143,7 @@ pub struct Line<'a> {
 }
 
 /// A worker's end of the log.
+#[derive(Debug)]
 pub struct Sink {
     out: Option<Arc<File>>,
     format: Format,

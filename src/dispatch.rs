@@ -19,12 +19,14 @@ use crate::upstream::{self, Attempt, Balance, HashKey, Picker};
 
 /// The decision, with the site and route it was made under (their
 /// response fields go on the proxy's own answers).
+#[derive(Debug)]
 pub struct Plan {
     pub site: Option<usize>,
     pub route: Option<usize>,
     pub action: Action,
 }
 
+#[derive(Debug)]
 pub enum Action {
     /// `out` holds a complete answer (a redirect).
     Reply,
@@ -43,6 +45,7 @@ pub enum Action {
 }
 
 /// Everything a decision reads besides the head.
+#[derive(Debug)]
 pub struct Inputs<'a> {
     pub config: &'a Config,
     pub listener: usize,

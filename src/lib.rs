@@ -1,6 +1,8 @@
 //! wsproxy-fast: a WebSocket reverse proxy built from one mio reactor per
 //! core. The README's "Code map" says which file owns what.
 
+#![warn(missing_debug_implementations, unsafe_op_in_unsafe_fn)]
+
 pub mod access_log;
 pub mod admin;
 pub mod buffer;

@@ -22,6 +22,7 @@ pub const BACKLOG: i32 = 4096;
 
 /// One configured address: the address actually bound (the real port when
 /// 0 was asked for) and a socket for each worker.
+#[derive(Debug)]
 pub struct Bound {
     pub addr: SocketAddr,
     pub sockets: Vec<mio::net::TcpListener>,

@@ -57,6 +57,7 @@ pub fn write(level: Level, args: fmt::Arguments<'_>) {
 }
 
 /// UTC wall-clock time, RFC 3339 with milliseconds.
+#[derive(Debug)]
 pub struct Timestamp(std::time::Duration);
 
 impl Timestamp {

@@ -113,6 +113,7 @@ struct Tunnels {
 }
 
 /// Where a tunnel goes, by the names the metrics use.
+#[derive(Debug)]
 pub struct TunnelNames<'a> {
     pub route: &'a str,
     pub group: &'a str,

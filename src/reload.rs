@@ -25,6 +25,7 @@ use crate::worker::{Command, Reload};
 use crate::{error, info, warn};
 
 /// One configured listener's sockets, one per worker.
+#[derive(Debug)]
 struct Bound {
     /// As written in the configuration (port 0 stays 0 across reloads).
     configured: SocketAddr,
@@ -34,7 +35,7 @@ struct Bound {
 }
 
 /// The main thread's duplicates of every listening socket.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Sockets {
     bound: Vec<Bound>,
 }
@@ -46,6 +47,7 @@ fn duplicate(listener: &TcpListener) -> io::Result<TcpListener> {
 }
 
 /// The sockets a set of workers gets for a configuration.
+#[derive(Debug)]
 pub struct Assigned {
     /// Per worker, one socket per configured listener, in order.
     pub per_worker: Vec<Vec<TcpListener>>,
@@ -117,6 +119,7 @@ impl Sockets {
 }
 
 /// What the signal thread needs to reload.
+#[derive(Debug)]
 pub struct Reloader {
     pub path: PathBuf,
     pub sockets: Sockets,

@@ -25,7 +25,7 @@ pub type Tick = u32;
 pub const NEVER: Tick = Tick::MAX;
 
 /// Converts durations to ticks relative to a worker's start.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub struct Clock {
     start: Instant,
 }

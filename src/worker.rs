@@ -50,6 +50,7 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 const TRIM_AFTER: Duration = Duration::from_secs(2);
 
 /// What the main thread holds to control a worker.
+#[derive(Debug)]
 pub struct Control {
     pub stop: AtomicBool,
     /// A drain is under way: `/healthz` says so.
@@ -91,6 +92,7 @@ macro_rules! ctx {
 /// A configuration this worker serves with: the current one, or an older
 /// one that pairs accepted before a reload still use (they hold indices
 /// into it), with its round-robin state.
+#[derive(Debug)]
 struct Generation {
     config: Arc<Config>,
     picker: Picker,
@@ -100,12 +102,14 @@ struct Generation {
 
 /// A new configuration and this worker's sockets for its listeners, in
 /// its order.
+#[derive(Debug)]
 pub struct Reload {
     pub config: Arc<Config>,
     pub listeners: Vec<TcpListener>,
 }
 
 /// What the main thread tells a worker, after waking it.
+#[derive(Debug)]
 pub enum Command {
     Reload(Reload),
     /// Stop accepting and drain every tunnel: Close frames spread over
@@ -117,6 +121,7 @@ pub enum Command {
 }
 
 /// A drain under way.
+#[derive(Debug)]
 struct Draining {
     deadline: Instant,
     /// `deadline` on the timer wheel: draining tunnels' timers.
@@ -125,6 +130,7 @@ struct Draining {
     queue: VecDeque<(Instant, usize)>,
 }
 
+#[derive(Debug)]
 pub struct Worker {
     id: usize,
     poll: Poll,

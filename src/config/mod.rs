@@ -196,6 +196,7 @@ impl std::fmt::Debug for Config {
 }
 
 /// One address the proxy accepts clients on, and what it does with them.
+#[derive(Debug)]
 pub struct Listener {
     pub addr: SocketAddr,
     pub serves: Serves,
@@ -205,6 +206,7 @@ pub struct Listener {
     pub proxy_protocol: bool,
 }
 
+#[derive(Debug)]
 pub enum Serves {
     /// Requests go to the site their Host names.
     Sites(VirtualHosts),
@@ -213,6 +215,7 @@ pub enum Serves {
 }
 
 /// A virtual server: the names it answers to and its routes.
+#[derive(Debug)]
 pub struct Site {
     /// Its first name, or `_` for a catch-all, for logs.
     pub name: String,
@@ -224,6 +227,7 @@ pub struct Site {
 }
 
 /// What a matched request is handed to.
+#[derive(Debug)]
 pub enum Target {
     /// An upstream group, by index into [`Config::groups`].
     Upstream(usize),
@@ -232,6 +236,7 @@ pub enum Target {
 }
 
 /// A route of a site, with its server's settings folded in.
+#[derive(Debug)]
 pub struct Route {
     /// The location as written, for logs.
     pub location: String,

@@ -32,6 +32,7 @@ pub fn tokens(value: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
 }
 
 /// The tokens of every `Connection` header in a message.
+#[derive(Debug)]
 pub struct ConnectionTokens<'a> {
     tokens: [&'a [u8]; MAX_CONNECTION_TOKENS],
     len: usize,

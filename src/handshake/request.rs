@@ -66,6 +66,7 @@ const SET_BY_PROXY: [&str; 4] = [
 ];
 
 /// A parsed and validated request head, borrowing the input it came from.
+#[derive(Debug)]
 pub struct Head<'h, 'b> {
     /// Length of the head in the input; what follows is body or early
     /// tunnel data.

@@ -15,17 +15,17 @@ use crate::{debug, info};
 /// The proxy's own answer, being written.
 #[derive(Debug)]
 pub(super) struct Answer {
-    pub out: Buf,
+    pub(super) out: Buf,
 }
 
 /// A static file: the head in `out`, then `len` bytes of `file` from
 /// `offset`.
 #[derive(Debug)]
 pub(super) struct File {
-    pub out: Buf,
-    pub file: std::fs::File,
-    pub offset: u64,
-    pub len: u64,
+    pub(super) out: Buf,
+    pub(super) file: std::fs::File,
+    pub(super) offset: u64,
+    pub(super) len: u64,
 }
 
 /// Answers with the proxy's own error response (then lingers). Whatever

@@ -18,16 +18,16 @@ use crate::{debug, warn};
 /// Connecting; the rewritten request head waits in `c2u`.
 #[derive(Debug)]
 pub(super) struct Connect {
-    pub c2u: Flow,
-    pub kind: Kind,
+    pub(super) c2u: Flow,
+    pub(super) kind: Kind,
     attempt: Attempt,
     /// What an upgrading client sent after its head, kept back until the
     /// upstream answers 101.
-    pub held: Option<Box<Buf>>,
+    pub(super) held: Option<Box<Buf>>,
 }
 
 impl Connect {
-    pub fn new(c2u: Flow, kind: Kind, attempt: Attempt, held: Option<Box<Buf>>) -> Connect {
+    pub(super) fn new(c2u: Flow, kind: Kind, attempt: Attempt, held: Option<Box<Buf>>) -> Connect {
         Connect {
             c2u,
             kind,
@@ -36,7 +36,7 @@ impl Connect {
         }
     }
 
-    pub fn release(mut self, pool: &mut Pool, pipes: &mut PipePool) {
+    pub(super) fn release(mut self, pool: &mut Pool, pipes: &mut PipePool) {
         self.c2u.release(pool, pipes);
         if let Some(buf) = self.held {
             pool.give(*buf);

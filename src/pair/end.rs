@@ -11,14 +11,14 @@ use crate::relay::{Conn, Tls};
 /// A client's or an upstream's connection.
 #[derive(Debug)]
 pub(super) struct End {
-    pub tcp: TcpStream,
-    pub tls: Option<Box<Tls>>,
+    pub(super) tcp: TcpStream,
+    pub(super) tls: Option<Box<Tls>>,
     /// What the poll watches for; `None` while not registered.
     registered: Option<Interest>,
 }
 
 impl End {
-    pub fn new(tcp: TcpStream) -> End {
+    pub(super) fn new(tcp: TcpStream) -> End {
         End {
             tcp,
             tls: None,
@@ -27,22 +27,22 @@ impl End {
     }
 
     /// This side as the relays see it.
-    pub fn conn(&mut self) -> Conn<'_> {
+    pub(super) fn conn(&mut self) -> Conn<'_> {
         Conn::new(&self.tcp, &mut self.tls)
     }
 
     /// TLS records wait for the socket to take them.
-    pub fn wants_flush(&self) -> bool {
+    pub(super) fn wants_flush(&self) -> bool {
         self.tls.as_ref().is_some_and(|t| t.wants_flush())
     }
 
-    pub fn is_handshaking(&self) -> bool {
+    pub(super) fn is_handshaking(&self) -> bool {
         self.tls.as_ref().is_some_and(|t| t.is_handshaking())
     }
 
     /// Writes the TLS records waiting for the socket: `Ok(true)` once none
     /// is left (or there is no TLS), `Ok(false)` while the socket is full.
-    pub fn flush(&mut self) -> io::Result<bool> {
+    pub(super) fn flush(&mut self) -> io::Result<bool> {
         let Some(tls) = self.tls.as_mut().filter(|t| t.wants_flush()) else {
             return Ok(true);
         };
@@ -54,7 +54,7 @@ impl End {
     }
 
     /// Brings the registration in line with `want` (`None`: not watched).
-    pub fn watch(
+    pub(super) fn watch(
         &mut self,
         registry: &Registry,
         token: Token,

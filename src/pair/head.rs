@@ -28,7 +28,7 @@ pub(super) enum Fill<'a> {
 
 impl HeadReader {
     /// Whether part of a head is waiting for the rest.
-    pub fn is_started(&self) -> bool {
+    pub(super) fn is_started(&self) -> bool {
         !self.partial.is_empty()
     }
 
@@ -36,7 +36,7 @@ impl HeadReader {
     /// else what `limit` leaves room for (bytes past it wait in the
     /// kernel). `closing`: the event reported EOF, so a short read does
     /// not mean the socket is empty.
-    pub fn fill<'a>(
+    pub(super) fn fill<'a>(
         &'a mut self,
         mut conn: Conn<'_>,
         scratch: &'a mut Buf,
@@ -74,7 +74,7 @@ impl HeadReader {
 
     /// The head is not complete: keeps the input from `consumed` on (what
     /// came before was handled) for the next read to add to.
-    pub fn keep(&mut self, scratch: &Buf, consumed: usize) {
+    pub(super) fn keep(&mut self, scratch: &Buf, consumed: usize) {
         // Input gathered here is never empty; an empty gathering means the
         // input was the scratch buffer itself.
         if self.partial.is_empty() {
@@ -85,7 +85,7 @@ impl HeadReader {
     }
 
     /// The head was handled: frees what was gathered.
-    pub fn clear(&mut self) {
+    pub(super) fn clear(&mut self) {
         self.partial = Vec::new();
     }
 }

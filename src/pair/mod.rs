@@ -19,6 +19,8 @@
 //! is derived from the phase in [`Pair::interest`], and only the worker
 //! removes pairs (an [`Outcome::Close`]).
 
+#![warn(unreachable_pub)]
+
 mod answer;
 mod connect;
 mod end;

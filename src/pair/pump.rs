@@ -21,7 +21,7 @@ pub(super) enum Dir {
 }
 
 impl Dir {
-    pub fn source(self) -> Side {
+    pub(super) fn source(self) -> Side {
         match self {
             Dir::Up => Side::Client,
             Dir::Down => Side::Upstream,

@@ -22,7 +22,7 @@ use crate::{debug, warn};
 /// Awaiting the response head.
 #[derive(Debug)]
 pub(super) struct Response {
-    pub c2u: Flow,
+    pub(super) c2u: Flow,
     kind: Kind,
     head: HeadReader,
     /// 1xx answers on their way to the client; the upstream is not read
@@ -36,8 +36,8 @@ pub(super) struct Response {
 /// A plain answer on its way to the client.
 #[derive(Debug)]
 pub(super) struct Exchange {
-    pub c2u: Flow,
-    pub u2c: Flow,
+    pub(super) c2u: Flow,
+    pub(super) u2c: Flow,
 }
 
 /// What one parse of a response head's bytes produced.
@@ -59,7 +59,7 @@ enum Answered {
 }
 
 impl Response {
-    pub fn new(c: Connect) -> Response {
+    pub(super) fn new(c: Connect) -> Response {
         Response {
             c2u: c.c2u,
             kind: c.kind,
@@ -70,11 +70,11 @@ impl Response {
     }
 
     /// 1xx answers wait for the client to take them.
-    pub fn waits_for_client(&self) -> bool {
+    pub(super) fn waits_for_client(&self) -> bool {
         self.interim.is_some()
     }
 
-    pub fn release(mut self, pool: &mut Pool, pipes: &mut PipePool) {
+    pub(super) fn release(mut self, pool: &mut Pool, pipes: &mut PipePool) {
         self.c2u.release(pool, pipes);
         for buf in self.interim.into_iter().chain(self.held.map(|b| *b)) {
             pool.give(buf);
@@ -83,7 +83,7 @@ impl Response {
 
     /// Once the answer came: the request's flow, and what the client sent
     /// early (a tunnel's to send, else dropped).
-    pub fn finish(mut self, pool: &mut Pool) -> (Flow, Option<Buf>) {
+    pub(super) fn finish(mut self, pool: &mut Pool) -> (Flow, Option<Buf>) {
         if let Some(buf) = self.interim.take() {
             pool.give(buf);
         }
@@ -92,7 +92,7 @@ impl Response {
 }
 
 impl Exchange {
-    pub fn new(r: Response, u2c: Flow, pool: &mut Pool) -> Exchange {
+    pub(super) fn new(r: Response, u2c: Flow, pool: &mut Pool) -> Exchange {
         let (c2u, held) = r.finish(pool);
         // Refused: the early bytes were never the upstream's to see.
         if let Some(buf) = held {

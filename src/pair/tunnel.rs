@@ -14,8 +14,8 @@ use crate::{debug, info};
 /// Bytes flowing both ways.
 #[derive(Debug)]
 pub(super) struct Tunnel {
-    pub c2u: Flow,
-    pub u2c: Flow,
+    pub(super) c2u: Flow,
+    pub(super) u2c: Flow,
     /// A graceful drain is under way: the pair's timer is its deadline.
     draining: bool,
 }
@@ -23,7 +23,7 @@ pub(super) struct Tunnel {
 impl Tunnel {
     /// The upgrade was accepted: what the client sent early goes first,
     /// then it is read again.
-    pub fn new(r: Response, u2c: Flow, pool: &mut Pool) -> Tunnel {
+    pub(super) fn new(r: Response, u2c: Flow, pool: &mut Pool) -> Tunnel {
         let (mut c2u, held) = r.finish(pool);
         c2u.resume(held);
         Tunnel {
@@ -34,7 +34,7 @@ impl Tunnel {
     }
 
     /// Both directions are done.
-    pub fn is_finished(&self) -> bool {
+    pub(super) fn is_finished(&self) -> bool {
         self.c2u.is_finished() && self.u2c.is_finished()
     }
 }
