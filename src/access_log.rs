@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::log::Timestamp;
+use crate::token::Side;
 
 /// A worker writes its lines once they pass this many bytes, else at the
 /// end of its event-loop turn.
@@ -74,13 +75,6 @@ pub enum Ending {
     Shutdown,
     /// A reload removed the tunnel's route or upstream server.
     Removed,
-}
-
-/// A side, for [`Ending`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Side {
-    Client,
-    Upstream,
 }
 
 impl Ending {

@@ -43,9 +43,9 @@ const LISTENER_TOP: usize = usize::MAX - 1;
 /// Lowest reserved token; pair tokens stay below it.
 const RESERVED_FLOOR: usize = LISTENER_TOP - (MAX_LISTENERS - 1);
 
-/// What a token names.
+/// Which socket (or waker) a token stands for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Target {
+pub enum Socket {
     Waker,
     Listener(usize),
     Pair { key: usize, side: Side },
@@ -64,11 +64,11 @@ pub fn pair(key: usize, side: Side) -> Token {
     Token(key << 1 | side as usize)
 }
 
-pub fn decode(token: Token) -> Target {
+pub fn decode(token: Token) -> Socket {
     match token.0 {
-        usize::MAX => Target::Waker,
-        t if t >= RESERVED_FLOOR => Target::Listener(LISTENER_TOP - t),
-        t => Target::Pair {
+        usize::MAX => Socket::Waker,
+        t if t >= RESERVED_FLOOR => Socket::Listener(LISTENER_TOP - t),
+        t => Socket::Pair {
             key: t >> 1,
             side: if t & 1 == 0 {
                 Side::Client
@@ -86,29 +86,29 @@ mod tests {
     #[test]
     fn round_trips() {
         let cases = [
-            (WAKER, Target::Waker),
-            (listener(0), Target::Listener(0)),
+            (WAKER, Socket::Waker),
+            (listener(0), Socket::Listener(0)),
             (
                 listener(MAX_LISTENERS - 1),
-                Target::Listener(MAX_LISTENERS - 1),
+                Socket::Listener(MAX_LISTENERS - 1),
             ),
             (
                 pair(0, Side::Client),
-                Target::Pair {
+                Socket::Pair {
                     key: 0,
                     side: Side::Client,
                 },
             ),
             (
                 pair(0, Side::Upstream),
-                Target::Pair {
+                Socket::Pair {
                     key: 0,
                     side: Side::Upstream,
                 },
             ),
             (
                 pair(123_456, Side::Upstream),
-                Target::Pair {
+                Socket::Pair {
                     key: 123_456,
                     side: Side::Upstream,
                 },

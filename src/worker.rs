@@ -33,7 +33,7 @@ use crate::pair::{Ctx, Outcome, Pair, Ready};
 use crate::relay::splice::PipePool;
 use crate::relay::Resources;
 use crate::timer::{self, Clock, Expired, Settled, Tick, Wheel};
-use crate::token::{self, Side, Target};
+use crate::token::{self, Side, Socket};
 use crate::upstream::Picker;
 use crate::{debug, error, info, warn};
 
@@ -236,7 +236,7 @@ impl Worker {
             self.at = now;
             for event in events.iter() {
                 match token::decode(event.token()) {
-                    Target::Waker => {
+                    Socket::Waker => {
                         if self.control.stop.load(Ordering::Acquire) {
                             debug!("stopping with {} open pairs", self.pairs.len());
                             self.access.flush();
@@ -251,8 +251,8 @@ impl Worker {
                             }
                         }
                     }
-                    Target::Listener(i) => self.accept(i, now),
-                    Target::Pair { key, side } => {
+                    Socket::Listener(i) => self.accept(i, now),
+                    Socket::Pair { key, side } => {
                         self.dispatch(key, side, Ready::from_event(event))
                     }
                 }

@@ -788,13 +788,6 @@ fn write_out(end: &mut End, out: &mut Buf) -> Option<Step> {
     }
 }
 
-fn log_side(side: Side) -> access_log::Side {
-    match side {
-        Side::Client => access_log::Side::Client,
-        Side::Upstream => access_log::Side::Upstream,
-    }
-}
-
 /// A configuration index as stored in a pair.
 fn index(i: usize) -> u16 {
     u16::try_from(i).expect("configuration indices fit in u16")

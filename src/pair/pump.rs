@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::{log_side, Core, Ctx, Step};
+use super::{Core, Ctx, Step};
 use crate::access_log::Ending;
 use crate::relay::{self, Fault, Flow, Progress, Pumped};
 use crate::token::Side;
@@ -115,11 +115,11 @@ pub(super) fn fault(
                 side.name(),
                 core.peer_name(side, ctx.config)
             );
-            core.ended(Ending::Reset(log_side(side)));
+            core.ended(Ending::Reset(side));
             return Step::Close;
         }
     };
-    core.ended(Ending::Reset(log_side(failed)));
+    core.ended(Ending::Reset(failed));
     debug!(
         "{} {}: {e}; closing the pair (client {})",
         failed.name(),

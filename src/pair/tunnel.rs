@@ -4,7 +4,7 @@
 
 use super::pump::{self, Dir};
 use super::response::Response;
-use super::{log_side, Core, Ctx, Outcome, Step};
+use super::{Core, Ctx, Outcome, Step};
 use crate::access_log::Ending;
 use crate::buffer::Pool;
 use crate::relay::Flow;
@@ -82,7 +82,7 @@ pub(super) fn pump(
         Dir::Down => t.u2c.is_finished(),
     };
     if finished {
-        core.ended(Ending::Closed(log_side(dir.source())));
+        core.ended(Ending::Closed(dir.source()));
     }
     if t.is_finished() {
         return match close_when_flushed(core) {
