@@ -11,7 +11,7 @@
 #   stop PID...              SIGTERM, wait up to 5 s, then SIGKILL (by PID)
 #   wait_line FILE RE SECS PID   wait for a line matching RE in FILE
 #   wait_port HOST:PORT SECS PID wait until HOST:PORT accepts connections
-#   free_port                print a TCP port free on 127.0.0.1 right now
+#   free_port                print a TCP port that a listener can take (below)
 #   build_release            cargo build --release the proxy and wsbench
 #   start_echo THREADS       wsbench echo backend on a free port: ECHO_ADDR, ECHO_PID
 #   start_wsproxy UPSTREAM [LOGDIR [FLAG...]]  wsproxy-fast --workers 2 $WSPROXY_FLAGS FLAG...:
@@ -22,6 +22,24 @@
 # Every process started with spawn is stopped by PID when the script exits
 # (the EXIT trap this file installs calls lib_cleanup; a script that needs
 # its own EXIT trap calls lib_cleanup from it).
+#
+# free_port names a port for a server that cannot bind port 0 and say
+# which port it got. That port can be taken between the pick and the
+# server's bind; two things make it rare:
+#
+#   - free_port picks at random from the ports OUTSIDE the kernel's
+#     ephemeral range (/proc/sys/net/ipv4/ip_local_port_range: below it
+#     from 1024, and above it), which the kernel never hands out itself,
+#     neither for port 0 nor as a connection's local port. A busy machine
+#     holds tens of thousands of client connections on 127.0.0.x
+#     addresses; a port picked from the ephemeral range is often some
+#     connection's local port already, or soon.
+#   - It accepts a port only if it can bind it on the wildcard addresses,
+#     0.0.0.0 and (where there is IPv6) ::, without SO_REUSEADDR: that
+#     fails if any socket holds the port on any address, in any state.
+#     Checking 127.0.0.1 alone is not enough: wstest binds 0.0.0.0, which
+#     a connection from 127.0.0.5:PORT blocks although 127.0.0.1:PORT is
+#     free.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=$ROOT/target/release
@@ -137,7 +155,54 @@ wait_port() {
 }
 
 free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  python3 - <<'EOF'
+import errno, random, socket, sys
+
+# The kernel gives client connections local ports from this range only.
+with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+    low, high = map(int, f.read().split())
+spans = [(a, b) for a, b in ((1024, low - 1), (high + 1, 65535)) if a <= b]
+spans = spans or [(1024, 65535)]  # the range covers everything: check only
+
+
+def bindable(port):
+    """Whether both wildcards bind PORT without SO_REUSEADDR, at once."""
+    held = []
+    try:
+        for family, host in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+            try:
+                s = socket.socket(family, socket.SOCK_STREAM)
+            except OSError:
+                continue  # no IPv6 on this host
+            held.append(s)
+            if family == socket.AF_INET6:
+                # Its own check: the IPv4 wildcard is held already.
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                s.bind((host, port))
+            except OSError as e:
+                if e.errno in (errno.EADDRINUSE, errno.EACCES) or family == socket.AF_INET:
+                    return False
+                # IPv6 disabled (EADDRNOTAVAIL): the IPv4 check stands.
+        return True
+    finally:
+        for s in held:
+            s.close()
+
+
+rng = random.SystemRandom()
+for _ in range(100):
+    n = rng.randrange(sum(b - a + 1 for a, b in spans))
+    for a, b in spans:
+        if n <= b - a:
+            port = a + n
+            break
+        n -= b - a + 1
+    if bindable(port):
+        print(port)
+        sys.exit(0)
+sys.exit("free_port: 100 random ports outside %d-%d were all in use" % (low, high))
+EOF
 }
 
 build_release() {
