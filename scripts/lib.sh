@@ -10,8 +10,11 @@
 #   alive PID                whether PID runs (a zombie counts as dead)
 #   stop PID...              SIGTERM, wait up to 5 s, then SIGKILL (by PID)
 #   wait_line FILE RE SECS PID   wait for a line matching RE in FILE
-#   wait_port HOST:PORT SECS PID wait until HOST:PORT accepts connections
+#   wait_port HOST:PORT SECS PID [LOG...]  wait until PID listens on PORT;
+#                            returns 2 if the port was taken (see below)
 #   free_port                print a TCP port that a listener can take (below)
+#   start_on_free_port WHAT FN   FN PORT on a port from free_port, once more
+#                            on another port if the first was taken
 #   build_release            cargo build --release the proxy and wsbench
 #   start_echo THREADS       wsbench echo backend on port 0: ECHO_ADDR, ECHO_PID
 #   start_wsproxy UPSTREAM [LOGDIR [FLAG...]]  wsproxy-fast --workers 2 $WSPROXY_FLAGS FLAG...
@@ -27,7 +30,7 @@
 # backend, wsproxy-fast, echo.js) does so: nothing can take that port in
 # between. The others (nginx, HAProxy, wstest fuzzingserver) need a port
 # named in advance, from free_port, and that port can be taken between the
-# pick and their bind. Two things make that rare:
+# pick and their bind. Two things make that rare, and a retry handles it:
 #
 #   - free_port picks at random from the ports OUTSIDE the kernel's
 #     ephemeral range (/proc/sys/net/ipv4/ip_local_port_range: below it
@@ -42,6 +45,16 @@
 #     Checking 127.0.0.1 alone is not enough: wstest binds 0.0.0.0, which
 #     a connection from 127.0.0.5:PORT blocks although 127.0.0.1:PORT is
 #     free.
+#
+# wait_port waits for a listening socket on the port held by the process
+# (by its socket inode, with ss from iproute2; without ss, for the port to
+# accept connections). It returns 2 when the port was taken at start: the
+# process exited and a LOG says "address already in use", or another
+# process listens on the port (a server with SO_REUSEPORT, HAProxy's
+# default, would otherwise share it silently). start_on_free_port then
+# stops the process, prints "WHAT: port N was taken at start; retrying on
+# M" and starts it once more. Any other failure, or a second taken port,
+# is the caller's to report: it dies.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=$ROOT/target/release
@@ -137,23 +150,52 @@ wait_line() {
   done
 }
 
+# port_holder PORT PID: "ours" when PID holds every socket listening on
+# PORT, "other" when another process holds one, "none" when nothing listens
+# there, "unknown" without ss.
+port_holder() {
+  local port=$1 pid=$2 inodes ino fds
+  command -v ss >/dev/null 2>&1 || { echo unknown; return; }
+  inodes=$(ss -Hltne "sport = :$port" 2>/dev/null | grep -o 'ino:[0-9]*' | cut -d: -f2) || true
+  [ -n "$inodes" ] || { echo none; return; }
+  fds=$'\n'$(find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 -printf '%l\n' 2>/dev/null)$'\n'
+  for ino in $inodes; do
+    [[ $fds == *$'\n'"socket:[$ino]"$'\n'* ]] || { echo other; return; }
+  done
+  echo ours
+}
+
 wait_port() {
-  local host=${1%:*} port=${1##*:} secs=$2 pid=$3 deadline
+  local addr=$1 port=${1##*:} secs=$2 pid=$3 deadline
+  shift 3
   deadline=$((SECONDS + secs))
-  until (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; do
+  while :; do
+    case $(port_holder "$port" "$pid") in
+      ours) return 0 ;;
+      other)
+        note "another process listens on $addr"
+        return 2
+        ;;
+      unknown)
+        # No ss: settle for the port accepting connections while PID runs.
+        if (exec 3<>"/dev/tcp/${addr%:*}/$port") 2>/dev/null && alive "$pid"; then return 0; fi
+        ;;
+    esac
     if ! alive "$pid"; then
-      note "process $pid exited before listening on $1"
+      if [ $# -gt 0 ] && grep -qi 'address already in use' "$@" 2>/dev/null; then
+        note "process $pid could not listen on $addr:"
+        grep -hi 'address already in use' "$@" 2>/dev/null | head -n 3 | sed -e 's/^/    /' >&2
+        return 2
+      fi
+      note "process $pid exited before listening on $addr"
       return 1
     fi
     if [ "$SECONDS" -ge "$deadline" ]; then
-      note "nothing listens on $1 within ${secs} s"
+      note "nothing listens on $addr within ${secs} s"
       return 1
     fi
     sleep 0.05
   done
-  # Something answered; make sure it is still ours (a port taken by someone
-  # else between free_port and bind would also answer).
-  alive "$pid" || { note "process $pid exited after $1 opened"; return 1; }
 }
 
 free_port() {
@@ -205,6 +247,33 @@ for _ in range(100):
         sys.exit(0)
 sys.exit("free_port: 100 random ports outside %d-%d were all in use" % (low, high))
 EOF
+}
+
+# start_on_free_port WHAT FN: runs `FN PORT` with PORT from free_port. FN
+# starts one process (spawn; PID in SPAWNED) that is to listen on PORT and
+# returns what wait_port returned. If it returned 2 (the port was taken),
+# stops the process, says so and runs `FN OTHER_PORT` once more. On
+# success PORT holds the port; on failure the process is stopped and the
+# status is FN's (the caller reports it).
+start_on_free_port() {
+  local what=$1 start=$2 rc=0 next
+  PORT=$(free_port) || return 1
+  "$start" "$PORT" || rc=$?
+  if [ "$rc" -eq 2 ]; then
+    stop "$SPAWNED"
+    forget "$SPAWNED"
+    next=$(free_port) || return 1
+    note "$what: port $PORT was taken at start; retrying on $next"
+    PORT=$next
+    rc=0
+    "$start" "$PORT" || rc=$?
+    [ "$rc" -ne 2 ] || note "$what: port $PORT was taken at start too"
+  fi
+  if [ "$rc" -ne 0 ]; then
+    stop "$SPAWNED"
+    forget "$SPAWNED"
+  fi
+  return "$rc"
 }
 
 build_release() {
