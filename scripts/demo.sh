@@ -14,6 +14,7 @@ once=false
 proxy_addr=${DEMO_PROXY:-127.0.0.1:8080}
 backend_addr=${DEMO_BACKEND:-127.0.0.1:9000}
 
+echo "demo: building (first time: about a minute)…"
 cargo build --release --quiet -p wsproxy-fast -p wsproxy-bench
 bin=target/release
 
