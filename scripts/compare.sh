@@ -186,7 +186,8 @@ started=$SECONDS
 # Field N (1-based, as in proc(5)) of /proc/PID/stat, for N >= 3.
 stat_field() {
   local stat rest fields
-  { stat=$(<"/proc/$1/stat"); } 2>/dev/null || { echo 0; return; }
+  # read, not $(<FILE): see alive in lib.sh.
+  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || { echo 0; return; }
   rest=${stat##*) }
   read -ra fields <<<"$rest"
   echo "${fields[$(($2 - 3))]}"
@@ -228,7 +229,8 @@ rss_kb() {
 children_of() {
   local parent=$1 f stat rest fields
   for f in /proc/[0-9]*/stat; do
-    { stat=$(<"$f"); } 2>/dev/null || continue
+    # Processes come and go meanwhile; read, not $(<FILE): see alive in lib.sh.
+    { read -r stat <"$f"; } 2>/dev/null || continue
     rest=${stat##*) }
     read -ra fields <<<"$rest"
     [ "${fields[1]}" = "$parent" ] && { f=${f#/proc/}; echo "${f%/stat}"; }

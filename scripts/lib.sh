@@ -74,10 +74,13 @@ note() {
   echo "$LIB_NAME: $*" >&2
 }
 
+# /proc/PID/stat is read with `read`, not $(<FILE): the process can be
+# reaped (bash reaps its children as they exit) between any check and the
+# read, and under set -e a failed $(<FILE) ends the whole script, silently
+# (bash 5.2 here), even on the left of ||.
 alive() {
   local state
-  [ -r "/proc/$1/stat" ] || return 1
-  { state=$(<"/proc/$1/stat"); } 2>/dev/null || return 1
+  { read -r state <"/proc/$1/stat"; } 2>/dev/null || return 1
   state=${state##*) }
   [ "${state:0:1}" != Z ]
 }
