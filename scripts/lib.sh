@@ -9,7 +9,7 @@
 #                            PID is in SPAWNED and is stopped on exit
 #   alive PID                whether PID runs (a zombie counts as dead)
 #   stop PID...              SIGTERM, wait up to 5 s, then SIGKILL (by PID)
-#   wait_line FILE RE SECS PID   wait for a line matching RE in FILE
+#   wait_line FILE RE SECS PID   wait for a whole line matching RE in FILE
 #   wait_port HOST:PORT SECS PID [LOG...]  wait until PID listens on PORT;
 #                            returns 2 if the port was taken (see below)
 #   free_port                print a TCP port that a listener can take (below)
@@ -135,10 +135,21 @@ tail_log() {
   return 0
 }
 
+# whole_line FILE RE: whether a whole line of FILE, its newline written,
+# matches RE. A line can arrive in pieces: Rust's eprintln! on unbuffered
+# stderr writes "listening on ", then the address, digit groups and all,
+# then the newline, so a match on the piece before the newline could read
+# no address, or a port cut short.
+whole_line() {
+  local lines
+  lines=$({ wc -l <"$1"; } 2>/dev/null) || return 1
+  [ "$lines" -gt 0 ] && grep -qE "$2" <(head -n "$lines" "$1")
+}
+
 wait_line() {
   local file=$1 pattern=$2 secs=$3 pid=$4 deadline
   deadline=$((SECONDS + secs))
-  while ! grep -qE "$pattern" "$file" 2>/dev/null; do
+  while ! whole_line "$file" "$pattern"; do
     if ! alive "$pid"; then
       note "process $pid exited before printing /$pattern/; its output:"
       tail_log "$file"
