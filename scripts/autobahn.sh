@@ -42,6 +42,13 @@
 # two cores, let a 9.x case's seconds of Python starve another set's timer
 # (seen: 6.23.4 FAILED, 9.3.2 UNCLEAN, direct as well as proxied).
 #
+# Ports: echo.js and wsproxy-fast listen on port 0 and say which port they
+# got. wstest fuzzingserver must be told its port, from free_port
+# (scripts/lib.sh: outside the ephemeral port range, free on 0.0.0.0); if
+# the port is taken all the same by the time wstest binds it, the case set
+# prints "port N was taken at start; retrying on M" and starts wstest once
+# more. Any other start failure fails the case set.
+#
 # compare.py (scripts/autobahn/) compares each case's verdict (behavior,
 # behaviorClose, close code) and details (what wstest received, the close
 # code it sent, clean TCP close, whether it had to drop the connection)
@@ -107,11 +114,30 @@ fi
 WSTEST=$ROOT/target/tools/autobahn-venv/bin/wstest
 export NODE_PATH=$ROOT/target/tools/autobahn-node/node_modules
 
+# launch_fuzzingserver PORT: wstest fuzzingserver on PORT (it binds
+# 0.0.0.0), its spec in the case set's $dir; returns as wait_port does.
+launch_fuzzingserver() {
+  cat >"$dir/spec.json" <<EOF || return 1
+{
+  "url": "ws://127.0.0.1:$1",
+  "outdir": "$dir/reports",
+  "cases": $cases_json,
+  "exclude-cases": $exclude,
+  "exclude-agent-cases": {}
+}
+EOF
+  # wstest writes nothing but its reports (where the spec says); run it in
+  # its directory anyway.
+  spawn "$dir/wstest.log" bash -c 'cd "$1" && exec "$2" -m fuzzingserver -s "$3" --webport 0' \
+    _ "$dir" "$WSTEST" "$dir/spec.json"
+  wait_port "127.0.0.1:$1" 20 "$SPAWNED" "$dir/wstest.log"
+}
+
 # run_case_set DIRECTION AGENT: one case set into OUT/DIRECTION/AGENT/: its
 # peer, its proxy (AGENT = copy, splice or tls; none for direct), the run,
 # then the checks that the proxy and the peer lived through it.
 run_case_set() {
-  local direction=$1 agent=$2 dir peer_pid port upstream url tool_pid rc=0 ok=true
+  local direction=$1 agent=$2 dir peer_pid upstream url tool_pid rc=0 ok=true
   dir=$out/$direction/$agent
   mkdir -p "$dir"
   case "$direction" in
@@ -122,23 +148,12 @@ run_case_set() {
       upstream=$(sed -n 's/^listening on //p' "$dir/echo.log" | head -n 1)
       ;;
     fuzzingserver)
-      port=$(free_port)
-      upstream=127.0.0.1:$port
-      cat >"$dir/spec.json" <<EOF
-{
-  "url": "ws://$upstream",
-  "outdir": "$dir/reports",
-  "cases": $cases_json,
-  "exclude-cases": $exclude,
-  "exclude-agent-cases": {}
-}
-EOF
-      # wstest writes nothing but its reports (where the spec says); run
-      # it in its directory anyway.
-      spawn "$dir/wstest.log" bash -c 'cd "$1" && exec "$2" -m fuzzingserver -s "$3" --webport 0' \
-        _ "$dir" "$WSTEST" "$dir/spec.json"
+      start_on_free_port "$direction $agent: wstest fuzzingserver" launch_fuzzingserver || {
+        tail_log "$dir/wstest.log"
+        die "wstest fuzzingserver did not start"
+      }
       peer_pid=$SPAWNED
-      wait_port "$upstream" 20 "$peer_pid" || { tail_log "$dir/wstest.log"; die "wstest fuzzingserver did not start"; }
+      upstream=127.0.0.1:$PORT
       ;;
     *) die "unknown direction '$direction'" ;;
   esac
@@ -249,6 +264,8 @@ while [ "$next" -lt ${#sets[@]} ] || [ ${#running[@]} -gt 0 ]; do
     wait "$pid" || rc=$?
     forget "$pid"
     if [ "$rc" -eq 0 ]; then
+      # A start retried on another port passes, but is reported.
+      grep -h 'was taken at start' "$out/$direction/$agent.log" >&2 || true
       note "$direction $agent done in $(<"$out/$direction/$agent/wall_s") s"
     else
       sed -e 's/^/    /' "$out/$direction/$agent.log" >&2

