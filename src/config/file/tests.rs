@@ -1,0 +1,198 @@
+//! The file's checks as tables: a full file that loads, mistakes located
+//! with what to do, every problem listed at once.
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+use crate::config::{Serves, Target};
+use crate::limits::Limits;
+use crate::relay::Policy;
+
+fn check(text: &str) -> Result<Config, Vec<String>> {
+    parse(text, Path::new("t.toml"), Path::new(".")).map_err(|e| match e {
+        LoadError::Invalid(errors) => errors.iter().map(ToString::to_string).collect(),
+        other => vec![other.to_string()],
+    })
+}
+
+/// The site serving `host` on `listener`, if it serves sites.
+fn site_for(config: &Config, listener: usize, host: &str) -> Option<usize> {
+    match &config.listeners[listener].serves {
+        Serves::Sites(hosts) => Some(hosts.find(host)),
+        Serves::RedirectHttps { .. } => None,
+    }
+}
+
+const GOOD: &str = r#"
+workers = 2
+relay = "copy"
+trusted_proxies = ["10.0.0.0/8", "127.0.0.1"]
+[timeouts]
+idle = "24h"
+[limits]
+max_connections = 500
+max_connections_per_ip = 20
+
+[[listener]]
+address = "127.0.0.1:8080"
+redirect_https = true
+redirect_port = 8443
+
+[[listener]]
+address = "127.0.0.1:8443"
+
+[upstream.app]
+servers = ["127.0.0.1:9000", "127.0.0.1:9001 weight=3"]
+balance = "hash"
+hash_key = "query:sid"
+fail_timeout = "30s"
+
+[[server]]
+names = ["example.com", "*.example.com"]
+response_headers = [{ name = "Strict-Transport-Security", value = "max-age=31536000", always = true }]
+hide_headers = ["Server"]
+request_headers = { Host = "$host" }
+
+[[server.route]]
+location = "/ws"
+upstream = "app"
+origins = ["https://example.com"]
+
+[[server.route]]
+location = "^~ /api/socket/"
+upstream = "127.0.0.1:32000"
+rewrite = { pattern = '^/(api)/(socket)/(.*)$', to = '/$2/$3' }
+
+[[server]]
+names = ["other.test"]
+default = true
+[[server.route]]
+location = "/"
+upstream = "127.0.0.1:32000"
+"#;
+
+#[test]
+fn a_full_file_loads() {
+    let c = check(GOOD).unwrap_or_else(|e| panic!("{e:#?}"));
+    assert_eq!(c.workers, 2);
+    assert_eq!(c.relay, Policy::Copy);
+    assert_eq!(c.timeouts.idle, Duration::from_secs(86_400));
+    assert_eq!(
+        c.limits,
+        Limits {
+            max_connections: 500,
+            max_per_worker: 0,
+            max_per_ip: 20
+        }
+    );
+    assert_eq!(c.listeners.len(), 2);
+    assert!(matches!(
+        c.listeners[0].serves,
+        Serves::RedirectHttps { port: Some(8443) }
+    ));
+    assert_eq!(c.groups.len(), 2, "app and one inline group, shared");
+    assert_eq!(c.groups[0].servers[1].weight, 3);
+    assert_eq!(c.groups[0].fail_timeout, Duration::from_secs(30));
+    assert_eq!(c.sites.len(), 2);
+    assert_eq!(c.routes.len(), 3);
+    assert_eq!(site_for(&c, 1, "example.com"), Some(0));
+    assert_eq!(site_for(&c, 1, "a.example.com"), Some(0));
+    assert_eq!(site_for(&c, 1, "unknown.test"), Some(1), "default = true");
+    assert_eq!(site_for(&c, 0, "example.com"), None, "redirecting listener");
+    let ws = &c.routes[0];
+    assert!(ws.request.sets("host"));
+    assert!(ws.origins.is_some());
+    assert!(!ws.response.passes("server"));
+    assert!(matches!(c.routes[2].target, Target::Upstream(1)));
+    assert!(c.routes[1].path_edit.is_some());
+    assert!(c.trusted_proxies.trusts("10.2.3.4".parse().unwrap()));
+    assert!(c.trusted_proxies.trusts("127.0.0.1".parse().unwrap()));
+    assert!(!c.trusted_proxies.trusts("127.0.0.2".parse().unwrap()));
+}
+
+#[test]
+fn mistakes_are_located_and_say_what_to_do() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("workers = \"many\"", "1:11", "workers is \"auto\" or a number"),
+        ("[[listener]]\naddress = \"nope\"", "2:11", "is not an address"),
+        ("[[listener]]\nadress = \"x\"", "2:1", "unknown field `adress`"),
+        ("x = [", "1:6", ""),
+        (
+            "trusted_proxies = [\"10.0.0.0/8\", \"10.0.0.1/8\"]",
+            "1:34",
+            "did you mean 10.0.0.0/8?",
+        ),
+        (
+            "trusted_proxies = [\n  \"lb.internal\"]",
+            "2:3",
+            "not an address range",
+        ),
+        ("", "1:1", "no [[listener]]"),
+        (
+            "[[listener]]\naddress = \"127.0.0.1:1\"",
+            "1:1",
+            "has no [[server]]",
+        ),
+        (
+            "[[listener]]\naddress = \"127.0.0.1:1\"\n[[server]]\n[[server.route]]\nlocation = \"/\"\nupstream = \"nowhere\"",
+            "6:12",
+            "no [upstream.nowhere] group",
+        ),
+        (
+            "[[listener]]\naddress = \"127.0.0.1:1\"\n[[server]]\n[[server.route]]\nlocation = \"~ (\"\nupstream = \"127.0.0.1:2\"",
+            "5:12",
+            "",
+        ),
+        (
+            "[[listener]]\naddress = \"127.0.0.1:1\"\n[[server]]\nlisten = [\"127.0.0.1:2\"]\n[[server.route]]\nlocation = \"/\"\nupstream = \"127.0.0.1:2\"",
+            "4:11",
+            "no [[listener]] has address 127.0.0.1:2",
+        ),
+        (
+            "[[listener]]\naddress = \"127.0.0.1:1\"\n[[server]]\n[[server.route]]\nlocation = \"/\"",
+            "4:1",
+            "no target",
+        ),
+        (
+            "[[listener]]\naddress = \"127.0.0.1:1\"\n[upstream.a]\nservers = [\"127.0.0.1:2\"]\nbalance = \"hash\"\n[[server]]\n[[server.route]]\nlocation = \"/\"\nupstream = \"a\"",
+            "5:11",
+            "needs a hash_key",
+        ),
+        (
+            "[[listener]]\naddress = \"127.0.0.1:1\"\n[upstream.a]\nservers = [\"127.0.0.1:2 weight=0\"]\n[[server]]\n[[server.route]]\nlocation = \"/\"\nupstream = \"a\"",
+            "4:12",
+            "weight",
+        ),
+        (
+            "[[listener]]\naddress = \"127.0.0.1:1\"\n[[server]]\nrequest_headers = { Upgrade = \"$http_upgrade\" }\n[[server.route]]\nlocation = \"/\"\nupstream = \"127.0.0.1:2\"",
+            "4:21",
+            "set by the proxy",
+        ),
+    ];
+    for (text, at, want) in cases {
+        let errors = check(text)
+            .err()
+            .unwrap_or_else(|| panic!("accepted: {text}"));
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with(&format!("t.toml:{at}: ")) && e.contains(want)),
+            "{text}\n=> {errors:?}"
+        );
+        assert!(errors.iter().all(|e| !e.contains('\n')), "{errors:?}");
+    }
+}
+
+#[test]
+fn every_problem_is_listed() {
+    let errors = check(
+        "workers = 0\n[[listener]]\naddress = \"x\"\n[[listener]]\naddress = \"127.0.0.1:1\"\n\
+         [[server]]\n[[server.route]]\nlocation = \"nope\"\nupstream = \"127.0.0.1:2\"",
+    )
+    .unwrap_err();
+    assert_eq!(errors.len(), 3, "{errors:#?}");
+    assert!(errors[0].starts_with("t.toml:1:"));
+    assert!(errors[1].starts_with("t.toml:3:"));
+    assert!(errors[2].starts_with("t.toml:8:"));
+}
