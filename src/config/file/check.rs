@@ -78,7 +78,7 @@ impl Checker<'_> {
             &file.server,
             &site_listens,
         );
-        if file.listener.is_empty() {
+        if file.listener.is_empty() && !self.misspelled_top("listener") {
             self.problem(
                 0..0,
                 "no [[listener]]: add one, e.g. [[listener]] address = \"0.0.0.0:8080\"",

@@ -31,6 +31,7 @@
 //! |---|---|
 //! | `mod.rs` | `load`/`parse`, located errors, the `Checker` that gathers them |
 //! | `sections.rs` | the file's shape: the serde sections |
+//! | `keys.rs` | keys no section has, each located, with the one probably meant |
 //! | `check.rs` | the whole file → `Config`: globals, timeouts, listeners and the sites on them |
 //! | `sites.rs` | `[[server]]` and `[[server.route]]`, and listener TLS |
 //! | `upstreams.rs` | `[upstream.NAME]` groups, their servers, balancing and TLS |
@@ -41,6 +42,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rustls::ClientConfig;
+use serde::Deserialize;
+use toml::de::DeTable;
 
 use super::Config;
 use crate::handshake::edits::{RequestEdits, ResponseEdits};
@@ -48,6 +51,7 @@ use crate::route::Origins;
 use sections::FileSections;
 
 mod check;
+mod keys;
 mod sections;
 mod sites;
 #[cfg(test)]
@@ -124,13 +128,41 @@ pub fn parse(text: &str, path: &Path, base: &Path) -> Result<Config, LoadError> 
     let mut checker = Checker {
         base,
         problems: Vec::new(),
+        misspelled: Vec::new(),
         default_tls: None,
     };
-    let config = match toml::from_str::<FileSections>(text) {
-        Ok(sections) => checker.config(sections),
+    let config = match DeTable::parse(text) {
+        Ok(root) => {
+            let unknown = keys::unknown_keys(root.get_ref());
+            for u in &unknown {
+                checker.problem(u.span.clone(), u.message.clone());
+            }
+            checker.misspelled = unknown
+                .into_iter()
+                .filter_map(|u| Some((u.table, u.meant?)))
+                .collect();
+            match FileSections::deserialize(toml::de::Deserializer::from(root)) {
+                Ok(sections) => checker.config(sections),
+                Err(e) => {
+                    let span = e.span().unwrap_or(0..0);
+                    // "missing field `address`" after `adress = …` adds
+                    // nothing to the misspelling's own message.
+                    let missing = e
+                        .message()
+                        .strip_prefix("missing field `")
+                        .and_then(|rest| rest.split('`').next());
+                    let explained = missing.is_some_and(|key| {
+                        checker.misspelled_top(key) || checker.misspelled(&span, key)
+                    });
+                    if !explained {
+                        checker.problem(span, one_line(e.message()));
+                    }
+                    None
+                }
+            }
+        }
         Err(e) => {
-            let span = e.span().unwrap_or(0..0);
-            checker.problem(span, e.message().trim_end().replace('\n', "; "));
+            checker.problem(e.span().unwrap_or(0..0), one_line(e.message()));
             None
         }
     };
@@ -157,6 +189,10 @@ pub fn parse(text: &str, path: &Path, base: &Path) -> Result<Config, LoadError> 
     }
 }
 
+fn one_line(message: &str) -> String {
+    message.trim_end().replace('\n', "; ")
+}
+
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
@@ -169,6 +205,9 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 struct Checker<'a> {
     base: &'a Path,
     problems: Vec<(Range<usize>, String)>,
+    /// Unknown keys close to a known one: the table each is in (`None`:
+    /// the top level), and the key it stands for.
+    misspelled: Vec<(Option<Range<usize>>, &'static str)>,
     /// TLS client settings for `wss://` servers named without a group
     /// section: the system's roots, loaded once.
     default_tls: Option<Arc<ClientConfig>>,
@@ -184,6 +223,22 @@ struct Inherited {
 impl Checker<'_> {
     fn problem(&mut self, span: Range<usize>, message: impl Into<String>) {
         self.problems.push((span, message.into()));
+    }
+
+    /// Whether the table spanning `table` (as its `Spanned` has it) holds
+    /// a misspelling of `key`: then a check that finds `key` missing has
+    /// nothing to add.
+    fn misspelled(&self, table: &Range<usize>, key: &str) -> bool {
+        self.misspelled
+            .iter()
+            .any(|(at, meant)| *meant == key && at.as_ref() == Some(table))
+    }
+
+    /// Whether the top level holds a misspelling of `key`.
+    fn misspelled_top(&self, key: &str) -> bool {
+        self.misspelled
+            .iter()
+            .any(|(at, meant)| *meant == key && at.is_none())
     }
 
     /// `result`'s value, or `None` with its error recorded at `span`.

@@ -1,5 +1,7 @@
 //! The file's shape: each TOML section as a serde struct. Values that a
 //! check may refuse keep their span (`Spanned`) so the problem is located.
+//! Unknown keys are let through here and reported by `keys.rs`, so that
+//! one misspelling does not hide the rest of the file's problems.
 
 use std::collections::BTreeMap;
 
@@ -11,7 +13,6 @@ use crate::config::Removed;
 use crate::relay::Policy;
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(super) struct FileSections {
     pub(super) workers: Option<Spanned<WorkersValue>>,
     pub(super) relay: Option<Policy>,
@@ -44,7 +45,6 @@ pub(super) enum WorkersValue {
 }
 
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 pub(super) struct TimeoutSection {
     pub(super) handshake: Option<Spanned<String>>,
     pub(super) connect: Option<Spanned<String>>,
@@ -53,7 +53,6 @@ pub(super) struct TimeoutSection {
 }
 
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 pub(super) struct DrainSection {
     pub(super) timeout: Option<Spanned<String>>,
     pub(super) spread: Option<Spanned<String>>,
@@ -61,7 +60,6 @@ pub(super) struct DrainSection {
 }
 
 #[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
 pub(super) struct LimitSection {
     pub(super) max_connections: Option<usize>,
     pub(super) max_connections_per_worker: Option<usize>,
@@ -69,7 +67,6 @@ pub(super) struct LimitSection {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(super) struct ListenerSection {
     pub(super) address: Spanned<String>,
     #[serde(default)]
@@ -83,7 +80,6 @@ pub(super) struct ListenerSection {
 /// `[listener.tls]`: nginx's `ssl_certificate`, `ssl_protocols`,
 /// `ssl_ciphers`, `ssl_session_cache`, `ssl_session_tickets`.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(super) struct TlsSection {
     pub(super) cert: Option<Spanned<String>>,
     pub(super) key: Option<Spanned<String>>,
@@ -96,7 +92,6 @@ pub(super) struct TlsSection {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(super) struct CertSection {
     pub(super) cert: String,
     pub(super) key: String,
@@ -104,7 +99,6 @@ pub(super) struct CertSection {
 
 /// `[upstream.NAME.tls]`, for its `wss://` and `https://` servers.
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(super) struct UpstreamTlsSection {
     pub(super) ca: Option<String>,
     pub(super) client_cert: Option<Spanned<String>>,
@@ -115,7 +109,6 @@ pub(super) struct UpstreamTlsSection {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(super) struct UpstreamSection {
     pub(super) servers: Spanned<Vec<Spanned<String>>>,
     pub(super) balance: Option<Spanned<String>>,
@@ -126,7 +119,6 @@ pub(super) struct UpstreamSection {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(super) struct ServerSection {
     #[serde(default)]
     pub(super) names: Vec<Spanned<String>>,
@@ -176,7 +168,6 @@ impl<'a> From<&'a RouteSection> for HeaderSection<'a> {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(super) struct AddHeader {
     pub(super) name: String,
     pub(super) value: String,
@@ -185,7 +176,6 @@ pub(super) struct AddHeader {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(super) struct RouteSection {
     pub(super) location: Spanned<String>,
     pub(super) upstream: Option<Spanned<String>>,
@@ -203,7 +193,6 @@ pub(super) struct RouteSection {
 }
 
 #[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(super) struct Rewrite {
     pub(super) pattern: String,
     pub(super) to: String,

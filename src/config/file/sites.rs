@@ -32,7 +32,7 @@ impl Checker<'_> {
             origins: None,
         };
         let inherited = self.headers(&server.into(), &empty);
-        if server.route.is_empty() {
+        if server.route.is_empty() && !self.misspelled(&span, "route") {
             self.problem(
                 span,
                 "this [[server]] has no routes: add [[server.route]] with location = \"/\" and an upstream",
@@ -42,13 +42,10 @@ impl Checker<'_> {
         let mut route_ids = Vec::new();
         for section in &server.route {
             let r = section.get_ref();
-            let Some(location) =
-                self.check(r.location.span(), Location::parse(r.location.get_ref()))
-            else {
-                continue;
-            };
-            let Some(route) = self.route(r, section.span(), &inherited, names, groups, inline)
-            else {
+            // A bad location does not hide the route's other problems.
+            let location = self.check(r.location.span(), Location::parse(r.location.get_ref()));
+            let route = self.route(r, section.span(), &inherited, names, groups, inline);
+            let (Some(location), Some(route)) = (location, route) else {
                 continue;
             };
             locations.push(location);
@@ -93,6 +90,8 @@ impl Checker<'_> {
         }
     }
 
+    /// A route, or `None` with its problems recorded: every setting is
+    /// checked even when an earlier one failed.
     pub(super) fn route(
         &mut self,
         r: &RouteSection,
@@ -103,47 +102,14 @@ impl Checker<'_> {
         inline: &mut HashMap<String, usize>,
     ) -> Option<Route> {
         let settings = self.headers(&r.into(), inherited);
-        let target = match (&r.upstream, &r.root) {
-            (Some(_), Some(root)) => {
-                self.problem(
-                    root.span(),
-                    "a route has either an upstream or a root, not both: split it into two locations",
-                );
-                return None;
-            }
-            (None, None) => {
-                self.problem(
-                    span,
-                    "this route has no target: add upstream = \"GROUP\" (or \"HOST:PORT\") or root = \"DIR\"",
-                );
-                return None;
-            }
-            (Some(up), None) => Target::Upstream(self.group_ref(up, names, groups, inline)?),
-            (None, Some(root)) => {
-                let dir = self.base.join(root.get_ref());
-                let tries = r.try_files.as_ref().map_or(&[][..], |t| t.get_ref());
-                let span = r.try_files.as_ref().map_or(root.span(), Spanned::span);
-                let made = Root::new(&dir, tries).map_err(|e| e.replace('\n', " "));
-                if made.is_err() && !dir.exists() {
-                    self.problem(
-                        root.span(),
-                        format!(
-                            "root {} does not exist: create it or fix the path",
-                            dir.display()
-                        ),
-                    );
-                    return None;
-                }
-                Target::Files(self.check(span, made)?)
-            }
-        };
+        let target = self.target(r, span, names, groups, inline);
         if let (Some(tries), None) = (&r.try_files, &r.root) {
             self.problem(
                 tries.span(),
                 "try_files needs a root = \"DIR\" on the same route",
             );
         }
-        if let (Target::Files(_), Some(origins)) = (&target, &r.origins) {
+        if let (Some(Target::Files(_)), Some(origins)) = (&target, &r.origins) {
             self.problem(
                 origins.span(),
                 "origins only apply to WebSocket routes with an upstream: remove them here",
@@ -168,7 +134,7 @@ impl Checker<'_> {
         };
         Some(Route {
             location: r.location.get_ref().clone(),
-            target,
+            target: target?,
             path_edit,
             request: settings.request,
             response: settings.response,
@@ -176,7 +142,55 @@ impl Checker<'_> {
         })
     }
 
-    /// group of one server (nginx's `proxy_pass http://127.0.0.1:32000`).
+    /// What a route hands requests to: an upstream group or a static root.
+    fn target(
+        &mut self,
+        r: &RouteSection,
+        span: Range<usize>,
+        names: &HashMap<String, usize>,
+        groups: &mut Vec<Group>,
+        inline: &mut HashMap<String, usize>,
+    ) -> Option<Target> {
+        match (&r.upstream, &r.root) {
+            (Some(_), Some(root)) => {
+                self.problem(
+                    root.span(),
+                    "a route has either an upstream or a root, not both: split it into two locations",
+                );
+                None
+            }
+            (None, None) => {
+                if !self.misspelled(&span, "upstream") && !self.misspelled(&span, "root") {
+                    self.problem(
+                        span,
+                        "this route has no target: add upstream = \"GROUP\" (or \"HOST:PORT\") or root = \"DIR\"",
+                    );
+                }
+                None
+            }
+            (Some(up), None) => self
+                .group_ref(up, names, groups, inline)
+                .map(Target::Upstream),
+            (None, Some(root)) => {
+                let dir = self.base.join(root.get_ref());
+                let tries = r.try_files.as_ref().map_or(&[][..], |t| t.get_ref());
+                let span = r.try_files.as_ref().map_or(root.span(), Spanned::span);
+                let made = Root::new(&dir, tries).map_err(|e| e.replace('\n', " "));
+                if made.is_err() && !dir.exists() {
+                    self.problem(
+                        root.span(),
+                        format!(
+                            "root {} does not exist: create it or fix the path",
+                            dir.display()
+                        ),
+                    );
+                    return None;
+                }
+                self.check(span, made).map(Target::Files)
+            }
+        }
+    }
+
     /// A listener's TLS: its certificates loaded and checked now, so a
     /// bad file fails `--check` rather than the first handshake.
     pub(super) fn server_tls(&mut self, section: &Spanned<TlsSection>) -> Option<ServerTls> {
@@ -187,6 +201,8 @@ impl Checker<'_> {
                 cert: self.base.join(cert.get_ref()),
                 key: self.base.join(key.get_ref()),
             }),
+            (Some(_), None) if self.misspelled(&section.span(), "key") => {}
+            (None, Some(_)) if self.misspelled(&section.span(), "cert") => {}
             (Some(cert), None) => self.problem(
                 cert.span(),
                 "cert needs its key beside it: key = \"KEY.pem\"",
@@ -201,7 +217,13 @@ impl Checker<'_> {
             cert: self.base.join(&c.get_ref().cert),
             key: self.base.join(&c.get_ref().key),
         }));
+        let misspelled = ["cert", "key", "certificates"]
+            .iter()
+            .any(|key| self.misspelled(&section.span(), key));
         if certificates.is_empty() {
+            if misspelled {
+                return None;
+            }
             self.problem(
                 section.span(),
                 "TLS needs a certificate: cert = \"CHAIN.pem\", key = \"KEY.pem\" \

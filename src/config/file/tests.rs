@@ -116,7 +116,7 @@ fn mistakes_are_located_and_say_what_to_do() {
     let cases: &[(&str, &str, &str)] = &[
         ("workers = \"many\"", "1:11", "workers is \"auto\" or a number"),
         ("[[listener]]\naddress = \"nope\"", "2:11", "is not an address"),
-        ("[[listener]]\nadress = \"x\"", "2:1", "unknown field `adress`"),
+        ("[[listener]]\nadress = \"x\"", "2:1", "unknown key `adress` in [[listener]] (did you mean `address`?)"),
         ("x = [", "1:6", ""),
         (
             "trusted_proxies = [\"10.0.0.0/8\", \"10.0.0.1/8\"]",
@@ -195,4 +195,75 @@ fn every_problem_is_listed() {
     assert!(errors[0].starts_with("t.toml:1:"));
     assert!(errors[1].starts_with("t.toml:3:"));
     assert!(errors[2].starts_with("t.toml:8:"));
+}
+
+/// A misspelled key, a wrong balance, a location without its slash and an
+/// upstream group that does not exist: four mistakes, four lines, one run.
+/// (`tests/config.rs` runs `--check` on it.)
+const FOUR_MISTAKES: &str = include_str!("../../../tests/data/config/four-mistakes.toml");
+
+#[test]
+fn four_mistakes_are_four_located_errors() {
+    let errors = check(FOUR_MISTAKES).unwrap_err();
+    assert_eq!(
+        errors,
+        [
+            "t.toml:8:11: unknown balance \"roundrobin\": use \"round_robin\", \"least_conn\" or \"hash\"",
+            "t.toml:10:2: unknown key `upstrem` (did you mean `upstream`?)",
+            "t.toml:15:12: \"ws\": a location path starts with '/', as in \"/api\"; a location is \"= /path\", \"/prefix\", \"^~ /prefix\", \"~ regex\" or \"~* regex\"",
+            "t.toml:16:12: no [upstream.ap] group: define it, or give HOST:PORT",
+        ]
+    );
+}
+
+#[test]
+fn a_misspelled_key_is_one_error_not_a_cascade() {
+    let route =
+        "[[listener]]\naddress = \"127.0.0.1:1\"\n[[server]]\n[[server.route]]\nlocation = \"/\"\n";
+    let cases = [
+        // serde's "missing field `address`" would follow.
+        ("[[listener]]\nadress = \"127.0.0.1:1\"\n".to_string(), "2:1", "`address`"),
+        // "this route has no target" would follow.
+        (format!("{route}upstrem = \"127.0.0.1:2\"\n"), "6:1", "`upstream`"),
+        (format!("{route}rot = \"www\"\n"), "6:1", "`root`"),
+        // "no [[listener]]" would follow.
+        ("[[listenr]]\naddress = \"127.0.0.1:1\"\n".to_string(), "1:3", "`listener`"),
+        // "this [[server]] has no routes" would follow.
+        (
+            "[[listener]]\naddress = \"127.0.0.1:1\"\n[[server]]\n[[server.rout]]\nlocation = \"/\"\nupstream = \"127.0.0.1:2\"\n"
+                .to_string(),
+            "4:10",
+            "`route`",
+        ),
+        // "cert needs its key beside it" would follow.
+        (
+            format!("{route}upstream = \"127.0.0.1:2\"\n[[listener]]\naddress = \"127.0.0.1:3\"\ntls = {{ cert = \"a.pem\", kye = \"a.key\" }}\n"),
+            "9:25",
+            "`key`",
+        ),
+    ];
+    for (text, at, meant) in cases {
+        let errors = check(&text).unwrap_err();
+        assert_eq!(errors.len(), 1, "{text}\n=> {errors:#?}");
+        assert!(
+            errors[0].starts_with(&format!("t.toml:{at}: unknown key"))
+                && errors[0].ends_with(&format!("(did you mean {meant}?)")),
+            "{text}\n=> {errors:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_bad_location_does_not_hide_the_rest_of_its_route() {
+    let errors = check(
+        "[[listener]]\naddress = \"127.0.0.1:1\"\n[[server]]\n[[server.route]]\n\
+         location = \"ws\"\nupstream = \"nowhere\"\nrewrite = { pattern = \"(\", to = \"/\" }\n",
+    )
+    .unwrap_err();
+    let at: Vec<&str> = errors.iter().map(|e| &e[..e.find(": ").unwrap()]).collect();
+    assert_eq!(
+        at,
+        ["t.toml:5:12", "t.toml:6:12", "t.toml:7:11"],
+        "{errors:#?}"
+    );
 }
