@@ -743,16 +743,17 @@ pub(super) fn process_client_hello<'m>(
     // successfully parse these (into `ServerNamePayload::IpAddress`)
     // but then act like the client sent no `server_name` extension.
     //
+    // wsproxy-fast patch: so are names that are neither a DNS name nor an
+    // IP address, as OpenSSL-based clients send for `wss://[::1]:8443/`
+    // (the URL's bracketed IPv6 literal, `[::1]`). nginx serves these
+    // with its default certificate; refusing them (alert 47) was the
+    // only difference. This is rustls 0.24's
+    // `InvalidSniPolicy::IgnoreAll`; see vendor/README.md.
+    //
     // [RFC6066]: https://datatracker.ietf.org/doc/html/rfc6066#section-3
     let sni = match &client_hello.server_name {
         Some(ServerNamePayload::SingleDnsName(dns_name)) => Some(dns_name.to_lowercase_owned()),
-        Some(ServerNamePayload::IpAddress) => None,
-        Some(ServerNamePayload::Invalid) => {
-            return Err(cx.common.send_fatal_alert(
-                AlertDescription::IllegalParameter,
-                PeerMisbehaved::ServerNameMustContainOneHostName,
-            ));
-        }
+        Some(ServerNamePayload::IpAddress | ServerNamePayload::Invalid) => None,
         None => None,
     };
 
