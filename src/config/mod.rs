@@ -605,6 +605,28 @@ mod tests {
     }
 
     #[test]
+    fn a_bare_number_of_seconds_is_a_duration_on_the_command_line() {
+        let base = ["--listen", "127.0.0.1:8080", "--upstream", "127.0.0.1:9000"];
+        let args = [
+            &base[..],
+            &["--idle-timeout", "30", "--connect-timeout", "2"],
+            &["--drain-timeout", "40", "--drain-spread", "500ms"],
+        ]
+        .concat();
+        let c = config(&args).unwrap();
+        assert_eq!(c.timeouts.idle, Duration::from_secs(30));
+        assert_eq!(c.timeouts.connect, Duration::from_secs(2));
+        assert_eq!(c.drain.timeout, Duration::from_secs(40));
+        assert_eq!(c.drain.spread, Duration::from_millis(500));
+        let bad = [&base[..], &["--idle-timeout", "1.5"]].concat();
+        let err = Cli::try_parse_from([&["wsproxy-fast"][..], &bad].concat()).unwrap_err();
+        assert!(
+            err.to_string().contains("a bare number is seconds"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn trusted_proxies_from_flags() {
         let base = ["--listen", "127.0.0.1:8080", "--upstream", "127.0.0.1:9000"];
         let c = config(&base).unwrap();

@@ -9,7 +9,8 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::sections::{
-    DrainSection, FileSections, ListenerSection, ServerSection, TimeoutSection, WorkersValue,
+    DrainSection, DurationText, FileSections, ListenerSection, ServerSection, TimeoutSection,
+    WorkersValue,
 };
 use super::Checker;
 use crate::access_log;
@@ -132,13 +133,14 @@ impl Checker<'_> {
 
     pub(super) fn duration(
         &mut self,
-        text: &Spanned<String>,
+        text: &Spanned<DurationText>,
         what: &str,
         zero_ok: bool,
     ) -> Option<Duration> {
         let span = text.span();
         let parsed = text
             .get_ref()
+            .0
             .parse::<Span>()
             .map(|s| s.0)
             .map_err(|e| format!("{what}: {e}"));

@@ -37,6 +37,39 @@ pub(super) struct FileSections {
     pub(super) trusted_proxies: Vec<Spanned<String>>,
 }
 
+/// A duration as written: `"500ms"`, `"10s"`, `"5m"`, `"1h"`, or a bare
+/// number of seconds as nginx reads one, quoted or not (`idle = 30`). Kept
+/// as text until `Span` parses it, so the file and the flags agree.
+pub(super) struct DurationText(pub(super) String);
+
+impl<'de> Deserialize<'de> for DurationText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<DurationText, D::Error> {
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = DurationText;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "a duration such as \"500ms\", \"10s\", \"5m\", \"1h\", or seconds (30)",
+                )
+            }
+
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<DurationText, E> {
+                Ok(DurationText(s.to_string()))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<DurationText, E> {
+                Ok(DurationText(n.to_string()))
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<DurationText, E> {
+                Ok(DurationText(n.to_string()))
+            }
+        }
+        d.deserialize_any(Text)
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(untagged)]
 pub(super) enum WorkersValue {
@@ -46,16 +79,16 @@ pub(super) enum WorkersValue {
 
 #[derive(Deserialize, Default)]
 pub(super) struct TimeoutSection {
-    pub(super) handshake: Option<Spanned<String>>,
-    pub(super) connect: Option<Spanned<String>>,
-    pub(super) response: Option<Spanned<String>>,
-    pub(super) idle: Option<Spanned<String>>,
+    pub(super) handshake: Option<Spanned<DurationText>>,
+    pub(super) connect: Option<Spanned<DurationText>>,
+    pub(super) response: Option<Spanned<DurationText>>,
+    pub(super) idle: Option<Spanned<DurationText>>,
 }
 
 #[derive(Deserialize, Default)]
 pub(super) struct DrainSection {
-    pub(super) timeout: Option<Spanned<String>>,
-    pub(super) spread: Option<Spanned<String>>,
+    pub(super) timeout: Option<Spanned<DurationText>>,
+    pub(super) spread: Option<Spanned<DurationText>>,
     pub(super) removed_routes: Option<Removed>,
 }
 
@@ -114,7 +147,7 @@ pub(super) struct UpstreamSection {
     pub(super) balance: Option<Spanned<String>>,
     pub(super) hash_key: Option<Spanned<String>>,
     pub(super) max_fails: Option<u32>,
-    pub(super) fail_timeout: Option<Spanned<String>>,
+    pub(super) fail_timeout: Option<Spanned<DurationText>>,
     pub(super) tls: Option<Spanned<UpstreamTlsSection>>,
 }
 

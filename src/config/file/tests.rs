@@ -267,3 +267,57 @@ fn a_bad_location_does_not_hide_the_rest_of_its_route() {
         "{errors:#?}"
     );
 }
+
+#[test]
+fn durations_take_a_unit_or_are_seconds() {
+    let file = |settings: &str| {
+        format!(
+            "{settings}\n[[listener]]\naddress = \"127.0.0.1:1\"\n[upstream.a]\nservers = [\"127.0.0.1:2\"]\n\
+             fail_timeout = 7\n[[server]]\n[[server.route]]\nlocation = \"/\"\nupstream = \"a\"\n"
+        )
+    };
+    let ok = [
+        ("[timeouts]\nidle = 30", 30_000),
+        ("[timeouts]\nidle = \"30\"", 30_000),
+        ("[timeouts]\nidle = \"30s\"", 30_000),
+        ("[timeouts]\nidle = \"500ms\"", 500),
+        ("[timeouts]\nidle = \"2h\"", 7_200_000),
+        ("[timeouts]\nidle = 0", 0),
+    ];
+    for (settings, millis) in ok {
+        let c = check(&file(settings)).unwrap_or_else(|e| panic!("{settings}: {e:#?}"));
+        assert_eq!(c.timeouts.idle, Duration::from_millis(millis), "{settings}");
+        assert_eq!(
+            c.groups[0].fail_timeout,
+            Duration::from_secs(7),
+            "fail_timeout = 7"
+        );
+    }
+    let c = check(&file("[drain]\ntimeout = 40\nspread = 10")).unwrap();
+    assert_eq!(c.drain.timeout, Duration::from_secs(40));
+    assert_eq!(c.drain.spread, Duration::from_secs(10));
+
+    let bad = [
+        ("[timeouts]\nidle = -1", "2:8", "`-1` is not a duration"),
+        (
+            "[timeouts]\nidle = 1.5",
+            "2:8",
+            "expected a duration such as",
+        ),
+        ("[timeouts]\nidle = \"30x\"", "2:8", "unknown unit `x`"),
+        ("[timeouts]\nconnect = 0", "2:11", "must be more than zero"),
+        (
+            "[timeouts]\nidle = true",
+            "2:8",
+            "expected a duration such as",
+        ),
+    ];
+    for (settings, at, want) in bad {
+        let errors = check(&file(settings)).unwrap_err();
+        assert_eq!(errors.len(), 1, "{settings}: {errors:#?}");
+        assert!(
+            errors[0].starts_with(&format!("t.toml:{at}: ")) && errors[0].contains(want),
+            "{settings}: {errors:#?}"
+        );
+    }
+}
