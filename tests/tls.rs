@@ -544,7 +544,7 @@ fn sighup_swaps_the_certificate_and_keeps_live_tunnels() {
     let second = pki.leaf("site", &["localhost"]);
     proxy.signal(libc::SIGHUP);
     assert!(
-        proxy.wait_for_log("reloaded 1 certificates"),
+        proxy.wait_for_log("reloaded 1 certificate"),
         "{:?}",
         proxy.log()
     );

@@ -18,6 +18,7 @@ use crate::handshake::edits::{RequestEdits, ResponseEdits};
 use crate::handshake::forwarded::TrustedProxies;
 use crate::handshake::request::REWRITE_SLACK;
 use crate::limits::Limits;
+use crate::log;
 use crate::relay::{splice, Policy};
 use crate::route::{Location, Origins, PathEdit, Routes, VirtualHosts};
 use crate::tls::{self, CertFiles, ServerSettings, ServerTls, UpstreamSettings};
@@ -180,6 +181,43 @@ impl Config {
                     }
             })
         })
+    }
+}
+
+impl Config {
+    /// What the configuration holds, in one line for the startup log and
+    /// `--check`: "2 listeners, 1 site, 3 routes, 2 upstream groups: app
+    /// (10.0.0.5:9000, 10.0.0.6:9000); 127.0.0.1:32000". Parts with
+    /// nothing in them are left out.
+    pub fn summary(&self) -> String {
+        let mut parts = vec![log::count(self.listeners.len(), "listener").to_string()];
+        for (n, noun) in [(self.sites.len(), "site"), (self.routes.len(), "route")] {
+            if n > 0 {
+                parts.push(log::count(n, noun).to_string());
+            }
+        }
+        if !self.groups.is_empty() {
+            let groups: Vec<String> = self
+                .groups
+                .iter()
+                .map(|g| {
+                    let addrs: Vec<String> = g.servers.iter().map(|s| s.addr.to_string()).collect();
+                    // A route's `upstream = "127.0.0.1:9000"` is a group
+                    // named for its one address: no need to say it twice.
+                    if addrs.len() == 1 && addrs[0] == g.name {
+                        g.name.clone()
+                    } else {
+                        format!("{} ({})", g.name, addrs.join(", "))
+                    }
+                })
+                .collect();
+            parts.push(format!(
+                "{}: {}",
+                log::count(self.groups.len(), "upstream group"),
+                groups.join("; ")
+            ));
+        }
+        parts.join(", ")
     }
 }
 

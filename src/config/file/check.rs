@@ -21,6 +21,7 @@ use crate::config::{
 };
 use crate::handshake::forwarded::{Cidr, TrustedProxies};
 use crate::limits::Limits;
+use crate::log;
 use crate::relay::{splice, Policy};
 use crate::route::{ServerName, VirtualHosts};
 
@@ -184,9 +185,10 @@ impl Checker<'_> {
                     self.problem(
                         text.span(),
                         format!(
-                            "drain.spread ({d:?}) is longer than drain.timeout ({:?}): \
+                            "drain.spread ({}) is longer than drain.timeout ({}): \
                              the last Close frames would go out after the deadline",
-                            drain.timeout
+                            log::Rounded(d),
+                            log::Rounded(drain.timeout)
                         ),
                     );
                 }
