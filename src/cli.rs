@@ -53,8 +53,10 @@ pub struct Cli {
     #[arg(long)]
     pub check: bool,
 
-    /// Address to accept clients on: IP:PORT, e.g. 0.0.0.0:8080 or [::]:8080
-    /// (repeatable; an IPv6 address listens on IPv6 only, so list both).
+    /// Address to accept clients on: IP:PORT, e.g. 0.0.0.0:8080 or [::]:8080,
+    /// or HOST:PORT, e.g. localhost:8080, for every address the name
+    /// resolves to at startup (repeatable; an IPv6 address listens on IPv6
+    /// only, so list both).
     #[arg(long, value_name = "ADDR")]
     pub listen: Vec<String>,
 

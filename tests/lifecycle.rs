@@ -234,6 +234,63 @@ fn ipv6_and_ipv4_listeners_side_by_side() {
     assert_eq!(field(&heads[1], "x-forwarded-for"), Some("127.0.0.1"));
 }
 
+/// `--listen localhost:0` (and `address = "localhost:0"` in a file) listens
+/// on every address the name resolves to, as nginx's `listen localhost`
+/// does, each serving.
+#[test]
+fn a_listen_host_name_binds_every_address_it_resolves_to() {
+    let _w = watchdog();
+    let echo = EchoServer::start();
+    let mut want: Vec<std::net::IpAddr> = Vec::new();
+    for addr in std::net::ToSocketAddrs::to_socket_addrs(&("localhost", 0)).unwrap() {
+        if !want.contains(&addr.ip()) {
+            want.push(addr.ip());
+        }
+    }
+    let dir = TempDir::new();
+    let file = dir.write(
+        "localhost.toml",
+        &format!(
+            "workers = 1\n[[listener]]\naddress = \"localhost:0\"\n\
+             [[server]]\n[[server.route]]\nlocation = \"/\"\nupstream = \"{}\"\n",
+            echo.addr
+        ),
+    );
+    let upstream = echo.addr.to_string();
+    let quick = [
+        "--listen",
+        "localhost:0",
+        "--upstream",
+        &upstream,
+        "--workers",
+        "1",
+    ];
+    let from_file = ["--config", file.to_str().unwrap()];
+    for args in [&quick[..], &from_file[..]] {
+        let proxy = Proxy::start(args);
+        let ips: Vec<std::net::IpAddr> = proxy.addrs.iter().map(|a| a.ip()).collect();
+        assert_eq!(ips, want, "{args:?}: {:?}", proxy.log());
+        for addr in &proxy.addrs {
+            let mut client = ws::Client::connect(*addr, "/by-name").unwrap();
+            client.send_text("named").unwrap();
+            assert_eq!(client.recv().unwrap().text(), Some("named"), "{addr}");
+        }
+    }
+    let (code, _, stderr) = run(&[
+        "--listen",
+        "no-such-host.invalid:80",
+        "--upstream",
+        "127.0.0.1:9",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.starts_with(
+            "wsproxy-fast: error: --listen \"no-such-host.invalid:80\": cannot resolve no-such-host.invalid: "
+        ),
+        "{stderr}"
+    );
+}
+
 /// The startup log line, after its timestamp and level.
 fn ready_line(proxy: &Proxy) -> String {
     let log = proxy.log();

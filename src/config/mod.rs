@@ -26,7 +26,7 @@ use crate::upstream::{Balance, Group, Server, UpstreamTls};
 
 mod file;
 
-pub use file::{load, parse, FileError, LoadError};
+pub use file::{load, parse, parse_with, FileError, LoadError};
 
 /// Idle tunnels live an hour by default: long-lived connections are the
 /// point, and nginx's 60 s `proxy_read_timeout` default is the complaint.
@@ -286,8 +286,10 @@ pub struct Route {
 pub enum ConfigError {
     #[error("no --listen address given: add one, e.g. --listen 0.0.0.0:8080")]
     NoListen,
-    #[error("--listen {0:?} is not an address: use IP:PORT, e.g. 0.0.0.0:8080 or [::]:8080")]
-    BadListen(String),
+    #[error("--listen {}", .1.about(.0))]
+    BadListen(String, ListenError),
+    #[error("--admin {0:?} is not an address: use IP:PORT, e.g. 127.0.0.1:9901")]
+    BadAdmin(String),
     #[error("--listen {0} is given twice")]
     DuplicateListen(SocketAddr),
     #[error("no --upstream given: add the server to proxy to, e.g. --upstream 127.0.0.1:9000")]
@@ -314,10 +316,10 @@ impl Config {
         let mut listeners = Vec::new();
         let mut seen = HashSet::new();
         for text in &cli.listen {
-            let addr = parse_listen(text)?;
-            if !seen.insert(addr) {
-                return Err(ConfigError::DuplicateListen(addr));
-            }
+            let addrs =
+                listen_addrs(text).map_err(|e| ConfigError::BadListen(text.to_string(), e))?;
+            // One certificate set for all of a name's addresses: they share
+            // the session cache and the reload.
             let tls = match (&cli.tls_cert, &cli.tls_key) {
                 (Some(cert), Some(key)) => Some(
                     ServerTls::load(ServerSettings::new(vec![CertFiles {
@@ -328,12 +330,17 @@ impl Config {
                 ),
                 _ => None,
             };
-            listeners.push(Listener {
-                addr,
-                serves: Serves::Sites(VirtualHosts::new(vec![(Vec::new(), 0)], 0)),
-                tls,
-                proxy_protocol: cli.proxy_protocol,
-            });
+            for addr in addrs {
+                if addr.port() != 0 && !seen.insert(addr) {
+                    return Err(ConfigError::DuplicateListen(addr));
+                }
+                listeners.push(Listener {
+                    addr,
+                    serves: Serves::Sites(VirtualHosts::new(vec![(Vec::new(), 0)], 0)),
+                    tls: tls.clone(),
+                    proxy_protocol: cli.proxy_protocol,
+                });
+            }
         }
         if cli.upstream.is_empty() {
             return Err(ConfigError::NoUpstream);
@@ -406,7 +413,11 @@ impl Config {
                 max_per_worker: 0,
                 max_per_ip: cli.max_connections_per_ip,
             },
-            admin: cli.admin.as_deref().map(parse_listen).transpose()?,
+            admin: cli
+                .admin
+                .as_deref()
+                .map(|text| listen_addr(text).ok_or_else(|| ConfigError::BadAdmin(text.into())))
+                .transpose()?,
             access_log: cli.access_log.clone(),
             access_log_format: cli.access_log_format,
             drain: Drain {
@@ -426,8 +437,69 @@ impl Config {
     }
 }
 
-fn parse_listen(text: &str) -> Result<SocketAddr, ConfigError> {
-    listen_addr(text).ok_or_else(|| ConfigError::BadListen(text.to_string()))
+/// Why a listen address is refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ListenError {
+    NotAnAddress,
+    /// The host, and the resolver's reason.
+    Unresolved(String, String),
+}
+
+impl ListenError {
+    /// What is wrong with `text`, worded as what to change.
+    pub fn about(&self, text: &str) -> String {
+        match self {
+            ListenError::NotAnAddress => format!(
+                "{text:?} is not an address: use IP:PORT or HOST:PORT, \
+                 e.g. 0.0.0.0:8080, [::]:8080 or localhost:8080"
+            ),
+            ListenError::Unresolved(host, why) => {
+                format!("{text:?}: cannot resolve {host}: {why}")
+            }
+        }
+    }
+}
+
+/// Where to accept clients: `IP:PORT`, a bare `PORT` (every IPv4
+/// address), or `HOST:PORT`, which means every address the name resolves
+/// to now, as nginx's `listen localhost:8080` does. A name's addresses
+/// come back in the resolver's order, each once.
+pub fn listen_addrs(text: &str) -> Result<Vec<SocketAddr>, ListenError> {
+    listen_addrs_with(text, resolve)
+}
+
+/// How a host name becomes addresses: [`resolve`], or a stand-in in tests.
+pub type Resolver = fn(&str, u16) -> std::io::Result<Vec<SocketAddr>>;
+
+/// The system's resolver (`getaddrinfo`), as `ToSocketAddrs` asks it.
+pub fn resolve(host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+    Ok((host, port).to_socket_addrs()?.collect())
+}
+
+/// [`listen_addrs`], with names resolved by `resolver`.
+pub fn listen_addrs_with(text: &str, resolver: Resolver) -> Result<Vec<SocketAddr>, ListenError> {
+    if let Some(addr) = listen_addr(text) {
+        return Ok(vec![addr]);
+    }
+    let (host, port) = text.rsplit_once(':').ok_or(ListenError::NotAnAddress)?;
+    let port: u16 = port.parse().map_err(|_| ListenError::NotAnAddress)?;
+    // A mistyped IP address ("300.1.1.1", "[::1") is not a name to look up.
+    let ip_like =
+        host.contains([':', '[', ']']) || host.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+    if host.is_empty() || ip_like {
+        return Err(ListenError::NotAnAddress);
+    }
+    let unresolved = |why: String| ListenError::Unresolved(host.to_string(), why);
+    let mut addrs: Vec<SocketAddr> = Vec::new();
+    for addr in resolver(host, port).map_err(|e| unresolved(e.to_string()))? {
+        if !addrs.contains(&addr) {
+            addrs.push(addr);
+        }
+    }
+    if addrs.is_empty() {
+        return Err(unresolved("it has no address".into()));
+    }
+    Ok(addrs)
 }
 
 /// `IP:PORT`, or a bare `PORT` meaning every IPv4 address.
@@ -558,7 +630,7 @@ pub fn usable_cores() -> usize {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use clap::Parser;
 
@@ -664,6 +736,103 @@ mod tests {
         );
     }
 
+    /// What `localhost` resolves to here, with `port`.
+    fn localhost(port: u16) -> Vec<SocketAddr> {
+        let mut addrs = Vec::new();
+        for addr in ("localhost", port).to_socket_addrs().unwrap() {
+            if !addrs.contains(&addr) {
+                addrs.push(addr);
+            }
+        }
+        addrs
+    }
+
+    #[test]
+    fn listen_addresses_table() {
+        let ok: [(&str, Vec<SocketAddr>); 5] = [
+            ("127.0.0.1:80", vec!["127.0.0.1:80".parse().unwrap()]),
+            ("[::1]:443", vec!["[::1]:443".parse().unwrap()]),
+            ("8080", vec!["0.0.0.0:8080".parse().unwrap()]),
+            (":8080", vec!["0.0.0.0:8080".parse().unwrap()]),
+            ("localhost:8185", localhost(8185)),
+        ];
+        for (text, want) in ok {
+            assert_eq!(listen_addrs(text), Ok(want), "{text}");
+        }
+        assert!(localhost(8185).iter().all(|a| a.ip().is_loopback()));
+        for text in [
+            "localhost",
+            "300.1.1.1:80",
+            "1.2.3:80",
+            "[::1:80",
+            "::1:80x",
+            ":",
+            "localhost:99999",
+            ":80:",
+        ] {
+            assert_eq!(listen_addrs(text), Err(ListenError::NotAnAddress), "{text}");
+        }
+        let err = listen_addrs("no-such-host.invalid:80").unwrap_err();
+        assert!(
+            matches!(&err, ListenError::Unresolved(host, _) if host == "no-such-host.invalid"),
+            "{err:?}"
+        );
+        assert!(err
+            .about("no-such-host.invalid:80")
+            .starts_with("\"no-such-host.invalid:80\": cannot resolve no-such-host.invalid: "));
+    }
+
+    /// `dual.test` has an IPv4 and an IPv6 address, and says the first
+    /// twice (a resolver may); every other name is unknown.
+    pub(crate) fn dual_stack(host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+        match host {
+            "dual.test" => Ok(["127.0.0.1", "::1", "127.0.0.1"]
+                .iter()
+                .map(|ip| SocketAddr::new(ip.parse().unwrap(), port))
+                .collect()),
+            _ => Err(std::io::Error::other("unknown name")),
+        }
+    }
+
+    #[test]
+    fn a_name_gives_each_of_its_addresses_once() {
+        assert_eq!(
+            listen_addrs_with("dual.test:8185", dual_stack),
+            Ok(vec![
+                "127.0.0.1:8185".parse().unwrap(),
+                "[::1]:8185".parse().unwrap()
+            ])
+        );
+        assert_eq!(
+            listen_addrs_with("other.test:80", dual_stack),
+            Err(ListenError::Unresolved(
+                "other.test".into(),
+                "unknown name".into()
+            ))
+        );
+    }
+
+    #[test]
+    fn a_listen_host_name_listens_on_each_of_its_addresses() {
+        let c = config(&["--listen", "localhost:8185", "--upstream", "127.0.0.1:9000"]).unwrap();
+        assert_eq!(listen(&c), localhost(8185));
+        let err = config(&[
+            "--listen",
+            "localhost:8185",
+            "--listen",
+            "127.0.0.1:8185",
+            "--upstream",
+            "127.0.0.1:9000",
+        ])
+        .err();
+        assert_eq!(
+            err,
+            Some(ConfigError::DuplicateListen(
+                "127.0.0.1:8185".parse().unwrap()
+            ))
+        );
+    }
+
     #[test]
     fn trusted_proxies_from_flags() {
         let base = ["--listen", "127.0.0.1:8080", "--upstream", "127.0.0.1:9000"];
@@ -695,7 +864,23 @@ mod tests {
             (listen.to_vec(), "no --upstream"),
             (
                 [&["--listen", "nonsense"][..], &up].concat(),
-                "is not an address",
+                "is not an address: use IP:PORT or HOST:PORT",
+            ),
+            (
+                [&["--listen", "300.1.1.1:80"][..], &up].concat(),
+                "not an address",
+            ),
+            (
+                [&["--listen", "localhost"][..], &up].concat(),
+                "not an address",
+            ),
+            (
+                [&["--listen", "no-such-host.invalid:80"][..], &up].concat(),
+                "cannot resolve no-such-host.invalid",
+            ),
+            (
+                [&listen[..], &up, &["--admin", "localhost"]].concat(),
+                "--admin \"localhost\" is not an address",
             ),
             ([&listen[..], &listen, &up].concat(), "given twice"),
             (

@@ -16,8 +16,8 @@ use super::Checker;
 use crate::access_log;
 use crate::cli::Span;
 use crate::config::{
-    default_max_connections, listen_addr, usable_cores, Config, Drain, Listener, Serves, Timeouts,
-    MAX_HEAD_BYTES, MAX_HEAD_LIMIT, MAX_WORKERS, MIN_HEAD_BYTES,
+    default_max_connections, listen_addr, listen_addrs_with, usable_cores, Config, Drain, Listener,
+    Serves, Timeouts, MAX_HEAD_BYTES, MAX_HEAD_LIMIT, MAX_WORKERS, MIN_HEAD_BYTES,
 };
 use crate::handshake::forwarded::{Cidr, TrustedProxies};
 use crate::limits::Limits;
@@ -59,7 +59,11 @@ impl Checker<'_> {
         let drain = self.drain(&file.drain);
         let pipes = file.splice_pipes.unwrap_or_else(splice::default_limit);
 
-        let (listeners, redirects) = self.listeners(&file.listener);
+        let listeners = self.listeners(&file.listener);
+        let redirects: Vec<bool> = listeners
+            .iter()
+            .map(|&(at, _)| file.listener[at].get_ref().redirect_https)
+            .collect();
         let (mut groups, names) = self.groups(&file.upstream);
         let mut sites = Vec::new();
         let mut routes = Vec::new();
@@ -200,35 +204,17 @@ impl Checker<'_> {
         drain
     }
 
-    /// The listener addresses, and which of them redirect.
+    /// Every address the listeners accept on, each with the index of its
+    /// `[[listener]]` (a host name gives one address per address it
+    /// resolves to).
     pub(super) fn listeners(
         &mut self,
         sections: &[Spanned<ListenerSection>],
-    ) -> (Vec<SocketAddr>, Vec<bool>) {
+    ) -> Vec<(usize, SocketAddr)> {
         let mut addrs = Vec::new();
-        let mut redirects = Vec::new();
         let mut seen = HashSet::new();
-        for section in sections {
+        for (i, section) in sections.iter().enumerate() {
             let l = section.get_ref();
-            let addr = match listen_addr(l.address.get_ref()) {
-                Some(addr) => addr,
-                None => {
-                    self.problem(
-                        l.address.span(),
-                        format!(
-                            "{:?} is not an address: use IP:PORT, e.g. \"0.0.0.0:8080\" or \"[::]:8080\"",
-                            l.address.get_ref()
-                        ),
-                    );
-                    continue;
-                }
-            };
-            if addr.port() != 0 && !seen.insert(addr) {
-                self.problem(
-                    l.address.span(),
-                    format!("listener {addr} is declared twice"),
-                );
-            }
             if let Some(port) = &l.redirect_port {
                 if !l.redirect_https {
                     self.problem(
@@ -237,10 +223,27 @@ impl Checker<'_> {
                     );
                 }
             }
-            addrs.push(addr);
-            redirects.push(l.redirect_https);
+            let Some(resolved) = self.listen_addrs(&l.address) else {
+                continue;
+            };
+            for addr in resolved {
+                if addr.port() != 0 && !seen.insert(addr) {
+                    self.problem(
+                        l.address.span(),
+                        format!("listener {addr} is declared twice"),
+                    );
+                }
+                addrs.push((i, addr));
+            }
         }
-        (addrs, redirects)
+        addrs
+    }
+
+    /// A listen address's addresses, or `None` with the problem recorded.
+    fn listen_addrs(&mut self, text: &Spanned<String>) -> Option<Vec<SocketAddr>> {
+        let resolved =
+            listen_addrs_with(text.get_ref(), self.resolver).map_err(|e| e.about(text.get_ref()));
+        self.check(text.span(), resolved)
     }
 
     /// Indices of the listeners a server is on.
@@ -248,7 +251,7 @@ impl Checker<'_> {
         &mut self,
         server: &ServerSection,
         span: Range<usize>,
-        listeners: &[SocketAddr],
+        listeners: &[(usize, SocketAddr)],
         redirects: &[bool],
     ) -> Vec<usize> {
         let Some(listen) = &server.listen else {
@@ -263,46 +266,58 @@ impl Checker<'_> {
         };
         let mut on = Vec::new();
         for text in listen {
-            let Some(addr) = listen_addr(text.get_ref()) else {
-                self.problem(
-                    text.span(),
-                    format!("{:?} is not an address: use IP:PORT", text.get_ref()),
-                );
-                continue;
-            };
-            match listeners.iter().position(|l| *l == addr) {
-                Some(i) if redirects[i] => self.problem(
-                    text.span(),
-                    format!("listener {addr} redirects to HTTPS and serves no server: remove it from listen"),
-                ),
-                Some(i) => on.push(i),
-                None => self.problem(
-                    text.span(),
-                    format!("no [[listener]] has address {addr}: add one with address = \"{addr}\""),
-                ),
+            for addr in self.listen_addrs(text).unwrap_or_default() {
+                self.listen_on(text, addr, listeners, redirects, &mut on);
             }
         }
         on
+    }
+
+    /// Adds the listener at `addr` to a server's `on`, or records why not.
+    fn listen_on(
+        &mut self,
+        text: &Spanned<String>,
+        addr: SocketAddr,
+        listeners: &[(usize, SocketAddr)],
+        redirects: &[bool],
+        on: &mut Vec<usize>,
+    ) {
+        match listeners.iter().position(|(_, l)| *l == addr) {
+            Some(i) if redirects[i] => self.problem(
+                text.span(),
+                format!("listener {addr} redirects to HTTPS and serves no server: remove it from listen"),
+            ),
+            Some(i) => on.push(i),
+            None => self.problem(
+                text.span(),
+                format!("no [[listener]] has address {addr}: add one with address = \"{addr}\""),
+            ),
+        }
     }
 
     /// Each listener with the virtual hosts it serves.
     pub(super) fn bind_sites(
         &mut self,
         sections: &[Spanned<ListenerSection>],
-        addrs: Vec<SocketAddr>,
+        addrs: Vec<(usize, SocketAddr)>,
         redirects: &[bool],
         servers: &[Spanned<ServerSection>],
         site_listens: &[Vec<usize>],
     ) -> Vec<Listener> {
         let mut listeners = Vec::new();
-        // Listeners that did not parse were skipped, so sections and addrs
-        // line up only over the parsed ones.
-        let parsed = sections
-            .iter()
-            .filter(|s| listen_addr(s.get_ref().address.get_ref()).is_some());
-        for (i, (section, addr)) in parsed.zip(addrs).enumerate() {
+        // Loaded once per [[listener]], shared by its addresses.
+        let mut tls_of = HashMap::new();
+        for (i, (at, addr)) in addrs.into_iter().enumerate() {
+            let section = &sections[at];
             let l = section.get_ref();
-            let tls = l.tls.as_ref().and_then(|t| self.server_tls(t));
+            let tls = match tls_of.get(&at) {
+                Some(tls) => Option::clone(tls),
+                None => {
+                    let tls = l.tls.as_ref().and_then(|t| self.server_tls(t));
+                    tls_of.insert(at, tls.clone());
+                    tls
+                }
+            };
             if redirects[i] {
                 listeners.push(Listener {
                     addr,

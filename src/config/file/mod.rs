@@ -45,7 +45,7 @@ use rustls::ClientConfig;
 use serde::Deserialize;
 use toml::de::DeTable;
 
-use super::Config;
+use super::{resolve, Config, Resolver};
 use crate::handshake::edits::{RequestEdits, ResponseEdits};
 use crate::route::Origins;
 use sections::FileSections;
@@ -125,8 +125,19 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
 /// Validates `text`; `path` names it in errors and relative roots are
 /// resolved from `base`.
 pub fn parse(text: &str, path: &Path, base: &Path) -> Result<Config, LoadError> {
+    parse_with(text, path, base, resolve)
+}
+
+/// [`parse`], with listener host names resolved by `resolver`.
+pub fn parse_with(
+    text: &str,
+    path: &Path,
+    base: &Path,
+    resolver: Resolver,
+) -> Result<Config, LoadError> {
     let mut checker = Checker {
         base,
+        resolver,
         problems: Vec::new(),
         misspelled: Vec::new(),
         default_tls: None,
@@ -204,6 +215,8 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 
 struct Checker<'a> {
     base: &'a Path,
+    /// How listener host names become addresses.
+    resolver: Resolver,
     problems: Vec<(Range<usize>, String)>,
     /// Unknown keys close to a known one: the table each is in (`None`:
     /// the top level), and the key it stands for.

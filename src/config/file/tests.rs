@@ -2,9 +2,11 @@
 //! with what to do, every problem listed at once.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
+use crate::config::tests::dual_stack;
 use crate::config::{Serves, Target};
 use crate::limits::Limits;
 use crate::relay::Policy;
@@ -320,4 +322,50 @@ fn durations_take_a_unit_or_are_seconds() {
             "{settings}: {errors:#?}"
         );
     }
+}
+
+#[test]
+fn a_listener_host_name_listens_on_each_of_its_addresses() {
+    let certs = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/certs");
+    let text = format!(
+        "[[listener]]\naddress = \"dual.test:8185\"\n\
+         tls = {{ cert = \"{certs}/localhost.pem\", key = \"{certs}/localhost.key\" }}\n\
+         [[listener]]\naddress = \"127.0.0.2:8185\"\n\
+         [[server]]\nlisten = [\"dual.test:8185\"]\n[[server.route]]\nlocation = \"/\"\nupstream = \"127.0.0.1:1\"\n\
+         [[server]]\nlisten = [\"127.0.0.2:8185\"]\n[[server.route]]\nlocation = \"/\"\nupstream = \"127.0.0.1:1\"\n"
+    );
+    let parse = |text: &str| {
+        parse_with(text, Path::new("t.toml"), Path::new("."), dual_stack).map_err(|e| e.to_string())
+    };
+    let c = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    let addrs: Vec<String> = c.listeners.iter().map(|l| l.addr.to_string()).collect();
+    assert_eq!(addrs, ["127.0.0.1:8185", "[::1]:8185", "127.0.0.2:8185"]);
+    assert_eq!(site_for(&c, 0, "any"), Some(0));
+    assert_eq!(
+        site_for(&c, 1, "any"),
+        Some(0),
+        "listen = [name] is each address"
+    );
+    assert_eq!(site_for(&c, 2, "any"), Some(1));
+    let tls: Vec<&Arc<rustls::ServerConfig>> = c.listeners[..2]
+        .iter()
+        .map(|l| l.tls.as_ref().expect("TLS on both").config())
+        .collect();
+    assert!(
+        Arc::ptr_eq(tls[0], tls[1]),
+        "one certificate set for the name"
+    );
+    assert!(c.listeners[2].tls.is_none());
+
+    let errors = parse("[[listener]]\naddress = \"nowhere.test:80\"\n").unwrap_err();
+    assert_eq!(
+        errors,
+        "t.toml:2:11: \"nowhere.test:80\": cannot resolve nowhere.test: unknown name"
+    );
+    let errors = parse(
+        "[[listener]]\naddress = \"dual.test:80\"\n[[listener]]\naddress = \"[::1]:80\"\n\
+         [[server]]\n[[server.route]]\nlocation = \"/\"\nupstream = \"127.0.0.1:1\"\n",
+    )
+    .unwrap_err();
+    assert_eq!(errors, "t.toml:4:11: listener [::1]:80 is declared twice");
 }
