@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
-use crate::config::tests::dual_stack;
+use crate::config::addr::tests::dual_stack;
 use crate::config::{Serves, Target};
 use crate::limits::Limits;
 use crate::relay::Policy;
