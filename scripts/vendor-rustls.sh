@@ -22,7 +22,7 @@ case ${1:-} in
   [0-9]*) version=$1 ;;
   *) die "usage: $0 VERSION | --check" ;;
 esac
-command -v patch >/dev/null 2>&1 || die "patch is not installed (apt-get install patch)"
+command -v git >/dev/null 2>&1 || die "git is not installed"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"; lib_cleanup' EXIT
@@ -43,7 +43,7 @@ tree=$work/tree
 mkdir -p "$tree/vendor"
 cp -r "$work/out/rustls-$version" "$tree/vendor/rustls"
 rm "$tree/vendor/rustls/.cargo-checksum.json"
-(cd "$tree" && patch --quiet -p1 <"$patch_file") ||
+(cd "$tree" && git apply -p1 "$patch_file") ||
   die "the patch does not apply to rustls $version: redo it by hand and save it as $patch_file"
 
 if $check; then
