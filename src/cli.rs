@@ -30,7 +30,8 @@ Examples:
   wsproxy-fast --config examples/my-api.toml
   wsproxy-fast --check --config wsproxy.toml
 
-Durations take a unit: 500ms, 10s, 5m, 1h (a bare number is seconds).
+Durations: 500ms, 10s, 5m, 1h, or a bare number of seconds, as in nginx
+(--idle-timeout 30 is 30s; so is idle = 30 in a file).
 SIGINT or SIGTERM stops the proxy; it exits 0.")]
 pub struct Cli {
     /// Read listeners, sites, routes and upstream groups from this TOML file
@@ -52,8 +53,10 @@ pub struct Cli {
     #[arg(long)]
     pub check: bool,
 
-    /// Address to accept clients on: IP:PORT, e.g. 0.0.0.0:8080 or [::]:8080
-    /// (repeatable; an IPv6 address listens on IPv6 only, so list both).
+    /// Address to accept clients on: IP:PORT, e.g. 0.0.0.0:8080 or [::]:8080,
+    /// or HOST:PORT, e.g. localhost:8080, for every address the name
+    /// resolves to at startup (repeatable; an IPv6 address listens on IPv6
+    /// only, so list both).
     #[arg(long, value_name = "ADDR")]
     pub listen: Vec<String>,
 
@@ -209,8 +212,9 @@ impl fmt::Display for Workers {
     }
 }
 
-/// A duration written with a unit: `500ms`, `10s`, `5m`, `1h`, or bare
-/// seconds.
+/// A duration: `500ms`, `10s`, `5m`, `1h`, or a bare number of seconds
+/// (nginx reads its time settings that way). The flags and the file both
+/// parse durations here.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Span(pub Duration);
 
@@ -221,15 +225,19 @@ impl FromStr for Span {
         let s = s.trim();
         let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
         let (digits, unit) = s.split_at(split);
-        let n: u64 = digits
-            .parse()
-            .map_err(|_| format!("`{s}` is not a duration: use e.g. 500ms, 10s, 5m, 1h"))?;
+        let n: u64 = digits.parse().map_err(|_| {
+            format!("`{s}` is not a duration: use e.g. 500ms, 10s, 5m, 1h, or 30 for seconds")
+        })?;
         let scale = match unit {
             "ms" => Duration::from_millis(1),
             "" | "s" => Duration::from_secs(1),
             "m" => Duration::from_secs(60),
             "h" => Duration::from_secs(3600),
-            _ => return Err(format!("unknown unit `{unit}` in `{s}`: use ms, s, m or h")),
+            _ => {
+                return Err(format!(
+                    "unknown unit `{unit}` in `{s}`: use ms, s, m or h (a bare number is seconds)"
+                ))
+            }
         };
         scale
             .checked_mul(u32::try_from(n).map_err(|_| format!("`{s}` is too long"))?)
@@ -266,6 +274,10 @@ mod tests {
             ("5m", 300_000, "5m"),
             ("1h", 3_600_000, "1h"),
             ("0", 0, "0ms"),
+            // A bare number is seconds, as nginx reads `proxy_read_timeout 30`.
+            ("30", 30_000, "30s"),
+            (" 7200 ", 7_200_000, "2h"),
+            ("1500ms", 1_500, "1500ms"),
         ];
         for (text, millis, shown) in ok {
             let span: Span = text.parse().unwrap();
@@ -273,8 +285,19 @@ mod tests {
             assert_eq!(span.to_string(), shown);
             assert_eq!(shown.parse::<Span>().unwrap(), span, "display round-trips");
         }
-        for bad in ["", "s", "10x", "1.5s", "-1s", "99999999999h"] {
-            assert!(bad.parse::<Span>().is_err(), "{bad:?}");
+        for bad in [
+            "",
+            "s",
+            "10x",
+            "1.5s",
+            "1.5",
+            "-1s",
+            "-30",
+            "30 s",
+            "99999999999h",
+        ] {
+            let err = bad.parse::<Span>().unwrap_err();
+            assert!(err.contains(&format!("`{}`", bad.trim())), "{bad:?}: {err}");
         }
     }
 

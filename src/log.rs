@@ -1,12 +1,14 @@
 //! Log lines on stderr: `2026-11-21T14:05:09.123Z WARN  w1: message`.
 //! One `write` per line, so lines from different workers never interleave.
-//! The level is process-wide and set once at startup.
+//! The level is process-wide and set once at startup. Counts and durations
+//! in lines are written for people: [`count`] ("1 listener", "2
+//! listeners") and [`Rounded`] ("250ms", "1.5s", "20s", "1h30m").
 
 use std::cell::Cell;
 use std::fmt;
 use std::io::Write;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How much to log; each level includes the ones above it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
@@ -54,6 +56,77 @@ pub fn write(level: Level, args: fmt::Arguments<'_>) {
     };
     // Logging must never take the proxy down: a closed stderr loses lines.
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+/// `n` and `noun`, made plural unless `n` is 1: "1 listener", "3 routes".
+pub fn count(n: usize, noun: &'static str) -> Count {
+    Count { n, noun }
+}
+
+/// See [`count`].
+pub struct Count {
+    n: usize,
+    noun: &'static str,
+}
+
+impl fmt::Display for Count {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = if self.n == 1 { "" } else { "s" };
+        write!(f, "{} {}{s}", self.n, self.noun)
+    }
+}
+
+/// A duration for people: three significant digits under a minute
+/// ("400µs", "250ms", "1.5s", "20s" for 19.9996 s), whole hours, minutes
+/// and seconds from a minute up ("1m30s", "1h").
+pub struct Rounded(pub Duration);
+
+impl fmt::Display for Rounded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.0.as_secs_f64();
+        if secs == 0.0 {
+            return f.write_str("0s");
+        }
+        // Each unit's figure, unless rounding carried it into the next.
+        if secs < 1e-3 {
+            let micros = significant(secs * 1e6);
+            if micros != "1000" {
+                return write!(f, "{micros}µs");
+            }
+        }
+        if secs < 1.0 {
+            let millis = significant(secs * 1e3);
+            if millis != "1000" {
+                return write!(f, "{millis}ms");
+            }
+        }
+        if secs < 60.0 {
+            let seconds = significant(secs);
+            if seconds != "60" {
+                return write!(f, "{seconds}s");
+            }
+        }
+        let total = self.0.as_secs() + u64::from(self.0.subsec_millis() >= 500);
+        let (h, m, s) = (total / 3600, total / 60 % 60, total % 60);
+        for (n, unit) in [(h, "h"), (m, "m"), (s, "s")] {
+            if n > 0 {
+                write!(f, "{n}{unit}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `x` (positive) to three significant digits, trailing zeros dropped:
+/// 19.9996 → "20", 1.5 → "1.5", 250.4 → "250".
+fn significant(x: f64) -> String {
+    let decimals = (2 - x.log10().floor() as i32).max(0) as usize;
+    let text = format!("{x:.decimals$}");
+    if text.contains('.') {
+        text.trim_end_matches('0').trim_end_matches('.').to_string()
+    } else {
+        text
+    }
 }
 
 /// UTC wall-clock time, RFC 3339 with milliseconds.
@@ -140,7 +213,6 @@ macro_rules! debug {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn timestamps_are_utc_rfc3339() {
@@ -151,6 +223,37 @@ mod tests {
         ];
         for (millis, want) in cases {
             assert_eq!(Timestamp(Duration::from_millis(millis)).to_string(), want);
+        }
+    }
+
+    #[test]
+    fn counts_are_plural_unless_one() {
+        assert_eq!(count(0, "site").to_string(), "0 sites");
+        assert_eq!(count(1, "listener").to_string(), "1 listener");
+        assert_eq!(count(2, "upstream group").to_string(), "2 upstream groups");
+    }
+
+    #[test]
+    fn durations_are_rounded_for_people() {
+        let cases = [
+            (Duration::ZERO, "0s"),
+            (Duration::from_nanos(400_400), "400µs"),
+            (Duration::from_nanos(999_999), "1ms"),
+            (Duration::from_millis(250), "250ms"),
+            (Duration::from_micros(12_345), "12.3ms"),
+            (Duration::from_micros(999_900), "1s"),
+            (Duration::from_millis(1_500), "1.5s"),
+            (Duration::from_secs(5), "5s"),
+            (Duration::from_nanos(19_999_625_167), "20s"),
+            (Duration::from_millis(59_990), "1m"),
+            (Duration::from_secs(90), "1m30s"),
+            (Duration::from_secs(3_600), "1h"),
+            (Duration::from_secs(86_400), "24h"),
+            (Duration::from_millis(5_400_400), "1h30m"),
+            (Duration::from_secs(3_605), "1h5s"),
+        ];
+        for (d, want) in cases {
+            assert_eq!(Rounded(d).to_string(), want, "{d:?}");
         }
     }
 

@@ -70,25 +70,6 @@ fn raise_nofile_limit() -> Option<(u64, u64)> {
     }
 }
 
-/// What a configuration holds, in one line.
-fn summary(config: &Config) -> String {
-    let groups: Vec<String> = config
-        .groups
-        .iter()
-        .map(|g| {
-            let servers: Vec<String> = g.servers.iter().map(|s| s.addr.to_string()).collect();
-            format!("{} [{}]", g.name, servers.join(", "))
-        })
-        .collect();
-    format!(
-        "{} listeners, {} sites, {} routes, upstreams {}",
-        config.listeners.len(),
-        config.sites.len(),
-        config.routes.len(),
-        groups.join(" ")
-    )
-}
-
 /// SIGHUP: every TLS listener re-reads its certificate and key files. New
 /// handshakes use the new ones; live connections keep theirs. A file that
 /// fails to load leaves that listener's certificates as they were.
@@ -100,7 +81,11 @@ fn reload_certificates(config: &Config) {
         match tls.reload() {
             Ok(n) => log::write(
                 Level::Info,
-                format_args!("SIGHUP: listener {}: reloaded {n} certificates", l.addr),
+                format_args!(
+                    "SIGHUP: listener {}: reloaded {}",
+                    l.addr,
+                    log::count(n, "certificate")
+                ),
             ),
             Err(e) => error!(
                 "SIGHUP: listener {}: {e}; keeping the certificates loaded before",
@@ -134,7 +119,11 @@ fn run(cli: &Cli) -> Result<(), RunError> {
             .config
             .as_ref()
             .map_or_else(|| "the command line".into(), |p| p.display().to_string());
-        println!("{source}: configuration is valid: {}", summary(&config));
+        println!(
+            "{source}: configuration is valid: {}, {}",
+            log::count(config.workers, "worker"),
+            config.summary()
+        );
         return Ok(());
     }
     let config = Arc::new(config);
@@ -195,13 +184,13 @@ fn run(cli: &Cli) -> Result<(), RunError> {
         log::write(
             level,
             format_args!(
-                "open-file limit {after}{}: room for {} connections{}",
+                "open-file limit {after}{}: room for {}{}",
                 if before < after {
                     format!(" (raised from {before})")
                 } else {
                     String::new()
                 },
-                config.limits.max_connections,
+                log::count(config.limits.max_connections, "connection"),
                 if after < LOW_NOFILE {
                     "; raise the hard limit for more (ulimit -Hn, systemd LimitNOFILE=)"
                 } else {
@@ -231,10 +220,10 @@ fn run(cli: &Cli) -> Result<(), RunError> {
     log::write(
         Level::Info,
         format_args!(
-            "wsproxy-fast {} ready: {} workers, {}",
+            "wsproxy-fast {} ready: {}, {}",
             env!("CARGO_PKG_VERSION"),
-            config.workers,
-            summary(&config)
+            log::count(config.workers, "worker"),
+            config.summary()
         ),
     );
 
@@ -291,8 +280,9 @@ fn run(cli: &Cli) -> Result<(), RunError> {
                 }
                 info!(
                     "{name} received; draining: no new clients, Close frames (1001) to every \
-                     tunnel over {:?}, stopping within {:?} ({name} again stops at once)",
-                    drain.spread, drain.timeout
+                     tunnel over {}, stopping within {} ({name} again stops at once)",
+                    log::Rounded(drain.spread),
+                    log::Rounded(drain.timeout)
                 );
                 drain_control.draining.store(true, Ordering::Release);
                 let deadline = Instant::now() + drain.timeout;

@@ -176,13 +176,18 @@ impl Reloader {
         if let Ok(mut current) = self.current.lock() {
             *current = Arc::clone(&config);
         }
-        info!(
-            "SIGHUP: reloaded {path}: {} listeners ({} new, {} closed), {} routes, {} upstream groups",
-            config.listeners.len(),
-            assigned.added.len(),
-            assigned.removed,
-            config.routes.len(),
-            config.groups.len()
-        );
+        let mut changed = Vec::new();
+        if !assigned.added.is_empty() {
+            changed.push(format!("{} new", assigned.added.len()));
+        }
+        if assigned.removed > 0 {
+            changed.push(format!("{} closed", assigned.removed));
+        }
+        let listeners = if changed.is_empty() {
+            String::new()
+        } else {
+            format!(" (listeners: {})", changed.join(", "))
+        };
+        info!("SIGHUP: reloaded {path}: {}{listeners}", config.summary());
     }
 }

@@ -510,9 +510,10 @@ impl Worker {
             .collect();
         let until = timer::deadline(self.now, deadline.saturating_duration_since(now));
         debug!(
-            "draining {} pairs over {spread:?}, until {:?} from now",
-            self.pairs.len(),
-            deadline.saturating_duration_since(now)
+            "draining {} over {}, until {} from now",
+            crate::log::count(self.pairs.len(), "connection"),
+            crate::log::Rounded(spread),
+            crate::log::Rounded(deadline.saturating_duration_since(now))
         );
         self.drain = Some(Draining {
             deadline,

@@ -551,6 +551,34 @@ fn every_example_checks_clean() {
 }
 
 #[test]
+fn check_lists_every_mistake_of_a_file_in_one_run() {
+    let _w = watchdog();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/config/four-mistakes.toml");
+    let out = Command::new(env!("CARGO_BIN_EXE_wsproxy-fast"))
+        .args(["--check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let shown = path.display();
+    let want = [
+        format!("{shown}:8:11: unknown balance \"roundrobin\": use \"round_robin\""),
+        format!("{shown}:10:2: unknown key `upstrem` (did you mean `upstream`?)"),
+        format!("{shown}:15:12: \"ws\": a location path starts with '/'"),
+        format!("{shown}:16:12: no [upstream.ap] group: define it, or give HOST:PORT"),
+    ];
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), want.len(), "{stderr}");
+    for (line, want) in lines.iter().zip(&want) {
+        assert!(
+            line.starts_with(&format!("wsproxy-fast: error: {want}")),
+            "{line}\nwant {want}"
+        );
+    }
+}
+
+#[test]
 fn a_broken_file_is_refused_with_locations_by_check_and_start() {
     let _w = watchdog();
     let dir = TempDir::new();

@@ -233,3 +233,146 @@ fn ipv6_and_ipv4_listeners_side_by_side() {
     assert_eq!(field(&heads[0], "x-forwarded-for"), Some("::1"));
     assert_eq!(field(&heads[1], "x-forwarded-for"), Some("127.0.0.1"));
 }
+
+/// `--listen localhost:0` (and `address = "localhost:0"` in a file) listens
+/// on every address the name resolves to, as nginx's `listen localhost`
+/// does, each serving.
+#[test]
+fn a_listen_host_name_binds_every_address_it_resolves_to() {
+    let _w = watchdog();
+    let echo = EchoServer::start();
+    let mut want: Vec<std::net::IpAddr> = Vec::new();
+    for addr in std::net::ToSocketAddrs::to_socket_addrs(&("localhost", 0)).unwrap() {
+        if !want.contains(&addr.ip()) {
+            want.push(addr.ip());
+        }
+    }
+    let dir = TempDir::new();
+    let file = dir.write(
+        "localhost.toml",
+        &format!(
+            "workers = 1\n[[listener]]\naddress = \"localhost:0\"\n\
+             [[server]]\n[[server.route]]\nlocation = \"/\"\nupstream = \"{}\"\n",
+            echo.addr
+        ),
+    );
+    let upstream = echo.addr.to_string();
+    let quick = [
+        "--listen",
+        "localhost:0",
+        "--upstream",
+        &upstream,
+        "--workers",
+        "1",
+    ];
+    let from_file = ["--config", file.to_str().unwrap()];
+    for args in [&quick[..], &from_file[..]] {
+        let proxy = Proxy::start(args);
+        let ips: Vec<std::net::IpAddr> = proxy.addrs.iter().map(|a| a.ip()).collect();
+        assert_eq!(ips, want, "{args:?}: {:?}", proxy.log());
+        for addr in &proxy.addrs {
+            let mut client = ws::Client::connect(*addr, "/by-name").unwrap();
+            client.send_text("named").unwrap();
+            assert_eq!(client.recv().unwrap().text(), Some("named"), "{addr}");
+        }
+    }
+    let (code, _, stderr) = run(&[
+        "--listen",
+        "no-such-host.invalid:80",
+        "--upstream",
+        "127.0.0.1:9",
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        stderr.starts_with(
+            "wsproxy-fast: error: --listen \"no-such-host.invalid:80\": cannot resolve no-such-host.invalid: "
+        ),
+        "{stderr}"
+    );
+}
+
+/// The startup log line, after its timestamp and level.
+fn ready_line(proxy: &Proxy) -> String {
+    let log = proxy.log();
+    let line = log
+        .iter()
+        .find(|l| l.contains(" ready: "))
+        .unwrap_or_else(|| panic!("no ready line in {log:#?}"));
+    line.split_once("main: ").unwrap().1.to_string()
+}
+
+#[test]
+fn startup_lines_count_in_words_and_leave_out_what_is_not_there() {
+    let _w = watchdog();
+    let version = env!("CARGO_PKG_VERSION");
+    let dir = TempDir::new();
+    let up = TcpListener::bind("127.0.0.1:0").unwrap();
+    let up = up.local_addr().unwrap();
+
+    let plain = dir.write(
+        "plain.toml",
+        &format!(
+            "workers = 1\n[[listener]]\naddress = \"127.0.0.1:0\"\n\
+             [upstream.app]\nservers = [\"{up}\"]\n\
+             [[server]]\n[[server.route]]\nlocation = \"/ws\"\nupstream = \"app\"\n"
+        ),
+    );
+    let proxy = Proxy::start(&["--config", plain.to_str().unwrap()]);
+    assert_eq!(
+        ready_line(&proxy),
+        format!(
+            "wsproxy-fast {version} ready: 1 worker, 1 listener, 1 site, 1 route, \
+             1 upstream group: app ({up})"
+        )
+    );
+    drop(proxy);
+
+    let redirect = dir.write(
+        "redirect.toml",
+        "workers = 2\n[[listener]]\naddress = \"127.0.0.1:0\"\nredirect_https = true\n\
+         [[listener]]\naddress = \"127.0.0.2:0\"\nredirect_https = true\n",
+    );
+    let proxy = Proxy::start(&["--config", redirect.to_str().unwrap()]);
+    assert_eq!(
+        ready_line(&proxy),
+        format!("wsproxy-fast {version} ready: 2 workers, 2 listeners")
+    );
+    drop(proxy);
+
+    // Quick mode, and the drain's debug line: durations rounded for people
+    // ("20s", not "19.999625167s").
+    let mut proxy = proxy_to(&[up], &["--log-level", "debug"]);
+    assert_eq!(
+        ready_line(&proxy),
+        format!(
+            "wsproxy-fast {version} ready: 1 worker, 1 listener, 1 site, 1 route, \
+             1 upstream group: upstream ({up})"
+        )
+    );
+    proxy.signal(libc::SIGTERM);
+    assert!(
+        proxy.wait_for_log("draining 0 connections over 5s, until "),
+        "{:#?}",
+        proxy.log()
+    );
+    let log = proxy.log();
+    let draining = log
+        .iter()
+        .find(|l| l.contains("draining 0 connections"))
+        .unwrap();
+    let until = draining
+        .split("until ")
+        .nth(1)
+        .unwrap()
+        .trim_end_matches(" from now");
+    let shape = regex::Regex::new(r"^(20|19\.\d)s$").unwrap();
+    assert!(shape.is_match(until), "{draining}");
+    assert!(
+        log.iter().any(|l| l.contains(
+            "SIGTERM received; draining: no new clients, Close frames (1001) to every tunnel \
+             over 5s, stopping within 20s"
+        )),
+        "{log:#?}"
+    );
+    assert_eq!(proxy.wait_exit(IO_TIMEOUT).and_then(|s| s.code()), Some(0));
+}

@@ -481,6 +481,54 @@ fn sni_picks_the_certificate_that_names_the_host() {
     }
 }
 
+/// OpenSSL clients put the URL's host in SNI: `[::1]` for
+/// `wss://[::1]:PORT/`. RFC 6066 allows only DNS names there, but nginx
+/// serves such a client its default certificate, and so does the proxy:
+/// the first one, as for a client without SNI. A known name still picks
+/// its own certificate, which shows the hand-made ClientHello's SNI is read.
+#[test]
+fn an_ip_literal_in_sni_gets_the_default_certificate() {
+    let _w = watchdog();
+    let pki = Pki::new("ip-sni");
+    let a = pki.leaf("a", &["a.test"]);
+    let b = pki.leaf("b", &["b.test"]);
+    let upstream = echo_upstream();
+    let text = format!(
+        "workers = 1\n\
+         [[listener]]\naddress = \"127.0.0.1:0\"\n\
+         [listener.tls]\ncertificates = [\n\
+           {{ cert = \"{a}.pem\", key = \"{a}.key\" }},\n\
+           {{ cert = \"{b}.pem\", key = \"{b}.key\" }},\n]\n\
+         [[server]]\n[[server.route]]\nlocation = \"/\"\nupstream = \"{up}\"\n",
+        a = pki.path("a"),
+        b = pki.path("b"),
+        up = upstream.addr
+    );
+    let path = pki.dir.write("ip-sni.toml", &text);
+    let proxy = Proxy::start(&["--config", path.to_str().unwrap()]);
+    let cases: [(&str, &[u8]); 7] = [
+        ("[::1]", &a),
+        ("[127.0.0.1]", &a),
+        ("[fe80::1%eth0]", &a),
+        ("::1", &a),
+        ("127.0.0.1", &a),
+        ("example.com:443", &a),
+        ("b.test", &b),
+    ];
+    for (sni, want) in cases {
+        let mut client = send(proxy.addr(), &tls::client_hello_tls12(sni.as_bytes()));
+        let answer = tls::read_hello_answer(&mut client).unwrap_or_else(|e| panic!("{sni}: {e}"));
+        assert!(
+            answer == tls::HelloAnswer::Certificate(want.to_vec()),
+            "SNI {sni:?}: {}",
+            match answer {
+                tls::HelloAnswer::Alert(n) => format!("alert {n}"),
+                tls::HelloAnswer::Certificate(_) => "the wrong certificate".into(),
+            }
+        );
+    }
+}
+
 #[test]
 fn sighup_swaps_the_certificate_and_keeps_live_tunnels() {
     let _w = watchdog();
@@ -496,7 +544,7 @@ fn sighup_swaps_the_certificate_and_keeps_live_tunnels() {
     let second = pki.leaf("site", &["localhost"]);
     proxy.signal(libc::SIGHUP);
     assert!(
-        proxy.wait_for_log("reloaded 1 certificates"),
+        proxy.wait_for_log("reloaded 1 certificate"),
         "{:?}",
         proxy.log()
     );

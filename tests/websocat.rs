@@ -69,3 +69,57 @@ fn websocat_talks_through_the_proxy() {
     assert_eq!(echo.connections(), 1);
     assert!(echo.request_heads()[0].starts_with("GET /websocat HTTP/1.1"));
 }
+
+/// `websocat -k wss://[::1]:PORT/`: websocat (native-tls, so OpenSSL)
+/// sends the URL's host, `[::1]`, as SNI. The proxy serves it the default
+/// certificate, as nginx does, instead of refusing the handshake.
+#[test]
+fn websocat_reaches_the_proxy_over_tls_at_an_ipv6_literal() {
+    let _w = watchdog();
+    let echo = EchoServer::start();
+    let certs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/certs");
+    let (cert, key) = (certs.join("localhost.pem"), certs.join("localhost.key"));
+    let upstream = echo.addr.to_string();
+    let proxy = Proxy::start(&[
+        "--listen",
+        "[::1]:0",
+        "--upstream",
+        &upstream,
+        "--workers",
+        "1",
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    let url = format!("wss://[::1]:{}/literal", proxy.addr().port());
+    let mut child = Command::new(websocat())
+        .arg("-k")
+        .arg(&url)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run websocat");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    writeln!(stdin, "over TLS to [::1]").unwrap();
+    stdin.flush().unwrap();
+    let mut echoed = String::new();
+    stdout.read_line(&mut echoed).unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(
+        echoed.trim_end(),
+        "over TLS to [::1]",
+        "websocat: {}\nproxy: {:#?}",
+        String::from_utf8_lossy(&output.stderr),
+        proxy.log()
+    );
+    assert!(
+        output.status.success(),
+        "websocat exited with {}",
+        output.status
+    );
+    assert!(echo.request_heads()[0].starts_with("GET /literal HTTP/1.1"));
+}

@@ -160,7 +160,7 @@ GOALS = [
     ("RSS per idle pair ≤ 512 bytes", "idle", "rss_pair", None, 512, "max"),
 ]
 
-# The targets of a --tls run (issue 6).
+# The targets of a --tls run.
 TLS_GOALS = [
     ("wss bulk ≥ 1.0× nginx Gbit/s", "bulk", "gbit", "nginx", 1.0, "min"),
     ("RSS per idle TLS pair ≤ 0.5× nginx's", "idle", "rss_pair", "nginx", 0.5, "max"),

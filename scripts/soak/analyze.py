@@ -51,7 +51,7 @@ RSS_GROWTH_SHARE = 0.10
 EXPLAINED = [
     # At startup, about the machine's hard open-file limit; no fault of the
     # run and nothing to do with the load.
-    (re.compile(r" WARN  main: open-file limit \d+: room for \d+ connections"), "startup: the machine's fd limit"),
+    (re.compile(r" WARN  main: open-file limit \d+: room for \d+ connections?"), "startup: the machine's fd limit"),
 ]
 LEVEL = re.compile(r"^\S+ (WARN|ERROR) ")
 

@@ -3,11 +3,10 @@
 //! named constant here.
 
 use std::collections::HashSet;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::pki_types::ServerName;
 use rustls::ClientConfig;
 
 use crate::access_log;
@@ -18,14 +17,20 @@ use crate::handshake::edits::{RequestEdits, ResponseEdits};
 use crate::handshake::forwarded::TrustedProxies;
 use crate::handshake::request::REWRITE_SLACK;
 use crate::limits::Limits;
+use crate::log;
 use crate::relay::{splice, Policy};
 use crate::route::{Location, Origins, PathEdit, Routes, VirtualHosts};
 use crate::tls::{self, CertFiles, ServerSettings, ServerTls, UpstreamSettings};
-use crate::upstream::{Balance, Group, Server, UpstreamTls};
+use crate::upstream::{Balance, Group, Server};
 
+mod addr;
 mod file;
 
-pub use file::{load, parse, FileError, LoadError};
+pub use addr::{
+    is_tls_upstream, listen_addr, listen_addrs, listen_addrs_with, resolve, upstream_servers,
+    ListenError, Resolver,
+};
+pub use file::{load, parse, parse_with, FileError, LoadError};
 
 /// Idle tunnels live an hour by default: long-lived connections are the
 /// point, and nginx's 60 s `proxy_read_timeout` default is the complaint.
@@ -183,6 +188,43 @@ impl Config {
     }
 }
 
+impl Config {
+    /// What the configuration holds, in one line for the startup log and
+    /// `--check`: "2 listeners, 1 site, 3 routes, 2 upstream groups: app
+    /// (10.0.0.5:9000, 10.0.0.6:9000); 127.0.0.1:32000". Parts with
+    /// nothing in them are left out.
+    pub fn summary(&self) -> String {
+        let mut parts = vec![log::count(self.listeners.len(), "listener").to_string()];
+        for (n, noun) in [(self.sites.len(), "site"), (self.routes.len(), "route")] {
+            if n > 0 {
+                parts.push(log::count(n, noun).to_string());
+            }
+        }
+        if !self.groups.is_empty() {
+            let groups: Vec<String> = self
+                .groups
+                .iter()
+                .map(|g| {
+                    let addrs: Vec<String> = g.servers.iter().map(|s| s.addr.to_string()).collect();
+                    // A route's `upstream = "127.0.0.1:9000"` is a group
+                    // named for its one address: no need to say it twice.
+                    if addrs.len() == 1 && addrs[0] == g.name {
+                        g.name.clone()
+                    } else {
+                        format!("{} ({})", g.name, addrs.join(", "))
+                    }
+                })
+                .collect();
+            parts.push(format!(
+                "{}: {}",
+                log::count(self.groups.len(), "upstream group"),
+                groups.join("; ")
+            ));
+        }
+        parts.join(", ")
+    }
+}
+
 impl std::fmt::Debug for Config {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Config")
@@ -253,8 +295,10 @@ pub struct Route {
 pub enum ConfigError {
     #[error("no --listen address given: add one, e.g. --listen 0.0.0.0:8080")]
     NoListen,
-    #[error("--listen {0:?} is not an address: use IP:PORT, e.g. 0.0.0.0:8080 or [::]:8080")]
-    BadListen(String),
+    #[error("--listen {}", .1.about(.0))]
+    BadListen(String, ListenError),
+    #[error("--admin {0:?} is not an address: use IP:PORT, e.g. 127.0.0.1:9901")]
+    BadAdmin(String),
     #[error("--listen {0} is given twice")]
     DuplicateListen(SocketAddr),
     #[error("no --upstream given: add the server to proxy to, e.g. --upstream 127.0.0.1:9000")]
@@ -281,10 +325,10 @@ impl Config {
         let mut listeners = Vec::new();
         let mut seen = HashSet::new();
         for text in &cli.listen {
-            let addr = parse_listen(text)?;
-            if !seen.insert(addr) {
-                return Err(ConfigError::DuplicateListen(addr));
-            }
+            let addrs =
+                listen_addrs(text).map_err(|e| ConfigError::BadListen(text.to_string(), e))?;
+            // One certificate set for all of a name's addresses: they share
+            // the session cache and the reload.
             let tls = match (&cli.tls_cert, &cli.tls_key) {
                 (Some(cert), Some(key)) => Some(
                     ServerTls::load(ServerSettings::new(vec![CertFiles {
@@ -295,12 +339,17 @@ impl Config {
                 ),
                 _ => None,
             };
-            listeners.push(Listener {
-                addr,
-                serves: Serves::Sites(VirtualHosts::new(vec![(Vec::new(), 0)], 0)),
-                tls,
-                proxy_protocol: cli.proxy_protocol,
-            });
+            for addr in addrs {
+                if addr.port() != 0 && !seen.insert(addr) {
+                    return Err(ConfigError::DuplicateListen(addr));
+                }
+                listeners.push(Listener {
+                    addr,
+                    serves: Serves::Sites(VirtualHosts::new(vec![(Vec::new(), 0)], 0)),
+                    tls: tls.clone(),
+                    proxy_protocol: cli.proxy_protocol,
+                });
+            }
         }
         if cli.upstream.is_empty() {
             return Err(ConfigError::NoUpstream);
@@ -373,7 +422,11 @@ impl Config {
                 max_per_worker: 0,
                 max_per_ip: cli.max_connections_per_ip,
             },
-            admin: cli.admin.as_deref().map(parse_listen).transpose()?,
+            admin: cli
+                .admin
+                .as_deref()
+                .map(|text| listen_addr(text).ok_or_else(|| ConfigError::BadAdmin(text.into())))
+                .transpose()?,
             access_log: cli.access_log.clone(),
             access_log_format: cli.access_log_format,
             drain: Drain {
@@ -393,21 +446,6 @@ impl Config {
     }
 }
 
-fn parse_listen(text: &str) -> Result<SocketAddr, ConfigError> {
-    listen_addr(text).ok_or_else(|| ConfigError::BadListen(text.to_string()))
-}
-
-/// `IP:PORT`, or a bare `PORT` meaning every IPv4 address.
-pub fn listen_addr(text: &str) -> Option<SocketAddr> {
-    if let Ok(addr) = text.parse::<SocketAddr>() {
-        return Some(addr);
-    }
-    text.trim_start_matches(':')
-        .parse::<u16>()
-        .ok()
-        .map(|port| SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port))
-}
-
 fn resolve_upstream(
     text: &str,
     weight: u32,
@@ -415,88 +453,6 @@ fn resolve_upstream(
 ) -> Result<Vec<Server>, ConfigError> {
     upstream_servers(text, weight, tls)
         .map_err(|why| ConfigError::BadUpstream(text.to_string(), why.to_string()))
-}
-
-/// An upstream written as `wss://` or `https://`: spoken to over TLS.
-pub fn is_tls_upstream(text: &str) -> bool {
-    text.starts_with("wss://") || text.starts_with("https://")
-}
-
-/// `HOST:PORT`, `ws://HOST[:PORT]` or `http://…` (port 80 by default), or
-/// `wss://HOST[:PORT]` or `https://…` (port 443, over TLS with `tls`),
-/// resolved once at startup; a name with several addresses adds each as a
-/// server. TLS sends the host as SNI and verifies the certificate for it.
-pub fn upstream_servers(
-    text: &str,
-    weight: u32,
-    tls: Option<&Arc<ClientConfig>>,
-) -> Result<Vec<Server>, String> {
-    let bad = |why: &str| why.to_string();
-    let (rest, default_port, secure) = match text.split_once("://") {
-        None => (text, None, false),
-        Some(("ws" | "http", rest)) => (rest, Some(80), false),
-        Some(("wss" | "https", rest)) => (rest, Some(443), true),
-        Some((scheme, _)) => {
-            return Err(format!(
-                "unknown scheme {scheme}://: use HOST:PORT, ws://, http://, wss:// or https://"
-            ))
-        }
-    };
-    let bare = rest.trim_end_matches('/');
-    if bare.contains('/') {
-        return Err(bad("an upstream is HOST:PORT without a path"));
-    }
-    // Without a port ("host", "[::1]") a scheme supplies one.
-    let has_port = bare.rsplit_once(':').is_some_and(|(host, port)| {
-        !port.contains(']') && (!host.contains(':') || host.ends_with(']'))
-    });
-    let with_port = match (has_port, default_port) {
-        (false, Some(port)) => format!("{bare}:{port}"),
-        _ => bare.to_string(),
-    };
-    let host = with_port
-        .rsplit_once(':')
-        .map_or(with_port.as_str(), |(host, _)| host)
-        .trim_start_matches('[')
-        .trim_end_matches(']');
-    let tls = match (secure, tls) {
-        (false, _) => None,
-        (true, None) => return Err(bad("no TLS client settings for a wss:// server")),
-        (true, Some(config)) => Some(UpstreamTls {
-            config: config.clone(),
-            name: ServerName::try_from(host.to_string())
-                .map_err(|e| format!("{host:?} cannot be a TLS server name: {e}"))?,
-        }),
-    };
-    let server = |addr, name: String| Server {
-        addr,
-        name,
-        weight,
-        tls: tls.clone(),
-    };
-    if let Ok(addr) = with_port.parse::<SocketAddr>() {
-        return Ok(vec![server(addr, bare.to_string())]);
-    }
-    if with_port
-        .rsplit_once(':')
-        .is_none_or(|(_, port)| port.parse::<u16>().is_err())
-    {
-        return Err(bad("use HOST:PORT, e.g. 127.0.0.1:9000"));
-    }
-    let addrs: Vec<SocketAddr> = with_port
-        .to_socket_addrs()
-        .map_err(|e| bad(&format!("cannot resolve it: {e}")))?
-        .collect();
-    match addrs.len() {
-        0 => Err(bad("the name resolves to no address")),
-        1 => Ok(vec![server(addrs[0], bare.to_string())]),
-        // Each address is a server of its own, and its own name: the hash
-        // ring places servers by name.
-        _ => Ok(addrs
-            .into_iter()
-            .map(|addr| server(addr, format!("{bare}={addr}")))
-            .collect()),
-    }
 }
 
 /// Descriptors kept for everything but client connections: listeners,
@@ -526,6 +482,7 @@ pub fn usable_cores() -> usize {
 
 #[cfg(test)]
 mod tests {
+    use super::addr::tests::localhost;
     use super::*;
     use clap::Parser;
 
@@ -610,6 +567,49 @@ mod tests {
     }
 
     #[test]
+    fn a_bare_number_of_seconds_is_a_duration_on_the_command_line() {
+        let base = ["--listen", "127.0.0.1:8080", "--upstream", "127.0.0.1:9000"];
+        let args = [
+            &base[..],
+            &["--idle-timeout", "30", "--connect-timeout", "2"],
+            &["--drain-timeout", "40", "--drain-spread", "500ms"],
+        ]
+        .concat();
+        let c = config(&args).unwrap();
+        assert_eq!(c.timeouts.idle, Duration::from_secs(30));
+        assert_eq!(c.timeouts.connect, Duration::from_secs(2));
+        assert_eq!(c.drain.timeout, Duration::from_secs(40));
+        assert_eq!(c.drain.spread, Duration::from_millis(500));
+        let bad = [&base[..], &["--idle-timeout", "1.5"]].concat();
+        let err = Cli::try_parse_from([&["wsproxy-fast"][..], &bad].concat()).unwrap_err();
+        assert!(
+            err.to_string().contains("a bare number is seconds"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_listen_host_name_listens_on_each_of_its_addresses() {
+        let c = config(&["--listen", "localhost:8185", "--upstream", "127.0.0.1:9000"]).unwrap();
+        assert_eq!(listen(&c), localhost(8185));
+        let err = config(&[
+            "--listen",
+            "localhost:8185",
+            "--listen",
+            "127.0.0.1:8185",
+            "--upstream",
+            "127.0.0.1:9000",
+        ])
+        .err();
+        assert_eq!(
+            err,
+            Some(ConfigError::DuplicateListen(
+                "127.0.0.1:8185".parse().unwrap()
+            ))
+        );
+    }
+
+    #[test]
     fn trusted_proxies_from_flags() {
         let base = ["--listen", "127.0.0.1:8080", "--upstream", "127.0.0.1:9000"];
         let c = config(&base).unwrap();
@@ -640,7 +640,23 @@ mod tests {
             (listen.to_vec(), "no --upstream"),
             (
                 [&["--listen", "nonsense"][..], &up].concat(),
-                "is not an address",
+                "is not an address: use IP:PORT or HOST:PORT",
+            ),
+            (
+                [&["--listen", "300.1.1.1:80"][..], &up].concat(),
+                "not an address",
+            ),
+            (
+                [&["--listen", "localhost"][..], &up].concat(),
+                "not an address",
+            ),
+            (
+                [&["--listen", "no-such-host.invalid:80"][..], &up].concat(),
+                "cannot resolve no-such-host.invalid",
+            ),
+            (
+                [&listen[..], &up, &["--admin", "localhost"]].concat(),
+                "--admin \"localhost\" is not an address",
             ),
             ([&listen[..], &listen, &up].concat(), "given twice"),
             (

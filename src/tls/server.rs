@@ -58,7 +58,10 @@ impl ServerSettings {
 }
 
 /// A listener's TLS: one rustls `ServerConfig` shared by all worker
-/// threads, whose certificates can be swapped.
+/// threads, whose certificates can be swapped. A clone shares all of it
+/// (certificates, session cache, ticket keys): the addresses a listener's
+/// host name resolves to serve as one.
+#[derive(Clone)]
 pub struct ServerTls {
     certificates: Vec<CertFiles>,
     provider: Arc<CryptoProvider>,

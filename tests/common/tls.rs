@@ -78,3 +78,94 @@ pub fn tls_request(addr: SocketAddr, name: &str, text: &str) -> (String, Vec<u8>
         all[end..].to_vec(),
     )
 }
+
+/// A TLS 1.2 ClientHello naming `sni` in its server_name extension, as
+/// bytes on the wire. rustls' client only sends DNS names there, but
+/// OpenSSL clients send whatever host the URL has: `[::1]` (brackets and
+/// all) for `wss://[::1]:8443/`. It offers ECDHE with AES-GCM and
+/// ChaCha20 (RFC 5289, RFC 7905) over P-256 or X25519, so a TLS 1.2 server
+/// answers with its certificate in the clear.
+pub fn client_hello_tls12(sni: &[u8]) -> Vec<u8> {
+    fn u16_len(bytes: &[u8]) -> [u8; 2] {
+        u16::try_from(bytes.len()).unwrap().to_be_bytes()
+    }
+    fn extension(kind: u16, body: &[u8]) -> Vec<u8> {
+        [&kind.to_be_bytes()[..], &u16_len(body), body].concat()
+    }
+    let host_name = [&[0u8][..], &u16_len(sni), sni].concat(); // name_type host_name (0)
+    let extensions = [
+        extension(0x0000, &[&u16_len(&host_name)[..], &host_name].concat()), // server_name
+        extension(0x000a, &[0, 4, 0x00, 0x1d, 0x00, 0x17]), // supported_groups: x25519, secp256r1
+        extension(0x000b, &[1, 0]),                         // ec_point_formats: uncompressed
+        // signature_algorithms: ecdsa_secp256r1_sha256, rsa_pss_rsae_sha256, rsa_pkcs1_sha256, ed25519
+        extension(
+            0x000d,
+            &[0, 8, 0x04, 0x03, 0x08, 0x04, 0x04, 0x01, 0x08, 0x07],
+        ),
+        extension(0x0017, &[]), // extended_master_secret
+    ]
+    .concat();
+    let suites = [
+        0xc0, 0x2b, 0xc0, 0x2f, 0xc0, 0x2c, 0xc0, 0x30, 0xcc, 0xa9, 0xcc, 0xa8, // ECDHE AEAD
+        0x00, 0xff, // TLS_EMPTY_RENEGOTIATION_INFO_SCSV
+    ];
+    let body = [
+        &[0x03, 0x03][..], // TLS 1.2
+        &[0x42; 32],       // random: nothing here depends on it
+        &[0],              // no session id
+        &u16_len(&suites),
+        &suites,
+        &[1, 0], // compression: null only
+        &u16_len(&extensions),
+        &extensions,
+    ]
+    .concat();
+    let len = u32::try_from(body.len()).unwrap().to_be_bytes();
+    let handshake = [&[1u8][..], &len[1..], &body].concat(); // client_hello (1)
+    [&[0x16, 0x03, 0x01][..], &u16_len(&handshake), &handshake].concat()
+}
+
+/// What a server answered a ClientHello with.
+#[derive(Debug, PartialEq, Eq)]
+pub enum HelloAnswer {
+    /// The first certificate of its Certificate message (the leaf), DER.
+    Certificate(Vec<u8>),
+    /// A fatal alert, by its description (RFC 8446 §6: 47 is
+    /// illegal_parameter).
+    Alert(u8),
+}
+
+/// Reads records until the server's Certificate message (TLS 1.2 sends it
+/// unencrypted) or an alert.
+pub fn read_hello_answer(stream: &mut TcpStream) -> io::Result<HelloAnswer> {
+    let mut handshake = Vec::new();
+    loop {
+        let mut header = [0u8; 5];
+        stream.read_exact(&mut header)?;
+        let mut record = vec![0u8; usize::from(u16::from_be_bytes([header[3], header[4]]))];
+        stream.read_exact(&mut record)?;
+        match header[0] {
+            21 if record.len() == 2 => return Ok(HelloAnswer::Alert(record[1])),
+            22 => handshake.extend_from_slice(&record),
+            other => return Err(io::Error::other(format!("unexpected record type {other}"))),
+        }
+        // Handshake messages: type (1), length (3), body.
+        let mut at = 0;
+        while handshake.len() >= at + 4 {
+            let len =
+                u32::from_be_bytes([0, handshake[at + 1], handshake[at + 2], handshake[at + 3]]);
+            let end = at + 4 + len as usize;
+            if handshake.len() < end {
+                break;
+            }
+            if handshake[at] == 11 {
+                // certificate (11): a 3-byte list length, then each
+                // certificate as a 3-byte length and its DER.
+                let list = &handshake[at + 4..end];
+                let first = u32::from_be_bytes([0, list[3], list[4], list[5]]) as usize;
+                return Ok(HelloAnswer::Certificate(list[6..6 + first].to_vec()));
+            }
+            at = end;
+        }
+    }
+}

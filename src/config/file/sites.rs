@@ -1,0 +1,264 @@
+//! `[[server]]` and `[[server.route]]` → sites and routes, with the
+//! settings a route inherits from its server; and a listener's TLS.
+
+use std::collections::HashMap;
+use std::ops::Range;
+
+use toml::Spanned;
+
+use super::sections::{HeaderSection, RouteSection, ServerSection, TlsSection};
+use super::{Checker, Inherited};
+use crate::config::{Route, Site, Target};
+use crate::files::Root;
+use crate::handshake::edits::{RequestEdits, ResponseEdits};
+use crate::route::{Location, Origins, PathEdit, Routes};
+use crate::tls::{self, CertFiles, ServerSettings, ServerTls};
+use crate::upstream::Group;
+
+impl Checker<'_> {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn site(
+        &mut self,
+        server: &ServerSection,
+        span: Range<usize>,
+        routes: &mut Vec<Route>,
+        names: &HashMap<String, usize>,
+        groups: &mut Vec<Group>,
+        inline: &mut HashMap<String, usize>,
+    ) -> Site {
+        let empty = Inherited {
+            request: RequestEdits::default(),
+            response: ResponseEdits::default(),
+            origins: None,
+        };
+        let inherited = self.headers(&server.into(), &empty);
+        if server.route.is_empty() && !self.misspelled(&span, "route") {
+            self.problem(
+                span,
+                "this [[server]] has no routes: add [[server.route]] with location = \"/\" and an upstream",
+            );
+        }
+        let mut locations = Vec::new();
+        let mut route_ids = Vec::new();
+        for section in &server.route {
+            let r = section.get_ref();
+            // A bad location does not hide the route's other problems.
+            let location = self.check(r.location.span(), Location::parse(r.location.get_ref()));
+            let route = self.route(r, section.span(), &inherited, names, groups, inline);
+            let (Some(location), Some(route)) = (location, route) else {
+                continue;
+            };
+            locations.push(location);
+            route_ids.push(routes.len());
+            routes.push(route);
+        }
+        Site {
+            name: server
+                .names
+                .first()
+                .map_or_else(|| "_".to_string(), |n| n.get_ref().clone()),
+            routes: Routes::new(locations),
+            route_ids,
+            response: inherited.response,
+        }
+    }
+
+    pub(super) fn headers(&mut self, h: &HeaderSection<'_>, parent: &Inherited) -> Inherited {
+        let mut request = parent.request.clone();
+        for (name, value) in h.request_headers {
+            let result = request.set(name.get_ref(), value.get_ref());
+            self.check(name.span(), result);
+        }
+        let mut own = ResponseEdits::default();
+        for add in h.response_headers {
+            let a = add.get_ref();
+            let result = own.add(&a.name, &a.value, a.always);
+            self.check(add.span(), result);
+        }
+        for name in h.hide_headers {
+            let result = own.hide(name.get_ref());
+            self.check(name.span(), result);
+        }
+        let origins = match h.origins {
+            Some(list) => self.check(list.span(), Origins::new(list.get_ref())),
+            None => None,
+        };
+        Inherited {
+            request,
+            response: parent.response.merged(&own),
+            origins: origins.or_else(|| parent.origins.clone()),
+        }
+    }
+
+    /// A route, or `None` with its problems recorded: every setting is
+    /// checked even when an earlier one failed.
+    pub(super) fn route(
+        &mut self,
+        r: &RouteSection,
+        span: Range<usize>,
+        inherited: &Inherited,
+        names: &HashMap<String, usize>,
+        groups: &mut Vec<Group>,
+        inline: &mut HashMap<String, usize>,
+    ) -> Option<Route> {
+        let settings = self.headers(&r.into(), inherited);
+        let target = self.target(r, span, names, groups, inline);
+        if let (Some(tries), None) = (&r.try_files, &r.root) {
+            self.problem(
+                tries.span(),
+                "try_files needs a root = \"DIR\" on the same route",
+            );
+        }
+        if let (Some(Target::Files(_)), Some(origins)) = (&target, &r.origins) {
+            self.problem(
+                origins.span(),
+                "origins only apply to WebSocket routes with an upstream: remove them here",
+            );
+        }
+        let path_edit = match (&r.rewrite, &r.strip_prefix) {
+            (Some(_), Some(strip)) => {
+                self.problem(
+                    strip.span(),
+                    "use either rewrite or strip_prefix on a route, not both",
+                );
+                None
+            }
+            (Some(rw), None) => {
+                let rewrite = rw.get_ref();
+                self.check(rw.span(), PathEdit::rewrite(&rewrite.pattern, &rewrite.to))
+            }
+            (None, Some(strip)) => {
+                self.check(strip.span(), PathEdit::strip_prefix(strip.get_ref()))
+            }
+            (None, None) => None,
+        };
+        Some(Route {
+            location: r.location.get_ref().clone(),
+            target: target?,
+            path_edit,
+            request: settings.request,
+            response: settings.response,
+            origins: settings.origins,
+        })
+    }
+
+    /// What a route hands requests to: an upstream group or a static root.
+    fn target(
+        &mut self,
+        r: &RouteSection,
+        span: Range<usize>,
+        names: &HashMap<String, usize>,
+        groups: &mut Vec<Group>,
+        inline: &mut HashMap<String, usize>,
+    ) -> Option<Target> {
+        match (&r.upstream, &r.root) {
+            (Some(_), Some(root)) => {
+                self.problem(
+                    root.span(),
+                    "a route has either an upstream or a root, not both: split it into two locations",
+                );
+                None
+            }
+            (None, None) => {
+                if !self.misspelled(&span, "upstream") && !self.misspelled(&span, "root") {
+                    self.problem(
+                        span,
+                        "this route has no target: add upstream = \"GROUP\" (or \"HOST:PORT\") or root = \"DIR\"",
+                    );
+                }
+                None
+            }
+            (Some(up), None) => self
+                .group_ref(up, names, groups, inline)
+                .map(Target::Upstream),
+            (None, Some(root)) => {
+                let dir = self.base.join(root.get_ref());
+                let tries = r.try_files.as_ref().map_or(&[][..], |t| t.get_ref());
+                let span = r.try_files.as_ref().map_or(root.span(), Spanned::span);
+                let made = Root::new(&dir, tries).map_err(|e| e.replace('\n', " "));
+                if made.is_err() && !dir.exists() {
+                    self.problem(
+                        root.span(),
+                        format!(
+                            "root {} does not exist: create it or fix the path",
+                            dir.display()
+                        ),
+                    );
+                    return None;
+                }
+                self.check(span, made).map(Target::Files)
+            }
+        }
+    }
+
+    /// A listener's TLS: its certificates loaded and checked now, so a
+    /// bad file fails `--check` rather than the first handshake.
+    pub(super) fn server_tls(&mut self, section: &Spanned<TlsSection>) -> Option<ServerTls> {
+        let t = section.get_ref();
+        let mut certificates = Vec::new();
+        match (&t.cert, &t.key) {
+            (Some(cert), Some(key)) => certificates.push(CertFiles {
+                cert: self.base.join(cert.get_ref()),
+                key: self.base.join(key.get_ref()),
+            }),
+            (Some(_), None) if self.misspelled(&section.span(), "key") => {}
+            (None, Some(_)) if self.misspelled(&section.span(), "cert") => {}
+            (Some(cert), None) => self.problem(
+                cert.span(),
+                "cert needs its key beside it: key = \"KEY.pem\"",
+            ),
+            (None, Some(key)) => self.problem(
+                key.span(),
+                "key needs its certificate chain beside it: cert = \"CHAIN.pem\"",
+            ),
+            (None, None) => {}
+        }
+        certificates.extend(t.certificates.iter().map(|c| CertFiles {
+            cert: self.base.join(&c.get_ref().cert),
+            key: self.base.join(&c.get_ref().key),
+        }));
+        let misspelled = ["cert", "key", "certificates"]
+            .iter()
+            .any(|key| self.misspelled(&section.span(), key));
+        if certificates.is_empty() {
+            if misspelled {
+                return None;
+            }
+            self.problem(
+                section.span(),
+                "TLS needs a certificate: cert = \"CHAIN.pem\", key = \"KEY.pem\" \
+                 (or certificates = [{ cert = …, key = … }, …] for several names)",
+            );
+            return None;
+        }
+        let mut settings = ServerSettings::new(certificates);
+        settings.versions = self.versions(t.protocols.as_deref());
+        for name in t.ciphers.iter().flatten() {
+            if let Some(suite) = self.check(name.span(), tls::parse_cipher(name.get_ref())) {
+                settings.ciphers.push(suite);
+            }
+        }
+        if let Some(entries) = t.session_cache {
+            settings.session_cache = entries;
+        }
+        if let Some(tickets) = t.session_tickets {
+            settings.tickets = tickets;
+        }
+        let loaded = ServerTls::load(settings).map_err(|e| e.to_string());
+        self.check(section.span(), loaded)
+    }
+
+    /// `protocols = ["TLSv1.2", "TLSv1.3"]`; none given: both.
+    pub(super) fn versions(
+        &mut self,
+        names: Option<&[Spanned<String>]>,
+    ) -> Vec<&'static rustls::SupportedProtocolVersion> {
+        let mut versions = Vec::new();
+        for name in names.into_iter().flatten() {
+            if let Some(v) = self.check(name.span(), tls::parse_version(name.get_ref())) {
+                versions.push(v);
+            }
+        }
+        versions
+    }
+}

@@ -1,0 +1,371 @@
+//! The file's checks as tables: a full file that loads, mistakes located
+//! with what to do, every problem listed at once.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::config::addr::tests::dual_stack;
+use crate::config::{Serves, Target};
+use crate::limits::Limits;
+use crate::relay::Policy;
+
+fn check(text: &str) -> Result<Config, Vec<String>> {
+    parse(text, Path::new("t.toml"), Path::new(".")).map_err(|e| match e {
+        LoadError::Invalid(errors) => errors.iter().map(ToString::to_string).collect(),
+        other => vec![other.to_string()],
+    })
+}
+
+/// The site serving `host` on `listener`, if it serves sites.
+fn site_for(config: &Config, listener: usize, host: &str) -> Option<usize> {
+    match &config.listeners[listener].serves {
+        Serves::Sites(hosts) => Some(hosts.find(host)),
+        Serves::RedirectHttps { .. } => None,
+    }
+}
+
+const GOOD: &str = r#"
+workers = 2
+relay = "copy"
+trusted_proxies = ["10.0.0.0/8", "127.0.0.1"]
+[timeouts]
+idle = "24h"
+[limits]
+max_connections = 500
+max_connections_per_ip = 20
+
+[[listener]]
+address = "127.0.0.1:8080"
+redirect_https = true
+redirect_port = 8443
+
+[[listener]]
+address = "127.0.0.1:8443"
+
+[upstream.app]
+servers = ["127.0.0.1:9000", "127.0.0.1:9001 weight=3"]
+balance = "hash"
+hash_key = "query:sid"
+fail_timeout = "30s"
+
+[[server]]
+names = ["example.com", "*.example.com"]
+response_headers = [{ name = "Strict-Transport-Security", value = "max-age=31536000", always = true }]
+hide_headers = ["Server"]
+request_headers = { Host = "$host" }
+
+[[server.route]]
+location = "/ws"
+upstream = "app"
+origins = ["https://example.com"]
+
+[[server.route]]
+location = "^~ /api/socket/"
+upstream = "127.0.0.1:32000"
+rewrite = { pattern = '^/(api)/(socket)/(.*)$', to = '/$2/$3' }
+
+[[server]]
+names = ["other.test"]
+default = true
+[[server.route]]
+location = "/"
+upstream = "127.0.0.1:32000"
+"#;
+
+#[test]
+fn a_full_file_loads() {
+    let c = check(GOOD).unwrap_or_else(|e| panic!("{e:#?}"));
+    assert_eq!(c.workers, 2);
+    assert_eq!(c.relay, Policy::Copy);
+    assert_eq!(c.timeouts.idle, Duration::from_secs(86_400));
+    assert_eq!(
+        c.limits,
+        Limits {
+            max_connections: 500,
+            max_per_worker: 0,
+            max_per_ip: 20
+        }
+    );
+    assert_eq!(c.listeners.len(), 2);
+    assert!(matches!(
+        c.listeners[0].serves,
+        Serves::RedirectHttps { port: Some(8443) }
+    ));
+    assert_eq!(c.groups.len(), 2, "app and one inline group, shared");
+    assert_eq!(c.groups[0].servers[1].weight, 3);
+    assert_eq!(c.groups[0].fail_timeout, Duration::from_secs(30));
+    assert_eq!(c.sites.len(), 2);
+    assert_eq!(c.routes.len(), 3);
+    assert_eq!(site_for(&c, 1, "example.com"), Some(0));
+    assert_eq!(site_for(&c, 1, "a.example.com"), Some(0));
+    assert_eq!(site_for(&c, 1, "unknown.test"), Some(1), "default = true");
+    assert_eq!(site_for(&c, 0, "example.com"), None, "redirecting listener");
+    let ws = &c.routes[0];
+    assert!(ws.request.sets("host"));
+    assert!(ws.origins.is_some());
+    assert!(!ws.response.passes("server"));
+    assert!(matches!(c.routes[2].target, Target::Upstream(1)));
+    assert!(c.routes[1].path_edit.is_some());
+    assert!(c.trusted_proxies.trusts("10.2.3.4".parse().unwrap()));
+    assert!(c.trusted_proxies.trusts("127.0.0.1".parse().unwrap()));
+    assert!(!c.trusted_proxies.trusts("127.0.0.2".parse().unwrap()));
+}
+
+#[test]
+fn mistakes_are_located_and_say_what_to_do() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("workers = \"many\"", "1:11", "workers is \"auto\" or a number"),
+        ("[[listener]]\naddress = \"nope\"", "2:11", "is not an address"),
+        ("[[listener]]\nadress = \"x\"", "2:1", "unknown key `adress` in [[listener]] (did you mean `address`?)"),
+        ("x = [", "1:6", ""),
+        (
+            "trusted_proxies = [\"10.0.0.0/8\", \"10.0.0.1/8\"]",
+            "1:34",
+            "did you mean 10.0.0.0/8?",
+        ),
+        (
+            "trusted_proxies = [\n  \"lb.internal\"]",
+            "2:3",
+            "not an address range",
+        ),
+        ("", "1:1", "no [[listener]]"),
+        (
+            "[[listener]]\naddress = \"127.0.0.1:1\"",
+            "1:1",
+            "has no [[server]]",
+        ),
+        (
+            "[[listener]]\naddress = \"127.0.0.1:1\"\n[[server]]\n[[server.route]]\nlocation = \"/\"\nupstream = \"nowhere\"",
+            "6:12",
+            "no [upstream.nowhere] group",
+        ),
+        (
+            "[[listener]]\naddress = \"127.0.0.1:1\"\n[[server]]\n[[server.route]]\nlocation = \"~ (\"\nupstream = \"127.0.0.1:2\"",
+            "5:12",
+            "",
+        ),
+        (
+            "[[listener]]\naddress = \"127.0.0.1:1\"\n[[server]]\nlisten = [\"127.0.0.1:2\"]\n[[server.route]]\nlocation = \"/\"\nupstream = \"127.0.0.1:2\"",
+            "4:11",
+            "no [[listener]] has address 127.0.0.1:2",
+        ),
+        (
+            "[[listener]]\naddress = \"127.0.0.1:1\"\n[[server]]\n[[server.route]]\nlocation = \"/\"",
+            "4:1",
+            "no target",
+        ),
+        (
+            "[[listener]]\naddress = \"127.0.0.1:1\"\n[upstream.a]\nservers = [\"127.0.0.1:2\"]\nbalance = \"hash\"\n[[server]]\n[[server.route]]\nlocation = \"/\"\nupstream = \"a\"",
+            "5:11",
+            "needs a hash_key",
+        ),
+        (
+            "[[listener]]\naddress = \"127.0.0.1:1\"\n[upstream.a]\nservers = [\"127.0.0.1:2 weight=0\"]\n[[server]]\n[[server.route]]\nlocation = \"/\"\nupstream = \"a\"",
+            "4:12",
+            "weight",
+        ),
+        (
+            "[[listener]]\naddress = \"127.0.0.1:1\"\n[[server]]\nrequest_headers = { Upgrade = \"$http_upgrade\" }\n[[server.route]]\nlocation = \"/\"\nupstream = \"127.0.0.1:2\"",
+            "4:21",
+            "set by the proxy",
+        ),
+    ];
+    for (text, at, want) in cases {
+        let errors = check(text)
+            .err()
+            .unwrap_or_else(|| panic!("accepted: {text}"));
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.starts_with(&format!("t.toml:{at}: ")) && e.contains(want)),
+            "{text}\n=> {errors:?}"
+        );
+        assert!(errors.iter().all(|e| !e.contains('\n')), "{errors:?}");
+    }
+}
+
+#[test]
+fn every_problem_is_listed() {
+    let errors = check(
+        "workers = 0\n[[listener]]\naddress = \"x\"\n[[listener]]\naddress = \"127.0.0.1:1\"\n\
+         [[server]]\n[[server.route]]\nlocation = \"nope\"\nupstream = \"127.0.0.1:2\"",
+    )
+    .unwrap_err();
+    assert_eq!(errors.len(), 3, "{errors:#?}");
+    assert!(errors[0].starts_with("t.toml:1:"));
+    assert!(errors[1].starts_with("t.toml:3:"));
+    assert!(errors[2].starts_with("t.toml:8:"));
+}
+
+/// A misspelled key, a wrong balance, a location without its slash and an
+/// upstream group that does not exist: four mistakes, four lines, one run.
+/// (`tests/config.rs` runs `--check` on it.)
+const FOUR_MISTAKES: &str = include_str!("../../../tests/data/config/four-mistakes.toml");
+
+#[test]
+fn four_mistakes_are_four_located_errors() {
+    let errors = check(FOUR_MISTAKES).unwrap_err();
+    assert_eq!(
+        errors,
+        [
+            "t.toml:8:11: unknown balance \"roundrobin\": use \"round_robin\", \"least_conn\" or \"hash\"",
+            "t.toml:10:2: unknown key `upstrem` (did you mean `upstream`?)",
+            "t.toml:15:12: \"ws\": a location path starts with '/', as in \"/api\"; a location is \"= /path\", \"/prefix\", \"^~ /prefix\", \"~ regex\" or \"~* regex\"",
+            "t.toml:16:12: no [upstream.ap] group: define it, or give HOST:PORT",
+        ]
+    );
+}
+
+#[test]
+fn a_misspelled_key_is_one_error_not_a_cascade() {
+    let route =
+        "[[listener]]\naddress = \"127.0.0.1:1\"\n[[server]]\n[[server.route]]\nlocation = \"/\"\n";
+    let cases = [
+        // serde's "missing field `address`" would follow.
+        ("[[listener]]\nadress = \"127.0.0.1:1\"\n".to_string(), "2:1", "`address`"),
+        // "this route has no target" would follow.
+        (format!("{route}upstrem = \"127.0.0.1:2\"\n"), "6:1", "`upstream`"),
+        (format!("{route}rot = \"www\"\n"), "6:1", "`root`"),
+        // "no [[listener]]" would follow.
+        ("[[listenr]]\naddress = \"127.0.0.1:1\"\n".to_string(), "1:3", "`listener`"),
+        // "this [[server]] has no routes" would follow.
+        (
+            "[[listener]]\naddress = \"127.0.0.1:1\"\n[[server]]\n[[server.rout]]\nlocation = \"/\"\nupstream = \"127.0.0.1:2\"\n"
+                .to_string(),
+            "4:10",
+            "`route`",
+        ),
+        // "cert needs its key beside it" would follow.
+        (
+            format!("{route}upstream = \"127.0.0.1:2\"\n[[listener]]\naddress = \"127.0.0.1:3\"\ntls = {{ cert = \"a.pem\", kye = \"a.key\" }}\n"),
+            "9:25",
+            "`key`",
+        ),
+    ];
+    for (text, at, meant) in cases {
+        let errors = check(&text).unwrap_err();
+        assert_eq!(errors.len(), 1, "{text}\n=> {errors:#?}");
+        assert!(
+            errors[0].starts_with(&format!("t.toml:{at}: unknown key"))
+                && errors[0].ends_with(&format!("(did you mean {meant}?)")),
+            "{text}\n=> {errors:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_bad_location_does_not_hide_the_rest_of_its_route() {
+    let errors = check(
+        "[[listener]]\naddress = \"127.0.0.1:1\"\n[[server]]\n[[server.route]]\n\
+         location = \"ws\"\nupstream = \"nowhere\"\nrewrite = { pattern = \"(\", to = \"/\" }\n",
+    )
+    .unwrap_err();
+    let at: Vec<&str> = errors.iter().map(|e| &e[..e.find(": ").unwrap()]).collect();
+    assert_eq!(
+        at,
+        ["t.toml:5:12", "t.toml:6:12", "t.toml:7:11"],
+        "{errors:#?}"
+    );
+}
+
+#[test]
+fn durations_take_a_unit_or_are_seconds() {
+    let file = |settings: &str| {
+        format!(
+            "{settings}\n[[listener]]\naddress = \"127.0.0.1:1\"\n[upstream.a]\nservers = [\"127.0.0.1:2\"]\n\
+             fail_timeout = 7\n[[server]]\n[[server.route]]\nlocation = \"/\"\nupstream = \"a\"\n"
+        )
+    };
+    let ok = [
+        ("[timeouts]\nidle = 30", 30_000),
+        ("[timeouts]\nidle = \"30\"", 30_000),
+        ("[timeouts]\nidle = \"30s\"", 30_000),
+        ("[timeouts]\nidle = \"500ms\"", 500),
+        ("[timeouts]\nidle = \"2h\"", 7_200_000),
+        ("[timeouts]\nidle = 0", 0),
+    ];
+    for (settings, millis) in ok {
+        let c = check(&file(settings)).unwrap_or_else(|e| panic!("{settings}: {e:#?}"));
+        assert_eq!(c.timeouts.idle, Duration::from_millis(millis), "{settings}");
+        assert_eq!(
+            c.groups[0].fail_timeout,
+            Duration::from_secs(7),
+            "fail_timeout = 7"
+        );
+    }
+    let c = check(&file("[drain]\ntimeout = 40\nspread = 10")).unwrap();
+    assert_eq!(c.drain.timeout, Duration::from_secs(40));
+    assert_eq!(c.drain.spread, Duration::from_secs(10));
+
+    let bad = [
+        ("[timeouts]\nidle = -1", "2:8", "`-1` is not a duration"),
+        (
+            "[timeouts]\nidle = 1.5",
+            "2:8",
+            "expected a duration such as",
+        ),
+        ("[timeouts]\nidle = \"30x\"", "2:8", "unknown unit `x`"),
+        ("[timeouts]\nconnect = 0", "2:11", "must be more than zero"),
+        (
+            "[timeouts]\nidle = true",
+            "2:8",
+            "expected a duration such as",
+        ),
+    ];
+    for (settings, at, want) in bad {
+        let errors = check(&file(settings)).unwrap_err();
+        assert_eq!(errors.len(), 1, "{settings}: {errors:#?}");
+        assert!(
+            errors[0].starts_with(&format!("t.toml:{at}: ")) && errors[0].contains(want),
+            "{settings}: {errors:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_listener_host_name_listens_on_each_of_its_addresses() {
+    let certs = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/certs");
+    let text = format!(
+        "[[listener]]\naddress = \"dual.test:8185\"\n\
+         tls = {{ cert = \"{certs}/localhost.pem\", key = \"{certs}/localhost.key\" }}\n\
+         [[listener]]\naddress = \"127.0.0.2:8185\"\n\
+         [[server]]\nlisten = [\"dual.test:8185\"]\n[[server.route]]\nlocation = \"/\"\nupstream = \"127.0.0.1:1\"\n\
+         [[server]]\nlisten = [\"127.0.0.2:8185\"]\n[[server.route]]\nlocation = \"/\"\nupstream = \"127.0.0.1:1\"\n"
+    );
+    let parse = |text: &str| {
+        parse_with(text, Path::new("t.toml"), Path::new("."), dual_stack).map_err(|e| e.to_string())
+    };
+    let c = parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    let addrs: Vec<String> = c.listeners.iter().map(|l| l.addr.to_string()).collect();
+    assert_eq!(addrs, ["127.0.0.1:8185", "[::1]:8185", "127.0.0.2:8185"]);
+    assert_eq!(site_for(&c, 0, "any"), Some(0));
+    assert_eq!(
+        site_for(&c, 1, "any"),
+        Some(0),
+        "listen = [name] is each address"
+    );
+    assert_eq!(site_for(&c, 2, "any"), Some(1));
+    let tls: Vec<&Arc<rustls::ServerConfig>> = c.listeners[..2]
+        .iter()
+        .map(|l| l.tls.as_ref().expect("TLS on both").config())
+        .collect();
+    assert!(
+        Arc::ptr_eq(tls[0], tls[1]),
+        "one certificate set for the name"
+    );
+    assert!(c.listeners[2].tls.is_none());
+
+    let errors = parse("[[listener]]\naddress = \"nowhere.test:80\"\n").unwrap_err();
+    assert_eq!(
+        errors,
+        "t.toml:2:11: \"nowhere.test:80\": cannot resolve nowhere.test: unknown name"
+    );
+    let errors = parse(
+        "[[listener]]\naddress = \"dual.test:80\"\n[[listener]]\naddress = \"[::1]:80\"\n\
+         [[server]]\n[[server.route]]\nlocation = \"/\"\nupstream = \"127.0.0.1:1\"\n",
+    )
+    .unwrap_err();
+    assert_eq!(errors, "t.toml:4:11: listener [::1]:80 is declared twice");
+}
