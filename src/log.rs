@@ -64,6 +64,7 @@ pub fn count(n: usize, noun: &'static str) -> Count {
 }
 
 /// See [`count`].
+#[derive(Debug)]
 pub struct Count {
     n: usize,
     noun: &'static str,
@@ -79,6 +80,7 @@ impl fmt::Display for Count {
 /// A duration for people: three significant digits under a minute
 /// ("400µs", "250ms", "1.5s", "20s" for 19.9996 s), whole hours, minutes
 /// and seconds from a minute up ("1m30s", "1h").
+#[derive(Debug)]
 pub struct Rounded(pub Duration);
 
 impl fmt::Display for Rounded {
