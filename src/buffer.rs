@@ -77,6 +77,17 @@ impl Buf {
         }
     }
 
+    /// Moves the filled bytes to the front, so that all the free space
+    /// follows them.
+    pub fn compact(&mut self) {
+        if self.start > 0 {
+            self.bytes
+                .copy_within(self.start as usize..self.end as usize, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+    }
+
     /// Keeps only the first `len` bytes of [`Buf::data`].
     pub fn truncate(&mut self, len: usize) {
         if len < self.len() {
@@ -226,7 +237,11 @@ mod tests {
         assert_eq!(b.data(), b"bcdefgh");
         assert_eq!(b.put(b"xy"), Err(Full), "only one byte of space left");
         assert_eq!(b.data(), b"bcdefgh", "a failed put changes nothing");
-        b.consume(7);
+        b.consume(2);
+        b.compact();
+        assert_eq!(b.data(), b"defgh");
+        assert_eq!(b.space().len(), 3, "compacting frees the front");
+        b.consume(5);
         assert!(b.is_empty());
         b.put_decimal(0).unwrap();
         b.put_decimal(1234567).unwrap();

@@ -11,6 +11,7 @@ use clap::Parser;
 use crate::config;
 use crate::log::Level;
 use crate::relay::Policy;
+use crate::upstream::Keepalive;
 
 /// A WebSocket reverse proxy for edge nodes holding very many long-lived
 /// connections.
@@ -44,6 +45,7 @@ pub struct Cli {
             "connect_timeout", "response_timeout", "max_header_bytes", "relay", "splice_pipes",
             "max_connections", "max_connections_per_ip", "tls_cert", "tls_key", "upstream_ca", "admin", "proxy_protocol", "access_log",
             "access_log_format", "drain_timeout", "drain_spread", "trusted_proxy",
+            "keepalive_timeout", "keepalive_requests", "upstream_keepalive",
         ]
     )]
     pub config: Option<PathBuf>,
@@ -149,6 +151,22 @@ pub struct Cli {
     /// also the longest pause inside a plain HTTP response.
     #[arg(long, value_name = "DURATION", default_value_t = Span(config::RESPONSE_TIMEOUT))]
     pub response_timeout: Span,
+
+    /// Keep a client connection open this long between two requests
+    /// (HTTP/1.1 keep-alive); 0 = one request per connection.
+    #[arg(long, value_name = "DURATION", default_value_t = Span(config::KEEPALIVE_TIMEOUT))]
+    pub keepalive_timeout: Span,
+
+    /// Most requests one client connection carries; the last one's answer
+    /// closes it.
+    #[arg(long, value_name = "N", default_value_t = config::KEEPALIVE_REQUESTS)]
+    pub keepalive_requests: u32,
+
+    /// Idle connections each worker keeps open to the upstream servers for
+    /// later plain requests (nginx's upstream `keepalive`); 0 = a new
+    /// connection per request.
+    #[arg(long, value_name = "N", default_value_t = Keepalive::default().idle)]
+    pub upstream_keepalive: usize,
 
     /// Largest request head accepted, in bytes; a larger one gets 431.
     #[arg(long, value_name = "BYTES", default_value_t = config::MAX_HEAD_BYTES)]

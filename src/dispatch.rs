@@ -13,7 +13,8 @@ use crate::config::{Config, Serves, Target};
 use crate::files::{self, Lookup};
 use crate::framing::body::Body;
 use crate::handshake::answer::{self, Reject, Status};
-use crate::handshake::request::{self, Head, Kind, Peer};
+use crate::handshake::fields::Persistence;
+use crate::handshake::request::{self, Head, Kind, Peer, Rewrite};
 use crate::route;
 use crate::upstream::{self, Attempt, Balance, HashKey, Picker};
 
@@ -34,13 +35,15 @@ pub enum Action {
     Refuse(Reject),
     /// `out` holds the response head; `len` bytes of `file` follow.
     Serve { file: File, len: u64 },
-    /// `out` holds the rewritten head and the early bytes that belong to
-    /// the request; `body` frames what the client sends next.
+    /// `out` holds the rewritten head and the first `taken` early bytes,
+    /// those that belong to the request; `body` frames what the client
+    /// sends next.
     Forward {
         group: usize,
         kind: Kind,
         body: Body,
         attempt: Attempt,
+        taken: usize,
     },
 }
 
@@ -52,6 +55,9 @@ pub struct Inputs<'a> {
     pub peer: Peer,
     pub picker: &'a mut Picker,
     pub now: Instant,
+    /// What the proxy's own answers (a redirect, a file) say about the
+    /// client's connection.
+    pub persistence: Persistence,
 }
 
 const fn refuse(status: Status, why: &'static str) -> Action {
@@ -79,7 +85,7 @@ pub fn decide(head: &Head<'_, '_>, early: &[u8], inputs: Inputs<'_>, out: &mut B
     };
     let site = match &config.listeners[inputs.listener].serves {
         Serves::RedirectHttps { port } => {
-            plan.action = redirect(&host, *port, head.target, out);
+            plan.action = redirect(&host, *port, head.target, inputs.persistence, out);
             return plan;
         }
         Serves::Sites(hosts) => hosts.find(&host),
@@ -106,7 +112,7 @@ pub fn decide(head: &Head<'_, '_>, early: &[u8], inputs: Inputs<'_>, out: &mut B
         },
     };
     plan.action = match &route.target {
-        Target::Files(root) => serve(head, root, &target, route, out),
+        Target::Files(root) => serve(head, root, &target, route, inputs.persistence, out),
         Target::Upstream(group) => {
             if head.kind == Kind::Upgrade {
                 if let (Some(allowed), Some(origin)) = (&route.origins, head.single("origin")) {
@@ -122,7 +128,13 @@ pub fn decide(head: &Head<'_, '_>, early: &[u8], inputs: Inputs<'_>, out: &mut B
     plan
 }
 
-fn redirect(host: &str, port: Option<u16>, target: &str, out: &mut Buf) -> Action {
+fn redirect(
+    host: &str,
+    port: Option<u16>,
+    target: &str,
+    persistence: Persistence,
+    out: &mut Buf,
+) -> Action {
     if host.is_empty() {
         return refuse(
             Status::BadRequest,
@@ -139,7 +151,7 @@ fn redirect(host: &str, port: Option<u16>, target: &str, out: &mut Buf) -> Actio
         port_text.as_bytes(),
         target.as_bytes(),
     ];
-    match answer::write_redirect(out, &location) {
+    match answer::write_redirect(out, &location, persistence) {
         Ok(()) => Action::Reply,
         Err(_) => refuse(
             Status::HeaderTooLarge,
@@ -153,6 +165,7 @@ fn serve(
     root: &files::Root,
     target: &str,
     route: &crate::config::Route,
+    persistence: Persistence,
     out: &mut Buf,
 ) -> Action {
     if head.kind == Kind::Upgrade {
@@ -170,7 +183,8 @@ fn serve(
     };
     let written = files::write_head(out, &found)
         .and_then(|()| route.response.write_added(out, 200))
-        .and_then(|()| out.put(b"Connection: close\r\n\r\n"));
+        .and_then(|()| out.put(persistence.line()))
+        .and_then(|()| out.put(b"\r\n"));
     if written.is_err() {
         return refuse(Status::HeaderTooLarge, "response head too large");
     }
@@ -204,18 +218,15 @@ fn forward(
     inputs: Inputs<'_>,
     out: &mut Buf,
 ) -> Action {
-    let proxies = &inputs.config.trusted_proxies;
-    if request::write_upstream(
-        out,
-        head,
+    let config_group = &inputs.config.groups[group];
+    let rewrite = Rewrite {
         target,
-        inputs.peer,
-        proxies,
-        &route.request,
         host,
-    )
-    .is_err()
-    {
+        edits: &route.request,
+        proxies: &inputs.config.trusted_proxies,
+        reuse: config_group.keepalive.idle > 0,
+    };
+    if request::write_upstream(out, head, inputs.peer, &rewrite).is_err() {
         return refuse(
             Status::HeaderTooLarge,
             "request head too large once rewritten",
@@ -229,7 +240,6 @@ fn forward(
     if out.put(&early[..taken]).is_err() {
         return refuse(Status::HeaderTooLarge, "request head too large");
     }
-    let config_group = &inputs.config.groups[group];
     let octets;
     let key = match &config_group.balance {
         Balance::Hash(HashKey::ClientIp) => {
@@ -245,6 +255,7 @@ fn forward(
         kind: head.kind,
         body,
         attempt,
+        taken,
     }
 }
 

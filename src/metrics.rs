@@ -94,6 +94,13 @@ pub struct Shard {
     pub tunnels_drained: Counter,
     tls_failures: [Counter; 2],
     pub pipes_in_use: Counter,
+    /// Client connections kept open between requests, with no byte of the
+    /// next one yet.
+    pub keepalive_idle: Counter,
+    /// Idle upstream connections kept for later requests.
+    pub upstream_kept: Counter,
+    /// Requests sent over a kept upstream connection.
+    pub upstream_reused: Counter,
     /// Open tunnels by route location and by (group, server) name: keyed
     /// by name, so tunnels opened under an older configuration (a reload
     /// keeps them) still count against theirs. Touched once per tunnel
@@ -149,6 +156,9 @@ impl Shard {
             tunnels_drained: Counter::default(),
             tls_failures: Default::default(),
             pipes_in_use: Counter::default(),
+            keepalive_idle: Counter::default(),
+            upstream_kept: Counter::default(),
+            upstream_reused: Counter::default(),
             tunnels: Mutex::default(),
             handshake_us: histogram(HANDSHAKE_MAX_US),
             tunnel_ms: histogram(TUNNEL_MAX_MS),
@@ -366,6 +376,33 @@ pub fn render(shards: &[Arc<Shard>], config: &Config) -> String {
         "Pipes holding tunnel bytes right now.",
     );
     let _ = writeln!(out, "{name} {}", sum(shards, |s| s.pipes_in_use.get()));
+
+    let name = "wsproxy_client_connections_idle";
+    header(
+        &mut out,
+        name,
+        "gauge",
+        "Client connections kept open between two requests.",
+    );
+    let _ = writeln!(out, "{name} {}", sum(shards, |s| s.keepalive_idle.get()));
+
+    let name = "wsproxy_upstream_connections_idle";
+    header(
+        &mut out,
+        name,
+        "gauge",
+        "Idle upstream connections kept for later requests.",
+    );
+    let _ = writeln!(out, "{name} {}", sum(shards, |s| s.upstream_kept.get()));
+
+    let name = "wsproxy_upstream_connections_reused_total";
+    header(
+        &mut out,
+        name,
+        "counter",
+        "Requests sent over a kept upstream connection.",
+    );
+    let _ = writeln!(out, "{name} {}", sum(shards, |s| s.upstream_reused.get()));
 
     let handshakes: Vec<_> = shards.iter().map(|s| &s.handshake_us).collect();
     write_histogram(

@@ -4,7 +4,8 @@
 //! ```text
 //! usize::MAX                     WAKER
 //! usize::MAX - 1 - i             listener i (i < MAX_LISTENERS)
-//! key << 1 | side                a pair's client (0) or upstream (1) socket
+//! key << 2 | side                a pair's client (0) or upstream (1) socket
+//! key << 2 | 2                   an idle upstream connection kept for reuse
 //! ```
 
 use mio::Token;
@@ -48,8 +49,18 @@ const RESERVED_FLOOR: usize = LISTENER_TOP - (MAX_LISTENERS - 1);
 pub enum Socket {
     Waker,
     Listener(usize),
-    Pair { key: usize, side: Side },
+    Pair {
+        key: usize,
+        side: Side,
+    },
+    /// An idle upstream connection in the worker's keep-alive pool.
+    Kept(usize),
 }
+
+/// The low bits of a token below the reserved ones: what kind of socket.
+const KIND_BITS: u32 = 2;
+const KIND_MASK: usize = (1 << KIND_BITS) - 1;
+const KEPT: usize = 2;
 
 pub fn listener(index: usize) -> Token {
     debug_assert!(index < MAX_LISTENERS);
@@ -58,23 +69,35 @@ pub fn listener(index: usize) -> Token {
 
 pub fn pair(key: usize, side: Side) -> Token {
     debug_assert!(
-        key < RESERVED_FLOOR >> 1,
+        key < RESERVED_FLOOR >> KIND_BITS,
         "slab key collides with reserved tokens"
     );
-    Token(key << 1 | side as usize)
+    Token(key << KIND_BITS | side as usize)
+}
+
+/// The token of kept upstream connection `key`.
+pub fn kept(key: usize) -> Token {
+    debug_assert!(
+        key < RESERVED_FLOOR >> KIND_BITS,
+        "slab key collides with reserved tokens"
+    );
+    Token(key << KIND_BITS | KEPT)
 }
 
 pub fn decode(token: Token) -> Socket {
     match token.0 {
         usize::MAX => Socket::Waker,
         t if t >= RESERVED_FLOOR => Socket::Listener(LISTENER_TOP - t),
-        t => Socket::Pair {
-            key: t >> 1,
-            side: if t & 1 == 0 {
-                Side::Client
-            } else {
-                Side::Upstream
+        t => match t & KIND_MASK {
+            0 => Socket::Pair {
+                key: t >> KIND_BITS,
+                side: Side::Client,
             },
+            1 => Socket::Pair {
+                key: t >> KIND_BITS,
+                side: Side::Upstream,
+            },
+            _ => Socket::Kept(t >> KIND_BITS),
         },
     }
 }
@@ -117,6 +140,10 @@ mod tests {
         for (token, target) in cases {
             assert_eq!(decode(token), target, "{token:?}");
         }
+        assert_eq!(decode(kept(0)), Socket::Kept(0));
+        assert_eq!(decode(kept(77)), Socket::Kept(77));
         assert_ne!(pair(1, Side::Client), pair(0, Side::Upstream));
+        assert_ne!(kept(0), pair(0, Side::Upstream));
+        assert_ne!(kept(0), pair(1, Side::Client));
     }
 }

@@ -29,7 +29,7 @@ use crate::access_log::{Ending, Sink};
 use crate::config::{Config, Removed};
 use crate::limits::Admission;
 use crate::metrics::Shard;
-use crate::pair::{Ctx, Outcome, Pair, Ready};
+use crate::pair::{Ctx, Kept, Outcome, Pair, Ready};
 use crate::relay::splice::PipePool;
 use crate::relay::Resources;
 use crate::timer::{self, Clock, Expired, Settled, Tick, Wheel};
@@ -43,6 +43,10 @@ const EVENTS_PER_POLL: usize = 1024;
 /// How long accepting pauses after running out of file descriptors or
 /// memory, so a full process does not spin on a listener it cannot serve.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// How often a worker closes kept upstream connections idle past their
+/// group's `keepalive_timeout`.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// How often a worker frees pipes and buffers that went unused for a whole
 /// period: long enough that a busy worker keeps reusing them, short enough
@@ -73,7 +77,9 @@ impl Control {
 /// (all but the slab, which holds the pair itself).
 macro_rules! ctx {
     ($worker:ident, $key:expr, $gen:expr) => {{
-        let generation = &mut $worker.gens[$gen];
+        let gen = $gen;
+        let current = gen == $worker.current;
+        let generation = &mut $worker.gens[gen];
         Ctx {
             key: $key,
             now: $worker.now,
@@ -85,6 +91,14 @@ macro_rules! ctx {
             metrics: &$worker.metrics,
             admission: &$worker.control.admission,
             draining: $worker.drain.as_ref().map(|d| d.until),
+            stale: !current,
+            registry: $worker.poll.registry(),
+            kept: if current {
+                Some(&mut $worker.kept)
+            } else {
+                None
+            },
+            log: &mut $worker.access,
         }
     }};
 }
@@ -165,6 +179,10 @@ pub struct Worker {
     metrics: Arc<Shard>,
     /// Access log lines waiting for the end of this turn.
     access: Sink,
+    /// Idle upstream connections kept for later requests.
+    kept: Kept,
+    /// When kept connections are next checked for their idle timeout.
+    next_sweep: Instant,
 }
 
 impl Worker {
@@ -216,6 +234,8 @@ impl Worker {
             serial: 0,
             metrics,
             access,
+            kept: Kept::default(),
+            next_sweep: Instant::now() + SWEEP_EVERY,
         };
         Ok((worker, waker))
     }
@@ -255,6 +275,7 @@ impl Worker {
                     Socket::Pair { key, side } => {
                         self.dispatch(key, side, Ready::from_event(event))
                     }
+                    Socket::Kept(key) => self.kept.on_event(key, &mut self.relay.bufs.scratch),
                 }
             }
             self.run_again();
@@ -263,9 +284,11 @@ impl Worker {
                 self.access.flush();
                 return Ok(());
             }
+            self.sweep_kept(now);
             self.metrics
                 .pipes_in_use
                 .set(self.relay.pipes.in_use() as u64);
+            self.metrics.upstream_kept.set(self.kept.len() as u64);
             self.access.flush();
             self.resume_accepting(now);
             self.trim_idle(now);
@@ -287,10 +310,40 @@ impl Worker {
             let next = d.queue.front().map_or(d.deadline, |&(at, _)| at);
             next.saturating_duration_since(now)
         });
-        [self.wheel.timeout(&self.clock, now), accept, trim, drain]
-            .into_iter()
-            .flatten()
-            .min()
+        let sweep = (!self.kept.is_empty()).then(|| self.next_sweep.saturating_duration_since(now));
+        [
+            self.wheel.timeout(&self.clock, now),
+            accept,
+            trim,
+            drain,
+            sweep,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Closes kept upstream connections idle past their group's timeout.
+    fn sweep_kept(&mut self, now: Instant) {
+        if now < self.next_sweep {
+            return;
+        }
+        self.kept.sweep(&self.gens[self.current].config.groups, now);
+        self.next_sweep = now + SWEEP_EVERY;
+    }
+
+    /// Closes the client connections idle between two requests that
+    /// `close` picks, at once: nothing is lost by it.
+    fn close_idle(&mut self, close: impl Fn(&Pair) -> bool) {
+        let idle: Vec<usize> = self
+            .pairs
+            .iter()
+            .filter(|(_, pair)| pair.is_idle() && close(pair))
+            .map(|(key, _)| key)
+            .collect();
+        for key in idle {
+            self.settle(key, Outcome::Close);
+        }
     }
 
     /// Frees pipes and buffers that sat unused for a whole trim period, so
@@ -501,6 +554,8 @@ impl Worker {
             let _ = socket2::SockRef::from(&listener).shutdown(Shutdown::Both);
         }
         self.accept_paused_until = None;
+        self.kept.clear();
+        self.close_idle(|_| true);
         let keys: Vec<usize> = self.pairs.iter().map(|(key, _)| key).collect();
         let n = keys.len().max(1) as u32;
         let queue = keys
@@ -629,6 +684,8 @@ impl Worker {
             }
         }
         let old = self.current;
+        // The pool's group indices are the old configuration's.
+        self.kept.clear();
         self.current = self.gens.insert(Generation {
             picker: Picker::new(&reload.config.groups, self.id),
             config: reload.config,
@@ -643,6 +700,10 @@ impl Worker {
             self.gens.len()
         );
         self.end_removed();
+        // Connections kept open between requests belong to the old
+        // configuration: close them, as an exchange in flight will be.
+        let current = self.current;
+        self.close_idle(|pair| pair.gen() != current);
     }
 }
 

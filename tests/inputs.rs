@@ -10,6 +10,12 @@
 //! lenient keep-alive server that answers every request it can parse, so a
 //! second request smuggled past the proxy shows up as a second head, and
 //! every head it gets is checked for strict framing.
+//!
+//! The table runs with one request per connection on both sides
+//! (`--keepalive-timeout 0 --upstream-keepalive 0`), so that anything the
+//! upstream gets beyond the row's one request was smuggled. How bytes past
+//! a request become the next request on a kept connection, parsed and
+//! rewritten like the first, is `tests/keepalive.rs`'s.
 
 mod common;
 
@@ -785,7 +791,17 @@ fn check(
 fn every_input_row_gets_its_answer_and_the_upstream_sees_only_what_it_may() {
     let _w = watchdog_for(Duration::from_secs(120));
     let (upstream, seen) = lenient_upstream();
-    let proxy = proxy_to(&[upstream.addr], &["--trusted-proxy", TRUSTED]);
+    let proxy = proxy_to(
+        &[upstream.addr],
+        &[
+            "--trusted-proxy",
+            TRUSTED,
+            "--keepalive-timeout",
+            "0",
+            "--upstream-keepalive",
+            "0",
+        ],
+    );
     let rows = rows();
     let failures: Vec<String> = rows
         .iter()
@@ -806,7 +822,9 @@ fn every_input_row_gets_its_answer_and_the_upstream_sees_only_what_it_may() {
 fn bytes_behind_a_refused_upgrade_never_reach_the_upstream() {
     let _w = watchdog();
     let (upstream, seen) = lenient_upstream();
-    let proxy = proxy_to(&[upstream.addr], &[]);
+    // Kept-alive on both sides, as by default: the held bytes still close
+    // the connection after the refusal instead of being read as a request.
+    let proxy = proxy_to(&[upstream.addr], &["--upstream-keepalive", "0"]);
     let row = Row {
         name: "bytes behind an upgrade the upstream refuses",
         from: UNTRUSTED,

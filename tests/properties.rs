@@ -18,6 +18,7 @@ use proptest::test_runner::{Config as RunnerConfig, TestRunner};
 use wsproxy_fast::buffer::{Buf, BUF_BYTES};
 use wsproxy_fast::framing::body::Body;
 use wsproxy_fast::handshake::edits::{RequestEdits, ResponseEdits};
+use wsproxy_fast::handshake::fields::Persistence;
 use wsproxy_fast::handshake::forwarded::TrustedProxies;
 use wsproxy_fast::handshake::request::{self, Kind, Peer, MAX_HEADERS};
 use wsproxy_fast::handshake::response::{self, Response};
@@ -311,6 +312,7 @@ proptest! {
         spec in request_spec(),
         peer in peer(),
         edited in any::<bool>(),
+        reuse in any::<bool>(),
     ) {
         let input = spec.bytes();
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -321,15 +323,15 @@ proptest! {
         prop_assert_eq!(head.head_len, input.len());
         let edits = request_edits(edited);
         let mut out = Buf::with_capacity(BUF_BYTES);
-        request::write_upstream(
-            &mut out,
-            &head,
-            head.target,
-            peer,
-            &TrustedProxies::new(Vec::new()),
-            &edits,
-            "example.com",
-        )
+        let proxies = TrustedProxies::new(Vec::new());
+        let rewrite = request::Rewrite {
+            target: head.target,
+            host: "example.com",
+            edits: &edits,
+            proxies: &proxies,
+            reuse,
+        };
+        request::write_upstream(&mut out, &head, peer, &rewrite)
             .expect("fits");
         let parsed = heads::parse_request(out.data()).map_err(TestCaseError::fail)?;
         prop_assert_eq!(parsed.len, out.len());
@@ -339,6 +341,7 @@ proptest! {
         let case = RequestCase {
             input: &spec.fields,
             upgrade: spec.upgrade,
+            kept: reuse,
             chunked: !spec.upgrade && matches!(spec.framing, Framing::Chunked),
             content_length: match spec.framing {
                 Framing::Length(n) => Some(n),
@@ -453,16 +456,28 @@ proptest! {
     /// route's additions; and the framing the client reads is the one the
     /// proxy relays by.
     #[test]
-    fn response_rewrite_keeps_end_to_end_fields_and_the_framing(spec in response_spec()) {
+    fn response_rewrite_keeps_end_to_end_fields_and_the_framing(
+        spec in response_spec(),
+        asked in select(vec![Persistence::Close, Persistence::Persistent, Persistence::KeepAlive]),
+    ) {
         let input = spec.bytes();
         let edits = response_edits(spec.edited);
         let mut out = Buf::with_capacity(BUF_BYTES);
-        let answer = response::rewrite(&input, BUF_BYTES, spec.kind, &edits, &mut out)
+        let answer = response::rewrite(&input, BUF_BYTES, spec.kind, &edits, asked, &mut out)
             .map_err(|r| TestCaseError::fail(format!("refused: {}", r.why)))?
             .expect("a complete head");
-        let Response::Final { head_len, status, body } = answer else {
+        let Response::Final { head_len, status, body, persistence, reusable } = answer else {
             return Err(TestCaseError::fail(format!("not a final answer: {answer:?}")));
         };
+        // Only the upstream's close ends a body without length: the
+        // client's connection cannot outlive it, nor can the upstream's be
+        // reused.
+        let until_close = body == Body::UntilClose;
+        prop_assert_eq!(persistence, if until_close { Persistence::Close } else { asked });
+        let upstream_closes = heads::tokens_of(&spec.fields, "connection")
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case("close"));
+        prop_assert_eq!(reusable, !until_close && !upstream_closes);
         prop_assert_eq!(head_len, input.len());
         prop_assert_eq!(status, spec.status);
         let parsed = heads::parse_response(out.data()).map_err(TestCaseError::fail)?;
@@ -475,7 +490,12 @@ proptest! {
             vec![]
         };
         let hidden: &[&str] = if spec.edited { &HIDE } else { &[] };
-        let case = ResponseCase { input: &spec.fields, hidden, added: &added };
+        let connection: Option<&[u8]> = match persistence {
+            Persistence::Close => Some(b"close"),
+            Persistence::KeepAlive => Some(b"keep-alive"),
+            Persistence::Persistent => None,
+        };
+        let case = ResponseCase { input: &spec.fields, hidden, added: &added, connection };
         heads::check_final_response(&case, &parsed.fields).map_err(|e| {
             TestCaseError::fail(format!("{e}\nwritten: {:?}", String::from_utf8_lossy(out.data())))
         })?;

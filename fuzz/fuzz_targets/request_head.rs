@@ -144,15 +144,19 @@ fuzz_target!(|input: &[u8]| {
                 peer,
                 picker: &mut picker,
                 now: Instant::now(),
+                persistence: head.persistence(),
             };
             let plan = dispatch::decide(&head, early, inputs, &mut out);
             match plan.action {
-                Action::Forward { kind, body, .. } => {
+                Action::Forward {
+                    kind, body, group, ..
+                } => {
                     assert_eq!(kind, head.kind);
                     let route = &config.routes[plan.route.expect("a forward has a route")];
                     let edited: Vec<&str> =
                         route.request.set.iter().map(|f| f.name.as_str()).collect();
-                    check_forward(&out, &head, &fields, early, &edited, peer, body)
+                    let kept = config.groups[group].keepalive.idle > 0 && head.minor == 1;
+                    check_forward(&out, &head, &fields, early, &edited, peer, (body, kept))
                 }
                 Action::Reply => check_redirect(out.data()),
                 Action::Refuse(reject) => assert!(!reject.why.is_empty()),
@@ -170,7 +174,7 @@ fn check_forward(
     early: &[u8],
     edited: &[&str],
     peer: Peer,
-    body: Body,
+    (body, kept): (Body, bool),
 ) {
     let written = out.data();
     let parsed = heads::parse_request(written)
@@ -190,6 +194,7 @@ fn check_forward(
     let case = RequestCase {
         input: fields,
         upgrade: head.kind == Kind::Upgrade,
+        kept,
         chunked,
         content_length,
         edited,

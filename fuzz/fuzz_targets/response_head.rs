@@ -19,6 +19,7 @@ use wsproxy_fast::buffer::{Buf, BUF_BYTES};
 use wsproxy_fast::config::MAX_HEAD_BYTES;
 use wsproxy_fast::framing::body::Body;
 use wsproxy_fast::handshake::edits::ResponseEdits;
+use wsproxy_fast::handshake::fields::Persistence;
 use wsproxy_fast::handshake::request::Kind;
 use wsproxy_fast::handshake::response::{self, Response, MAX_HEADERS};
 
@@ -68,24 +69,33 @@ fuzz_target!(|input: &[u8]| {
     let mut out = Buf::with_capacity(BUF_BYTES);
     for kind in KINDS {
         for (edited, edits) in edits().iter().enumerate() {
-            out.clear();
-            read_answer(
-                input,
-                LIMIT.min(MAX_HEAD_BYTES),
-                kind,
-                edits,
-                edited == 1,
-                &mut out,
-            );
+            for asked in ASKED {
+                out.clear();
+                read_answer(
+                    input,
+                    LIMIT.min(MAX_HEAD_BYTES),
+                    (kind, asked),
+                    edits,
+                    edited == 1,
+                    &mut out,
+                );
+            }
         }
     }
 });
+
+/// What the client's connection may be told: each is tried.
+const ASKED: [Persistence; 3] = [
+    Persistence::Close,
+    Persistence::Persistent,
+    Persistence::KeepAlive,
+];
 
 /// Reads interim heads then the answer, checking each.
 fn read_answer(
     input: &[u8],
     limit: usize,
-    kind: Kind,
+    (kind, asked): (Kind, Persistence),
     edits: &ResponseEdits,
     edited: bool,
     out: &mut Buf,
@@ -94,7 +104,7 @@ fn read_answer(
     // Each interim head is at least `HTTP/1.1 1xx\r\n\r\n`, so this ends.
     loop {
         let before = out.len();
-        let answer = match response::rewrite(&input[at..], limit, kind, edits, out) {
+        let answer = match response::rewrite(&input[at..], limit, kind, edits, asked, out) {
             Ok(Some(answer)) => answer,
             Ok(None) => {
                 assert!(input.len() - at < limit, "partial past the limit");
@@ -134,12 +144,18 @@ fn read_answer(
                 head_len,
                 status,
                 body,
+                persistence,
+                reusable,
             } => {
                 assert!(head_len <= rest.len() && head_len <= limit);
+                // Only the upstream's close ends a body without length.
+                let until_close = body == Body::UntilClose;
+                assert_eq!(persistence, if until_close { Persistence::Close } else { asked });
+                assert!(!(reusable && until_close), "reused after a body read to its close");
                 check_final(
                     &rest[..head_len],
                     &out.data()[before..],
-                    status,
+                    (status, persistence),
                     kind,
                     &body,
                     edited,
@@ -160,7 +176,14 @@ fn fields_of(head: &[u8]) -> Vec<Field> {
         .collect()
 }
 
-fn check_final(input: &[u8], written: &[u8], status: u16, kind: Kind, body: &Body, edited: bool) {
+fn check_final(
+    input: &[u8],
+    written: &[u8],
+    (status, persistence): (u16, Persistence),
+    kind: Kind,
+    body: &Body,
+    edited: bool,
+) {
     let parsed = heads::parse_response(written)
         .unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(written)));
     assert_eq!(parsed.len, written.len(), "the rewrite wrote past its head");
@@ -180,6 +203,11 @@ fn check_final(input: &[u8], written: &[u8], status: u16, kind: Kind, body: &Bod
         input: &fields,
         hidden,
         added: &added,
+        connection: match persistence {
+            Persistence::Close => Some(b"close"),
+            Persistence::KeepAlive => Some(b"keep-alive"),
+            Persistence::Persistent => None,
+        },
     };
     if let Err(e) = heads::check_final_response(&case, &parsed.fields) {
         panic!(

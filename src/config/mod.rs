@@ -81,6 +81,42 @@ pub const MAX_FAILS: u32 = 1;
 /// How long a server marked down is skipped (nginx's `fail_timeout`).
 pub const FAIL_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a client connection may sit idle between two requests before
+/// the proxy closes it: nginx's `keepalive_timeout` default.
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(75);
+
+/// Requests one client connection may carry before the proxy closes it
+/// after the last one's answer: nginx's `keepalive_requests` default.
+pub const KEEPALIVE_REQUESTS: u32 = 1000;
+
+/// What keeps a client connection open between exchanges (HTTP/1.1
+/// persistent connections).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Idle time allowed between requests; zero: one request per
+    /// connection.
+    pub timeout: Duration,
+    /// Requests per connection.
+    pub requests: u32,
+}
+
+impl Default for Keepalive {
+    fn default() -> Keepalive {
+        Keepalive {
+            timeout: KEEPALIVE_TIMEOUT,
+            requests: KEEPALIVE_REQUESTS,
+        }
+    }
+}
+
+impl Keepalive {
+    /// Whether a connection that has carried `served` requests may carry
+    /// another.
+    pub fn allows(&self, served: u32) -> bool {
+        !self.timeout.is_zero() && served < self.requests
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Timeouts {
     pub handshake: Duration,
@@ -128,6 +164,8 @@ pub struct Config {
     /// everyone else's is replaced.
     pub trusted_proxies: TrustedProxies,
     pub drain: Drain,
+    /// Client connections kept open between requests.
+    pub keepalive: Keepalive,
 }
 
 /// How tunnels end when the process stops or a reload removes their route.
@@ -404,13 +442,17 @@ impl Config {
                 response: ResponseEdits::default(),
                 origins: None,
             }],
-            groups: vec![Group::new(
-                "upstream".into(),
-                servers,
-                Balance::RoundRobin,
-                MAX_FAILS,
-                FAIL_TIMEOUT,
-            )],
+            groups: vec![{
+                let mut group = Group::new(
+                    "upstream".into(),
+                    servers,
+                    Balance::RoundRobin,
+                    MAX_FAILS,
+                    FAIL_TIMEOUT,
+                );
+                group.keepalive.idle = cli.upstream_keepalive;
+                group
+            }],
             workers,
             max_head: cli.max_header_bytes,
             relay: cli.relay,
@@ -441,6 +483,10 @@ impl Config {
                 response: cli.response_timeout.0,
                 idle: cli.idle_timeout.0,
                 linger: LINGER_TIMEOUT,
+            },
+            keepalive: Keepalive {
+                timeout: cli.keepalive_timeout.0,
+                requests: cli.keepalive_requests.max(1),
             },
         })
     }

@@ -1,9 +1,10 @@
 //! The proxy's own HTTP answers: every refusal is a status line, a short
-//! plain-text body that says what was wrong, and `Connection: close`, never a
-//! silent close.
+//! plain-text body that says what was wrong, and whether the connection
+//! stays open; never a silent close.
 
 use crate::buffer::{Buf, Full};
 use crate::handshake::edits::ResponseEdits;
+use crate::handshake::fields::Persistence;
 
 /// The statuses the proxy answers with itself.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,8 +83,14 @@ impl Reject {
 }
 
 /// Writes the full answer for `reject` into `out`, with the fields `edits`
-/// add to every answer (`always`, such as HSTS).
-pub fn write(out: &mut Buf, reject: Reject, edits: &ResponseEdits) -> Result<(), Full> {
+/// add to every answer (`always`, such as HSTS), and what `persistence`
+/// says of the connection.
+pub fn write(
+    out: &mut Buf,
+    reject: Reject,
+    edits: &ResponseEdits,
+    persistence: Persistence,
+) -> Result<(), Full> {
     let code = u64::from(reject.status.code());
     let reason = reject.status.reason().as_bytes();
     // Body: "400 Bad Request: <why>\n".
@@ -94,7 +101,8 @@ pub fn write(out: &mut Buf, reject: Reject, edits: &ResponseEdits) -> Result<(),
     out.put(reason)?;
     out.put(b"\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ")?;
     out.put_decimal(body_len as u64)?;
-    out.put(b"\r\nConnection: close\r\n")?;
+    out.put(b"\r\n")?;
+    out.put(persistence.line())?;
     out.put(reject.status.extra_headers().as_bytes())?;
     edits.write_added(out, reject.status.code())?;
     out.put(b"\r\n")?;
@@ -108,7 +116,11 @@ pub fn write(out: &mut Buf, reject: Reject, edits: &ResponseEdits) -> Result<(),
 
 /// Writes a `308 Permanent Redirect` to `location` (the scheme, host and
 /// request target; 308 keeps the method, unlike 301).
-pub fn write_redirect(out: &mut Buf, location: &[&[u8]]) -> Result<(), Full> {
+pub fn write_redirect(
+    out: &mut Buf,
+    location: &[&[u8]],
+    persistence: Persistence,
+) -> Result<(), Full> {
     const BODY: &[u8] = b"308 Permanent Redirect\n";
     out.put(b"HTTP/1.1 308 Permanent Redirect\r\nLocation: ")?;
     for part in location {
@@ -116,7 +128,9 @@ pub fn write_redirect(out: &mut Buf, location: &[&[u8]]) -> Result<(), Full> {
     }
     out.put(b"\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ")?;
     out.put_decimal(BODY.len() as u64)?;
-    out.put(b"\r\nConnection: close\r\n\r\n")?;
+    out.put(b"\r\n")?;
+    out.put(persistence.line())?;
+    out.put(b"\r\n")?;
     out.put(BODY)
 }
 
@@ -126,7 +140,13 @@ mod tests {
 
     fn render(reject: Reject) -> String {
         let mut out = Buf::with_capacity(1024);
-        write(&mut out, reject, &ResponseEdits::default()).unwrap();
+        write(
+            &mut out,
+            reject,
+            &ResponseEdits::default(),
+            Persistence::Close,
+        )
+        .unwrap();
         String::from_utf8(out.data().to_vec()).unwrap()
     }
 
@@ -178,13 +198,24 @@ mod tests {
             .unwrap();
         edits.add("X-Only-On-Success", "1", false).unwrap();
         let mut out = Buf::with_capacity(1024);
-        write(&mut out, Reject::new(Status::NotFound, "no route"), &edits).unwrap();
+        write(
+            &mut out,
+            Reject::new(Status::NotFound, "no route"),
+            &edits,
+            Persistence::Close,
+        )
+        .unwrap();
         let text = String::from_utf8(out.data().to_vec()).unwrap();
         assert!(text.contains("\r\nStrict-Transport-Security: max-age=1\r\n"));
         assert!(!text.contains("X-Only-On-Success"));
 
         let mut out = Buf::with_capacity(1024);
-        write_redirect(&mut out, &[b"https://", b"example.com", b"/a?b=1"]).unwrap();
+        write_redirect(
+            &mut out,
+            &[b"https://", b"example.com", b"/a?b=1"],
+            Persistence::Close,
+        )
+        .unwrap();
         let text = String::from_utf8(out.data().to_vec()).unwrap();
         assert!(text.starts_with(
             "HTTP/1.1 308 Permanent Redirect\r\nLocation: https://example.com/a?b=1\r\n"
@@ -199,7 +230,8 @@ mod tests {
             write(
                 &mut out,
                 Reject::new(Status::BadGateway, "x"),
-                &ResponseEdits::default()
+                &ResponseEdits::default(),
+                Persistence::Close
             ),
             Err(Full)
         );

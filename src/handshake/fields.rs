@@ -73,6 +73,48 @@ impl<'a> ConnectionTokens<'a> {
     }
 }
 
+/// What an answer tells the client about its connection (RFC 9112 §9.3):
+/// the `Connection` line the proxy writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Persistence {
+    /// The connection closes after this answer: `Connection: close`.
+    Close,
+    /// HTTP/1.1 stays open by default: no field needed.
+    Persistent,
+    /// HTTP/1.0 stays open only when told: `Connection: keep-alive`.
+    KeepAlive,
+}
+
+impl Persistence {
+    /// What a client asked for: HTTP/1.1 is persistent unless its
+    /// `Connection` lists `close`; HTTP/1.0 only if it lists `keep-alive`.
+    pub fn requested(minor: u8, connection: &ConnectionTokens<'_>) -> Persistence {
+        if connection.contains(b"close") {
+            Persistence::Close
+        } else if minor >= 1 {
+            Persistence::Persistent
+        } else if connection.contains(b"keep-alive") {
+            Persistence::KeepAlive
+        } else {
+            Persistence::Close
+        }
+    }
+
+    /// Whether the connection stays open after the answer.
+    pub fn keeps(self) -> bool {
+        self != Persistence::Close
+    }
+
+    /// The header line that says so (empty for HTTP/1.1's default).
+    pub fn line(self) -> &'static [u8] {
+        match self {
+            Persistence::Close => b"Connection: close\r\n",
+            Persistence::Persistent => b"",
+            Persistence::KeepAlive => b"Connection: keep-alive\r\n",
+        }
+    }
+}
+
 /// What the framing headers of a message say.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Framing {

@@ -20,7 +20,9 @@ use crate::framing::body::Body;
 use crate::framing::frames::Frames;
 use crate::handshake::answer::{Reject, Status};
 use crate::handshake::edits::{RequestEdits, Vars};
-use crate::handshake::fields::{is_clean_value, is_hop_by_hop, tokens, ConnectionTokens, Framing};
+use crate::handshake::fields::{
+    is_clean_value, is_hop_by_hop, tokens, ConnectionTokens, Framing, Persistence,
+};
 use crate::handshake::forwarded::TrustedProxies;
 
 /// Most header fields in one request head.
@@ -85,6 +87,29 @@ pub struct Head<'h, 'b> {
 }
 
 impl<'b> Head<'_, 'b> {
+    /// Whether the client asked to keep its connection after the answer.
+    pub fn persistence(&self) -> Persistence {
+        Persistence::requested(self.minor, &self.connection)
+    }
+
+    /// RFC 9110 §9.2.2: a request that can be sent again with the same
+    /// effect, so one that met a kept connection the upstream had closed
+    /// is retried on a fresh one.
+    pub fn is_idempotent(&self) -> bool {
+        matches!(
+            self.method,
+            "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
+        )
+    }
+
+    /// `Expect: 100-continue`: the client may wait for a 100 before it
+    /// sends its body (RFC 9110 §10.1.1).
+    pub fn expects_continue(&self) -> bool {
+        self.headers.iter().any(|h| {
+            h.name.eq_ignore_ascii_case("expect") && h.value.eq_ignore_ascii_case(b"100-continue")
+        })
+    }
+
     /// The value of a field that appears exactly once.
     pub fn single(&self, name: &str) -> Option<&'b [u8]> {
         single(self.headers, name)
@@ -317,19 +342,39 @@ fn passes(name: &str, connection: &ConnectionTokens<'_>) -> bool {
     end_to_end || !connection.contains(name.as_bytes())
 }
 
-/// Writes the upstream's version of `head` into `out`: `target` (the
-/// route's rewrite of the client's), the client's end-to-end fields, the
-/// route's `edits`, and the proxy's own fields (`proxies` says whether
-/// the peer's own forwarding fields are believed). `host` fills `$host`.
+/// How the upstream's version of a request differs from the client's.
+#[derive(Clone, Copy, Debug)]
+pub struct Rewrite<'a> {
+    /// The route's rewrite of the client's target.
+    pub target: &'a str,
+    /// What `$host` stands for in the route's edits.
+    pub host: &'a str,
+    /// The route's request field edits.
+    pub edits: &'a RequestEdits,
+    /// Whose forwarding fields are believed.
+    pub proxies: &'a TrustedProxies,
+    /// The upstream connection may stay open for further requests (a
+    /// plain HTTP/1.1 request to a group that keeps connections): no
+    /// `Connection: close`.
+    pub reuse: bool,
+}
+
+/// Writes the upstream's version of `head` into `out`: the rewritten
+/// target, the client's end-to-end fields, the route's edits, and the
+/// proxy's own fields.
 pub fn write_upstream(
     out: &mut Buf,
     head: &Head<'_, '_>,
-    target: &str,
     peer: Peer,
-    proxies: &TrustedProxies,
-    edits: &RequestEdits,
-    host: &str,
+    rewrite: &Rewrite<'_>,
 ) -> Result<(), Full> {
+    let Rewrite {
+        target,
+        host,
+        edits,
+        proxies,
+        reuse,
+    } = *rewrite;
     out.put(head.method.as_bytes())?;
     out.put(b" ")?;
     out.put(target.as_bytes())?;
@@ -364,7 +409,9 @@ pub fn write_upstream(
     match head.kind {
         Kind::Upgrade => out.put(b"Upgrade: websocket\r\nConnection: upgrade\r\n")?,
         Kind::Plain { .. } => {
-            out.put(b"Connection: close\r\n")?;
+            if !reuse || head.minor == 0 {
+                out.put(b"Connection: close\r\n")?;
+            }
             // The chunked body passes through still encoded.
             if head.framing.chunked {
                 out.put(b"Transfer-Encoding: chunked\r\n")?;
@@ -478,7 +525,14 @@ mod tests {
             return Ok(None);
         };
         let edits = RequestEdits::default();
-        write_upstream(out, &head, head.target, peer, proxies, &edits, "")
+        let rewrite = Rewrite {
+            target: head.target,
+            host: "",
+            edits: &edits,
+            proxies,
+            reuse: false,
+        };
+        write_upstream(out, &head, peer, &rewrite)
             .map_err(|Full| Reject::new(Status::HeaderTooLarge, "too large once rewritten"))?;
         Ok(Some(Forward {
             head_len: head.head_len,

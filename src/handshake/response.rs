@@ -1,13 +1,15 @@
 //! The upstream's response head: a 101 starts the tunnel and passes on
 //! byte for byte; interim 1xx answers pass on unchanged; any other answer is
 //! relayed with its status, fields and body intact, but with the hop-by-hop
-//! fields replaced by `Connection: close`, since the proxy closes after it.
+//! fields replaced by the proxy's own `Connection` line: whether the
+//! client's connection stays open is the proxy's business, not the
+//! upstream's.
 
 use crate::buffer::{Buf, Full};
 use crate::framing::body::Body;
 use crate::handshake::answer::{Reject, Status};
 use crate::handshake::edits::ResponseEdits;
-use crate::handshake::fields::{ConnectionTokens, Framing};
+use crate::handshake::fields::{ConnectionTokens, Framing, Persistence};
 use crate::handshake::request::Kind;
 
 /// Most header fields in one response head.
@@ -23,11 +25,16 @@ pub enum Response {
     /// written to `out`; otherwise it passes on byte for byte.
     Switching { head_len: usize, rewritten: bool },
     /// A final answer, rewritten into `out`; `body` frames the bytes after
-    /// `head_len`.
+    /// `head_len`. `persistence`: what the rewritten head told the client
+    /// (no more than asked; `Close` when only the upstream's close ends
+    /// the body). `reusable`: the upstream keeps its connection open for
+    /// another request once the body is through.
     Final {
         head_len: usize,
         status: u16,
         body: Body,
+        persistence: Persistence,
+        reusable: bool,
     },
 }
 
@@ -37,12 +44,14 @@ const fn bad(why: &'static str) -> Reject {
 
 /// Parses the response head at the start of `input`, answering `request`.
 /// A [`Response::Final`], and a 101 that `edits` change, are written to
-/// `out`. `Ok(None)`: not complete yet.
+/// `out`; `persistence` is what the client may be told of its connection.
+/// `Ok(None)`: not complete yet.
 pub fn rewrite(
     input: &[u8],
     max_head: usize,
     request: Kind,
     edits: &ResponseEdits,
+    persistence: Persistence,
     out: &mut Buf,
 ) -> Result<Option<Response>, Reject> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
@@ -112,20 +121,30 @@ pub fn rewrite(
 
     let connection = ConnectionTokens::collect(headers)
         .map_err(|_| bad("upstream sent too many Connection tokens"))?;
-    write_head(
-        out,
+    // A body that ends only when the upstream closes ends the client's
+    // connection too: nothing else would tell the client where it ends.
+    let until_close = body == Body::UntilClose;
+    let persistence = if until_close {
+        Persistence::Close
+    } else {
+        persistence
+    };
+    let reusable = minor >= 1 && !until_close && !connection.contains(b"close");
+    let head = Head {
         minor,
         code,
-        res.reason.unwrap_or(""),
+        reason: res.reason.unwrap_or(""),
         headers,
-        &connection,
-        edits,
-    )
-    .map_err(|Full| bad("upstream response head too large"))?;
+        connection: &connection,
+        persistence,
+    };
+    write_head(out, &head, edits).map_err(|Full| bad("upstream response head too large"))?;
     Ok(Some(Response::Final {
         head_len,
         status: code,
         body,
+        persistence,
+        reusable,
     }))
 }
 
@@ -150,32 +169,36 @@ fn passes(name: &str, connection: &ConnectionTokens<'_>) -> bool {
     !is(&DROPPED) && (is(&FRAMING) || !connection.contains(name.as_bytes()))
 }
 
-fn write_head(
-    out: &mut Buf,
+/// The parts of a final answer's head the rewrite needs.
+struct Head<'a, 'h> {
     minor: u8,
     code: u16,
-    reason: &str,
-    headers: &[httparse::Header<'_>],
-    connection: &ConnectionTokens<'_>,
-    edits: &ResponseEdits,
-) -> Result<(), Full> {
-    out.put(if minor == 0 {
+    reason: &'a str,
+    headers: &'a [httparse::Header<'h>],
+    connection: &'a ConnectionTokens<'h>,
+    persistence: Persistence,
+}
+
+fn write_head(out: &mut Buf, head: &Head<'_, '_>, edits: &ResponseEdits) -> Result<(), Full> {
+    out.put(if head.minor == 0 {
         b"HTTP/1.0 "
     } else {
         b"HTTP/1.1 "
     })?;
-    out.put_decimal(u64::from(code))?;
+    out.put_decimal(u64::from(head.code))?;
     out.put(b" ")?;
-    out.put(reason.as_bytes())?;
+    out.put(head.reason.as_bytes())?;
     out.put(b"\r\n")?;
-    for h in headers
+    for h in head
+        .headers
         .iter()
-        .filter(|h| passes(h.name, connection) && edits.passes(h.name))
+        .filter(|h| passes(h.name, head.connection) && edits.passes(h.name))
     {
         put_field(out, h)?;
     }
-    edits.write_added(out, code)?;
-    out.put(b"Connection: close\r\n\r\n")
+    edits.write_added(out, head.code)?;
+    out.put(head.persistence.line())?;
+    out.put(b"\r\n")
 }
 
 /// A 101 with the route's fields hidden and added; the handshake's own
@@ -211,10 +234,15 @@ mod tests {
 
     fn run(input: &str, request: Kind) -> Result<Option<(Response, String)>, Reject> {
         let mut out = Buf::with_capacity(4096);
-        Ok(
-            rewrite(input.as_bytes(), 16 * 1024, request, &NO_EDITS, &mut out)?
-                .map(|r| (r, String::from_utf8(out.data().to_vec()).unwrap())),
-        )
+        Ok(rewrite(
+            input.as_bytes(),
+            16 * 1024,
+            request,
+            &NO_EDITS,
+            Persistence::Close,
+            &mut out,
+        )?
+        .map(|r| (r, String::from_utf8(out.data().to_vec()).unwrap())))
     }
 
     const NO_EDITS: ResponseEdits = ResponseEdits {
@@ -233,9 +261,16 @@ mod tests {
             "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
                     Server: up\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
         let mut out = Buf::with_capacity(4096);
-        let r = rewrite(head.as_bytes(), 16 * 1024, Kind::Upgrade, &edits, &mut out)
-            .unwrap()
-            .unwrap();
+        let r = rewrite(
+            head.as_bytes(),
+            16 * 1024,
+            Kind::Upgrade,
+            &edits,
+            Persistence::Close,
+            &mut out,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(
             r,
             Response::Switching {
@@ -255,6 +290,7 @@ mod tests {
             16 * 1024,
             Kind::Upgrade,
             &edits,
+            Persistence::Close,
             &mut out,
         )
         .unwrap()
@@ -420,9 +456,16 @@ mod tests {
         let mut out = Buf::with_capacity(4096);
         let big = format!("HTTP/1.1 200 OK\r\nX: {}\r\n", "a".repeat(300));
         assert_eq!(
-            rewrite(big.as_bytes(), 100, GET, &NO_EDITS, &mut out)
-                .unwrap_err()
-                .status,
+            rewrite(
+                big.as_bytes(),
+                100,
+                GET,
+                &NO_EDITS,
+                Persistence::Close,
+                &mut out
+            )
+            .unwrap_err()
+            .status,
             Status::BadGateway
         );
     }

@@ -1,14 +1,19 @@
-//! The Answer, File and Linger phases: the proxy's own answers (errors and
-//! redirects), static files, and the lingering close after an answer, so
-//! that the client reads the answer rather than a reset.
+//! The Answer, File, Discard and Linger phases: the proxy's own answers
+//! (errors and redirects), static files, the unread body of a request so
+//! answered (dropped before the next request), and the lingering close
+//! after an answer, so that the client reads the answer rather than a
+//! reset.
 
+use super::request::{Request, DISCARD_LIMIT};
 use super::{write_out, Core, Ctx, Phase, Step};
 use crate::access_log::Ending;
 use crate::buffer::Buf;
 use crate::files;
+use crate::framing::body::Body;
 use crate::handshake::answer::{self, Reject};
 use crate::relay::copy::READS_PER_TURN;
 use crate::relay::Got;
+use crate::timer;
 use crate::token::Side;
 use crate::{debug, info};
 
@@ -16,6 +21,9 @@ use crate::{debug, info};
 #[derive(Debug)]
 pub(super) struct Answer {
     pub(super) out: Buf,
+    /// The rest of the request's body, to read and drop after the answer
+    /// (`None`: nothing left, or the connection closes anyway).
+    pub(super) unread: Option<Body>,
 }
 
 /// A static file: the head in `out`, then `len` bytes of `file` from
@@ -26,11 +34,37 @@ pub(super) struct File {
     pub(super) file: std::fs::File,
     pub(super) offset: u64,
     pub(super) len: u64,
+    /// As for [`Answer`].
+    pub(super) unread: Option<Body>,
 }
 
-/// Answers with the proxy's own error response (then lingers). Whatever
-/// the pair held upstream is closed.
-pub(super) fn refuse(core: &mut Core, reject: Reject, ctx: &mut Ctx<'_>) -> Step {
+/// Reading and dropping the body of a request answered by the proxy, so
+/// that the next request can be read.
+#[derive(Debug)]
+pub(super) struct Discard {
+    body: Body,
+    /// Bytes still allowed before the connection is closed instead.
+    left: u64,
+}
+
+impl Discard {
+    pub(super) fn new(body: Body) -> Discard {
+        Discard {
+            body,
+            left: DISCARD_LIMIT,
+        }
+    }
+}
+
+/// Answers with the proxy's own error response: then the connection
+/// closes, or (with `unread`, the rest of the request's body) carries on
+/// as `Core::persistence` says. Whatever the pair held upstream is closed.
+pub(super) fn refuse(
+    core: &mut Core,
+    reject: Reject,
+    unread: Option<Body>,
+    ctx: &mut Ctx<'_>,
+) -> Step {
     core.answered(reject.status.code(), ctx);
     core.ended(Ending::Answered);
     if reject.status.code() < 500 {
@@ -43,12 +77,13 @@ pub(super) fn refuse(core: &mut Core, reject: Reject, ctx: &mut Ctx<'_>) -> Step
     }
     core.set_upstream(None, ctx.config);
     let mut out = ctx.relay.bufs.pool.take();
-    if answer::write(&mut out, reject, core.edits(ctx.config)).is_err() {
+    let written = answer::write(&mut out, reject, core.edits(ctx.config), core.persistence);
+    if written.is_err() {
         debug_assert!(false, "an answer always fits a pooled buffer");
         ctx.relay.bufs.pool.give(out);
         return Step::Close;
     }
-    Step::Enter(Phase::Answer(Answer { out }))
+    Step::Enter(Phase::Answer(Answer { out, unread }))
 }
 
 /// Writes the answer; done once it is all out.
@@ -91,6 +126,63 @@ pub(super) fn write_file(f: &mut File, core: &mut Core, ctx: &mut Ctx<'_>) -> St
             Step::Close
         }
     }
+}
+
+/// Reads the unread body of a request the proxy answered, dropping it;
+/// the bytes after it are the next request. A body longer than
+/// [`DISCARD_LIMIT`] closes the connection instead.
+pub(super) fn discard_body(
+    d: &mut Discard,
+    core: &mut Core,
+    closing: bool,
+    ctx: &mut Ctx<'_>,
+) -> Step {
+    let bufs = &mut ctx.relay.bufs;
+    let mut client = core.client.conn();
+    for _ in 0..READS_PER_TURN {
+        bufs.scratch.clear();
+        let room = bufs.scratch.space().len();
+        let n = match client.read(bufs.scratch.space()) {
+            Ok(Got::Bytes(n)) => n,
+            Ok(Got::Blocked) => return Step::Wait,
+            Ok(Got::Eof) | Err(_) => return Step::Close,
+        };
+        bufs.scratch.fill(n);
+        let advance = match d.body.advance(bufs.scratch.data()) {
+            Ok(advance) => advance,
+            Err(e) => {
+                debug!("client {}: {e} in a dropped body", core.client_addr);
+                return Step::Linger;
+            }
+        };
+        if advance.done {
+            let rest = bufs.scratch.len() - advance.used;
+            if rest > 0 {
+                let mut ahead = bufs.take_scratch();
+                ahead.consume(advance.used);
+                core.ahead = Some(Box::new(ahead));
+            }
+            return Step::Enter(Phase::Request(Request::after(core.ahead.take())));
+        }
+        d.left = d.left.saturating_sub(advance.used as u64);
+        if d.left == 0 {
+            debug!(
+                "client {}: body past {DISCARD_LIMIT} bytes after the answer, closing",
+                core.client_addr
+            );
+            return Step::Linger;
+        }
+        let drained = n < room && !closing && !client.peer_ended();
+        ctx.wheel.arm(
+            ctx.key,
+            &mut core.timer,
+            timer::deadline(ctx.now, ctx.config.timeouts.linger),
+        );
+        if drained {
+            return Step::Wait;
+        }
+    }
+    Step::Yield(Side::Client)
 }
 
 /// Shuts the client's write side and reads until it closes, so the last

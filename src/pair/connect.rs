@@ -3,15 +3,18 @@
 //! refuse or time out until one accepts or none is left.
 
 use mio::net::TcpStream;
+use mio::Interest;
 
 use super::end::End;
 use super::{Core, Ctx, Failure, Ready, Step};
 use crate::buffer::{Buf, Pool};
+use crate::framing::body::Body;
 use crate::handshake::answer::{Reject, Status};
 use crate::handshake::request::Kind;
 use crate::metrics::TlsSide;
 use crate::relay::splice::PipePool;
 use crate::relay::{Flow, Tls};
+use crate::token::{self, Side};
 use crate::upstream::Attempt;
 use crate::{debug, warn};
 
@@ -24,16 +27,58 @@ pub(super) struct Connect {
     /// What an upgrading client sent after its head, kept back until the
     /// upstream answers 101.
     pub(super) held: Option<Box<Buf>>,
+    /// The request may be sent again with the same effect.
+    pub(super) idempotent: bool,
+    pub(super) reuse: Reuse,
+    /// The connection is one the worker kept from an earlier request.
+    pub(super) reused: bool,
+}
+
+/// Whether the upstream connection may be one kept from an earlier
+/// request, or kept for a later one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Reuse {
+    /// Neither: an upgrade, an HTTP/1.0 request (sent with
+    /// `Connection: close`), or a group that keeps no connections.
+    Never,
+    /// A fresh connection, which may be kept afterwards: the retry of a
+    /// request whose kept connection had closed.
+    Fresh,
+    /// A kept connection if there is one to the chosen server.
+    Any,
 }
 
 impl Connect {
-    pub(super) fn new(c2u: Flow, kind: Kind, attempt: Attempt, held: Option<Box<Buf>>) -> Connect {
+    pub(super) fn new(
+        c2u: Flow,
+        kind: Kind,
+        attempt: Attempt,
+        held: Option<Box<Buf>>,
+        idempotent: bool,
+        reuse: Reuse,
+    ) -> Connect {
         Connect {
             c2u,
             kind,
             attempt,
             held,
+            idempotent,
+            reuse,
+            reused: false,
         }
+    }
+
+    /// Sends `request` (a copy of one whose kept connection closed before
+    /// answering) to `server` again, over a fresh connection.
+    pub(super) fn retry(request: Buf, kind: Kind, server: usize) -> Connect {
+        Connect::new(
+            Flow::with_pending(Body::Empty, request, false),
+            kind,
+            Attempt::new(server),
+            None,
+            true,
+            Reuse::Fresh,
+        )
     }
 
     pub(super) fn release(mut self, pool: &mut Pool, pipes: &mut PipePool) {
@@ -51,6 +96,9 @@ pub(super) fn start(c: &mut Connect, core: &mut Core, ctx: &mut Ctx<'_>) -> Step
     loop {
         let server = c.attempt.server();
         core.server = super::index(server);
+        if c.reuse == Reuse::Any && take_kept(c, core, ctx) {
+            return connected(core, ctx);
+        }
         let addr = group.servers[server].addr;
         match TcpStream::connect(addr) {
             Ok(stream) => {
@@ -231,9 +279,30 @@ fn failed(
     }
 }
 
+/// Takes a kept connection to the chosen server, if the worker has one.
+fn take_kept(c: &mut Connect, core: &mut Core, ctx: &mut Ctx<'_>) -> bool {
+    let (group, server) = (usize::from(core.group), usize::from(core.server));
+    let Some(mut end) = ctx.kept.as_deref_mut().and_then(|k| k.take(group, server)) else {
+        return false;
+    };
+    let token = token::pair(ctx.key, Side::Upstream);
+    if let Err(e) = end.adopt(ctx.registry, token, Interest::WRITABLE) {
+        debug!("cannot watch a kept upstream connection: {e}; connecting afresh");
+        return false;
+    }
+    ctx.config.groups[group].opened(server);
+    ctx.metrics.upstream_reused.add(1);
+    core.upstream = Some(end);
+    c.reused = true;
+    true
+}
+
 /// Connected (and the TLS handshake done): the request goes up.
 fn connected(core: &mut Core, ctx: &mut Ctx<'_>) -> Step {
     core.group(ctx.config)
         .connect_succeeded(usize::from(core.server));
+    if let Some(upstream) = &mut core.upstream {
+        upstream.uses = upstream.uses.saturating_add(1);
+    }
     Step::Connected
 }

@@ -15,6 +15,9 @@ pub(super) struct End {
     pub(super) tls: Option<Box<Tls>>,
     /// What the poll watches for; `None` while not registered.
     registered: Option<Interest>,
+    /// Requests sent over this connection (an upstream's, kept between
+    /// requests), saturating.
+    pub(super) uses: u16,
 }
 
 impl End {
@@ -23,6 +26,7 @@ impl End {
             tcp,
             tls: None,
             registered: None,
+            uses: 0,
         }
     }
 
@@ -68,6 +72,25 @@ impl End {
             (None, None) => {}
         }
         self.registered = want;
+        Ok(())
+    }
+}
+
+impl End {
+    /// Registers the socket under `token` with `want`, whatever it was
+    /// registered as before: a kept connection taken up by a pair, or
+    /// handed back to the pool.
+    pub(super) fn adopt(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        want: Interest,
+    ) -> io::Result<()> {
+        match self.registered {
+            Some(_) => registry.reregister(&mut self.tcp, token, want)?,
+            None => registry.register(&mut self.tcp, token, want)?,
+        }
+        self.registered = Some(want);
         Ok(())
     }
 }

@@ -4,6 +4,10 @@
 
 use std::time::Instant;
 
+use mio::Registry;
+
+use super::pool::Kept;
+use crate::access_log::Sink;
 use crate::config::Config;
 use crate::limits::Admission;
 use crate::metrics::Shard;
@@ -27,8 +31,18 @@ pub struct Ctx<'a> {
     pub metrics: &'a Shard,
     pub admission: &'a Admission,
     /// The worker is draining until then: a tunnel that opens now is
-    /// drained at once.
+    /// drained at once, and a connection closes after its exchange.
     pub draining: Option<Tick>,
+    /// A reload replaced the pair's configuration: its exchange finishes,
+    /// then the connection closes.
+    pub stale: bool,
+    /// Where the pair's sockets are registered.
+    pub registry: &'a Registry,
+    /// The worker's idle upstream connections, for pairs under the
+    /// current configuration (the pool's group indices are its).
+    pub kept: Option<&'a mut Kept>,
+    /// The worker's access log lines.
+    pub log: &'a mut Sink,
 }
 
 /// What a socket event reported.

@@ -1,14 +1,17 @@
 //! A client connection and its upstream connection: one slab entry, one
-//! state machine.
+//! state machine. A client connection is a loop of exchanges; any of them
+//! may be the upgrade that turns it into a tunnel.
 //!
 //! ```text
-//! Preface ──PROXY header──▶ Request ──head parsed, routed──▶ Connect ──connected──▶ Response
-//!                              │                               │ refused/timeout: next server
-//!                              │ bad head, redirect, file      ▼ none left: 502/504
-//!                              ▼                             Answer ──written──▶ Linger ──EOF──▶ closed
-//!                           Answer / File ──written──▶ Linger
+//!        ┌──────────────── next request (keep-alive) ◀──────────────────┐
+//!        ▼                                                              │
+//! Preface ─▶ Request ──head parsed, routed──▶ Connect ──connected──▶ Response
+//!              │                               │ failed: next server      │
+//!              │ own answer, redirect, file    ▼ none left: 502/504       │
+//!              ▼                             Answer ─▶ Linger ─▶ closed   │
+//!           Answer / File ──written──▶ (Discard the unread body) ─────────┤
 //! Response ──101──▶ Tunnel ──both directions shut / error / idle / drained──▶ closed
-//!          ──other──▶ Exchange ──answer relayed──▶ Linger
+//!          ──other──▶ Exchange ──answer relayed──▶ next request, or Linger ─┘
 //! ```
 //!
 //! Each phase lives in its own file with its own data (`request.rs`,
@@ -26,6 +29,7 @@ mod connect;
 mod end;
 mod event;
 mod head;
+mod pool;
 mod pump;
 mod request;
 mod response;
@@ -41,8 +45,10 @@ use mio::{Interest, Registry};
 use crate::access_log::{self, Ending, Sink};
 use crate::buffer::Buf;
 use crate::config::Config;
+use crate::framing::body::Body;
 use crate::handshake::answer::Reject;
 use crate::handshake::edits::ResponseEdits;
+use crate::handshake::fields::Persistence;
 use crate::handshake::request::Peer;
 use crate::metrics::{Shard, TlsSide, TunnelNames};
 use crate::relay::{Flow, Resources, Tls};
@@ -52,6 +58,7 @@ use crate::upstream::Group;
 use crate::{debug, info, warn};
 use end::{interest, End};
 pub use event::{Ctx, Outcome, Ready};
+pub use pool::Kept;
 use pump::Dir;
 
 /// The phase a pair is in, with the data only that phase needs.
@@ -76,6 +83,9 @@ enum Phase {
     Answer(answer::Answer),
     /// Serving a static file.
     File(answer::File),
+    /// Reading and dropping the body of a request the proxy answered
+    /// itself, before the next request.
+    Discard(answer::Discard),
     /// Write side shut; discarding input until EOF or the linger timeout.
     Linger,
     /// Transient, while a transition moves the old phase's parts.
@@ -93,6 +103,7 @@ impl Phase {
             Phase::Tunnel(_) => "tunnel",
             Phase::Answer(_) => "answer",
             Phase::File(_) => "file",
+            Phase::Discard(_) => "discard",
             Phase::Linger => "linger",
             Phase::Moving => "moving",
         }
@@ -112,10 +123,11 @@ impl Phase {
                 t.c2u.release(pool, pipes);
                 t.u2c.release(pool, pipes);
             }
-            Phase::Answer(answer::Answer { out }) | Phase::File(answer::File { out, .. }) => {
+            Phase::Answer(answer::Answer { out, .. }) | Phase::File(answer::File { out, .. }) => {
                 pool.give(out)
             }
-            Phase::Preface | Phase::Request(_) | Phase::Linger | Phase::Moving => {}
+            Phase::Request(r) => r.release(pool),
+            Phase::Preface | Phase::Discard(_) | Phase::Linger | Phase::Moving => {}
         }
     }
 }
@@ -127,8 +139,12 @@ fn legal(from: &str, to: &str) -> bool {
         ("preface", "request" | "answer")
             | ("request", "connect" | "answer" | "file" | "linger")
             | ("connect", "response" | "answer")
-            | ("response", "exchange" | "tunnel" | "answer")
-            | ("exchange" | "answer" | "file", "linger")
+            | ("response", "exchange" | "tunnel" | "answer" | "connect")
+            | (
+                "exchange" | "answer" | "file",
+                "request" | "discard" | "linger"
+            )
+            | ("discard", "request" | "linger")
     )
 }
 
@@ -150,9 +166,19 @@ enum Step {
     Connected,
     /// Response: the upstream answered. A tunnel after a 101, else a plain
     /// exchange; `u2c` carries the answer's head and what came with it.
-    Answered { u2c: Flow, tunnel: bool },
-    /// Answer with the proxy's own error response.
+    /// `reusable`: the upstream connection may carry another request once
+    /// the answer is through.
+    Answered {
+        u2c: Flow,
+        tunnel: bool,
+        reusable: bool,
+    },
+    /// Answer with the proxy's own error response, then close.
     Refuse(Reject),
+    /// Answer a request read whole (its head) with the proxy's own error
+    /// response; the connection stays as `Core::persistence` says, after
+    /// `unread`, the rest of its body, is read and dropped.
+    Decline { reject: Reject, unread: Body },
     /// The answer went out whole: the exchange is over.
     Done,
     /// Shut the write side and read the client to its end.
@@ -223,6 +249,14 @@ struct Core {
     record: Option<Box<access_log::Exchange>>,
     /// The worker's configuration generation this pair uses.
     gen: u16,
+    /// Requests read on this connection, saturating.
+    served: u16,
+    /// What the current exchange's answer says of the connection: closed
+    /// after it, or kept for the next request.
+    persistence: Persistence,
+    /// Bytes of the next request(s), read along with the current one
+    /// (pipelining).
+    ahead: Option<Box<Buf>>,
     /// The connection limits counted `client_addr`'s address (not yet,
     /// while a PROXY protocol header has not named the client).
     ip_counted: bool,
@@ -251,6 +285,9 @@ impl Pair {
                 started: 0,
                 record: None,
                 gen: index(gen),
+                served: 0,
+                persistence: Persistence::Close,
+                ahead: None,
                 ip_counted,
             },
             phase: Phase::Request(request::Request::default()),
@@ -386,6 +423,9 @@ impl Pair {
             }
             (Phase::Answer(a), Side::Client) if ready.writable => answer::write(a, core),
             (Phase::File(f), Side::Client) if ready.writable => answer::write_file(f, core, ctx),
+            (Phase::Discard(d), Side::Client) if ready.readable => {
+                answer::discard_body(d, core, ready.closing, ctx)
+            }
             (Phase::Linger, Side::Client) if ready.readable => {
                 answer::discard(core, &mut ctx.relay.bufs.scratch)
             }
@@ -405,7 +445,7 @@ impl Pair {
                 );
                 Step::Close
             }
-            Phase::Request(_) => request::timed_out(core, ctx),
+            Phase::Request(r) => request::timed_out(r, core, ctx),
             Phase::Connect(c) => connect::timed_out(c, core, ctx),
             Phase::Response(r) => response::timed_out(r, core, ctx),
             Phase::Exchange(_) => response::stalled(core, ctx),
@@ -414,6 +454,13 @@ impl Pair {
                 debug!(
                     "client {}: file transfer stalled for {:?}, closing",
                     core.client_addr, ctx.config.timeouts.response
+                );
+                Step::Close
+            }
+            Phase::Discard(_) => {
+                debug!(
+                    "client {}: request body not sent within {:?}, closing",
+                    core.client_addr, ctx.config.timeouts.linger
                 );
                 Step::Close
             }
@@ -428,6 +475,10 @@ impl Pair {
     /// `deadline` is closed. A pair that is not a tunnel (yet) is left
     /// alone: a handshake in flight finishes first.
     pub fn drain(&mut self, deadline: Tick, why: Ending, ctx: &mut Ctx<'_>) -> Outcome {
+        if self.is_idle() {
+            // Between two requests: nothing is lost by closing now.
+            return Outcome::Close;
+        }
         let Phase::Tunnel(t) = &mut self.phase else {
             return Outcome::Continue;
         };
@@ -439,6 +490,12 @@ impl Pair {
             return outcome;
         }
         outcome.and(self.pump(Dir::Down, false, ctx))
+    }
+
+    /// A client connection kept open between requests, with no byte of
+    /// the next one yet.
+    pub fn is_idle(&self) -> bool {
+        matches!(&self.phase, Phase::Request(r) if r.is_idle())
     }
 
     /// A tunnel's site, route location, upstream group and server, by
@@ -475,7 +532,7 @@ impl Pair {
         let u = self.core.upstream.as_ref().is_some_and(End::wants_flush);
         match &self.phase {
             Phase::Preface => [interest(true, false), None],
-            Phase::Request(_) | Phase::Linger => [interest(true, c), None],
+            Phase::Request(_) | Phase::Discard(_) | Phase::Linger => [interest(true, c), None],
             Phase::Connect(_) if self.core.upstream.as_ref().is_some_and(|u| u.tls.is_some()) => {
                 [None, interest(true, u)]
             }
@@ -484,7 +541,7 @@ impl Pair {
                 interest(r.c2u.wants_read(), r.waits_for_client() || c),
                 interest(!r.waits_for_client(), r.c2u.wants_write() || u),
             ],
-            Phase::Exchange(response::Exchange { c2u, u2c })
+            Phase::Exchange(response::Exchange { c2u, u2c, .. })
             | Phase::Tunnel(tunnel::Tunnel { c2u, u2c, .. }) => [
                 interest(c2u.wants_read(), u2c.wants_write() || c),
                 interest(u2c.wants_read(), c2u.wants_write() || u),
@@ -522,21 +579,15 @@ impl Pair {
             metrics.tunnel_closed(&core.tunnel_names(config), lived);
             tunnel = Some(lived);
         }
-        if let Some(x) = core.record.take().filter(|x| x.status != 0) {
-            let line = access_log::Line {
-                client: core.client_addr,
-                route: (core.route != NONE)
-                    .then(|| config.routes[usize::from(core.route)].location.as_str()),
-                upstream: (core.group != NONE).then(|| {
-                    config.groups[usize::from(core.group)].servers[usize::from(core.server)]
-                        .name
-                        .as_str()
-                }),
-                tunnel,
-            };
-            log.record(&line, &x);
+        if self.is_idle() {
+            metrics.keepalive_idle.sub(1);
         }
+        let core = &mut self.core;
+        core.log_exchange(config, tunnel, log);
         mem::replace(&mut self.phase, Phase::Moving).release(res);
+        if let Some(ahead) = core.ahead.take() {
+            res.bufs.pool.give(*ahead);
+        }
         core.set_upstream(None, config);
     }
 
@@ -552,26 +603,36 @@ impl Pair {
                 Step::Enter(next) => self.enter(from, next, ctx),
                 Step::Connected => match mem::replace(&mut self.phase, Phase::Moving) {
                     Phase::Connect(c) => {
-                        self.enter(from, Phase::Response(response::Response::new(c)), ctx)
+                        let response = response::Response::new(c, &mut ctx.relay.bufs.pool);
+                        self.enter(from, Phase::Response(response), ctx)
                     }
                     other => self.illegal(other, "connected"),
                 },
-                Step::Answered { u2c, tunnel } => {
-                    match mem::replace(&mut self.phase, Phase::Moving) {
-                        Phase::Response(r) => {
-                            let pool = &mut ctx.relay.bufs.pool;
-                            let next = if tunnel {
-                                Phase::Tunnel(tunnel::Tunnel::new(r, u2c, pool))
-                            } else {
-                                Phase::Exchange(response::Exchange::new(r, u2c, pool))
-                            };
-                            self.enter(from, next, ctx)
-                        }
-                        other => self.illegal(other, "answered"),
+                Step::Answered {
+                    u2c,
+                    tunnel,
+                    reusable,
+                } => match mem::replace(&mut self.phase, Phase::Moving) {
+                    Phase::Response(r) => {
+                        let pool = &mut ctx.relay.bufs.pool;
+                        let next = if tunnel {
+                            Phase::Tunnel(tunnel::Tunnel::new(r, u2c, pool))
+                        } else {
+                            Phase::Exchange(response::Exchange::new(r, u2c, reusable, pool))
+                        };
+                        self.enter(from, next, ctx)
                     }
+                    other => self.illegal(other, "answered"),
+                },
+                Step::Refuse(reject) => {
+                    self.core.persistence = Persistence::Close;
+                    answer::refuse(&mut self.core, reject, None, ctx)
                 }
-                Step::Refuse(reject) => answer::refuse(&mut self.core, reject, ctx),
-                Step::Done | Step::Linger => self.enter(from, Phase::Linger, ctx),
+                Step::Decline { reject, unread } => {
+                    answer::refuse(&mut self.core, reject, Some(unread), ctx)
+                }
+                Step::Done => self.finish_exchange(ctx),
+                Step::Linger => self.enter(from, Phase::Linger, ctx),
             };
         }
     }
@@ -584,8 +645,41 @@ impl Pair {
             "illegal move from {from} to {}",
             next.name()
         );
+        if self.is_idle() {
+            ctx.metrics.keepalive_idle.sub(1);
+        }
         mem::replace(&mut self.phase, next).release(ctx.relay);
         self.start_phase(ctx)
+    }
+
+    /// The answer went out whole: logs the exchange, then reads the next
+    /// request (after dropping the rest of this one's body, if the proxy
+    /// answered it without reading it), or closes.
+    fn finish_exchange(&mut self, ctx: &mut Ctx<'_>) -> Step {
+        let core = &mut self.core;
+        core.log_exchange(ctx.config, None, ctx.log);
+        let unread = match &mut self.phase {
+            Phase::Answer(a) => a.unread.take(),
+            Phase::File(f) => f.unread.take(),
+            Phase::Exchange(x) => {
+                // An upgrade the upstream refused left the client unread
+                // after its head (bodyless): the next request starts there.
+                if !x.c2u.is_complete() && !x.c2u.is_held() {
+                    // The upstream answered before the request body was
+                    // through: where the next request starts is unknown.
+                    core.persistence = Persistence::Close;
+                }
+                None
+            }
+            _ => None,
+        };
+        if !core.persistence.keeps() || ctx.draining.is_some() || ctx.stale {
+            return Step::Linger;
+        }
+        match unread.filter(|body| !body.is_done()) {
+            Some(body) => Step::Enter(Phase::Discard(answer::Discard::new(body))),
+            None => Step::Enter(Phase::Request(request::Request::after(core.ahead.take()))),
+        }
     }
 
     /// A step that does not fit the phase: a bug. Closes the pair rather
@@ -605,7 +699,7 @@ impl Pair {
     fn start_phase(&mut self, ctx: &mut Ctx<'_>) -> Step {
         let core = &mut self.core;
         match &mut self.phase {
-            Phase::Request(r) => request::read(r, core, false, ctx),
+            Phase::Request(r) => request::start(r, core, ctx),
             Phase::Connect(c) => connect::start(c, core, ctx),
             Phase::Response(r) => {
                 core.arm(ctx, ctx.config.timeouts.response);
@@ -620,6 +714,10 @@ impl Pair {
             Phase::File(f) => {
                 core.arm(ctx, ctx.config.timeouts.response);
                 answer::write_file(f, core, ctx)
+            }
+            Phase::Discard(d) => {
+                core.arm(ctx, ctx.config.timeouts.linger);
+                answer::discard_body(d, core, false, ctx)
             }
             Phase::Linger => answer::linger(core, ctx),
             Phase::Preface | Phase::Moving => Step::Wait,
@@ -695,6 +793,42 @@ impl Core {
         if let Some(x) = &mut self.record {
             x.status = code;
             x.handshake_us = us;
+        }
+    }
+
+    /// Writes the exchange's access log line, if it has one, and readies
+    /// the record for the next exchange. `tunnel`: how long it lived, if
+    /// it was one.
+    fn log_exchange(&mut self, config: &Config, tunnel: Option<Duration>, log: &mut Sink) {
+        let Some(x) = self.record.as_mut().filter(|x| x.status != 0) else {
+            return;
+        };
+        let line = access_log::Line {
+            client: self.client_addr,
+            route: (self.route != NONE)
+                .then(|| config.routes[usize::from(self.route)].location.as_str()),
+            upstream: (self.group != NONE).then(|| {
+                config.groups[usize::from(self.group)].servers[usize::from(self.server)]
+                    .name
+                    .as_str()
+            }),
+            tunnel,
+        };
+        log.record(&line, x);
+        **x = access_log::Exchange::default();
+    }
+
+    /// Keeps `bytes`, read past the end of the current request, as the
+    /// start of the next.
+    fn keep_ahead(&mut self, bytes: Option<Box<Buf>>, ctx: &mut Ctx<'_>) {
+        let Some(bytes) = bytes else {
+            return;
+        };
+        // Either the request's early bytes held its whole body (and the
+        // rest is ahead already), or the relay read past it: not both.
+        debug_assert!(self.ahead.is_none(), "two sets of bytes ahead");
+        if let Some(old) = self.ahead.replace(bytes) {
+            ctx.relay.bufs.pool.give(*old);
         }
     }
 

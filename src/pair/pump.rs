@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::{Core, Ctx, Step};
 use crate::access_log::Ending;
+use crate::buffer::Buf;
 use crate::relay::{self, Fault, Flow, Progress, Pumped};
 use crate::token::Side;
 use crate::{debug, info};
@@ -29,6 +30,13 @@ impl Dir {
     }
 }
 
+/// What a relay turn did, and the bytes it read past the end of the
+/// flow's message, if any.
+pub(super) struct Ran {
+    pub(super) progress: Progress,
+    pub(super) surplus: Option<Box<Buf>>,
+}
+
 /// Runs one relay turn of `flow` in direction `dir`. `closing`: the
 /// source's event reported EOF or an error.
 pub(super) fn run(
@@ -37,7 +45,7 @@ pub(super) fn run(
     core: &mut Core,
     closing: bool,
     ctx: &mut Ctx<'_>,
-) -> Result<Progress, Fault> {
+) -> Result<Ran, Fault> {
     let Some(upstream) = core.upstream.as_mut() else {
         return Err(Fault::Destination(std::io::ErrorKind::NotConnected.into()));
     };
@@ -50,7 +58,17 @@ pub(super) fn run(
     if closing {
         flow.source_closing();
     }
-    relay::pump(flow, src, dst, ctx.relay)
+    let pumped = relay::pump(flow, src, dst, ctx.relay);
+    let surplus = ctx.relay.bufs.surplus.take();
+    match pumped {
+        Ok(progress) => Ok(Ran { progress, surplus }),
+        Err(fault) => {
+            if let Some(bytes) = surplus {
+                ctx.relay.bufs.pool.give(*bytes);
+            }
+            Err(fault)
+        }
+    }
 }
 
 /// Counts what a turn moved and, if it moved anything, pushes the pair's

@@ -4,22 +4,87 @@
 
 use std::io;
 
+use super::connect::Reuse;
 use super::head::{Fill, HeadReader};
 use super::{answer, connect, index, Core, Ctx, Phase, Step, NONE};
 use crate::buffer::{Buf, Pool};
 use crate::dispatch::{self, Action, Inputs};
 use crate::framing::body::Body;
 use crate::handshake::answer::{Reject, Status};
+use crate::handshake::fields::Persistence;
 use crate::handshake::request::{self, Kind, MAX_HEADERS};
 use crate::metrics::TlsSide;
 use crate::proxy_protocol::{self, Origin};
 use crate::relay::{conn, Flow, Got};
+use crate::timer;
 use crate::{debug, info};
 
 /// Reading the request head.
 #[derive(Debug, Default)]
 pub(super) struct Request {
     head: HeadReader,
+    /// Kept open after an exchange, with no byte of the next request yet:
+    /// holds no buffer, and a drain or a reload closes it at once.
+    idle: bool,
+}
+
+/// Most body bytes the proxy reads and drops after answering a request
+/// itself (a 404 to a POST, say) to keep the connection for the next
+/// request; a longer body closes the connection after the answer.
+pub(super) const DISCARD_LIMIT: u64 = 1 << 20;
+
+impl Request {
+    /// The request after an exchange: `ahead` holds what the client sent
+    /// of it already, if anything.
+    pub(super) fn after(ahead: Option<Box<Buf>>) -> Request {
+        Request {
+            idle: ahead.is_none(),
+            head: HeadReader::seeded(ahead),
+        }
+    }
+
+    pub(super) fn is_idle(&self) -> bool {
+        self.idle
+    }
+
+    pub(super) fn release(mut self, pool: &mut Pool) {
+        self.head.clear(pool);
+    }
+}
+
+/// A request's first turn: after an exchange, the keep-alive timeout runs
+/// until its first byte (the handshake timeout once some came along);
+/// the first request's runs since the accept.
+pub(super) fn start(req: &mut Request, core: &mut Core, ctx: &mut Ctx<'_>) -> Step {
+    if core.served > 0 {
+        if req.idle {
+            ctx.metrics.keepalive_idle.add(1);
+            core.arm(ctx, ctx.config.keepalive.timeout);
+        } else {
+            core.arm(ctx, ctx.config.timeouts.handshake);
+        }
+    }
+    read(req, core, false, ctx)
+}
+
+/// What the request said beyond its plan, for carrying the plan out.
+struct Read {
+    /// The read that brought the head's end was short: the socket is empty.
+    drained: bool,
+    /// Bytes the client sent after the head in the same read(s).
+    early: usize,
+    /// What the client asked for its connection, within the proxy's
+    /// limits: an answer from upstream says this.
+    asked: Persistence,
+    /// What the proxy's own answer says: no more than `asked`, and
+    /// `Close` when the body cannot be read and dropped to get to the
+    /// next request.
+    own: Persistence,
+    /// The body still to come after the early bytes.
+    unread: Body,
+    idempotent: bool,
+    /// HTTP/1.`minor`.
+    minor: u8,
 }
 
 /// Reads and handles the request head. `closing`: the event reported EOF
@@ -31,11 +96,14 @@ pub(super) fn read(req: &mut Request, core: &mut Core, closing: bool, ctx: &mut 
     let limit = ctx.config.max_head;
     let peer = core.peer();
     loop {
-        let bufs = &mut ctx.relay.bufs;
         let handshaking = core.client.is_handshaking();
-        let fill = req
-            .head
-            .fill(core.client.conn(), &mut bufs.scratch, limit, limit, closing);
+        let fill = req.head.fill(
+            core.client.conn(),
+            &mut ctx.relay.bufs.scratch,
+            limit,
+            limit,
+            closing,
+        );
         let (input, drained) = match fill {
             Ok(Fill::Input { input, drained }) => (input, drained),
             Ok(Fill::Blocked) => return Step::Wait,
@@ -57,34 +125,93 @@ pub(super) fn read(req: &mut Request, core: &mut Core, closing: bool, ctx: &mut 
                 return Step::Close;
             }
         };
+        if req.idle {
+            // The next request has begun: it has the handshake timeout to
+            // arrive whole.
+            req.idle = false;
+            ctx.metrics.keepalive_idle.sub(1);
+            let deadline = timer::deadline(ctx.now, ctx.config.timeouts.handshake);
+            ctx.wheel.arm(ctx.key, &mut core.timer, deadline);
+        }
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let head = match request::parse(input, limit, &mut headers) {
             Ok(None) => {
-                req.head.keep(&bufs.scratch, 0);
+                req.head.keep(&mut ctx.relay.bufs, 0);
                 continue;
             }
             Ok(Some(head)) => head,
             Err(reject) => return Step::Refuse(reject),
         };
-        let mut out = bufs.pool.take();
+        core.served = core.served.saturating_add(1);
+        if core.served > 1 {
+            // Each request on a kept connection is timed from its head.
+            core.started = ctx.metrics.stamp(ctx.at);
+        }
+        let early = &input[head.head_len..];
+        let mut unread = head.body.clone();
+        let own_taken = match unread.advance(early) {
+            Ok(advance) => advance.used,
+            Err(_) => {
+                return Step::Refuse(Reject::new(Status::BadRequest, "malformed chunked body"))
+            }
+        };
+        let asked = if ctx.config.keepalive.allows(u32::from(core.served))
+            && ctx.draining.is_none()
+            && !ctx.stale
+        {
+            head.persistence()
+        } else {
+            Persistence::Close
+        };
+        let own = match &unread {
+            _ if unread.is_done() => asked,
+            // The client may wait for a 100 that will not come.
+            _ if head.expects_continue() => Persistence::Close,
+            Body::Length(n) if *n > DISCARD_LIMIT => Persistence::Close,
+            _ => asked,
+        };
+        let read = Read {
+            drained,
+            early: early.len(),
+            asked,
+            own,
+            unread,
+            idempotent: head.is_idempotent(),
+            minor: head.minor,
+        };
+        let mut out = ctx.relay.bufs.pool.take();
         let inputs = Inputs {
             config: ctx.config,
             listener: usize::from(core.listener),
             peer,
             picker: ctx.picker,
             now: ctx.at,
+            persistence: own,
         };
-        let early = input.len() - head.head_len;
-        let plan = dispatch::decide(&head, &input[head.head_len..], inputs, &mut out);
-        req.head.clear();
+        let plan = dispatch::decide(&head, early, inputs, &mut out);
+        let used = head.head_len
+            + match &plan.action {
+                Action::Forward { taken, .. } => *taken,
+                _ => own_taken,
+            };
+        core.ahead = req.head.rest(&mut ctx.relay.bufs, used);
         core.site = plan.site.map_or(NONE, index);
         core.route = plan.route.map_or(NONE, index);
-        return carry_out(plan.action, out, drained, early, core, ctx);
+        core.group = NONE;
+        return carry_out(plan.action, out, read, core, ctx);
     }
 }
 
-/// The request head did not come within the handshake timeout.
-pub(super) fn timed_out(core: &mut Core, ctx: &mut Ctx<'_>) -> Step {
+/// No request head within the handshake timeout (408), or no next request
+/// within the keep-alive timeout (closed quietly, as nginx does).
+pub(super) fn timed_out(req: &mut Request, core: &mut Core, ctx: &mut Ctx<'_>) -> Step {
+    if req.idle {
+        debug!(
+            "client {}: no request within {:?} of the last one, closing",
+            core.client_addr, ctx.config.keepalive.timeout
+        );
+        return Step::Close;
+    }
     if core.client.is_handshaking() {
         info!(
             "client {}: TLS handshake not finished within {:?}, closing",
@@ -194,31 +321,42 @@ fn tls_refused(e: &io::Error, core: &mut Core, ctx: &mut Ctx<'_>) -> Step {
 }
 
 /// Acts on a request's plan; `out` holds what it wrote, ending with up to
-/// `early` bytes the client sent after its head.
-fn carry_out(
-    action: Action,
-    out: Buf,
-    drained: bool,
-    early: usize,
-    core: &mut Core,
-    ctx: &mut Ctx<'_>,
-) -> Step {
+/// `read.early` bytes the client sent after its head.
+fn carry_out(action: Action, out: Buf, read: Read, core: &mut Core, ctx: &mut Ctx<'_>) -> Step {
+    // What the proxy answers itself leaves the body unread: it is read and
+    // dropped after the answer, if the connection is to carry on.
+    let unread = (read.own.keeps() && !read.unread.is_done()).then_some(read.unread);
     match action {
         Action::Reply => {
+            core.persistence = read.own;
             core.answered(308, ctx);
-            Step::Enter(Phase::Answer(answer::Answer { out }))
+            Step::Enter(Phase::Answer(answer::Answer { out, unread }))
         }
         Action::Refuse(reject) => {
             ctx.relay.bufs.pool.give(out);
-            Step::Refuse(reject)
+            // A request refused for what it asked, not for how it was
+            // framed, leaves the connection usable.
+            core.persistence = match reject.status {
+                Status::Forbidden
+                | Status::NotFound
+                | Status::MethodNotAllowed
+                | Status::UpgradeRequired => read.own,
+                _ => Persistence::Close,
+            };
+            Step::Decline {
+                reject,
+                unread: unread.unwrap_or(Body::Empty),
+            }
         }
         Action::Serve { file, len } => {
+            core.persistence = read.own;
             core.answered(200, ctx);
             Step::Enter(Phase::File(answer::File {
                 out,
                 file,
                 offset: 0,
                 len,
+                unread,
             }))
         }
         Action::Forward {
@@ -226,12 +364,29 @@ fn carry_out(
             kind,
             body,
             attempt,
+            ..
         } => {
+            core.persistence = read.asked;
             core.group = index(group);
-            let (out, held) = hold_early(kind, out, early, &mut ctx.relay.bufs.pool);
-            let c2u = request_flow(kind, body, out, drained);
+            // The upstream head says `Connection: close` unless this
+            // holds (see `dispatch`): then its connection may be kept.
+            let reuse = if kind == Kind::Upgrade
+                || read.minor == 0
+                || ctx.config.groups[group].keepalive.idle == 0
+            {
+                Reuse::Never
+            } else {
+                Reuse::Any
+            };
+            let (out, held) = hold_early(kind, out, read.early, &mut ctx.relay.bufs.pool);
+            let c2u = request_flow(kind, body, out, read.drained);
             Step::Enter(Phase::Connect(connect::Connect::new(
-                c2u, kind, attempt, held,
+                c2u,
+                kind,
+                attempt,
+                held,
+                read.idempotent,
+                reuse,
             )))
         }
     }

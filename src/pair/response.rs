@@ -3,20 +3,21 @@
 //! opens a tunnel, any other answer is relayed to the client as a plain
 //! exchange.
 
-use super::connect::Connect;
+use super::connect::{Connect, Reuse};
 use super::head::{Fill, HeadReader};
 use super::pump::{self, Dir};
-use super::{Core, Ctx, Step, NO_EDITS};
+use super::{Core, Ctx, Phase, Step, NO_EDITS};
 use crate::access_log::Ending;
 use crate::buffer::{Buf, Pool, BUF_BYTES};
 use crate::framing::body::Body;
 use crate::framing::frames::Frames;
 use crate::handshake::answer::{Reject, Status};
 use crate::handshake::edits::ResponseEdits;
+use crate::handshake::fields::Persistence;
 use crate::handshake::request::{Kind, REWRITE_SLACK};
 use crate::handshake::response::{self, Response as Head};
 use crate::relay::splice::PipePool;
-use crate::relay::Flow;
+use crate::relay::{Fault, Flow};
 use crate::{debug, warn};
 
 /// Awaiting the response head.
@@ -31,6 +32,12 @@ pub(super) struct Response {
     /// What an upgrading client sent after its head, kept back until the
     /// upstream answers 101.
     held: Option<Box<Buf>>,
+    /// Over a kept connection: a copy of the whole request, sent again
+    /// over a fresh one if the kept one turns out closed before a byte of
+    /// the answer (RFC 9110 §9.2.2: idempotent requests only).
+    replay: Option<Box<Buf>>,
+    /// The upstream connection may carry another request afterwards.
+    reuse: Reuse,
 }
 
 /// A plain answer on its way to the client.
@@ -38,6 +45,9 @@ pub(super) struct Response {
 pub(super) struct Exchange {
     pub(super) c2u: Flow,
     pub(super) u2c: Flow,
+    /// The upstream's connection may carry another request once the
+    /// answer is through.
+    reusable: bool,
 }
 
 /// What one parse of a response head's bytes produced.
@@ -54,18 +64,31 @@ enum Answered {
     Final {
         body: Body,
         status: u16,
+        persistence: Persistence,
+        reusable: bool,
     },
     Bad(Reject),
 }
 
 impl Response {
-    pub(super) fn new(c: Connect) -> Response {
+    pub(super) fn new(c: Connect, pool: &mut Pool) -> Response {
+        let replay = match c.c2u.whole_message() {
+            Some(request) if c.reused && c.idempotent => {
+                let mut copy = pool.take();
+                // The request fit one buffer, so it fits its copy.
+                let _ = copy.put(request);
+                Some(Box::new(copy))
+            }
+            _ => None,
+        };
         Response {
             c2u: c.c2u,
             kind: c.kind,
             head: HeadReader::default(),
             interim: None,
             held: c.held,
+            replay,
+            reuse: c.reuse,
         }
     }
 
@@ -76,7 +99,10 @@ impl Response {
 
     pub(super) fn release(mut self, pool: &mut Pool, pipes: &mut PipePool) {
         self.c2u.release(pool, pipes);
-        for buf in self.interim.into_iter().chain(self.held.map(|b| *b)) {
+        self.head.clear(pool);
+        let held = self.held.map(|b| *b);
+        let replay = self.replay.map(|b| *b);
+        for buf in self.interim.into_iter().chain(held).chain(replay) {
             pool.give(buf);
         }
     }
@@ -84,31 +110,56 @@ impl Response {
     /// Once the answer came: the request's flow, and what the client sent
     /// early (a tunnel's to send, else dropped).
     pub(super) fn finish(mut self, pool: &mut Pool) -> (Flow, Option<Buf>) {
-        if let Some(buf) = self.interim.take() {
+        self.head.clear(pool);
+        let replay = self.replay.take().map(|b| *b);
+        for buf in self.interim.take().into_iter().chain(replay) {
             pool.give(buf);
         }
         (self.c2u, self.held.map(|b| *b))
     }
+
+    /// A kept connection failed before a byte of the answer came: the
+    /// request goes again over a fresh connection, if it may.
+    fn retry(&mut self, core: &mut Core, why: &str, ctx: &mut Ctx<'_>) -> Option<Step> {
+        if self.head.is_started() || self.interim.is_some() {
+            return None;
+        }
+        let request = self.replay.take()?;
+        debug!(
+            "upstream {}: a kept connection {why}; sending the request again on a new one (client {})",
+            core.server_addr(ctx.config),
+            core.client_addr
+        );
+        core.set_upstream(None, ctx.config);
+        let retry = Connect::retry(*request, self.kind, usize::from(core.server));
+        Some(Step::Enter(Phase::Connect(retry)))
+    }
 }
 
 impl Exchange {
-    pub(super) fn new(r: Response, u2c: Flow, pool: &mut Pool) -> Exchange {
+    pub(super) fn new(r: Response, u2c: Flow, reusable: bool, pool: &mut Pool) -> Exchange {
+        let reusable = reusable && r.reuse != Reuse::Never;
         let (c2u, held) = r.finish(pool);
         // Refused: the early bytes were never the upstream's to see.
         if let Some(buf) = held {
             pool.give(buf);
         }
-        Exchange { c2u, u2c }
+        Exchange { c2u, u2c, reusable }
     }
 }
 
 /// Moves the request up while the response is awaited.
 pub(super) fn pump_up(r: &mut Response, core: &mut Core, closing: bool, ctx: &mut Ctx<'_>) -> Step {
     match pump::run(&mut r.c2u, Dir::Up, core, closing, ctx) {
-        Ok(progress) => {
+        Ok(pump::Ran { progress, surplus }) => {
+            core.keep_ahead(surplus, ctx);
             let response = ctx.config.timeouts.response;
             pump::count(&progress, Dir::Up, core, Some(response), ctx);
             pump::waiting(&progress, Dir::Up)
+        }
+        Err(Fault::Destination(e)) if r.replay.is_some() => {
+            let why = format!("failed while the request went out ({e})");
+            r.retry(core, &why, ctx).unwrap_or(Step::Close)
         }
         Err(fault) => pump::fault(Dir::Up, fault, core, true, ctx),
     }
@@ -140,6 +191,9 @@ pub(super) fn read(r: &mut Response, core: &mut Core, closing: bool, ctx: &mut C
             Ok(Fill::Input { input, drained }) => (input, drained),
             Ok(Fill::Blocked) => return Step::Wait,
             Ok(Fill::Eof) => {
+                if let Some(step) = r.retry(core, "was closed", ctx) {
+                    return step;
+                }
                 return failed(
                     core,
                     "closed the connection before answering",
@@ -148,25 +202,39 @@ pub(super) fn read(r: &mut Response, core: &mut Core, closing: bool, ctx: &mut C
                         "upstream closed the connection before answering",
                     ),
                     ctx,
-                )
+                );
             }
             Err(e) => {
+                if let Some(step) = r.retry(core, &format!("failed ({e})"), ctx) {
+                    return step;
+                }
                 return failed(
                     core,
                     &format!("read failed before the response: {e}"),
                     Reject::new(Status::BadGateway, "upstream reset the connection"),
                     ctx,
-                )
+                );
             }
         };
+        if let Some(copy) = r.replay.take() {
+            // The answer has begun: this connection was good.
+            bufs.pool.give(*copy);
+        }
         let mut out = bufs.pool.take();
         let edits = match core.route {
             super::NONE => &NO_EDITS,
             route => &ctx.config.routes[usize::from(route)].response,
         };
-        match parse(input, limit, r.kind, edits, &mut out) {
+        // Bytes the client sent behind a refused upgrade would be read as
+        // its next request: such a connection closes after the answer.
+        let persistence = if r.held.is_some() {
+            Persistence::Close
+        } else {
+            core.persistence
+        };
+        match parse(input, limit, r.kind, edits, persistence, &mut out) {
             Answered::Partial { consumed } => {
-                r.head.keep(&bufs.scratch, consumed);
+                r.head.keep(bufs, consumed);
                 if out.is_empty() {
                     bufs.pool.give(out);
                     continue;
@@ -175,7 +243,7 @@ pub(super) fn read(r: &mut Response, core: &mut Core, closing: bool, ctx: &mut C
                 return write_interim(r, core, closing, ctx);
             }
             Answered::Tunnel { early } => {
-                r.head.clear();
+                r.head.clear(&mut bufs.pool);
                 core.answered(101, ctx);
                 ctx.metrics.tunnel_opened(&core.tunnel_names(ctx.config));
                 core.started = ctx.now;
@@ -188,10 +256,20 @@ pub(super) fn read(r: &mut Response, core: &mut Core, closing: bool, ctx: &mut C
                 let mut frames = Frames::new(false);
                 frames.advance(&out.data()[out.len() - early..]);
                 let u2c = Flow::with_pending(Body::Frames(frames), out, drained);
-                return Step::Answered { u2c, tunnel: true };
+                return Step::Answered {
+                    u2c,
+                    tunnel: true,
+                    reusable: false,
+                };
             }
-            Answered::Final { body, status } => {
-                r.head.clear();
+            Answered::Final {
+                body,
+                status,
+                persistence,
+                reusable,
+            } => {
+                r.head.clear(&mut bufs.pool);
+                core.persistence = persistence;
                 core.answered(status, ctx);
                 debug!(
                     "client {}: upstream {} answered {status}",
@@ -199,7 +277,11 @@ pub(super) fn read(r: &mut Response, core: &mut Core, closing: bool, ctx: &mut C
                     core.server_addr(ctx.config)
                 );
                 let u2c = Flow::with_pending(body, out, drained);
-                return Step::Answered { u2c, tunnel: false };
+                return Step::Answered {
+                    u2c,
+                    tunnel: false,
+                    reusable,
+                };
             }
             Answered::Bad(reject) => {
                 bufs.pool.give(out);
@@ -279,18 +361,53 @@ pub(super) fn pump_exchange(
         Dir::Up => &mut x.c2u,
         Dir::Down => &mut x.u2c,
     };
-    let progress = match pump::run(flow, dir, core, closing, ctx) {
-        Ok(progress) => progress,
+    let (progress, surplus) = match pump::run(flow, dir, core, closing, ctx) {
+        Ok(pump::Ran { progress, surplus }) => (progress, surplus),
         Err(fault) => return pump::fault(dir, fault, core, false, ctx),
     };
+    match dir {
+        Dir::Up => core.keep_ahead(surplus, ctx),
+        Dir::Down => {
+            if let Some(bytes) = surplus {
+                // An upstream that sent more than its answer is not
+                // trusted with another request.
+                x.reusable = false;
+                ctx.relay.bufs.pool.give(*bytes);
+            }
+        }
+    }
     let response = ctx.config.timeouts.response;
     pump::count(&progress, dir, core, Some(response), ctx);
     if x.u2c.is_finished() {
         core.ended(Ending::Complete);
-        core.set_upstream(None, ctx.config);
+        // Nor is one still owed part of this request.
+        let keep = x.reusable && x.c2u.is_finished();
+        keep_upstream(core, keep, ctx);
         return Step::Done;
     }
     pump::waiting(&progress, dir)
+}
+
+/// After a plain exchange: the upstream connection goes to the worker's
+/// pool for the next request to its server, or is closed.
+fn keep_upstream(core: &mut Core, keep: bool, ctx: &mut Ctx<'_>) {
+    let group = &ctx.config.groups[usize::from(core.group)];
+    let server = usize::from(core.server);
+    let Some(end) = core.upstream.take() else {
+        return;
+    };
+    group.closed(server);
+    let fresh = u32::from(end.uses) < group.keepalive.requests;
+    if let (true, true, Some(kept)) = (keep, fresh, ctx.kept.as_deref_mut()) {
+        kept.put(
+            end,
+            usize::from(core.group),
+            server,
+            group,
+            ctx.registry,
+            ctx.at,
+        );
+    }
 }
 
 fn failed(core: &mut Core, why: &str, reject: Reject, ctx: &mut Ctx<'_>) -> Step {
@@ -303,7 +420,14 @@ fn failed(core: &mut Core, why: &str, reject: Reject, ctx: &mut Ctx<'_>) -> Step
 }
 
 /// Parses interim answers and the response head from `input`.
-fn parse(input: &[u8], limit: usize, kind: Kind, edits: &ResponseEdits, out: &mut Buf) -> Answered {
+fn parse(
+    input: &[u8],
+    limit: usize,
+    kind: Kind,
+    edits: &ResponseEdits,
+    persistence: Persistence,
+    out: &mut Buf,
+) -> Answered {
     let too_large = || {
         Answered::Bad(Reject::new(
             Status::BadGateway,
@@ -312,7 +436,7 @@ fn parse(input: &[u8], limit: usize, kind: Kind, edits: &ResponseEdits, out: &mu
     };
     let mut at = 0;
     loop {
-        match response::rewrite(&input[at..], limit, kind, edits, out) {
+        match response::rewrite(&input[at..], limit, kind, edits, persistence, out) {
             Ok(None) => return Answered::Partial { consumed: at },
             Ok(Some(Head::Interim { head_len })) => {
                 if out.put(&input[at..at + head_len]).is_err() {
@@ -338,6 +462,8 @@ fn parse(input: &[u8], limit: usize, kind: Kind, edits: &ResponseEdits, out: &mu
                 head_len,
                 status,
                 mut body,
+                persistence,
+                reusable,
             })) => {
                 let rest = &input[at + head_len..];
                 let Ok(advance) = body.advance(rest) else {
@@ -349,7 +475,12 @@ fn parse(input: &[u8], limit: usize, kind: Kind, edits: &ResponseEdits, out: &mu
                 if out.put(&rest[..advance.used]).is_err() {
                     return too_large();
                 }
-                return Answered::Final { body, status };
+                return Answered::Final {
+                    body,
+                    status,
+                    persistence,
+                    reusable,
+                };
             }
             Err(reject) => return Answered::Bad(reject),
         }

@@ -70,7 +70,8 @@ pub(super) fn pump(
         Dir::Down => &mut t.u2c,
     };
     let progress = match pump::run(flow, dir, core, closing, ctx) {
-        Ok(progress) => progress,
+        // A tunnel's bytes run until its peers close: never a surplus.
+        Ok(pump::Ran { progress, .. }) => progress,
         Err(fault) => return pump::fault(dir, fault, core, false, ctx),
     };
     // A draining tunnel keeps its deadline.

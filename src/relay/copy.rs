@@ -16,6 +16,11 @@ pub const READS_PER_TURN: usize = 16;
 pub struct Buffers {
     pub scratch: Buf,
     pub pool: Pool,
+    /// Bytes the last pump read past the end of its flow's message (the
+    /// next request of a client that pipelines, or bytes an upstream
+    /// should not have sent): the caller of a pump takes them right after
+    /// it, so a flow needs no room of its own for them.
+    pub surplus: Option<Box<Buf>>,
 }
 
 impl Buffers {
@@ -24,6 +29,7 @@ impl Buffers {
         Buffers {
             scratch: pool.take(),
             pool,
+            surplus: None,
         }
     }
 
@@ -122,7 +128,16 @@ pub fn pump(
         let advance = flow.body.advance(scratch.data()).map_err(Fault::Framing)?;
         if advance.done {
             flow.state = FlowState::Complete;
+            if advance.used < n {
+                // Past the message's end: the next message, kept for the
+                // pair (copied, as the scratch buffer may be parked).
+                debug_assert!(bufs.surplus.is_none(), "the last surplus was taken");
+                let mut surplus = bufs.pool.take();
+                let _ = surplus.put(&bufs.scratch.data()[advance.used..]);
+                bufs.surplus = Some(Box::new(surplus));
+            }
         }
+        let scratch = &mut bufs.scratch;
         if advance.used < n && flow.close_due() {
             // Read past the boundary a drain stops at: dropped, but the
             // source's Close may be among them.

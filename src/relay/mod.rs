@@ -222,6 +222,26 @@ impl Flow {
             && matches!(self.state, FlowState::Complete | FlowState::Shut)
     }
 
+    /// Whether the message is through: the source will not be read again
+    /// for it (its body ended), though parked bytes may still go out.
+    pub fn is_complete(&self) -> bool {
+        self.state == FlowState::Complete
+    }
+
+    /// Whether the source is held unread (an upgrade waiting for its 101).
+    pub fn is_held(&self) -> bool {
+        self.state == FlowState::Held
+    }
+
+    /// The whole message, when it was read whole and nothing of it has
+    /// been written yet: a copy of it can be sent again.
+    pub fn whole_message(&self) -> Option<&[u8]> {
+        match (&self.parked, self.state) {
+            (Parked::Buf(buf), FlowState::Complete) => Some(buf.data()),
+            _ => None,
+        }
+    }
+
     /// Notes that the source reported EOF or an error.
     pub fn source_closing(&mut self) {
         self.src_closing = true;

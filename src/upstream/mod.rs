@@ -68,6 +68,32 @@ pub enum Balance {
     Hash(HashKey),
 }
 
+/// Idle connections to a group's servers that each worker keeps for later
+/// plain requests: nginx's `keepalive`, `keepalive_timeout` and
+/// `keepalive_requests` in an `upstream` block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Most idle connections a worker keeps to the group (the least
+    /// recently used go first); 0 turns keeping off.
+    pub idle: usize,
+    /// How long an idle connection is kept.
+    pub timeout: Duration,
+    /// Requests one connection carries before it is closed.
+    pub requests: u32,
+}
+
+/// nginx's defaults for an upstream's `keepalive` (on by default in nginx
+/// since 1.29.7): 32 idle connections, 60 s, 1000 requests.
+impl Default for Keepalive {
+    fn default() -> Keepalive {
+        Keepalive {
+            idle: 32,
+            timeout: Duration::from_secs(60),
+            requests: 1000,
+        }
+    }
+}
+
 /// An upstream group: configuration plus its shared runtime state (health
 /// and live counts, atomics). Lives inside the Arc'd config, so every
 /// worker sees the same health and counts. A clone snapshots that state
@@ -85,6 +111,8 @@ pub struct Group {
     /// How long a down server is skipped, and the most time between two
     /// failures that still count as consecutive.
     pub fail_timeout: Duration,
+    /// Idle connections kept for plain requests.
+    pub keepalive: Keepalive,
     /// Only for [`Balance::Hash`].
     ring: Option<Ring>,
     health: Health,
@@ -117,6 +145,7 @@ impl Group {
             balance,
             max_fails,
             fail_timeout,
+            keepalive: Keepalive::default(),
             ring,
             health,
         }

@@ -226,9 +226,12 @@ fn same_lines(passed: &[&Field], expected: &[&Field]) -> Result<(), String> {
 pub struct RequestCase<'a> {
     /// The client's fields, in order.
     pub input: &'a [Field],
-    /// A WebSocket upgrade (else a plain request, sent with
-    /// `Connection: close`).
+    /// A WebSocket upgrade (else a plain request).
     pub upgrade: bool,
+    /// A plain request goes up on a connection that may be kept for the
+    /// next (HTTP/1.1 to a group that keeps connections): no
+    /// `Connection` field. Otherwise `Connection: close`.
+    pub kept: bool,
     /// The request's body is chunked (plain requests only).
     pub chunked: bool,
     /// The one agreed `Content-Length`, if any.
@@ -278,7 +281,13 @@ pub fn check_request(case: &RequestCase<'_>, out: &[Field]) -> Result<(), String
         exactly_one(out, "upgrade", b"websocket")?;
         exactly_one(out, "connection", b"upgrade")?;
     } else {
-        exactly_one(out, "connection", b"close")?;
+        if case.kept {
+            if !named(out, "connection").is_empty() {
+                return Err("a request on a kept connection went up with Connection".into());
+            }
+        } else {
+            exactly_one(out, "connection", b"close")?;
+        }
         if !named(out, "upgrade").is_empty() {
             return Err("a plain request went up with Upgrade".into());
         }
@@ -335,13 +344,17 @@ pub struct ResponseCase<'a> {
     /// Fields the route adds (replacing the upstream's of that name), with
     /// whether they apply to this status.
     pub added: &'a [(&'a str, &'a str, bool)],
+    /// The proxy's `Connection` value, which ends the head (`close` or
+    /// `keep-alive`); `None`: no `Connection` field (HTTP/1.1 staying
+    /// open).
+    pub connection: Option<&'a [u8]>,
 }
 
 /// Checks a rewritten final response's fields: the hop-by-hop ones and
 /// those the upstream's `Connection` names are gone (the framing fields
 /// excepted), every other field passes once per input line, in order,
-/// byte for byte, the route's additions follow, and `Connection: close`
-/// ends the head.
+/// byte for byte, the route's additions follow, and the proxy's own
+/// `Connection` field, if any, ends the head.
 pub fn check_final_response(case: &ResponseCase<'_>, out: &[Field]) -> Result<(), String> {
     let named_in_connection = tokens_of(case.input, "connection");
     let route_owned = |name: &str| {
@@ -357,11 +370,23 @@ pub fn check_final_response(case: &ResponseCase<'_>, out: &[Field]) -> Result<()
                     || !named_in_connection.contains(&f.name.to_ascii_lowercase()))
         })
         .collect();
-    let (Some(last), passed_and_added) = (out.last(), &out[..out.len().saturating_sub(1)]) else {
-        return Err("no fields at all: Connection: close is missing".into());
+    let passed_and_added = match case.connection {
+        Some(value) => {
+            let Some(last) = out.last() else {
+                return Err("no fields at all: the Connection field is missing".into());
+            };
+            if !last.is("connection") || last.value != value {
+                return Err(format!(
+                    "the last field is {last:?}, not Connection: {}",
+                    String::from_utf8_lossy(value)
+                ));
+            }
+            &out[..out.len() - 1]
+        }
+        None => out,
     };
-    if !last.is("connection") || last.value != b"close" {
-        return Err(format!("the last field is {last:?}, not Connection: close"));
+    if passed_and_added.iter().any(|f| f.is("connection")) {
+        return Err("a Connection field other than the proxy's last one".into());
     }
     let passed: Vec<&Field> = passed_and_added
         .iter()

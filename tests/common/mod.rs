@@ -19,7 +19,10 @@ use std::time::{Duration, Instant};
 pub use wsbench::ws;
 
 pub mod heads;
+pub mod http;
 pub mod tls;
+
+pub use http::{read_response, Messages};
 
 /// Socket timeout for test clients and raw upstreams.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -383,8 +386,9 @@ pub fn read_all(stream: &mut TcpStream) -> Vec<u8> {
     out
 }
 
-/// Reads a whole response up to EOF and splits it into head and body.
-pub fn read_response(stream: &mut TcpStream) -> (String, Vec<u8>) {
+/// Reads everything up to EOF and splits it into the first head and the
+/// rest: for an answer that ends with the connection.
+pub fn read_response_to_close(stream: &mut TcpStream) -> (String, Vec<u8>) {
     let all = read_all(stream);
     let end = ws::find_head_end(&all)
         .unwrap_or_else(|| panic!("no complete head in {:?}", String::from_utf8_lossy(&all)));

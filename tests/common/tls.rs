@@ -10,7 +10,7 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
-use super::{connect, ws};
+use super::connect;
 
 pub type TlsClient = StreamOwned<ClientConnection, TcpStream>;
 
@@ -61,22 +61,13 @@ pub fn tls_connect(
     Ok(stream)
 }
 
-/// Sends `text` over TLS to `addr` as `name` (demo CA) and reads the whole
-/// answer, which must end with `close_notify`: (head, body).
+/// Sends `text` over TLS to `addr` as `name` (demo CA) and reads the
+/// answer by its framing: (head, body).
 pub fn tls_request(addr: SocketAddr, name: &str, text: &str) -> (String, Vec<u8>) {
     let mut stream = tls_connect(addr, demo_client(), name).expect("TLS handshake");
     stream.write_all(text.as_bytes()).unwrap();
     stream.flush().unwrap();
-    let mut all = Vec::new();
-    stream
-        .read_to_end(&mut all)
-        .expect("the answer, then close_notify");
-    let end = ws::find_head_end(&all)
-        .unwrap_or_else(|| panic!("no complete head in {:?}", String::from_utf8_lossy(&all)));
-    (
-        String::from_utf8(all[..end].to_vec()).unwrap(),
-        all[end..].to_vec(),
-    )
+    super::Messages::new(&mut stream).response(text.starts_with("HEAD "))
 }
 
 /// A TLS 1.2 ClientHello naming `sni` in its server_name extension, as

@@ -16,8 +16,9 @@ use super::Checker;
 use crate::access_log;
 use crate::cli::Span;
 use crate::config::{
-    default_max_connections, listen_addr, listen_addrs_with, usable_cores, Config, Drain, Listener,
-    Serves, Timeouts, MAX_HEAD_BYTES, MAX_HEAD_LIMIT, MAX_WORKERS, MIN_HEAD_BYTES,
+    default_max_connections, listen_addr, listen_addrs_with, usable_cores, Config, Drain,
+    Keepalive, Listener, Serves, Timeouts, MAX_HEAD_BYTES, MAX_HEAD_LIMIT, MAX_WORKERS,
+    MIN_HEAD_BYTES,
 };
 use crate::handshake::forwarded::{Cidr, TrustedProxies};
 use crate::limits::Limits;
@@ -27,6 +28,7 @@ use crate::route::{ServerName, VirtualHosts};
 
 impl Checker<'_> {
     pub(super) fn config(&mut self, file: FileSections) -> Option<Config> {
+        let keepalive = self.keepalive(&file);
         let workers = match file.workers {
             None => usable_cores(),
             Some(w) => {
@@ -133,7 +135,35 @@ impl Checker<'_> {
                 }
                 addr
             }),
+            keepalive,
         })
+    }
+
+    /// The client connections' keep-alive settings.
+    fn keepalive(&mut self, file: &FileSections) -> Keepalive {
+        let mut keepalive = Keepalive::default();
+        if let Some(text) = &file.keepalive_timeout {
+            if let Some(d) = self.duration(text, "keepalive_timeout", true) {
+                keepalive.timeout = d;
+            }
+        }
+        if let Some(n) = &file.keepalive_requests {
+            keepalive.requests = self.requests(n);
+        }
+        keepalive
+    }
+
+    /// A `keepalive_requests` value: at least one.
+    pub(super) fn requests(&mut self, n: &Spanned<u32>) -> u32 {
+        if *n.get_ref() == 0 {
+            self.problem(
+                n.span(),
+                "keepalive_requests must be at least 1 (to serve one request per connection, \
+                 set keepalive_timeout = 0)",
+            );
+            return 1;
+        }
+        *n.get_ref()
     }
 
     pub(super) fn duration(

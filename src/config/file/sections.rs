@@ -35,6 +35,8 @@ pub(super) struct FileSections {
     pub(super) server: Vec<Spanned<ServerSection>>,
     #[serde(default)]
     pub(super) trusted_proxies: Vec<Spanned<String>>,
+    pub(super) keepalive_timeout: Option<Spanned<DurationText>>,
+    pub(super) keepalive_requests: Option<Spanned<u32>>,
 }
 
 /// A duration as written: `"500ms"`, `"10s"`, `"5m"`, `"1h"`, or a bare
@@ -149,6 +151,9 @@ pub(super) struct UpstreamSection {
     pub(super) max_fails: Option<u32>,
     pub(super) fail_timeout: Option<Spanned<DurationText>>,
     pub(super) tls: Option<Spanned<UpstreamTlsSection>>,
+    pub(super) keepalive: Option<usize>,
+    pub(super) keepalive_timeout: Option<Spanned<DurationText>>,
+    pub(super) keepalive_requests: Option<Spanned<u32>>,
 }
 
 #[derive(Deserialize)]

@@ -13,7 +13,7 @@ use super::sections::UpstreamSection;
 use super::Checker;
 use crate::config::{is_tls_upstream, upstream_servers, FAIL_TIMEOUT, MAX_FAILS};
 use crate::tls::{self, CertFiles, UpstreamSettings};
-use crate::upstream::{Balance, Group, HashKey, Server};
+use crate::upstream::{Balance, Group, HashKey, Keepalive, Server};
 use crate::warn;
 
 /// Most upstream servers in one group (an attempt counts them in a u16).
@@ -58,15 +58,34 @@ impl Checker<'_> {
             if servers.is_empty() {
                 continue;
             }
-            groups.push(Group::new(
+            let mut group = Group::new(
                 name.get_ref().clone(),
                 servers,
                 balance.unwrap_or(Balance::RoundRobin),
                 u.max_fails.unwrap_or(MAX_FAILS),
                 fail_timeout.unwrap_or(FAIL_TIMEOUT),
-            ));
+            );
+            group.keepalive = self.upstream_keepalive(u);
+            groups.push(group);
         }
         (groups, names)
+    }
+
+    /// A group's `keepalive`, `keepalive_timeout` and `keepalive_requests`.
+    fn upstream_keepalive(&mut self, u: &UpstreamSection) -> Keepalive {
+        let mut keepalive = Keepalive::default();
+        if let Some(idle) = u.keepalive {
+            keepalive.idle = idle;
+        }
+        if let Some(text) = &u.keepalive_timeout {
+            if let Some(d) = self.duration(text, "keepalive_timeout", false) {
+                keepalive.timeout = d;
+            }
+        }
+        if let Some(n) = &u.keepalive_requests {
+            keepalive.requests = self.requests(n);
+        }
+        keepalive
     }
 
     pub(super) fn balance(&mut self, u: &UpstreamSection) -> Option<Balance> {
