@@ -77,6 +77,7 @@ pub(super) fn refuse(
     }
     core.set_upstream(None, ctx.config);
     let mut out = ctx.relay.bufs.pool.take();
+    core.persistence = core.persistence_now(ctx);
     let written = answer::write(&mut out, reject, core.edits(ctx.config), core.persistence);
     if written.is_err() {
         debug_assert!(false, "an answer always fits a pooled buffer");

@@ -636,7 +636,7 @@ impl Pair {
             }
             _ => None,
         };
-        if !core.persistence.keeps() || ctx.draining.is_some() || ctx.stale {
+        if !core.persistence.keeps() || ctx.winding_down() {
             return Step::Linger;
         }
         match unread.filter(|body| !body.is_done()) {
