@@ -42,6 +42,8 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 os.environ["SE_OFFLINE"] = "true"
 os.environ["SE_MANAGER_PATH"] = "/nonexistent/selenium-manager"
 
+# api.py sits beside this file; no __pycache__ left in the source tree.
+sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import api  # noqa: E402  (the API routes the page fetches)
 
