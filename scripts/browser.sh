@@ -23,6 +23,9 @@
 # opens up to 6 per origin plus one for the WebSocket, where one request
 # per connection would need 27.
 #
+# WSPROXY_BIN names another wsproxy-fast binary. $WSPROXY_FLAGS does not
+# apply: the proxy's settings are all in its configuration file.
+#
 # Prints the figures and exits 0; anything missing (Chromium, chromedriver,
 # selenium: scripts/setup.sh chromium selenium installs them) or any check
 # failing exits 1, with the logs kept in the directory it names.
@@ -87,7 +90,7 @@ api_addr=$(sed -n 's/^listening on //p' "$work/api.log" | head -n 1)
 
 sed -e "s|@CERT_DIR@|$work/tls|g" -e "s|@SITE@|$here/site|g" \
   -e "s|@API@|$api_addr|g" -e "s|@ECHO@|$echo_addr|g" "$here/wsproxy.toml" >"$work/wsproxy.toml"
-spawn "$work/wsproxy.log" "$BIN/wsproxy-fast" --config "$work/wsproxy.toml" --log-level debug
+spawn "$work/wsproxy.log" "${WSPROXY_BIN:-$BIN/wsproxy-fast}" --config "$work/wsproxy.toml" --log-level debug
 proxy_pid=$SPAWNED
 wait_line "$work/wsproxy.log" ' main: admin endpoints on ' 10 "$proxy_pid" || die "wsproxy-fast did not start"
 proxy_addr=$(sed -n 's/.* main: listening on //p' "$work/wsproxy.log" | head -n 1)
