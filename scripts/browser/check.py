@@ -28,6 +28,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -71,8 +72,11 @@ def parse_args():
 
 def metrics(url):
     """(connections accepted, {status code: requests answered}) from /metrics."""
-    with urllib.request.urlopen(url, timeout=10) as response:
-        text = response.read().decode()
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            text = response.read().decode()
+    except OSError as e:
+        fail("cannot read the proxy's metrics at %s: %s" % (url, e))
     accepted = None
     answered = {}
     for line in text.splitlines():
@@ -205,6 +209,9 @@ def load_page(driver, args, token):
 
 
 def main():
+    # A SIGTERM (browser.sh's time limit) still quits the browser and its
+    # driver, in the finally below.
+    signal.signal(signal.SIGTERM, lambda *_: fail("stopped by SIGTERM (out of time?)"))
     args = parse_args()
     want = expected_paths(args.site)
     token = secrets.token_hex(8)
