@@ -95,8 +95,20 @@ pub(super) fn write(a: &mut Answer, core: &mut Core) -> Step {
 /// Writes a static file's head, then its bytes with sendfile (through the
 /// scratch buffer under TLS).
 pub(super) fn write_file(f: &mut File, core: &mut Core, ctx: &mut Ctx<'_>) -> Step {
-    if let Some(unfinished) = write_out(&mut core.client, &mut f.out) {
-        return unfinished;
+    if !f.out.is_empty() {
+        // The file's bytes follow the head: one segment for both.
+        let more = f.offset < f.len;
+        let written = match more {
+            true => core.client.conn().write_all_more(f.out.data()),
+            false => core.client.conn().write_all(f.out.data()),
+        };
+        match written {
+            Ok(n) => f.out.consume(n),
+            Err(_) => return Step::Close,
+        }
+        if !f.out.is_empty() {
+            return Step::Wait;
+        }
     }
     let before = f.offset;
     let client = &mut core.client;
