@@ -718,3 +718,155 @@ fn relay_copy_delivers_exactly_the_bytes_sent() {
 fn relay_splice_delivers_exactly_the_bytes_sent() {
     relay_delivers_exactly_the_bytes_sent("splice");
 }
+
+// ----- Pipelined requests on a kept connection ---------------------------------
+
+/// One request of a pipeline: its method, target and body as sent (a
+/// chunked one still encoded).
+#[derive(Clone, Debug)]
+struct Piped {
+    method: &'static str,
+    target: String,
+    body: PipedBody,
+}
+
+#[derive(Clone, Debug)]
+enum PipedBody {
+    None,
+    Length(Vec<u8>),
+    Chunked(Vec<u8>),
+}
+
+impl Piped {
+    fn bytes(&self) -> Vec<u8> {
+        let mut out =
+            format!("{} {} HTTP/1.1\r\nHost: a\r\n", self.method, self.target).into_bytes();
+        match &self.body {
+            PipedBody::None => out.extend_from_slice(b"\r\n"),
+            PipedBody::Length(body) => {
+                out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", body.len()).as_bytes());
+                out.extend_from_slice(body);
+            }
+            PipedBody::Chunked(body) => {
+                out.extend_from_slice(b"Transfer-Encoding: chunked\r\n\r\n");
+                out.extend_from_slice(body);
+            }
+        }
+        out
+    }
+
+    /// The body bytes the upstream must get: exactly the request's own.
+    fn body_bytes(&self) -> &[u8] {
+        match &self.body {
+            PipedBody::None => b"",
+            PipedBody::Length(b) | PipedBody::Chunked(b) => b,
+        }
+    }
+}
+
+fn piped() -> impl Strategy<Value = Piped> {
+    (
+        select(vec!["GET", "POST", "PUT", "DELETE"]),
+        "/[a-z]{1,6}",
+        prop_oneof![
+            Just(PipedBody::None),
+            // Bodies that may themselves look like requests.
+            prop_oneof![
+                prop::collection::vec(any::<u8>(), 0..20_000),
+                Just(b"GET /hidden HTTP/1.1\r\nHost: a\r\n\r\n".to_vec()),
+            ]
+            .prop_map(PipedBody::Length),
+            chunked_body().prop_map(|(body, _)| PipedBody::Chunked(body)),
+        ],
+    )
+        .prop_map(|(method, target, body)| Piped {
+            method,
+            target,
+            body,
+        })
+}
+
+/// An upstream that answers each request on a kept connection with its
+/// target in `X-Target` and its body, as it arrived, as the answer's body.
+fn mirror_upstream() -> RawUpstream {
+    RawUpstream::start(|mut stream| loop {
+        let mut requests = Messages::new(&mut stream);
+        if !requests.peek_more() {
+            return;
+        }
+        let (head, body) = requests.request();
+        drop(requests);
+        let target = head.split(' ').nth(1).unwrap_or("").to_string();
+        let answer = format!(
+            "HTTP/1.1 200 OK\r\nX-Target: {target}\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        use std::io::Write;
+        if stream.write_all(answer.as_bytes()).is_err() || stream.write_all(&body).is_err() {
+            return;
+        }
+    })
+}
+
+/// Cases: each is a client connection through a real proxy process.
+const PIPELINE_CASES: u32 = 24;
+
+/// However requests are pipelined and however their bytes are cut into
+/// writes, each is answered in order, and each reaches the upstream with
+/// exactly its own body: bytes past a body are the next request, never
+/// part of this one (the upstream mirrors what it got).
+#[test]
+fn pipelined_requests_reach_the_upstream_whole_and_in_order() {
+    let _w = watchdog_for(std::time::Duration::from_secs(120));
+    let upstream = mirror_upstream();
+    let proxy = proxy_to(&[upstream.addr], &[]);
+    let mut runner = TestRunner::new(RunnerConfig {
+        cases: PIPELINE_CASES,
+        max_shrink_iters: 32,
+        failure_persistence: None,
+        ..RunnerConfig::default()
+    });
+    let sizes = prop::collection::vec(
+        prop_oneof![1usize..16, 16usize..2000, 2000usize..40_000],
+        1..12,
+    );
+    let case = (prop::collection::vec(piped(), 1..6), sizes);
+    runner
+        .run(&case, |(requests, sizes)| {
+            let mut client = connect(proxy.addr());
+            let mut writer = client.try_clone().unwrap();
+            let bytes: Vec<u8> = requests.iter().flat_map(Piped::bytes).collect();
+            let w = thread::spawn(move || {
+                use std::io::Write;
+                let mut at = 0;
+                for size in sizes.iter().cycle() {
+                    if at == bytes.len() {
+                        break;
+                    }
+                    let to = (at + size).min(bytes.len());
+                    writer.write_all(&bytes[at..to]).expect("write");
+                    at = to;
+                }
+            });
+            let mut answers = Messages::new(&mut client);
+            for (i, request) in requests.iter().enumerate() {
+                let (head, body) = answers.response(false);
+                prop_assert_eq!(status_of(&head), 200, "request {}: {}", i, head);
+                prop_assert_eq!(common::field(&head, "x-target"), Some(request.target.as_str()), "request {}", i);
+                prop_assert!(
+                    body == request.body_bytes(),
+                    "request {} ({} {}): the upstream got {} body bytes, sent {}, first difference at {:?}",
+                    i,
+                    request.method,
+                    request.target,
+                    body.len(),
+                    request.body_bytes().len(),
+                    first_difference(&body, request.body_bytes())
+                );
+            }
+            prop_assert!(answers.buffered().is_empty(), "an answer nobody asked for");
+            w.join().unwrap();
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+}
