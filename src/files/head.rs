@@ -1,8 +1,8 @@
-//! A file's response head: its Content-Type by extension and the fields
-//! that describe it.
+//! A file's response head: its Content-Type by extension, and the status
+//! line and fields of a 200, 206 or 304 for it.
 
-use super::date::http_date;
-use super::Found;
+use super::date::imf_fixdate;
+use super::{Answer, ETag, Found};
 use crate::buffer::{Buf, Full};
 use std::ffi::OsStr;
 use std::path::Path;
@@ -53,30 +53,63 @@ pub fn content_type(path: &Path) -> &'static str {
         .map_or("application/octet-stream", |&(_, ty)| ty)
 }
 
-/// Writes "HTTP/1.1 200 OK\r\nContent-Type: …\r\nContent-Length:
-/// …\r\nLast-Modified: <IMF-fixdate>\r\n" (no blank line: the caller
-/// appends its own fields and the final CRLF). Last-Modified only when
-/// `modified` is Some (and within years 0000–9999). A failed write leaves
-/// `out` unchanged.
-pub fn write_head(out: &mut Buf, found: &Found) -> Result<(), Full> {
+/// Writes the status line and fields of `answer` for `found` (no blank
+/// line: the caller appends its own fields and the final CRLF). A failed
+/// write leaves `out` unchanged.
+///
+/// 200 and 206 carry Content-Type, Content-Length (of the bytes sent: the
+/// part, for 206), Content-Range (206: `bytes FIRST-LAST/SIZE`),
+/// Last-Modified, ETag and `Accept-Ranges: bytes`. A 304 carries only
+/// Last-Modified and ETag: RFC 9110 §15.4.5 has it send the validators a
+/// 200 would and advises against other representation metadata; a
+/// Content-Length is allowed (§8.6) but says nothing a cache needs, and
+/// nginx leaves it, Content-Type and Accept-Ranges out too. Last-Modified
+/// and ETag need the modification time (Last-Modified a year 0000–9999).
+pub fn write_head(out: &mut Buf, found: &Found, answer: &Answer) -> Result<(), Full> {
     let mark = out.len();
-    let written = put_head(out, found);
+    let written = put_head(out, found, answer);
     if written.is_err() {
         out.truncate(mark);
     }
     written
 }
 
-fn put_head(out: &mut Buf, found: &Found) -> Result<(), Full> {
-    out.put(b"HTTP/1.1 200 OK\r\nContent-Type: ")?;
-    out.put(found.content_type.as_bytes())?;
-    out.put(b"\r\nContent-Length: ")?;
-    out.put_decimal(found.len)?;
-    out.put(b"\r\n")?;
-    if let Some(date) = found.modified.and_then(http_date) {
-        out.put(b"Last-Modified: ")?;
-        out.put(&date)?;
+fn put_head(out: &mut Buf, found: &Found, answer: &Answer) -> Result<(), Full> {
+    out.put(match answer {
+        Answer::Whole => b"HTTP/1.1 200 OK\r\n",
+        Answer::Part(_) => b"HTTP/1.1 206 Partial Content\r\n",
+        Answer::NotModified => b"HTTP/1.1 304 Not Modified\r\n",
+    })?;
+    if *answer != Answer::NotModified {
+        let bytes = answer.bytes(found.len);
+        out.put(b"Content-Type: ")?;
+        out.put(found.content_type.as_bytes())?;
+        out.put(b"\r\nContent-Length: ")?;
+        out.put_decimal(bytes.end - bytes.start)?;
         out.put(b"\r\n")?;
+        if let Answer::Part(part) = answer {
+            debug_assert!(part.start < part.end && part.end <= found.len);
+            out.put(b"Content-Range: bytes ")?;
+            out.put_decimal(part.start)?;
+            out.put(b"-")?;
+            out.put_decimal(part.end - 1)?;
+            out.put(b"/")?;
+            out.put_decimal(found.len)?;
+            out.put(b"\r\n")?;
+        }
+    }
+    if let Some(modified) = found.modified {
+        if let Some(date) = imf_fixdate(modified) {
+            out.put(b"Last-Modified: ")?;
+            out.put(&date)?;
+            out.put(b"\r\n")?;
+        }
+        out.put(b"ETag: ")?;
+        out.put(ETag::new(modified, found.len).as_bytes())?;
+        out.put(b"\r\n")?;
+    }
+    if *answer != Answer::NotModified {
+        out.put(b"Accept-Ranges: bytes\r\n")?;
     }
     Ok(())
 }
@@ -86,7 +119,6 @@ mod tests {
     use super::*;
     use crate::files::tests::TempDir;
     use std::fs::File;
-    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
     fn content_types() {
@@ -140,23 +172,62 @@ mod tests {
             content_type: content_type(&path),
             modified,
         };
-        let mut out = Buf::with_capacity(256);
-        let dated = found(Some(UNIX_EPOCH + Duration::from_secs(784_111_777)));
-        write_head(&mut out, &dated).unwrap();
-        assert_eq!(
-            out.data(),
-            b"HTTP/1.1 200 OK\r\nContent-Type: text/css; charset=utf-8\r\n\
-              Content-Length: 6\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
-        );
+        let dated = found(Some(784_111_777));
+        let undated = found(None);
+        let table: &[(&Found, Answer, &str)] = &[
+            (
+                &dated,
+                Answer::Whole,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/css; charset=utf-8\r\n\
+                 Content-Length: 6\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
+                 ETag: \"2ebc98a1-6\"\r\nAccept-Ranges: bytes\r\n",
+            ),
+            (
+                &dated,
+                Answer::Part(1..4),
+                "HTTP/1.1 206 Partial Content\r\nContent-Type: text/css; charset=utf-8\r\n\
+                 Content-Length: 3\r\nContent-Range: bytes 1-3/6\r\n\
+                 Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
+                 ETag: \"2ebc98a1-6\"\r\nAccept-Ranges: bytes\r\n",
+            ),
+            (
+                &dated,
+                Answer::NotModified,
+                "HTTP/1.1 304 Not Modified\r\n\
+                 Last-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\nETag: \"2ebc98a1-6\"\r\n",
+            ),
+            (
+                &undated,
+                Answer::Whole,
+                "HTTP/1.1 200 OK\r\nContent-Type: text/css; charset=utf-8\r\n\
+                 Content-Length: 6\r\nAccept-Ranges: bytes\r\n",
+            ),
+            (
+                &undated,
+                Answer::NotModified,
+                "HTTP/1.1 304 Not Modified\r\n",
+            ),
+        ];
+        let mut out = Buf::with_capacity(512);
+        for (found, answer, want) in table {
+            out.clear();
+            write_head(&mut out, found, answer).unwrap();
+            assert_eq!(
+                std::str::from_utf8(out.data()).unwrap(),
+                *want,
+                "{answer:?}"
+            );
+        }
+        // A year the date cannot be written in keeps the tag.
         out.clear();
-        write_head(&mut out, &found(None)).unwrap();
+        write_head(&mut out, &found(Some(i64::MAX)), &Answer::NotModified).unwrap();
         assert_eq!(
             out.data(),
-            b"HTTP/1.1 200 OK\r\nContent-Type: text/css; charset=utf-8\r\nContent-Length: 6\r\n"
+            b"HTTP/1.1 304 Not Modified\r\nETag: \"7fffffffffffffff-6\"\r\n"
         );
         let mut small = Buf::with_capacity(80);
         small.put(b"kept").unwrap();
-        assert_eq!(write_head(&mut small, &dated), Err(Full));
+        assert_eq!(write_head(&mut small, &dated, &Answer::Whole), Err(Full));
         assert_eq!(small.data(), b"kept", "a failed write_head changes nothing");
     }
 }

@@ -8,10 +8,12 @@
 //! canonical root, so a symlink cannot lead out of it. Only regular files
 //! are served.
 
+mod conditional;
 mod date;
 mod head;
 mod send;
 
+pub use conditional::{answer, Answer, ETag, Unsatisfiable};
 pub use head::{content_type, write_head};
 pub use send::{send, send_through};
 
@@ -21,7 +23,6 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 /// The file a `$uri/` entry serves inside a directory.
 const DIR_INDEX: &str = "index.html";
@@ -118,8 +119,10 @@ pub struct Found {
     pub len: u64,
     /// From the extension of the name it was found under ([`content_type`]).
     pub content_type: &'static str,
-    /// Its modification time, when the filesystem reports one.
-    pub modified: Option<SystemTime>,
+    /// Its modification time in whole seconds since the Unix epoch
+    /// (rounded towards the past), when the filesystem reports one: the
+    /// `Last-Modified` and half the `ETag`.
+    pub modified: Option<i64>,
 }
 
 /// What one candidate path came to.
@@ -246,7 +249,7 @@ impl Root {
             file,
             len: meta.len(),
             content_type: content_type(candidate),
-            modified: meta.modified().ok(),
+            modified: meta.modified().ok().and_then(date::unix_secs),
         })
     }
 }

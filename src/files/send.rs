@@ -7,13 +7,13 @@ use std::io;
 use std::os::fd::AsFd;
 
 /// Sends as much of the file as the socket takes: sendfile(2) from
-/// `*offset` until `len`, advancing `offset`; Ok(true) when all sent,
-/// Ok(false) on WouldBlock (wait for writable), Err on other errors
-/// (`UnexpectedEof` when the file ends before `len`: it shrank while
-/// being sent). Retries EINTR.
-pub fn send(socket: &impl AsFd, found_file: &File, offset: &mut u64, len: u64) -> io::Result<bool> {
-    while *offset < len {
-        let count = usize::try_from(len - *offset).unwrap_or(usize::MAX);
+/// `*offset` until `end` (a file offset, not a count), advancing
+/// `offset`; Ok(true) when all sent, Ok(false) on WouldBlock (wait for
+/// writable), Err on other errors (`UnexpectedEof` when the file ends
+/// before `end`: it shrank while being sent). Retries EINTR.
+pub fn send(socket: &impl AsFd, found_file: &File, offset: &mut u64, end: u64) -> io::Result<bool> {
+    while *offset < end {
+        let count = usize::try_from(end - *offset).unwrap_or(usize::MAX);
         let mut at = i64::try_from(*offset)
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset past i64::MAX"))?;
         match sys::sendfile(socket.as_fd(), found_file.as_fd(), &mut at, count) {
@@ -42,12 +42,12 @@ pub fn send_through(
     mut write: impl FnMut(&[u8]) -> io::Result<usize>,
     found_file: &File,
     offset: &mut u64,
-    len: u64,
+    end: u64,
     scratch: &mut [u8],
 ) -> io::Result<bool> {
     use std::os::unix::fs::FileExt;
-    while *offset < len {
-        let want = usize::try_from(len - *offset)
+    while *offset < end {
+        let want = usize::try_from(end - *offset)
             .unwrap_or(usize::MAX)
             .min(scratch.len());
         let n = match found_file.read_at(&mut scratch[..want], *offset) {
