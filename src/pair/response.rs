@@ -169,6 +169,7 @@ pub(super) fn pump_up(r: &mut Response, core: &mut Core, closing: bool, ctx: &mu
 /// or an error on the upstream.
 pub(super) fn read(r: &mut Response, core: &mut Core, closing: bool, ctx: &mut Ctx<'_>) -> Step {
     let limit = ctx.config.max_head;
+    let winding_down = ctx.winding_down();
     loop {
         if r.interim.is_some() {
             // Wait until the 1xx answers reach the client.
@@ -227,7 +228,7 @@ pub(super) fn read(r: &mut Response, core: &mut Core, closing: bool, ctx: &mut C
         };
         // Bytes the client sent behind a refused upgrade would be read as
         // its next request: such a connection closes after the answer.
-        let persistence = if r.held.is_some() {
+        let persistence = if r.held.is_some() || winding_down {
             Persistence::Close
         } else {
             core.persistence

@@ -92,6 +92,27 @@ impl<'a> Conn<'a> {
         }
     }
 
+    /// Writes all of `buf` unless the socket fills, telling the kernel more
+    /// follows at once (`MSG_MORE`, as `TCP_CORK` would): a response head
+    /// and the file after it then leave in one segment instead of two.
+    /// Under TLS a plain write: the records go out when flushed anyway.
+    pub fn write_all_more(&mut self, mut buf: &[u8]) -> io::Result<usize> {
+        if self.tls.is_some() {
+            return self.write_all(buf);
+        }
+        let len = buf.len();
+        let socket = socket2::SockRef::from(self.tcp);
+        while !buf.is_empty() {
+            match socket.send_with_flags(buf, libc::MSG_MORE) {
+                Ok(n) => buf = &buf[n..],
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(len - buf.len())
+    }
+
     /// Writes all of `buf` unless the socket fills: how much it took.
     pub fn write_all(&mut self, mut buf: &[u8]) -> io::Result<usize> {
         let len = buf.len();

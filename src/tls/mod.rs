@@ -27,9 +27,13 @@ use rustls::{ProtocolVersion, SupportedCipherSuite, SupportedProtocolVersion};
 use std::io;
 use std::path::PathBuf;
 
-/// The one application protocol both sides offer: a WebSocket upgrade is an
+/// The application protocol both sides prefer: a WebSocket upgrade is an
 /// HTTP/1.1 request (RFC 6455 §4.1), so never h2 (RFC 7301 ALPN id).
 const ALPN_HTTP11: &[u8] = b"http/1.1";
+
+/// Also accepted from clients that offer only HTTP/1.0 (`curl --http1.0`),
+/// as nginx does: the request reader speaks both.
+const ALPN_HTTP10: &[u8] = b"http/1.0";
 
 /// A startup or reload failure; each names the file and what would fix it.
 #[derive(Debug, thiserror::Error)]

@@ -3,7 +3,7 @@
 //! and certificates that `reload` swaps without touching live connections.
 
 use super::certs::{CertFiles, CertSet, SniResolver};
-use super::{provider, version_name, TlsError, ALPN_HTTP11};
+use super::{provider, version_name, TlsError, ALPN_HTTP10, ALPN_HTTP11};
 use rustls::crypto::{ring, CryptoProvider};
 use rustls::server::{NoServerSessionStorage, ServerSessionMemoryCache};
 use rustls::{ServerConfig, SupportedCipherSuite, SupportedProtocolVersion};
@@ -99,7 +99,7 @@ impl ServerTls {
             })?
             .with_no_client_auth()
             .with_cert_resolver(resolver.clone());
-        config.alpn_protocols = vec![ALPN_HTTP11.to_vec()];
+        config.alpn_protocols = vec![ALPN_HTTP11.to_vec(), ALPN_HTTP10.to_vec()];
         config.session_storage = match settings.session_cache {
             0 => Arc::new(NoServerSessionStorage {}),
             entries => ServerSessionMemoryCache::new(entries),
@@ -174,6 +174,29 @@ mod tests {
         assert_eq!(c.alpn_protocol(), Some(ALPN_HTTP11));
         assert_eq!(s.alpn_protocol(), Some(ALPN_HTTP11));
         Ok((peer_cert(&c), c.handshake_kind()))
+    }
+
+    #[test]
+    fn alpn_prefers_http_1_1_and_takes_http_1_0_alone() {
+        let dir = TempDir::new("alpn");
+        let ca = Ca::new("alpn CA");
+        let leaf = ca.write_leaf(&dir, "a", &["a.test"], KeyAlg::P256);
+        let tls = ServerTls::load(ServerSettings::new(vec![leaf])).unwrap();
+        for (offered, agreed) in [
+            (vec![b"http/1.0".to_vec()], Some(ALPN_HTTP10)),
+            (
+                vec![b"http/1.0".to_vec(), b"http/1.1".to_vec()],
+                Some(ALPN_HTTP11),
+            ),
+        ] {
+            let mut config = (*client_config(&ca, |_| {})).clone();
+            config.alpn_protocols = offered;
+            let name = crate::tls::server_name("a.test").unwrap();
+            let mut c = ClientConnection::new(Arc::new(config), name).unwrap();
+            let mut s = ServerConnection::new(Arc::clone(tls.config())).unwrap();
+            handshake(&mut c, &mut s).unwrap();
+            assert_eq!(s.alpn_protocol(), agreed);
+        }
     }
 
     #[test]

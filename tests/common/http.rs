@@ -64,6 +64,22 @@ impl<'a, R: Read> Messages<'a, R> {
         out
     }
 
+    /// Whether another message comes: bytes are buffered already, or a
+    /// read brings some (false at EOF or a read error).
+    pub fn peek_more(&mut self) -> bool {
+        if !self.buf.is_empty() {
+            return true;
+        }
+        let mut chunk = [0u8; 16 * 1024];
+        match self.stream.read(&mut chunk) {
+            Ok(0) | Err(_) => false,
+            Ok(n) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                true
+            }
+        }
+    }
+
     /// The bytes read past the messages so far, without reading more.
     pub fn buffered(&self) -> &[u8] {
         &self.buf
