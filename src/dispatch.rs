@@ -6,6 +6,7 @@
 
 use std::fs::File;
 use std::net::IpAddr;
+use std::ops::Range;
 use std::time::Instant;
 
 use crate::buffer::Buf;
@@ -29,12 +30,18 @@ pub struct Plan {
 
 #[derive(Debug)]
 pub enum Action {
-    /// `out` holds a complete answer (a redirect).
-    Reply,
+    /// `out` holds a complete answer with this status: a redirect, or a
+    /// file's answer with no body to send (304, 416, one to HEAD).
+    Reply { status: u16 },
     /// Answer with the proxy's own error.
     Refuse(Reject),
-    /// `out` holds the response head; `len` bytes of `file` follow.
-    Serve { file: File, len: u64 },
+    /// `out` holds the response head (200 or 206, as `status` says); the
+    /// `bytes` of `file` follow, from `bytes.start` up to `bytes.end`.
+    Serve {
+        file: File,
+        status: u16,
+        bytes: Range<u64>,
+    },
     /// `out` holds the rewritten head and the first `taken` early bytes,
     /// those that belong to the request; `body` frames what the client
     /// sends next.
@@ -71,7 +78,8 @@ pub fn decide(head: &Head<'_, '_>, early: &[u8], inputs: Inputs<'_>, out: &mut B
     let mut plan = Plan {
         site: None,
         route: None,
-        action: Action::Reply,
+        // A placeholder: every return below sets the action.
+        action: Action::Reply { status: 0 },
     };
     let host = match head.single("host") {
         Some(value) => match route::host_name(value) {
@@ -152,7 +160,7 @@ fn redirect(
         target.as_bytes(),
     ];
     match answer::write_redirect(out, &location, persistence) {
-        Ok(()) => Action::Reply,
+        Ok(()) => Action::Reply { status: 308 },
         Err(_) => refuse(
             Status::HeaderTooLarge,
             "request target too long to redirect",
@@ -181,17 +189,55 @@ fn serve(
         Lookup::Status(code) => return refuse(status_for(code), "file not found"),
         Lookup::Refused { status, why } => return refuse(status_for(status), why),
     };
-    let written = files::write_head(out, &found)
-        .and_then(|()| route.response.write_added(out, 200))
+    let answer = match files::answer(&found, head.headers) {
+        Ok(answer) => answer,
+        Err(files::Unsatisfiable) => {
+            return unsatisfiable(head, found.len, route, persistence, out)
+        }
+    };
+    let status = answer.status();
+    let written = files::write_head(out, &found, &answer)
+        .and_then(|()| route.response.write_added(out, status))
         .and_then(|()| out.put(persistence.line()))
         .and_then(|()| out.put(b"\r\n"));
     if written.is_err() {
         return refuse(Status::HeaderTooLarge, "response head too large");
     }
-    let len = if head.method == "HEAD" { 0 } else { found.len };
+    let bytes = answer.bytes(found.len);
+    if head.method == "HEAD" || bytes.is_empty() {
+        // Nothing follows the head: the file is closed at once.
+        return Action::Reply { status };
+    }
     Action::Serve {
         file: found.file,
-        len,
+        status,
+        bytes,
+    }
+}
+
+/// A 416 for a file `len` bytes long: the proxy's own answer, with the
+/// `Content-Range: bytes */LEN` RFC 9110 §15.5.17 asks of it; to HEAD
+/// without its body.
+fn unsatisfiable(
+    head: &Head<'_, '_>,
+    len: u64,
+    route: &crate::config::Route,
+    persistence: Persistence,
+    out: &mut Buf,
+) -> Action {
+    const WHY: &str = "the Range asks for no byte the file has";
+    let reject = Reject::new(Status::RangeNotSatisfiable, WHY);
+    let range = format!("Content-Range: bytes */{len}\r\n");
+    let mut written =
+        answer::write_head(out, reject, range.as_bytes(), &route.response, persistence);
+    if head.method != "HEAD" {
+        written = written.and_then(|()| answer::write_body(out, reject));
+    }
+    match written {
+        Ok(()) => Action::Reply {
+            status: Status::RangeNotSatisfiable.code(),
+        },
+        Err(_) => refuse(Status::HeaderTooLarge, "response head too large"),
     }
 }
 

@@ -19,9 +19,9 @@ use hdrhistogram::Histogram;
 use crate::config::Config;
 
 /// Status codes counted apart; others land in "other".
-const CODES: [u16; 20] = [
-    101, 200, 204, 301, 302, 304, 308, 400, 401, 403, 404, 405, 408, 426, 429, 431, 500, 502, 503,
-    504,
+const CODES: [u16; 22] = [
+    101, 200, 204, 206, 301, 302, 304, 308, 400, 401, 403, 404, 405, 408, 416, 426, 429, 431, 500,
+    502, 503, 504,
 ];
 
 /// Prometheus buckets (upper bounds, seconds) for the handshake time:

@@ -14,6 +14,7 @@ pub enum Status {
     NotFound,
     MethodNotAllowed,
     RequestTimeout,
+    RangeNotSatisfiable,
     UpgradeRequired,
     TooManyRequests,
     HeaderTooLarge,
@@ -30,6 +31,7 @@ impl Status {
             Status::NotFound => 404,
             Status::MethodNotAllowed => 405,
             Status::RequestTimeout => 408,
+            Status::RangeNotSatisfiable => 416,
             Status::UpgradeRequired => 426,
             Status::TooManyRequests => 429,
             Status::HeaderTooLarge => 431,
@@ -46,6 +48,7 @@ impl Status {
             Status::NotFound => "Not Found",
             Status::MethodNotAllowed => "Method Not Allowed",
             Status::RequestTimeout => "Request Timeout",
+            Status::RangeNotSatisfiable => "Range Not Satisfiable",
             Status::UpgradeRequired => "Upgrade Required",
             Status::TooManyRequests => "Too Many Requests",
             Status::HeaderTooLarge => "Request Header Fields Too Large",
@@ -91,27 +94,48 @@ pub fn write(
     edits: &ResponseEdits,
     persistence: Persistence,
 ) -> Result<(), Full> {
+    write_head(out, reject, b"", edits, persistence)?;
+    write_body(out, reject)
+}
+
+/// The head of [`write`]'s answer, with `fields` (whole lines, CRLF
+/// included) that depend on the request, such as a 416's `Content-Range`.
+/// Its Content-Length counts the body [`write_body`] writes, which an
+/// answer to HEAD leaves out (RFC 9110 §9.3.2).
+pub fn write_head(
+    out: &mut Buf,
+    reject: Reject,
+    fields: &[u8],
+    edits: &ResponseEdits,
+    persistence: Persistence,
+) -> Result<(), Full> {
     let code = u64::from(reject.status.code());
-    let reason = reject.status.reason().as_bytes();
-    // Body: "400 Bad Request: <why>\n".
-    let body_len = 3 + 1 + reason.len() + 2 + reject.why.len() + 1;
     out.put(b"HTTP/1.1 ")?;
     out.put_decimal(code)?;
     out.put(b" ")?;
-    out.put(reason)?;
+    out.put(reject.status.reason().as_bytes())?;
     out.put(b"\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ")?;
-    out.put_decimal(body_len as u64)?;
+    out.put_decimal(body_len(reject) as u64)?;
     out.put(b"\r\n")?;
     out.put(persistence.line())?;
     out.put(reject.status.extra_headers().as_bytes())?;
+    out.put(fields)?;
     edits.write_added(out, reject.status.code())?;
-    out.put(b"\r\n")?;
-    out.put_decimal(code)?;
+    out.put(b"\r\n")
+}
+
+/// The body of [`write`]'s answer: "400 Bad Request: <why>\n".
+pub fn write_body(out: &mut Buf, reject: Reject) -> Result<(), Full> {
+    out.put_decimal(u64::from(reject.status.code()))?;
     out.put(b" ")?;
-    out.put(reason)?;
+    out.put(reject.status.reason().as_bytes())?;
     out.put(b": ")?;
     out.put(reject.why.as_bytes())?;
     out.put(b"\n")
+}
+
+fn body_len(reject: Reject) -> usize {
+    3 + 1 + reject.status.reason().len() + 2 + reject.why.len() + 1
 }
 
 /// Writes a `308 Permanent Redirect` to `location` (the scheme, host and
@@ -167,6 +191,7 @@ mod tests {
             Status::NotFound,
             Status::MethodNotAllowed,
             Status::RequestTimeout,
+            Status::RangeNotSatisfiable,
             Status::UpgradeRequired,
             Status::TooManyRequests,
             Status::HeaderTooLarge,
@@ -221,6 +246,26 @@ mod tests {
             "HTTP/1.1 308 Permanent Redirect\r\nLocation: https://example.com/a?b=1\r\n"
         ));
         assert!(text.ends_with("\r\n\r\n308 Permanent Redirect\n"));
+    }
+
+    #[test]
+    fn request_fields_and_a_body_apart() {
+        let mut edits = ResponseEdits::default();
+        edits.add("X-Always", "1", true).unwrap();
+        let mut out = Buf::with_capacity(1024);
+        let reject = Reject::new(Status::RangeNotSatisfiable, "no such byte");
+        let range = b"Content-Range: bytes */1000\r\n";
+        write_head(&mut out, reject, range, &edits, Persistence::Persistent).unwrap();
+        write_body(&mut out, reject).unwrap();
+        assert_eq!(
+            std::str::from_utf8(out.data()).unwrap(),
+            "HTTP/1.1 416 Range Not Satisfiable\r\n\
+             Content-Type: text/plain; charset=utf-8\r\n\
+             Content-Length: 40\r\n\
+             Content-Range: bytes */1000\r\n\
+             X-Always: 1\r\n\r\n\
+             416 Range Not Satisfiable: no such byte\n"
+        );
     }
 
     #[test]

@@ -26,14 +26,14 @@ pub(super) struct Answer {
     pub(super) unread: Option<Body>,
 }
 
-/// A static file: the head in `out`, then `len` bytes of `file` from
-/// `offset`.
+/// A static file: the head in `out`, then the bytes of `file` from
+/// `offset` (advancing as they go out) up to `end`.
 #[derive(Debug)]
 pub(super) struct File {
     pub(super) out: Buf,
     pub(super) file: std::fs::File,
     pub(super) offset: u64,
-    pub(super) len: u64,
+    pub(super) end: u64,
     /// As for [`Answer`].
     pub(super) unread: Option<Body>,
 }
@@ -97,7 +97,7 @@ pub(super) fn write(a: &mut Answer, core: &mut Core) -> Step {
 pub(super) fn write_file(f: &mut File, core: &mut Core, ctx: &mut Ctx<'_>) -> Step {
     if !f.out.is_empty() {
         // The file's bytes follow the head: one segment for both.
-        let more = f.offset < f.len;
+        let more = f.offset < f.end;
         let written = match more {
             true => core.client.conn().write_all_more(f.out.data()),
             false => core.client.conn().write_all(f.out.data()),
@@ -120,11 +120,11 @@ pub(super) fn write_file(f: &mut File, core: &mut Core, ctx: &mut Ctx<'_>) -> St
             |b| conn.write_all(b),
             &f.file,
             &mut f.offset,
-            f.len,
+            f.end,
             scratch.space(),
         )
     } else {
-        files::send(&client.tcp, &f.file, &mut f.offset, f.len)
+        files::send(&client.tcp, &f.file, &mut f.offset, f.end)
     };
     match sent {
         Ok(true) => Step::Done,

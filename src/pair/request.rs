@@ -327,9 +327,9 @@ fn carry_out(action: Action, out: Buf, read: Read, core: &mut Core, ctx: &mut Ct
     // dropped after the answer, if the connection is to carry on.
     let unread = (read.own.keeps() && !read.unread.is_done()).then_some(read.unread);
     match action {
-        Action::Reply => {
+        Action::Reply { status } => {
             core.persistence = read.own;
-            core.answered(308, ctx);
+            core.answered(status, ctx);
             Step::Enter(Phase::Answer(answer::Answer { out, unread }))
         }
         Action::Refuse(reject) => {
@@ -348,14 +348,18 @@ fn carry_out(action: Action, out: Buf, read: Read, core: &mut Core, ctx: &mut Ct
                 unread: unread.unwrap_or(Body::Empty),
             }
         }
-        Action::Serve { file, len } => {
+        Action::Serve {
+            file,
+            status,
+            bytes,
+        } => {
             core.persistence = read.own;
-            core.answered(200, ctx);
+            core.answered(status, ctx);
             Step::Enter(Phase::File(answer::File {
                 out,
                 file,
-                offset: 0,
-                len,
+                offset: bytes.start,
+                end: bytes.end,
                 unread,
             }))
         }

@@ -1,6 +1,6 @@
 //! Static files: an nginx-like `root` plus `try_files`, from a raw request
-//! path to an open regular file inside the root (or a refusal), the 200
-//! response head for it, and sending its bytes with `sendfile(2)`.
+//! path to an open regular file inside the root (or a refusal). The
+//! response head for it is `head.rs`'s, sending its bytes `send.rs`'s.
 //!
 //! A request path is percent-decoded once, split on `/`, and refused if any
 //! segment is `..` (it is never normalised); empty and `.` segments are
@@ -8,16 +8,21 @@
 //! canonical root, so a symlink cannot lead out of it. Only regular files
 //! are served.
 
-use crate::buffer::{Buf, Full};
-use crate::sys;
+mod conditional;
+mod date;
+mod head;
+mod send;
+
+pub use conditional::{answer, Answer, ETag, Unsatisfiable};
+pub use head::{content_type, write_head};
+pub use send::{send, send_through};
+
 use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
-use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The file a `$uri/` entry serves inside a directory.
 const DIR_INDEX: &str = "index.html";
@@ -114,8 +119,10 @@ pub struct Found {
     pub len: u64,
     /// From the extension of the name it was found under ([`content_type`]).
     pub content_type: &'static str,
-    /// Its modification time, when the filesystem reports one.
-    pub modified: Option<SystemTime>,
+    /// Its modification time in whole seconds since the Unix epoch
+    /// (rounded towards the past), when the filesystem reports one: the
+    /// `Last-Modified` and half the `ETag`.
+    pub modified: Option<i64>,
 }
 
 /// What one candidate path came to.
@@ -242,7 +249,7 @@ impl Root {
             file,
             len: meta.len(),
             content_type: content_type(candidate),
-            modified: meta.modified().ok(),
+            modified: meta.modified().ok().and_then(date::unix_secs),
         })
     }
 }
@@ -282,223 +289,18 @@ fn percent_decode(raw: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Content-Type by extension (case-insensitive): html/htm "text/html;
-/// charset=utf-8", css, js/mjs "text/javascript; charset=utf-8", json, map,
-/// txt "text/plain; charset=utf-8", svg, png, jpg/jpeg, gif, webp, avif,
-/// ico, wasm "application/wasm", woff, woff2, ttf, otf, xml, pdf, mp4, webm,
-/// mp3, ogg, csv, md; anything else "application/octet-stream".
-pub fn content_type(path: &Path) -> &'static str {
-    const TYPES: [(&str, &str); 29] = [
-        ("html", "text/html; charset=utf-8"),
-        ("htm", "text/html; charset=utf-8"),
-        ("css", "text/css; charset=utf-8"),
-        ("js", "text/javascript; charset=utf-8"),
-        ("mjs", "text/javascript; charset=utf-8"),
-        ("json", "application/json"),
-        ("map", "application/json"),
-        ("txt", "text/plain; charset=utf-8"),
-        ("svg", "image/svg+xml"),
-        ("png", "image/png"),
-        ("jpg", "image/jpeg"),
-        ("jpeg", "image/jpeg"),
-        ("gif", "image/gif"),
-        ("webp", "image/webp"),
-        ("avif", "image/avif"),
-        ("ico", "image/x-icon"),
-        ("wasm", "application/wasm"),
-        ("woff", "font/woff"),
-        ("woff2", "font/woff2"),
-        ("ttf", "font/ttf"),
-        ("otf", "font/otf"),
-        ("xml", "application/xml"),
-        ("pdf", "application/pdf"),
-        ("mp4", "video/mp4"),
-        ("webm", "video/webm"),
-        ("mp3", "audio/mpeg"),
-        ("ogg", "audio/ogg"),
-        ("csv", "text/csv; charset=utf-8"),
-        ("md", "text/markdown; charset=utf-8"),
-    ];
-    let Some(ext) = path.extension().and_then(OsStr::to_str) else {
-        return "application/octet-stream";
-    };
-    TYPES
-        .iter()
-        .find(|(known, _)| known.eq_ignore_ascii_case(ext))
-        .map_or("application/octet-stream", |&(_, ty)| ty)
-}
-
-/// Writes "HTTP/1.1 200 OK\r\nContent-Type: …\r\nContent-Length:
-/// …\r\nLast-Modified: <IMF-fixdate>\r\n" (no blank line: the caller
-/// appends its own fields and the final CRLF). Last-Modified only when
-/// `modified` is Some (and within years 0000–9999). A failed write leaves
-/// `out` unchanged.
-pub fn write_head(out: &mut Buf, found: &Found) -> Result<(), Full> {
-    let mark = out.len();
-    let written = put_head(out, found);
-    if written.is_err() {
-        out.truncate(mark);
-    }
-    written
-}
-
-fn put_head(out: &mut Buf, found: &Found) -> Result<(), Full> {
-    out.put(b"HTTP/1.1 200 OK\r\nContent-Type: ")?;
-    out.put(found.content_type.as_bytes())?;
-    out.put(b"\r\nContent-Length: ")?;
-    out.put_decimal(found.len)?;
-    out.put(b"\r\n")?;
-    if let Some(date) = found.modified.and_then(http_date) {
-        out.put(b"Last-Modified: ")?;
-        out.put(&date)?;
-        out.put(b"\r\n")?;
-    }
-    Ok(())
-}
-
-/// `time` as an IMF-fixdate (RFC 9110 §5.6.7), e.g. "Sun, 06 Nov 1994
-/// 08:49:37 GMT"; `None` outside years 0000–9999, which it cannot write.
-fn http_date(time: SystemTime) -> Option<[u8; 29]> {
-    let secs = match time.duration_since(UNIX_EPOCH) {
-        Ok(after) => i64::try_from(after.as_secs()).ok()?,
-        Err(before) => {
-            // Round towards the past: 0.5 s before the epoch is 23:59:59.
-            let d = before.duration();
-            let whole = i64::try_from(d.as_secs()).ok()?;
-            -whole - i64::from(d.subsec_nanos() > 0)
-        }
-    };
-    imf_fixdate(secs)
-}
-
-/// Seconds since the Unix epoch as an IMF-fixdate.
-fn imf_fixdate(secs: i64) -> Option<[u8; 29]> {
-    const DAYS: [&[u8; 3]; 7] = [b"Sun", b"Mon", b"Tue", b"Wed", b"Thu", b"Fri", b"Sat"];
-    const MONTHS: [&[u8; 3]; 12] = [
-        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
-        b"Dec",
-    ];
-    let days = secs.div_euclid(86_400);
-    let of_day = secs.rem_euclid(86_400);
-    let (year, month, day) = civil_from_days(days);
-    if !(0..=9999).contains(&year) {
-        return None;
-    }
-    // 1970-01-01 was a Thursday.
-    let weekday = (days + 4).rem_euclid(7) as usize;
-    let two = |n: i64| [b'0' + (n / 10) as u8, b'0' + (n % 10) as u8];
-    let mut out = [0u8; 29];
-    out[0..3].copy_from_slice(DAYS[weekday]);
-    out[3..5].copy_from_slice(b", ");
-    out[5..7].copy_from_slice(&two(day));
-    out[7] = b' ';
-    out[8..11].copy_from_slice(MONTHS[(month - 1) as usize]);
-    out[11] = b' ';
-    out[12..14].copy_from_slice(&two(year / 100));
-    out[14..16].copy_from_slice(&two(year % 100));
-    out[16] = b' ';
-    out[17..19].copy_from_slice(&two(of_day / 3600));
-    out[19] = b':';
-    out[20..22].copy_from_slice(&two(of_day / 60 % 60));
-    out[22] = b':';
-    out[23..25].copy_from_slice(&two(of_day % 60));
-    out[25..29].copy_from_slice(b" GMT");
-    Some(out)
-}
-
-/// (year, month 1–12, day 1–31) of a day count since 1970-01-01, in the
-/// proleptic Gregorian calendar (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097; // [0, 146096]
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365; // [0, 399]
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100); // [0, 365], from March 1
-    let mp = (5 * doy + 2) / 153; // [0, 11], March = 0
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-/// Sends as much of the file as the socket takes: sendfile(2) from
-/// `*offset` until `len`, advancing `offset`; Ok(true) when all sent,
-/// Ok(false) on WouldBlock (wait for writable), Err on other errors
-/// (`UnexpectedEof` when the file ends before `len`: it shrank while
-/// being sent). Retries EINTR.
-pub fn send(socket: &impl AsFd, found_file: &File, offset: &mut u64, len: u64) -> io::Result<bool> {
-    while *offset < len {
-        let count = usize::try_from(len - *offset).unwrap_or(usize::MAX);
-        let mut at = i64::try_from(*offset)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset past i64::MAX"))?;
-        match sys::sendfile(socket.as_fd(), found_file.as_fd(), &mut at, count) {
-            Ok(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "file shrank while being sent",
-                ))
-            }
-            Ok(n) => {
-                *offset += n as u64;
-                debug_assert_eq!(at as u64, *offset, "sendfile advanced the offset by n");
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(true)
-}
-
-/// What [`send`] does, for a socket sendfile cannot write to (a TLS
-/// session): reads the file at `offset` into `scratch` and hands it to
-/// `write`, which takes what it can. `Ok(false)`: the writer is full.
-pub fn send_through(
-    mut write: impl FnMut(&[u8]) -> io::Result<usize>,
-    found_file: &File,
-    offset: &mut u64,
-    len: u64,
-    scratch: &mut [u8],
-) -> io::Result<bool> {
-    use std::os::unix::fs::FileExt;
-    while *offset < len {
-        let want = usize::try_from(len - *offset)
-            .unwrap_or(usize::MAX)
-            .min(scratch.len());
-        let n = match found_file.read_at(&mut scratch[..want], *offset) {
-            Ok(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "file shrank while being sent",
-                ))
-            }
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        match write(&scratch[..n]) {
-            Ok(0) => return Ok(false),
-            Ok(taken) => *offset += taken as u64,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(true)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Read;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::{Duration, Instant};
 
     /// A directory under the system temp dir, removed when dropped (also
     /// when a test fails).
-    struct TempDir(PathBuf);
+    pub(super) struct TempDir(pub(super) PathBuf);
 
     impl TempDir {
-        fn new(what: &str) -> TempDir {
+        pub(super) fn new(what: &str) -> TempDir {
             static COUNTER: AtomicUsize = AtomicUsize::new(0);
             let n = COUNTER.fetch_add(1, Ordering::Relaxed);
             let dir = std::env::temp_dir()
@@ -507,7 +309,7 @@ mod tests {
             TempDir(dir)
         }
 
-        fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        pub(super) fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
             let path = self.0.join(name);
             std::fs::create_dir_all(path.parent().unwrap()).unwrap();
             std::fs::write(&path, bytes).unwrap();
@@ -705,156 +507,5 @@ mod tests {
         assert!(err.contains("is not a directory"), "{err}");
         let r = Root::new(&root.0.join("."), &[]).unwrap();
         assert_eq!(r.dir, std::fs::canonicalize(&root.0).unwrap());
-    }
-
-    #[test]
-    fn content_types() {
-        let table = [
-            ("index.html", "text/html; charset=utf-8"),
-            ("INDEX.HTM", "text/html; charset=utf-8"),
-            ("a/b.c/app.Js", "text/javascript; charset=utf-8"),
-            ("mod.mjs", "text/javascript; charset=utf-8"),
-            ("s.css", "text/css; charset=utf-8"),
-            ("d.json", "application/json"),
-            ("app.js.map", "application/json"),
-            ("r.txt", "text/plain; charset=utf-8"),
-            ("i.svg", "image/svg+xml"),
-            ("i.PNG", "image/png"),
-            ("i.jpg", "image/jpeg"),
-            ("i.jpeg", "image/jpeg"),
-            ("i.gif", "image/gif"),
-            ("i.webp", "image/webp"),
-            ("i.avif", "image/avif"),
-            ("favicon.ico", "image/x-icon"),
-            ("m.wasm", "application/wasm"),
-            ("f.woff", "font/woff"),
-            ("f.woff2", "font/woff2"),
-            ("f.ttf", "font/ttf"),
-            ("f.otf", "font/otf"),
-            ("x.xml", "application/xml"),
-            ("d.pdf", "application/pdf"),
-            ("v.mp4", "video/mp4"),
-            ("v.webm", "video/webm"),
-            ("a.mp3", "audio/mpeg"),
-            ("a.ogg", "audio/ogg"),
-            ("t.csv", "text/csv; charset=utf-8"),
-            ("README.md", "text/markdown; charset=utf-8"),
-            ("Makefile", "application/octet-stream"),
-            (".html", "application/octet-stream"),
-            ("archive.tar.gz", "application/octet-stream"),
-            ("x.exe", "application/octet-stream"),
-        ];
-        for (name, want) in table {
-            assert_eq!(content_type(Path::new(name)), want, "{name}");
-        }
-    }
-
-    #[test]
-    fn imf_fixdates() {
-        let table: [(i64, &str); 8] = [
-            (0, "Thu, 01 Jan 1970 00:00:00 GMT"),
-            (784_111_777, "Sun, 06 Nov 1994 08:49:37 GMT"),
-            (951_782_400, "Tue, 29 Feb 2000 00:00:00 GMT"),
-            (1_709_210_096, "Thu, 29 Feb 2024 12:34:56 GMT"),
-            (-1, "Wed, 31 Dec 1969 23:59:59 GMT"),
-            (-2_208_988_800, "Mon, 01 Jan 1900 00:00:00 GMT"),
-            (253_402_300_799, "Fri, 31 Dec 9999 23:59:59 GMT"),
-            (-62_167_219_200, "Sat, 01 Jan 0000 00:00:00 GMT"),
-        ];
-        for (secs, want) in table {
-            let got = imf_fixdate(secs).unwrap();
-            assert_eq!(std::str::from_utf8(&got).unwrap(), want, "{secs}");
-        }
-        assert_eq!(imf_fixdate(253_402_300_800), None, "year 10000");
-        assert_eq!(imf_fixdate(-62_167_219_201), None, "year -1");
-        let before = UNIX_EPOCH - Duration::from_millis(500);
-        assert_eq!(
-            &http_date(before).unwrap(),
-            b"Wed, 31 Dec 1969 23:59:59 GMT"
-        );
-        let after = UNIX_EPOCH + Duration::new(784_111_777, 999_999_999);
-        assert_eq!(&http_date(after).unwrap(), b"Sun, 06 Nov 1994 08:49:37 GMT");
-    }
-
-    #[test]
-    fn head_fields() {
-        let dir = TempDir::new("head");
-        let path = dir.write("x.css", b"body{}");
-        let found = |modified| Found {
-            file: File::open(&path).unwrap(),
-            len: 6,
-            content_type: content_type(&path),
-            modified,
-        };
-        let mut out = Buf::with_capacity(256);
-        let dated = found(Some(UNIX_EPOCH + Duration::from_secs(784_111_777)));
-        write_head(&mut out, &dated).unwrap();
-        assert_eq!(
-            out.data(),
-            b"HTTP/1.1 200 OK\r\nContent-Type: text/css; charset=utf-8\r\n\
-              Content-Length: 6\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n"
-        );
-        out.clear();
-        write_head(&mut out, &found(None)).unwrap();
-        assert_eq!(
-            out.data(),
-            b"HTTP/1.1 200 OK\r\nContent-Type: text/css; charset=utf-8\r\nContent-Length: 6\r\n"
-        );
-        let mut small = Buf::with_capacity(80);
-        small.put(b"kept").unwrap();
-        assert_eq!(write_head(&mut small, &dated), Err(Full));
-        assert_eq!(small.data(), b"kept", "a failed write_head changes nothing");
-    }
-
-    #[test]
-    fn send_a_mebibyte_over_tcp() {
-        const LEN: usize = 1 << 20;
-        let dir = TempDir::new("send");
-        let bytes: Vec<u8> = (0..LEN).map(|i| (i * 7 % 251) as u8).collect();
-        let path = dir.write("big.bin", &bytes);
-        let file = File::open(&path).unwrap();
-
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (server, _) = listener.accept().unwrap();
-        server.set_nonblocking(true).unwrap();
-        // A small send buffer so the socket fills long before 1 MiB.
-        socket2::SockRef::from(&server)
-            .set_send_buffer_size(16 * 1024)
-            .unwrap();
-
-        let (go, wait) = std::sync::mpsc::channel::<()>();
-        let reader = std::thread::spawn(move || {
-            wait.recv().unwrap();
-            client
-                .set_read_timeout(Some(Duration::from_secs(10)))
-                .unwrap();
-            let mut got = Vec::new();
-            client.read_to_end(&mut got).unwrap();
-            got
-        });
-
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let mut offset = 0u64;
-        let all = send(&server, &file, &mut offset, LEN as u64).unwrap();
-        assert!(!all, "the client is not reading yet: WouldBlock");
-        assert!(offset > 0 && offset < LEN as u64, "sent {offset}");
-        go.send(()).unwrap();
-        while !send(&server, &file, &mut offset, LEN as u64).unwrap() {
-            assert!(Instant::now() < deadline, "stalled at {offset}");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        assert_eq!(offset, LEN as u64);
-        assert!(send(&server, &file, &mut offset, LEN as u64).unwrap());
-        drop(server);
-        let got = reader.join().unwrap();
-        assert!(got == bytes, "received {} bytes, not the file", got.len());
-
-        // A file shorter than promised is an error, not a hang.
-        let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-        let (server, _) = listener.accept().unwrap();
-        let mut offset = LEN as u64;
-        let err = send(&server, &file, &mut offset, LEN as u64 + 1).unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
     }
 }
