@@ -470,6 +470,18 @@ fn a_refused_request_with_a_body_leaves_the_connection_usable() {
     let (head, body) = Messages::new(&mut client).response(false);
     assert_eq!(status_of(&head), 200, "{head}");
     assert!(body_text(body).starts_with("GET /api/x "));
+    // The proxy's own answer to a HEAD has no body, or the next answer
+    // would start with it.
+    client
+        .write_all(b"HEAD /missing HTTP/1.1\r\nHost: a\r\n\r\nGET /index.html HTTP/1.1\r\nHost: a\r\n\r\n")
+        .unwrap();
+    let mut answers = Messages::new(&mut client);
+    let (head, _) = answers.response(true);
+    assert_eq!(status_of(&head), 404, "{head}");
+    let (head, body) = answers.response(false);
+    assert_eq!(status_of(&head), 200, "{head}");
+    assert_eq!(body, b"home\n");
+    drop(answers);
     // A client waiting for 100-continue is not waited for: closed.
     client
         .write_all(

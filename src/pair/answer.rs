@@ -78,7 +78,13 @@ pub(super) fn refuse(
     core.set_upstream(None, ctx.config);
     let mut out = ctx.relay.bufs.pool.take();
     core.persistence = core.persistence_now(ctx);
-    let written = answer::write(&mut out, reject, core.edits(ctx.config), core.persistence);
+    let edits = core.edits(ctx.config);
+    let written = answer::write_head(&mut out, reject, b"", edits, core.persistence).and_then(
+        |()| match core.to_head {
+            true => Ok(()),
+            false => answer::write_body(&mut out, reject),
+        },
+    );
     if written.is_err() {
         debug_assert!(false, "an answer always fits a pooled buffer");
         ctx.relay.bufs.pool.give(out);

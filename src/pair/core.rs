@@ -47,6 +47,9 @@ pub(super) struct Core {
     /// What the current exchange's answer says of the connection: closed
     /// after it, or kept for the next request.
     pub(super) persistence: Persistence,
+    /// The current request is a HEAD: its answers carry no body, the
+    /// proxy's own included (a body would be read as the next answer).
+    pub(super) to_head: bool,
     /// Bytes of the next request(s), read along with the current one
     /// (pipelining).
     pub(super) ahead: Option<Box<Buf>>,

@@ -18,6 +18,9 @@ pub(super) struct End {
     /// Requests sent over this connection (an upstream's, kept between
     /// requests), saturating.
     pub(super) uses: u16,
+    /// An upstream's: its answer said the connection stays open, so it may
+    /// carry another request once the answer is through.
+    pub(super) reusable: bool,
 }
 
 impl End {
@@ -27,6 +30,7 @@ impl End {
             tls: None,
             registered: None,
             uses: 0,
+            reusable: false,
         }
     }
 

@@ -165,13 +165,7 @@ enum Step {
     Connected,
     /// Response: the upstream answered. A tunnel after a 101, else a plain
     /// exchange; `u2c` carries the answer's head and what came with it.
-    /// `reusable`: the upstream connection may carry another request once
-    /// the answer is through.
-    Answered {
-        u2c: Flow,
-        tunnel: bool,
-        reusable: bool,
-    },
+    Answered { u2c: Flow, tunnel: bool },
     /// Answer with the proxy's own error response, then close.
     Refuse(Reject),
     /// Answer a request read whole (its head) with the proxy's own error
@@ -250,6 +244,7 @@ impl Pair {
                 gen: index(gen),
                 served: 0,
                 persistence: Persistence::Close,
+                to_head: false,
                 ahead: None,
                 ip_counted,
             },
@@ -504,7 +499,7 @@ impl Pair {
                 interest(keeps_reading(&r.c2u), r.waits_for_client() || c),
                 interest(!r.waits_for_client(), r.c2u.wants_write() || u),
             ],
-            Phase::Exchange(response::Exchange { c2u, u2c, .. }) => [
+            Phase::Exchange(response::Exchange { c2u, u2c }) => [
                 interest(keeps_reading(c2u), u2c.wants_write() || c),
                 interest(u2c.wants_read(), c2u.wants_write() || u),
             ],
@@ -574,22 +569,20 @@ impl Pair {
                     }
                     other => self.illegal(other, "connected"),
                 },
-                Step::Answered {
-                    u2c,
-                    tunnel,
-                    reusable,
-                } => match mem::replace(&mut self.phase, Phase::Moving) {
-                    Phase::Response(r) => {
-                        let pool = &mut ctx.relay.bufs.pool;
-                        let next = if tunnel {
-                            Phase::Tunnel(tunnel::Tunnel::new(r, u2c, pool))
-                        } else {
-                            Phase::Exchange(response::Exchange::new(r, u2c, reusable, pool))
-                        };
-                        self.enter(from, next, ctx)
+                Step::Answered { u2c, tunnel } => {
+                    match mem::replace(&mut self.phase, Phase::Moving) {
+                        Phase::Response(r) => {
+                            let pool = &mut ctx.relay.bufs.pool;
+                            let next = if tunnel {
+                                Phase::Tunnel(tunnel::Tunnel::new(r, u2c, pool))
+                            } else {
+                                Phase::Exchange(response::Exchange::new(r, u2c, pool))
+                            };
+                            self.enter(from, next, ctx)
+                        }
+                        other => self.illegal(other, "answered"),
                     }
-                    other => self.illegal(other, "answered"),
-                },
+                }
                 Step::Refuse(reject) => {
                     self.core.persistence = Persistence::Close;
                     answer::refuse(&mut self.core, reject, None, ctx)

@@ -143,6 +143,7 @@ pub(super) fn read(req: &mut Request, core: &mut Core, closing: bool, ctx: &mut 
             Err(reject) => return Step::Refuse(reject),
         };
         core.served = core.served.saturating_add(1);
+        core.to_head = head.method == "HEAD";
         if core.served > 1 {
             // Each request on a kept connection is timed from its head.
             core.started = ctx.metrics.stamp(ctx.at);

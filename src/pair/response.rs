@@ -40,14 +40,13 @@ pub(super) struct Response {
     reuse: Reuse,
 }
 
-/// A plain answer on its way to the client.
+/// A plain answer on its way to the client. Whether the upstream's
+/// connection may carry another request afterwards is its `End`'s
+/// (`reusable`): a field here would make every phase eight bytes bigger.
 #[derive(Debug)]
 pub(super) struct Exchange {
     pub(super) c2u: Flow,
     pub(super) u2c: Flow,
-    /// The upstream's connection may carry another request once the
-    /// answer is through.
-    reusable: bool,
 }
 
 /// What one parse of a response head's bytes produced.
@@ -137,14 +136,13 @@ impl Response {
 }
 
 impl Exchange {
-    pub(super) fn new(r: Response, u2c: Flow, reusable: bool, pool: &mut Pool) -> Exchange {
-        let reusable = reusable && r.reuse != Reuse::Never;
+    pub(super) fn new(r: Response, u2c: Flow, pool: &mut Pool) -> Exchange {
         let (c2u, held) = r.finish(pool);
         // Refused: the early bytes were never the upstream's to see.
         if let Some(buf) = held {
             pool.give(buf);
         }
-        Exchange { c2u, u2c, reusable }
+        Exchange { c2u, u2c }
     }
 }
 
@@ -257,11 +255,7 @@ pub(super) fn read(r: &mut Response, core: &mut Core, closing: bool, ctx: &mut C
                 let mut frames = Frames::new(false);
                 frames.advance(&out.data()[out.len() - early..]);
                 let u2c = Flow::with_pending(Body::Frames(frames), out, drained);
-                return Step::Answered {
-                    u2c,
-                    tunnel: true,
-                    reusable: false,
-                };
+                return Step::Answered { u2c, tunnel: true };
             }
             Answered::Final {
                 body,
@@ -271,6 +265,7 @@ pub(super) fn read(r: &mut Response, core: &mut Core, closing: bool, ctx: &mut C
             } => {
                 r.head.clear(&mut bufs.pool);
                 core.persistence = persistence;
+                upstream.reusable = reusable && r.reuse != Reuse::Never;
                 core.answered(status, ctx);
                 debug!(
                     "client {}: upstream {} answered {status}",
@@ -278,11 +273,7 @@ pub(super) fn read(r: &mut Response, core: &mut Core, closing: bool, ctx: &mut C
                     core.server_addr(ctx.config)
                 );
                 let u2c = Flow::with_pending(body, out, drained);
-                return Step::Answered {
-                    u2c,
-                    tunnel: false,
-                    reusable,
-                };
+                return Step::Answered { u2c, tunnel: false };
             }
             Answered::Bad(reject) => {
                 bufs.pool.give(out);
@@ -372,7 +363,9 @@ pub(super) fn pump_exchange(
             if let Some(bytes) = surplus {
                 // An upstream that sent more than its answer is not
                 // trusted with another request.
-                x.reusable = false;
+                if let Some(upstream) = &mut core.upstream {
+                    upstream.reusable = false;
+                }
                 ctx.relay.bufs.pool.give(*bytes);
             }
         }
@@ -382,24 +375,24 @@ pub(super) fn pump_exchange(
     if x.u2c.is_finished() {
         core.ended(Ending::Complete);
         // Nor is one still owed part of this request.
-        let keep = x.reusable && x.c2u.is_finished();
-        keep_upstream(core, keep, ctx);
+        keep_upstream(core, x.c2u.is_finished(), ctx);
         return Step::Done;
     }
     pump::waiting(&progress, dir)
 }
 
 /// After a plain exchange: the upstream connection goes to the worker's
-/// pool for the next request to its server, or is closed.
-fn keep_upstream(core: &mut Core, keep: bool, ctx: &mut Ctx<'_>) {
+/// pool for the next request to its server, or is closed. `sent`: the
+/// request went out whole.
+fn keep_upstream(core: &mut Core, sent: bool, ctx: &mut Ctx<'_>) {
     let group = &ctx.config.groups[usize::from(core.group)];
     let server = usize::from(core.server);
     let Some(end) = core.upstream.take() else {
         return;
     };
     group.closed(server);
-    let fresh = u32::from(end.uses) < group.keepalive.requests;
-    if let (true, true, Some(kept)) = (keep, fresh, ctx.kept.as_deref_mut()) {
+    let keep = sent && end.reusable && u32::from(end.uses) < group.keepalive.requests;
+    if let (true, Some(kept)) = (keep, ctx.kept.as_deref_mut()) {
         kept.put(
             end,
             usize::from(core.group),
