@@ -131,6 +131,53 @@ pub fn release_free_memory() {
 #[cfg(not(target_env = "gnu"))]
 pub fn release_free_memory() {}
 
+/// `openat2(2)` with `RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS`: opens
+/// `path` (relative) read-only, non-blocking and close-on-exec beneath the
+/// directory `dir`, in one call, with the kernel refusing (`EXDEV`) any
+/// resolution that would leave it through `..`, an absolute path or a
+/// symlink. `ENOSYS` on kernels before 5.6.
+pub fn open_beneath(dir: BorrowedFd<'_>, path: &std::ffi::CStr) -> io::Result<OwnedFd> {
+    /// `struct open_how`, version 0 (linux/openat2.h): libc's is
+    /// non-exhaustive, so it cannot be built outside libc.
+    #[repr(C)]
+    struct OpenHow {
+        flags: u64,
+        mode: u64,
+        resolve: u64,
+    }
+    let how = OpenHow {
+        flags: (libc::O_RDONLY | libc::O_NONBLOCK | libc::O_CLOEXEC) as u64,
+        mode: 0,
+        resolve: libc::RESOLVE_BENEATH | libc::RESOLVE_NO_MAGICLINKS,
+    };
+    loop {
+        // SAFETY: `dir` is borrowed, so open for the call; `path` is a
+        // NUL-terminated string that outlives the call; `how` is a valid
+        // `open_how` on the stack and its exact size is passed, as
+        // openat2 requires. On success the kernel returns a new
+        // descriptor that nothing else owns.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                dir.as_raw_fd(),
+                path.as_ptr(),
+                &how as *const OpenHow,
+                std::mem::size_of::<OpenHow>(),
+            )
+        };
+        if fd >= 0 {
+            let fd = i32::try_from(fd).expect("a descriptor fits in an int");
+            // SAFETY: a fresh descriptor from the kernel, owned by nobody.
+            return Ok(unsafe { OwnedFd::from_raw_fd(fd) });
+        }
+        let e = io::Error::last_os_error();
+        // EAGAIN: a rename raced the resolution; the kernel asks to retry.
+        if !matches!(e.raw_os_error(), Some(libc::EINTR | libc::EAGAIN)) {
+            return Err(e);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,9 +4,13 @@
 //!
 //! A request path is percent-decoded once, split on `/`, and refused if any
 //! segment is `..` (it is never normalised); empty and `.` segments are
-//! dropped. Each candidate is canonicalised and must still lie inside the
-//! canonical root, so a symlink cannot lead out of it. Only regular files
-//! are served.
+//! dropped. Each candidate is opened beneath the root's directory with
+//! `openat2(RESOLVE_BENEATH)`: the kernel resolves the path and refuses, in
+//! the same call, any way out of the root (an absolute symlink included).
+//! Where it refused, or on a kernel without openat2, the candidate is
+//! canonicalised instead and must still lie inside the canonical root, so
+//! a symlink cannot lead out of it but an absolute one that stays inside
+//! is followed. Only regular files are served.
 
 mod conditional;
 mod date;
@@ -17,12 +21,14 @@ pub use conditional::{answer, Answer, ETag, Unsatisfiable};
 pub use head::{content_type, write_head};
 pub use send::{send, send_through};
 
-use std::ffi::OsStr;
+use std::ffi::{CString, OsStr};
 use std::fs::File;
 use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The file a `$uri/` entry serves inside a directory.
 const DIR_INDEX: &str = "index.html";
@@ -89,8 +95,14 @@ impl TryFile {
 #[derive(Debug)]
 pub struct Root {
     dir: PathBuf,
+    /// The root directory, open (`O_PATH`) for `openat2` beneath it.
+    handle: Option<OwnedFd>,
     try_files: Vec<TryFile>,
 }
+
+/// Whether `openat2` works here: cleared at its first `ENOSYS` (a kernel
+/// before 5.6) or `EPERM` (a seccomp filter that does not know it).
+static OPENAT2: AtomicBool = AtomicBool::new(true);
 
 /// The outcome of [`Root::lookup`].
 #[derive(Debug)]
@@ -166,8 +178,15 @@ impl Root {
                 .map(|(i, entry)| TryFile::parse(entry, i == last))
                 .collect::<Result<_, _>>()?
         };
+        let handle = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+            .open(&canonical)
+            .ok()
+            .map(OwnedFd::from);
         Ok(Root {
             dir: canonical,
+            handle,
             try_files,
         })
     }
@@ -183,7 +202,7 @@ impl Root {
         if decoded.contains(&0) {
             return refused(400, "NUL in path");
         }
-        let mut uri = self.dir.clone();
+        let mut uri = PathBuf::new();
         for segment in decoded.split(|&b| b == b'/') {
             match segment {
                 b".." => return refused(400, "\"..\" in path"),
@@ -198,10 +217,7 @@ impl Root {
                 TryFile::Uri if names_dir => continue,
                 TryFile::Uri => self.check(&uri),
                 TryFile::UriDir => self.check(&uri.join(DIR_INDEX)),
-                TryFile::Path(literal) => {
-                    let relative = literal.trim_start_matches('/');
-                    self.check(&self.dir.join(relative))
-                }
+                TryFile::Path(literal) => self.check(Path::new(literal.trim_start_matches('/'))),
                 TryFile::Status(code) => return Lookup::Status(*code),
             };
             match candidate {
@@ -213,30 +229,22 @@ impl Root {
         Lookup::NotFound
     }
 
-    /// Opens `candidate` if, after symlinks, it is a regular file inside the
-    /// root.
+    /// Opens `candidate` (relative to the root) if, after symlinks, it is a
+    /// regular file inside the root: beneath the root's directory in one
+    /// call, else by the canonical path.
     fn check(&self, candidate: &Path) -> Candidate {
-        let real = match std::fs::canonicalize(candidate) {
-            Ok(real) => real,
-            Err(e) if absent(&e) => return Candidate::Skip,
-            Err(_) => return Candidate::Refused("cannot be read"),
-        };
-        if !real.starts_with(&self.dir) {
-            return Candidate::Refused("outside the root");
-        }
-        // The canonical path holds no symlinks, so O_NOFOLLOW only catches
-        // one swapped in since; O_NONBLOCK keeps a FIFO from blocking the
-        // open (it is then skipped as not a regular file).
-        let file = match std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(&real)
-        {
-            Ok(file) => file,
-            Err(e) if absent(&e) || e.raw_os_error() == Some(libc::ENXIO) => {
-                return Candidate::Skip
+        let file = match self.open_beneath(candidate) {
+            Some(Ok(file)) => file,
+            Some(Err(e)) if absent(&e) => return Candidate::Skip,
+            Some(Err(e)) if e.raw_os_error() == Some(libc::ELOOP) => {
+                return Candidate::Refused("cannot be read")
             }
-            Err(_) => return Candidate::Refused("cannot be read"),
+            // A way out of the root, an absolute symlink (maybe back
+            // in), or no openat2: decided by the canonical path.
+            Some(Err(_)) | None => match self.open_canonical(&self.dir.join(candidate)) {
+                Ok(file) => file,
+                Err(outcome) => return outcome,
+            },
         };
         let meta = match file.metadata() {
             Ok(meta) => meta,
@@ -251,6 +259,55 @@ impl Root {
             content_type: content_type(candidate),
             modified: meta.modified().ok().and_then(date::unix_secs),
         })
+    }
+
+    /// `openat2(RESOLVE_BENEATH)` of `relative` under the root's directory;
+    /// `None` where openat2 cannot be used.
+    fn open_beneath(&self, relative: &Path) -> Option<io::Result<File>> {
+        let handle = self.handle.as_ref()?;
+        if !OPENAT2.load(Ordering::Relaxed) {
+            return None;
+        }
+        let path = if relative.as_os_str().is_empty() {
+            CString::new(".")
+        } else {
+            CString::new(relative.as_os_str().as_bytes())
+        };
+        // A NUL was refused before this point.
+        let path = path.ok()?;
+        match crate::sys::open_beneath(handle.as_fd(), &path) {
+            Ok(fd) => Some(Ok(File::from(fd))),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {
+                OPENAT2.store(false, Ordering::Relaxed);
+                None
+            }
+            Err(e) => Some(Err(e)),
+        }
+    }
+
+    /// Opens `candidate` (an absolute path under the root) by its canonical
+    /// path, if that lies inside the root; else what to answer.
+    fn open_canonical(&self, candidate: &Path) -> Result<File, Candidate> {
+        let real = match std::fs::canonicalize(candidate) {
+            Ok(real) => real,
+            Err(e) if absent(&e) => return Err(Candidate::Skip),
+            Err(_) => return Err(Candidate::Refused("cannot be read")),
+        };
+        if !real.starts_with(&self.dir) {
+            return Err(Candidate::Refused("outside the root"));
+        }
+        // The canonical path holds no symlinks, so O_NOFOLLOW only catches
+        // one swapped in since; O_NONBLOCK keeps a FIFO from blocking the
+        // open (it is then skipped as not a regular file).
+        match std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&real)
+        {
+            Ok(file) => Ok(file),
+            Err(e) if absent(&e) || e.raw_os_error() == Some(libc::ENXIO) => Err(Candidate::Skip),
+            Err(_) => Err(Candidate::Refused("cannot be read")),
+        }
     }
 }
 
@@ -380,6 +437,9 @@ mod tests {
         symlink("missing.txt", root.0.join("dangling.txt")).unwrap();
         symlink("loop-b", root.0.join("loop-a")).unwrap();
         symlink("loop-a", root.0.join("loop-b")).unwrap();
+        // Absolute, but back inside the root: openat2 refuses it, the
+        // canonical path serves it.
+        symlink(root.0.join("app.js"), root.0.join("abs-in.js")).unwrap();
 
         let default: &[&str] = &[];
         let spa: &[&str] = &["$uri", "/index.html"];
@@ -412,6 +472,7 @@ mod tests {
             // Symlinks: inside the root they are served, out of it refused,
             // even when a fallback follows.
             (file, "/link-in.js", File(JS, APP)),
+            (file, "/abs-in.js", File(JS, APP)),
             (file, "/docs/self/guide.txt", File(TXT, b"guide")),
             (file, "/link-out.txt", Refused(403)),
             (spa, "/link-out.txt", Refused(403)),
@@ -436,11 +497,19 @@ mod tests {
             (spa, "/%252e%252e/x", File(HTML, INDEX)),
         ];
         for (try_files, path, want) in table {
-            let r = Root::new(&root.0, &strings(try_files)).unwrap();
+            let mut r = Root::new(&root.0, &strings(try_files)).unwrap();
+            assert!(r.handle.is_some(), "the root's directory opens");
             assert_eq!(
                 &outcome(r.lookup(path)),
                 want,
                 "try_files {try_files:?}, path {path:?}"
+            );
+            // The same without openat2, as on an older kernel.
+            r.handle = None;
+            assert_eq!(
+                &outcome(r.lookup(path)),
+                want,
+                "by the canonical path: try_files {try_files:?}, path {path:?}"
             );
         }
     }
