@@ -19,7 +19,7 @@ mod send;
 
 pub use conditional::{answer, Answer, ETag, Unsatisfiable};
 pub use head::{content_type, write_head};
-pub use send::{send, send_through};
+pub use send::{read_into, send, send_through};
 
 use std::ffi::{CString, OsStr};
 use std::fs::File;

@@ -101,6 +101,19 @@ pub(super) fn write(a: &mut Answer, core: &mut Core) -> Step {
 /// Writes a static file's head, then its bytes with sendfile (through the
 /// scratch buffer under TLS).
 pub(super) fn write_file(f: &mut File, core: &mut Core, ctx: &mut Ctx<'_>) -> Step {
+    let left = f.end - f.offset;
+    if core.client.tls.is_some() && left > 0 && left <= f.out.space().len() as u64 {
+        // A small file over TLS: its bytes join the head, so both go out
+        // in one record and one write, as nginx's SSL buffer does.
+        let room = f.out.space();
+        match files::read_into(&f.file, &mut f.offset, f.end, room) {
+            Ok(n) => f.out.fill(n),
+            Err(e) => {
+                debug!("client {}: reading a file failed: {e}", core.client_addr);
+                return Step::Close;
+            }
+        }
+    }
     if !f.out.is_empty() {
         // The file's bytes follow the head: one segment for both.
         let more = f.offset < f.end;
