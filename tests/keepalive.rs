@@ -473,7 +473,9 @@ fn a_refused_request_with_a_body_leaves_the_connection_usable() {
     // The proxy's own answer to a HEAD has no body, or the next answer
     // would start with it.
     client
-        .write_all(b"HEAD /missing HTTP/1.1\r\nHost: a\r\n\r\nGET /index.html HTTP/1.1\r\nHost: a\r\n\r\n")
+        .write_all(
+            b"HEAD /missing HTTP/1.1\r\nHost: a\r\n\r\nGET /index.html HTTP/1.1\r\nHost: a\r\n\r\n",
+        )
         .unwrap();
     let mut answers = Messages::new(&mut client);
     let (head, _) = answers.response(true);

@@ -71,6 +71,39 @@ pub fn send_through(
     Ok(true)
 }
 
+/// Reads the file from `*offset` up to `end` into `buf`, which must hold
+/// it all, advancing `offset`: for a small file over TLS, whose bytes then
+/// go out in one record with the head. `UnexpectedEof` when the file
+/// shrank.
+pub fn read_into(
+    found_file: &File,
+    offset: &mut u64,
+    end: u64,
+    buf: &mut [u8],
+) -> io::Result<usize> {
+    use std::os::unix::fs::FileExt;
+    let want = usize::try_from(end - *offset).unwrap_or(usize::MAX);
+    debug_assert!(want <= buf.len(), "the caller checked it fits");
+    let mut got = 0;
+    while got < want {
+        match found_file.read_at(&mut buf[got..want], *offset) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file shrank while being sent",
+                ))
+            }
+            Ok(n) => {
+                got += n;
+                *offset += n as u64;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -130,32 +163,3 @@ mod tests {
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
     }
 }
-
-/// Reads the file from `*offset` up to `end` into `buf`, which must hold
-/// it all, advancing `offset`: for a small file over TLS, whose bytes then
-/// go out in one record with the head. `UnexpectedEof` when the file
-/// shrank.
-pub fn read_into(found_file: &File, offset: &mut u64, end: u64, buf: &mut [u8]) -> io::Result<usize> {
-    use std::os::unix::fs::FileExt;
-    let want = usize::try_from(end - *offset).unwrap_or(usize::MAX);
-    debug_assert!(want <= buf.len(), "the caller checked it fits");
-    let mut got = 0;
-    while got < want {
-        match found_file.read_at(&mut buf[got..want], *offset) {
-            Ok(0) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "file shrank while being sent",
-                ))
-            }
-            Ok(n) => {
-                got += n;
-                *offset += n as u64;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
-}
-
