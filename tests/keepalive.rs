@@ -496,3 +496,61 @@ fn a_refused_request_with_a_body_leaves_the_connection_usable() {
     assert_eq!(field(&head, "connection"), Some("close"));
     assert!(answers.closed());
 }
+
+#[test]
+fn a_reload_closes_idle_kept_connections_and_ends_the_rest_after_their_exchange() {
+    let _w = watchdog();
+    let (slow_tx, slow_rx) = mpsc::channel::<()>();
+    let slow_rx = Mutex::new(slow_rx);
+    let (got_tx, got_rx) = mpsc::channel::<()>();
+    let got_tx = Mutex::new(got_tx);
+    let upstream = RawUpstream::start(move |mut stream| loop {
+        let mut requests = Messages::new(&mut stream);
+        if !requests.peek_more() {
+            return;
+        }
+        let (head, _) = requests.request();
+        drop(requests);
+        if head.starts_with("GET /slow") {
+            // Answer only once the reload has happened.
+            got_tx.lock().unwrap().send(()).unwrap();
+            let _ = slow_rx.lock().unwrap().recv_timeout(IO_TIMEOUT);
+        }
+        if stream
+            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            .is_err()
+        {
+            return;
+        }
+    });
+    let dir = TempDir::new();
+    let config = dir.write(
+        "proxy.toml",
+        &format!(
+            "workers = 1\n[[listener]]\naddress = \"127.0.0.1:0\"\n\
+             [[server]]\n[[server.route]]\nlocation = \"/\"\nupstream = \"{}\"\n",
+            upstream.addr
+        ),
+    );
+    let proxy = Proxy::start(&["--config", config.to_str().unwrap()]);
+    let mut idle = send(proxy.addr(), b"GET /fast HTTP/1.1\r\nHost: a\r\n\r\n");
+    let (head, _) = Messages::new(&mut idle).response(false);
+    assert_eq!(field(&head, "connection"), None);
+    let mut busy = send(proxy.addr(), b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n");
+    got_rx
+        .recv_timeout(IO_TIMEOUT)
+        .expect("the slow request reached the upstream");
+    proxy.signal(libc::SIGHUP);
+    assert!(proxy.wait_for_log("SIGHUP: reloaded"));
+    assert!(Messages::new(&mut idle).closed(), "the idle one closes");
+    slow_tx.send(()).unwrap();
+    let mut answers = Messages::new(&mut busy);
+    let (head, body) = answers.response(false);
+    assert_eq!((status_of(&head), body.as_slice()), (200, &b"ok"[..]));
+    assert_eq!(field(&head, "connection"), Some("close"), "{head}");
+    assert!(answers.closed());
+    // New clients are served under the new configuration, kept as before.
+    let mut fresh = send(proxy.addr(), b"GET /new HTTP/1.1\r\nHost: a\r\n\r\n");
+    let (head, _) = Messages::new(&mut fresh).response(false);
+    assert_eq!((status_of(&head), field(&head, "connection")), (200, None));
+}
