@@ -554,3 +554,36 @@ fn a_reload_closes_idle_kept_connections_and_ends_the_rest_after_their_exchange(
     let (head, _) = Messages::new(&mut fresh).response(false);
     assert_eq!((status_of(&head), field(&head, "connection")), (200, None));
 }
+
+#[test]
+fn each_exchange_on_a_kept_connection_gets_its_access_log_line_at_once() {
+    let _w = watchdog();
+    let (upstream, _seen) = keepalive_upstream();
+    let dir = TempDir::new();
+    let path = dir.0.join("access.log");
+    let proxy = proxy_to(&[upstream.addr], &["--access-log", path.to_str().unwrap()]);
+    let mut client = connect(proxy.addr());
+    client
+        .write_all(b"GET /one HTTP/1.1\r\nHost: a\r\n\r\nPOST /two HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc")
+        .unwrap();
+    let mut answers = Messages::new(&mut client);
+    answers.response(false);
+    answers.response(false);
+    // Both lines, while the connection is still open.
+    let read = || std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        eventually(Duration::from_secs(5), || read().lines().count() == 2),
+        "{}",
+        read()
+    );
+    for line in read().lines() {
+        for want in [
+            "status=200",
+            &format!("upstream={}", upstream.addr),
+            "closed_by=proxy reason=\"response complete\"",
+        ] {
+            assert!(line.contains(want), "{want} in {line}");
+        }
+    }
+    drop(answers);
+}
