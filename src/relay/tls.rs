@@ -55,6 +55,21 @@ impl std::fmt::Debug for Tls {
     }
 }
 
+/// The socket as rustls reads it, noting whether a read came back short:
+/// the socket held less than rustls had room for, so it is empty now.
+struct Socket<'a> {
+    tcp: &'a TcpStream,
+    short: bool,
+}
+
+impl Read for Socket<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = (&mut &*self.tcp).read(buf)?;
+        self.short = n < buf.len();
+        Ok(n)
+    }
+}
+
 /// A TLS failure as an `io::Error` whose message is rustls' reason.
 fn tls_error(e: rustls::Error) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, e)
@@ -127,6 +142,9 @@ impl Tls {
     /// other records the session must answer are flushed on the way.
     pub fn read(&mut self, tcp: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
         let mut filled = 0;
+        // A socket read came back short: the socket is empty, so another
+        // would only say WouldBlock (one system call saved per message).
+        let mut emptied = false;
         loop {
             match self.conn.reader().read(&mut buf[filled..]) {
                 // `close_notify` received (or `buf` is empty).
@@ -150,8 +168,14 @@ impl Tls {
                 }
                 Err(e) => return Err(e),
             }
+            if emptied {
+                return match filled {
+                    0 => Err(io::ErrorKind::WouldBlock.into()),
+                    _ => Ok(filled),
+                };
+            }
             match self.receive(tcp) {
-                Ok(()) => {}
+                Ok(short) => emptied = short,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock && filled > 0 => return Ok(filled),
                 Err(e) => return Err(e),
             }
@@ -160,10 +184,13 @@ impl Tls {
 
     /// Reads records from the socket and processes them, answering what
     /// the session must answer (handshake, alerts). `WouldBlock`: the
-    /// socket is empty. After the socket's EOF the reader reports it.
-    fn receive(&mut self, tcp: &TcpStream) -> io::Result<()> {
+    /// socket is empty; `Ok(true)`: it is empty now, the read took less
+    /// than rustls had room for. After the socket's EOF the reader reports
+    /// it.
+    fn receive(&mut self, tcp: &TcpStream) -> io::Result<bool> {
+        let mut socket = Socket { tcp, short: false };
         let got = loop {
-            match self.conn.read_tls(&mut &*tcp) {
+            match self.conn.read_tls(&mut socket) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => break other,
             }
@@ -183,7 +210,7 @@ impl Tls {
         }
         match self.flush(tcp) {
             Err(e) if e.kind() != io::ErrorKind::WouldBlock => Err(e),
-            _ => Ok(()),
+            _ => Ok(socket.short),
         }
     }
 
@@ -200,7 +227,7 @@ impl Tls {
                 return Ok(true);
             }
             match self.receive(tcp) {
-                Ok(()) => {}
+                Ok(_) => {}
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                 Err(e) => return Err(e),
             }
