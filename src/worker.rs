@@ -29,7 +29,7 @@ use crate::access_log::{Ending, Sink};
 use crate::config::{Config, Removed};
 use crate::limits::Admission;
 use crate::metrics::Shard;
-use crate::pair::{Ctx, Kept, Outcome, Pair, Ready};
+use crate::pair::{Ctx, Kept, Outcome, Owner, Pair, Ready};
 use crate::relay::splice::PipePool;
 use crate::relay::Resources;
 use crate::timer::{self, Clock, Expired, Settled, Tick, Wheel};
@@ -93,11 +93,7 @@ macro_rules! ctx {
             draining: $worker.drain.as_ref().map(|d| d.until),
             stale: !current,
             registry: $worker.poll.registry(),
-            kept: if current {
-                Some(&mut $worker.kept)
-            } else {
-                None
-            },
+            kept: &mut $worker.kept,
             log: &mut $worker.access,
         }
     }};
@@ -275,7 +271,13 @@ impl Worker {
                     Socket::Pair { key, side } => {
                         self.dispatch(key, side, Ready::from_event(event))
                     }
-                    Socket::Kept(key) => self.kept.on_event(key, &mut self.relay.bufs.scratch),
+                    Socket::Kept(key) => match self.kept.owner(key) {
+                        Owner::Pool => self.kept.on_event(key, &mut self.relay.bufs.scratch),
+                        Owner::Pair(pair) => {
+                            self.dispatch(pair, Side::Upstream, Ready::from_event(event))
+                        }
+                        Owner::Gone => {}
+                    },
                 }
             }
             self.run_again();
@@ -522,6 +524,7 @@ impl Worker {
             &self.metrics,
             self.now,
             &mut self.access,
+            &mut self.kept,
         );
         self.control
             .admission

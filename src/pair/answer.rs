@@ -75,7 +75,7 @@ pub(super) fn refuse(
             reject.why
         );
     }
-    core.set_upstream(None, ctx.config);
+    core.close_upstream(ctx.config, ctx.kept);
     let mut out = ctx.relay.bufs.pool.take();
     core.persistence = core.persistence_now(ctx);
     let edits = core.edits(ctx.config);

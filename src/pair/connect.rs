@@ -3,7 +3,6 @@
 //! refuse or time out until one accepts or none is left.
 
 use mio::net::TcpStream;
-use mio::Interest;
 
 use super::end::End;
 use super::{Core, Ctx, Failure, Ready, Step};
@@ -14,7 +13,6 @@ use crate::handshake::request::Kind;
 use crate::metrics::TlsSide;
 use crate::relay::splice::PipePool;
 use crate::relay::{Flow, Tls};
-use crate::token::{self, Side};
 use crate::upstream::Attempt;
 use crate::{debug, warn};
 
@@ -247,7 +245,7 @@ fn failed(
         ctx.metrics.tls_failed(TlsSide::Upstream);
     }
     let addr = core.server_addr(ctx.config);
-    core.set_upstream(None, ctx.config);
+    core.close_upstream(ctx.config, ctx.kept);
     let group = core.group(ctx.config);
     group.connect_failed(usize::from(core.server), ctx.at);
     match c.attempt.next(group, ctx.at) {
@@ -281,18 +279,18 @@ fn failed(
 
 /// Takes a kept connection to the chosen server, if the worker has one.
 fn take_kept(c: &mut Connect, core: &mut Core, ctx: &mut Ctx<'_>) -> bool {
-    let (group, server) = (usize::from(core.group), usize::from(core.server));
-    let Some(mut end) = ctx.kept.as_deref_mut().and_then(|k| k.take(group, server)) else {
-        return false;
-    };
-    // The head goes out at once (a kept connection's socket has room):
-    // then the answer is read, so watch for that from the start.
-    let token = token::pair(ctx.key, Side::Upstream);
-    if let Err(e) = end.adopt(ctx.registry, token, Interest::READABLE) {
-        debug!("cannot watch a kept upstream connection: {e}; connecting afresh");
+    if ctx.stale {
+        // The pool's groups are the current configuration's.
         return false;
     }
+    let (group, server) = (usize::from(core.group), usize::from(core.server));
+    // Still registered under its slot's token, watched for reading: the
+    // head goes out at once, then the answer is what comes.
+    let Some((end, slot)) = ctx.kept.take(group, server, ctx.key) else {
+        return false;
+    };
     ctx.config.groups[group].opened(server);
+    core.kept_slot = slot;
     ctx.metrics.upstream_reused.add(1);
     core.upstream = Some(end);
     c.reused = true;

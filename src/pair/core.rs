@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::end::End;
+use super::pool::Kept;
 use super::{Ctx, NONE, NO_EDITS};
 use crate::access_log::{self, Ending, Sink};
 use crate::buffer::Buf;
@@ -16,7 +17,10 @@ use crate::handshake::fields::Persistence;
 use crate::handshake::request::Peer;
 use crate::metrics::{TlsSide, TunnelNames};
 use crate::timer::{self, Timer};
-use crate::token::Side;
+use crate::token::{self, Side};
+
+/// No kept slot.
+pub(super) const NO_SLOT: u32 = u32::MAX;
 use crate::upstream::Group;
 
 /// What a pair keeps across phases.
@@ -47,6 +51,15 @@ pub(super) struct Core {
     /// What the current exchange's answer says of the connection: closed
     /// after it, or kept for the next request.
     pub(super) persistence: Persistence,
+    /// The worker's pool slot of the upstream connection while it is a
+    /// kept one ([`NO_SLOT`] otherwise): its events come under that
+    /// slot's token.
+    pub(super) kept_slot: u32,
+    /// A readable event came for the client since a read last found its
+    /// socket empty: the next request may be there. Lets a kept
+    /// connection's next request wait for its event instead of a read that
+    /// would find nothing (one system call per request).
+    pub(super) client_readable: bool,
     /// The current request is a HEAD: its answers carry no body, the
     /// proxy's own included (a body would be read as the next answer).
     pub(super) to_head: bool,
@@ -155,13 +168,32 @@ impl Core {
         }
     }
 
-    /// Closes the upstream connection, if any, and puts `end` in its
-    /// place. Dropping a socket also removes it from the poll.
-    pub(super) fn set_upstream(&mut self, end: Option<End>, config: &Config) {
+    /// Closes the upstream connection, if any (dropping a socket also
+    /// removes it from the poll), and gives its slot back if it was a kept
+    /// one.
+    pub(super) fn close_upstream(&mut self, config: &Config, kept: &mut Kept) {
         if self.upstream.take().is_some() {
             self.group(config).closed(usize::from(self.server));
         }
-        self.upstream = end;
+        if let Some(slot) = self.take_kept_slot() {
+            kept.release(slot);
+        }
+    }
+
+    /// The upstream socket's token: its kept slot's while it is a kept
+    /// connection, else the pair's own.
+    pub(super) fn upstream_token(&self, key: usize) -> mio::Token {
+        match self.kept_slot {
+            NO_SLOT => token::pair(key, Side::Upstream),
+            slot => token::kept(slot as usize),
+        }
+    }
+
+    /// The kept slot the upstream connection came from, if any, now
+    /// forgotten.
+    pub(super) fn take_kept_slot(&mut self) -> Option<u32> {
+        let slot = std::mem::replace(&mut self.kept_slot, NO_SLOT);
+        (slot != NO_SLOT).then_some(slot)
     }
 
     /// The fields the proxy's own answers carry: the route's, else the

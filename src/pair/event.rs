@@ -38,9 +38,11 @@ pub struct Ctx<'a> {
     pub stale: bool,
     /// Where the pair's sockets are registered.
     pub registry: &'a Registry,
-    /// The worker's idle upstream connections, for pairs under the
-    /// current configuration (the pool's group indices are its).
-    pub kept: Option<&'a mut Kept>,
+    /// The worker's kept upstream connections. Only pairs under the
+    /// current configuration take and give back (the pool's group indices
+    /// are its: see `stale`); every pair gives back the slot of a kept
+    /// connection it closes.
+    pub kept: &'a mut Kept,
     /// The worker's access log lines.
     pub log: &'a mut Sink,
 }

@@ -57,7 +57,7 @@ use crate::token::{self, Side};
 use crate::{debug, info, warn};
 use end::{interest, End};
 pub use event::{Ctx, Outcome, Ready};
-pub use pool::Kept;
+pub use pool::{Kept, Owner};
 use pump::Dir;
 
 /// The phase a pair is in, with the data only that phase needs.
@@ -245,6 +245,8 @@ impl Pair {
                 served: 0,
                 persistence: Persistence::Close,
                 to_head: false,
+                client_readable: false,
+                kept_slot: core::NO_SLOT,
                 ahead: None,
                 ip_counted,
             },
@@ -317,6 +319,9 @@ impl Pair {
 
     /// Handles readiness of one of the pair's sockets.
     pub fn on_ready(&mut self, side: Side, ready: Ready, ctx: &mut Ctx<'_>) -> Outcome {
+        if side == Side::Client && ready.readable {
+            self.core.client_readable = true;
+        }
         if ready.writable {
             if let Some(outcome) = self.flush_tls(side) {
                 return outcome;
@@ -518,8 +523,9 @@ impl Pair {
         let core = &mut self.core;
         core.client
             .watch(registry, token::pair(key, Side::Client), client)?;
+        let token = core.upstream_token(key);
         if let Some(end) = &mut core.upstream {
-            end.watch(registry, token::pair(key, Side::Upstream), upstream)?;
+            end.watch(registry, token, upstream)?;
         }
         Ok(())
     }
@@ -532,6 +538,7 @@ impl Pair {
         metrics: &Shard,
         now: Tick,
         log: &mut Sink,
+        kept: &mut Kept,
     ) {
         let core = &mut self.core;
         let mut tunnel = None;
@@ -549,7 +556,7 @@ impl Pair {
         if let Some(ahead) = core.ahead.take() {
             res.bufs.pool.give(*ahead);
         }
-        core.set_upstream(None, config);
+        core.close_upstream(config, kept);
     }
 
     /// Carries out what a handler asked for, moving through as many phases

@@ -6,8 +6,17 @@
 //! group closes its oldest. Each waits registered for reading under its
 //! own token: an upstream that closes it (or sends what nobody asked for)
 //! gets it dropped at once, and the worker's sweep drops those idle past
-//! `keepalive.timeout`. The pool serves the worker's current
-//! configuration only (groups by index); a reload empties it.
+//! `keepalive.timeout`.
+//!
+//! A kept connection keeps its slot, and so its token, while a pair uses
+//! it (the slot says which pair): events on it go to that pair, and taking
+//! it up or handing it back changes no registration. A kept connection
+//! costs one `epoll_ctl` in its life, when first kept, instead of two per
+//! request. A pair that closes one gives its slot back ([`Kept::release`]).
+//!
+//! The pool serves the worker's current configuration only (groups by
+//! index); a reload empties it of idle connections, and those in use go
+//! when their pairs are done with them.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -25,9 +34,21 @@ use crate::upstream::Group;
 /// The pool.
 #[derive(Debug, Default)]
 pub struct Kept {
-    idle: Slab<Idle>,
+    slots: Slab<Slot>,
     /// Per group, the keys of its idle connections, oldest first.
     groups: Vec<VecDeque<usize>>,
+    /// Idle connections (slots in use by pairs are not counted).
+    idle: usize,
+}
+
+/// A kept connection's slot.
+#[derive(Debug)]
+enum Slot {
+    Idle(Idle),
+    /// In use by the pair with this slab key.
+    Lent {
+        pair: usize,
+    },
 }
 
 /// One idle connection.
@@ -39,72 +60,117 @@ struct Idle {
     since: Instant,
 }
 
+/// Who an event on a kept connection's token is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// The pool: the connection is idle.
+    Pool,
+    /// The pair with this slab key, which uses it.
+    Pair(usize),
+    /// Nobody any more: a stale event.
+    Gone,
+}
+
 impl Kept {
     /// Idle connections held now.
     pub fn len(&self) -> usize {
-        self.idle.len()
+        self.idle
     }
 
     pub fn is_empty(&self) -> bool {
-        self.idle.is_empty()
+        self.idle == 0
     }
 
-    /// The most recently kept connection to `server` of `group`, if any;
-    /// still registered, under the pool's token (see [`End::adopt`]).
-    pub(super) fn take(&mut self, group: usize, server: usize) -> Option<End> {
+    /// Who an event on slot `key`'s token is for.
+    pub fn owner(&self, key: usize) -> Owner {
+        match self.slots.get(key) {
+            Some(Slot::Idle(_)) => Owner::Pool,
+            Some(Slot::Lent { pair }) => Owner::Pair(*pair),
+            None => Owner::Gone,
+        }
+    }
+
+    /// The most recently kept connection to `server` of `group`, if any,
+    /// lent to `pair`: still registered under its slot's token (the key
+    /// returned), watched for reading.
+    pub(super) fn take(&mut self, group: usize, server: usize, pair: usize) -> Option<(End, u32)> {
         let queue = self.groups.get_mut(group)?;
-        let at = queue
-            .iter()
-            .rposition(|&key| usize::from(self.idle[key].server) == server)?;
+        let slots = &self.slots;
+        let at = queue.iter().rposition(
+            |&key| matches!(&slots[key], Slot::Idle(idle) if usize::from(idle.server) == server),
+        )?;
         let key = queue.remove(at)?;
-        Some(self.idle.remove(key).end)
+        let Slot::Idle(idle) = std::mem::replace(&mut self.slots[key], Slot::Lent { pair }) else {
+            unreachable!("queued slots are idle");
+        };
+        self.idle -= 1;
+        Some((idle.end, u32::try_from(key).expect("slab keys fit in u32")))
     }
 
-    /// Keeps `end`, an idle connection to `server` of `group`; closes the
-    /// group's oldest if that makes one too many. A connection that cannot
-    /// be watched is closed instead.
+    /// Keeps `end`, an idle connection to `server` of `group` (`slot`: the
+    /// slot it was lent from, if it came from the pool); closes the
+    /// group's oldest if that makes one too many. A connection that
+    /// cannot be watched is closed instead.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn put(
         &mut self,
         mut end: End,
+        slot: Option<u32>,
         group: usize,
         server: usize,
         config: &Group,
         registry: &Registry,
         now: Instant,
     ) {
-        if config.keepalive.idle == 0 {
+        let key = match slot {
+            Some(key) => key as usize,
+            None => self.slots.insert(Slot::Lent { pair: usize::MAX }),
+        };
+        let watched = match slot {
+            Some(_) => end.watch(registry, token::kept(key), Some(Interest::READABLE)),
+            None => end.adopt(registry, token::kept(key), Interest::READABLE),
+        };
+        if config.keepalive.idle == 0 || watched.is_err() {
+            if let Err(e) = watched {
+                debug!("cannot watch a kept upstream connection: {e}; closing it");
+            }
+            self.slots.remove(key);
             return;
         }
-        if self.groups.len() <= group {
-            self.groups.resize_with(group + 1, VecDeque::new);
-        }
-        let entry = self.idle.vacant_entry();
-        let key = entry.key();
-        if let Err(e) = end.adopt(registry, token::kept(key), Interest::READABLE) {
-            debug!("cannot watch a kept upstream connection: {e}; closing it");
-            return;
-        }
-        entry.insert(Idle {
+        self.slots[key] = Slot::Idle(Idle {
             end,
             group: super::index(group),
             server: super::index(server),
             since: now,
         });
+        self.idle += 1;
+        if self.groups.len() <= group {
+            self.groups.resize_with(group + 1, VecDeque::new);
+        }
         let queue = &mut self.groups[group];
         queue.push_back(key);
         while queue.len() > config.keepalive.idle {
             if let Some(oldest) = queue.pop_front() {
-                self.idle.remove(oldest);
+                self.slots.remove(oldest);
+                self.idle -= 1;
             }
         }
     }
 
-    /// Kept connection `key` is readable: the upstream closed it, failed,
+    /// A pair closed the kept connection it used: its slot is free.
+    pub(super) fn release(&mut self, slot: u32) {
+        let key = slot as usize;
+        if matches!(self.slots.get(key), Some(Slot::Lent { .. })) {
+            self.slots.remove(key);
+        }
+    }
+
+    /// Idle connection `key` is readable: the upstream closed it, failed,
     /// or sent bytes nobody asked for. Any of these ends it; a spurious
     /// event (or a TLS record with no data, such as a session ticket)
     /// leaves it kept.
     pub fn on_event(&mut self, key: usize, scratch: &mut Buf) {
-        let Some(idle) = self.idle.get_mut(key) else {
+        let Some(Slot::Idle(idle)) = self.slots.get_mut(key) else {
             return;
         };
         scratch.clear();
@@ -125,7 +191,7 @@ impl Kept {
                 Err(e) => e.to_string(),
             }
         );
-        self.remove(key);
+        self.remove_idle(key);
     }
 
     /// Closes the connections idle longer than their group's timeout.
@@ -135,23 +201,35 @@ impl Kept {
                 continue;
             };
             while let Some(&oldest) = queue.front() {
-                if now.saturating_duration_since(self.idle[oldest].since) < limit {
+                let Slot::Idle(idle) = &self.slots[oldest] else {
+                    unreachable!("queued slots are idle");
+                };
+                if now.saturating_duration_since(idle.since) < limit {
                     break;
                 }
                 queue.pop_front();
-                self.idle.remove(oldest);
+                self.slots.remove(oldest);
+                self.idle -= 1;
             }
         }
     }
 
-    /// Closes every kept connection (a reload: group indices change).
+    /// Closes every idle connection (a reload: group indices change);
+    /// those in use keep their slots until their pairs are done.
     pub fn clear(&mut self) {
-        self.idle.clear();
-        self.groups.clear();
+        for queue in self.groups.drain(..) {
+            for key in queue {
+                self.slots.remove(key);
+            }
+        }
+        self.idle = 0;
     }
 
-    fn remove(&mut self, key: usize) {
-        let idle = self.idle.remove(key);
+    fn remove_idle(&mut self, key: usize) {
+        let Slot::Idle(idle) = self.slots.remove(key) else {
+            unreachable!("checked idle");
+        };
+        self.idle -= 1;
         if let Some(queue) = self.groups.get_mut(usize::from(idle.group)) {
             queue.retain(|&k| k != key);
         }
@@ -164,7 +242,10 @@ impl Kept {
     fn servers(&self, group: usize) -> Vec<u16> {
         self.groups[group]
             .iter()
-            .map(|&k| self.idle[k].server)
+            .map(|&k| match &self.slots[k] {
+                Slot::Idle(idle) => idle.server,
+                Slot::Lent { .. } => u16::MAX,
+            })
             .collect()
     }
 }
@@ -218,16 +299,33 @@ mod tests {
         for server in [0, 1, 0] {
             let (e, peer) = end(&listener);
             peers.push(peer);
-            kept.put(e, 0, server, &g, poll.registry(), now);
+            kept.put(e, None, 0, server, &g, poll.registry(), now);
         }
         assert_eq!(kept.servers(0), vec![1, 0], "the oldest went first");
-        assert!(kept.take(0, 2).is_none(), "none to server 2");
-        assert!(kept.take(0, 0).is_some());
+        assert!(kept.take(0, 2, 7).is_none(), "none to server 2");
+        let (lent, slot) = kept.take(0, 0, 7).unwrap();
+        assert_eq!(
+            kept.owner(slot as usize),
+            Owner::Pair(7),
+            "events go to the pair"
+        );
         assert_eq!(kept.servers(0), vec![1]);
-        assert!(kept.take(1, 0).is_none(), "no such group");
+        assert_eq!(kept.len(), 1);
+        assert!(kept.take(1, 0, 7).is_none(), "no such group");
+        // Back from the pair: the same slot, idle again, newest.
+        kept.put(lent, Some(slot), 0, 0, &g, poll.registry(), now);
+        assert_eq!(kept.owner(slot as usize), Owner::Pool);
+        assert_eq!(kept.servers(0), vec![1, 0]);
+        // Closed by its pair instead: the slot goes.
+        let (lent, slot) = kept.take(0, 0, 7).unwrap();
+        drop(lent);
+        kept.release(slot);
+        assert_eq!(kept.owner(slot as usize), Owner::Gone);
         let (e, _peer) = end(&listener);
-        kept.put(e, 0, 2, &group(0), poll.registry(), now);
+        kept.put(e, None, 0, 2, &group(0), poll.registry(), now);
         assert_eq!(kept.len(), 1, "keepalive = 0 keeps nothing");
+        kept.clear();
+        assert!(kept.is_empty());
     }
 
     #[test]
@@ -239,15 +337,9 @@ mod tests {
         let start = Instant::now();
         let (a, peer_a) = end(&listener);
         let (b, _peer_b) = end(&listener);
-        kept.put(a, 0, 0, &g, poll.registry(), start);
-        kept.put(
-            b,
-            0,
-            1,
-            &g,
-            poll.registry(),
-            start + Duration::from_secs(30),
-        );
+        kept.put(a, None, 0, 0, &g, poll.registry(), start);
+        let later = start + Duration::from_secs(30);
+        kept.put(b, None, 0, 1, &g, poll.registry(), later);
         let mut scratch = Buf::with_capacity(64);
         kept.on_event(1, &mut scratch);
         assert_eq!(kept.len(), 2, "a spurious event keeps it");

@@ -60,6 +60,13 @@ pub(super) fn start(req: &mut Request, core: &mut Core, ctx: &mut Ctx<'_>) -> St
         if req.idle {
             ctx.metrics.keepalive_idle.add(1);
             core.arm(ctx, ctx.config.keepalive.timeout);
+            // The socket was empty at the last read and no event said
+            // otherwise since (the client stays registered for reading
+            // through an exchange): the next request raises its own
+            // event. A TLS session may hold it already, unannounced.
+            if !core.client_readable && core.client.tls.is_none() {
+                return Step::Wait;
+            }
         } else {
             core.arm(ctx, ctx.config.timeouts.handshake);
         }
@@ -105,8 +112,16 @@ pub(super) fn read(req: &mut Request, core: &mut Core, closing: bool, ctx: &mut 
             closing,
         );
         let (input, drained) = match fill {
-            Ok(Fill::Input { input, drained }) => (input, drained),
-            Ok(Fill::Blocked) => return Step::Wait,
+            Ok(Fill::Input { input, drained }) => {
+                if drained {
+                    core.client_readable = false;
+                }
+                (input, drained)
+            }
+            Ok(Fill::Blocked) => {
+                core.client_readable = false;
+                return Step::Wait;
+            }
             Ok(Fill::Eof) => {
                 if req.head.is_started() {
                     debug!(

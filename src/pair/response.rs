@@ -129,7 +129,7 @@ impl Response {
             core.server_addr(ctx.config),
             core.client_addr
         );
-        core.set_upstream(None, ctx.config);
+        core.close_upstream(ctx.config, ctx.kept);
         let retry = Connect::retry(*request, self.kind, usize::from(core.server));
         Some(Step::Enter(Phase::Connect(retry)))
     }
@@ -387,20 +387,21 @@ pub(super) fn pump_exchange(
 fn keep_upstream(core: &mut Core, sent: bool, ctx: &mut Ctx<'_>) {
     let group = &ctx.config.groups[usize::from(core.group)];
     let server = usize::from(core.server);
+    let slot = core.take_kept_slot();
     let Some(end) = core.upstream.take() else {
         return;
     };
     group.closed(server);
-    let keep = sent && end.reusable && u32::from(end.uses) < group.keepalive.requests;
-    if let (true, Some(kept)) = (keep, ctx.kept.as_deref_mut()) {
-        kept.put(
-            end,
-            usize::from(core.group),
-            server,
-            group,
-            ctx.registry,
-            ctx.at,
-        );
+    // A pair under an older configuration closes it: the pool's groups
+    // are the current configuration's.
+    let keep = sent && !ctx.stale && end.reusable && u32::from(end.uses) < group.keepalive.requests;
+    if keep {
+        let index = usize::from(core.group);
+        ctx.kept
+            .put(end, slot, index, server, group, ctx.registry, ctx.at);
+    } else if let Some(slot) = slot {
+        drop(end);
+        ctx.kept.release(slot);
     }
 }
 
