@@ -26,20 +26,20 @@ pub const FLUSH_BYTES: usize = 64 * 1024;
 
 /// Where lines go.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Target {
+pub enum Destination {
     Off,
     Stdout,
     File(PathBuf),
 }
 
-impl std::str::FromStr for Target {
+impl std::str::FromStr for Destination {
     type Err = String;
 
-    fn from_str(s: &str) -> Result<Target, String> {
+    fn from_str(s: &str) -> Result<Destination, String> {
         Ok(match s {
-            "off" | "" => Target::Off,
-            "stdout" | "-" => Target::Stdout,
-            path => Target::File(PathBuf::from(path)),
+            "off" | "" => Destination::Off,
+            "stdout" | "-" => Destination::Stdout,
+            path => Destination::File(PathBuf::from(path)),
         })
     }
 }
@@ -145,16 +145,16 @@ pub struct Sink {
 }
 
 /// Opens the log's destination once; every worker writes to it.
-pub fn open(target: &Target) -> io::Result<Option<Arc<File>>> {
+pub fn open(target: &Destination) -> io::Result<Option<Arc<File>>> {
     let file = match target {
-        Target::Off => return Ok(None),
-        Target::Stdout => {
+        Destination::Off => return Ok(None),
+        Destination::Stdout => {
             // A descriptor of our own for stdout: one write per batch, no
             // lock shared with the rest of the process.
             let fd = std::os::fd::AsFd::as_fd(&io::stdout()).try_clone_to_owned()?;
             File::from(fd)
         }
-        Target::File(path) => OpenOptions::new().create(true).append(true).open(path)?,
+        Destination::File(path) => OpenOptions::new().create(true).append(true).open(path)?,
     };
     Ok(Some(Arc::new(file)))
 }

@@ -89,7 +89,7 @@ pub struct Cli {
     /// handshake time, tunnel duration, bytes each way, who closed and
     /// why): `off`, `stdout`, or a file path (appended to).
     #[arg(long, value_name = "off|stdout|PATH", default_value = "off")]
-    pub access_log: crate::access_log::Target,
+    pub access_log: crate::access_log::Destination,
 
     /// Access log lines as `text` (key=value) or `json` (one object per
     /// line).

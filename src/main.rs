@@ -36,7 +36,7 @@ enum RunError {
     #[error("cannot start: {0}")]
     Start(#[from] std::io::Error),
     #[error("cannot open the access log {0:?}: {1}")]
-    AccessLog(wsproxy_fast::access_log::Target, std::io::Error),
+    AccessLog(wsproxy_fast::access_log::Destination, std::io::Error),
     #[error("cannot serve the admin endpoints on {0}: {1}")]
     Admin(std::net::SocketAddr, std::io::Error),
     #[error("a worker failed; stopped the others")]

@@ -158,7 +158,7 @@ pub struct Config {
     /// Where `/metrics` and `/healthz` are served, if anywhere.
     pub admin: Option<SocketAddr>,
     /// Where finished exchanges are logged, and how.
-    pub access_log: access_log::Target,
+    pub access_log: access_log::Destination,
     pub access_log_format: access_log::Format,
     /// Peers whose `X-Forwarded-For` is kept (and the peer appended);
     /// everyone else's is replaced.

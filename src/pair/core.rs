@@ -75,7 +75,7 @@ impl Core {
     /// Stamps the handshake's start and opens the access log record.
     pub(super) fn begin(&mut self, ctx: &Ctx<'_>) {
         self.started = ctx.metrics.stamp(ctx.at);
-        if ctx.config.access_log != access_log::Target::Off {
+        if ctx.config.access_log != access_log::Destination::Off {
             self.record = Some(Box::default());
         }
     }

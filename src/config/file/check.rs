@@ -113,11 +113,12 @@ impl Checker<'_> {
             access_log: file
                 .access_log
                 .as_deref()
-                .map_or(access_log::Target::Off, |t| {
-                    let target: access_log::Target = t.parse().unwrap_or(access_log::Target::Off);
+                .map_or(access_log::Destination::Off, |t| {
+                    let target: access_log::Destination =
+                        t.parse().unwrap_or(access_log::Destination::Off);
                     match target {
-                        access_log::Target::File(path) => {
-                            access_log::Target::File(self.base.join(path))
+                        access_log::Destination::File(path) => {
+                            access_log::Destination::File(self.base.join(path))
                         }
                         other => other,
                     }
