@@ -44,6 +44,15 @@ const EVENTS_PER_POLL: usize = 1024;
 /// memory, so a full process does not spin on a listener it cannot serve.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 
+/// Most connections a worker takes from one listener per turn (HAProxy's
+/// `tune.maxaccept` default). With deferred accept each one is handled
+/// inline, its head read and often its upstream connect started, at 10 µs
+/// or more apiece: a flood of connections would otherwise keep the worker
+/// in its accept loop, and every tunnel and handshake it holds would wait.
+/// 64 keeps a turn's accepting under a millisecond or two, and is still
+/// tens of thousands of accepts a second per worker.
+const ACCEPTS_PER_TURN: usize = 64;
+
 /// How often a worker closes kept upstream connections idle past their
 /// group's `keepalive_timeout`.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -173,6 +182,11 @@ pub struct Worker {
     drain: Option<Draining>,
     /// Pairs that used their turn with work left: (key, side to re-read).
     again: Vec<(usize, Side)>,
+    /// Listeners to accept from this turn: readiness reported, or
+    /// connections left queued after the last turn's share. An
+    /// edge-triggered listener raises no new event for clients already in
+    /// its queue, so the worker comes back to those by itself.
+    to_accept: Vec<usize>,
     /// Tells pairs that reuse a slab slot apart in the timer wheel.
     serial: u32,
     /// This worker's counters; the admin listener reads them.
@@ -231,6 +245,7 @@ impl Worker {
             control,
             drain: None,
             again: Vec::new(),
+            to_accept: Vec::new(),
             serial: 0,
             metrics,
             access,
@@ -271,7 +286,11 @@ impl Worker {
                             }
                         }
                     }
-                    Socket::Listener(i) => self.accept(i, now),
+                    Socket::Listener(i) => {
+                        if !self.to_accept.contains(&i) {
+                            self.to_accept.push(i);
+                        }
+                    }
                     Socket::Pair { key, side } => {
                         self.dispatch(key, side, Ready::from_event(event))
                     }
@@ -279,6 +298,9 @@ impl Worker {
                 }
             }
             self.run_again();
+            // After the pairs' events: under a flood of new connections,
+            // the connections already held are served first.
+            self.accept_turn(now);
             self.expire();
             if self.drain.is_some() && self.drain_turns(now) {
                 self.access.flush();
@@ -296,9 +318,9 @@ impl Worker {
     }
 
     /// Sleep no longer than the next timer slot or accept pause; not at all
-    /// when pairs wait for another turn.
+    /// when pairs or listeners wait for another turn.
     fn poll_timeout(&self, now: Instant) -> Option<Duration> {
-        if !self.again.is_empty() {
+        if !self.again.is_empty() || !self.to_accept.is_empty() {
             return Some(Duration::ZERO);
         }
         let spare = self.relay.pipes.free_count() + self.relay.bufs.pool.free_count();
@@ -359,11 +381,24 @@ impl Worker {
         self.next_trim = now + TRIM_AFTER;
     }
 
-    fn accept(&mut self, index: usize, now: Instant) {
+    /// Takes this turn's share of new connections from each listener that
+    /// has some; a listener that may have more stays on the list.
+    fn accept_turn(&mut self, now: Instant) {
+        let mut ready = std::mem::take(&mut self.to_accept);
+        ready.retain(|&i| self.accept(i, ACCEPTS_PER_TURN, now) == Accepted::Some);
+        // Nothing adds to the list while accepting.
+        debug_assert!(self.to_accept.is_empty());
+        self.to_accept = ready;
+    }
+
+    /// Accepts up to `most` connections from listener `index`: whether
+    /// they were all there were ([`Accepted::All`]) or more may wait.
+    fn accept(&mut self, index: usize, most: usize, now: Instant) -> Accepted {
         if self.accept_paused_until.is_some() {
-            return;
+            // Resuming re-registers the listeners, which reports what waits.
+            return Accepted::All;
         }
-        loop {
+        for _ in 0..most {
             let limits = &self.gens[self.current].config.limits;
             let (total, held) = (self.control.admission.total(), self.pairs.len());
             let full = if self.at_limit {
@@ -382,12 +417,17 @@ impl Worker {
                     self.at_limit = true;
                 }
                 self.pause_accepting(now);
-                return;
+                return Accepted::All;
             }
             self.at_limit = false;
-            match self.listeners[index].accept() {
+            // An event of this batch may name a listener a drain or a
+            // reload has since taken away.
+            let Some(listener) = self.listeners.get(index) else {
+                return Accepted::All;
+            };
+            match listener.accept() {
                 Ok((stream, addr)) => self.admit(stream, addr, index),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Accepted::All,
                 Err(e) if is_transient_accept_error(&e) => continue,
                 Err(e) => {
                     // EMFILE, ENFILE, ENOBUFS, ENOMEM: the connection stays
@@ -395,13 +435,15 @@ impl Worker {
                     // a moment instead of waking for it again and again.
                     warn!("accept failed: {e}; pausing accepts for {ACCEPT_PAUSE:?}");
                     self.pause_accepting(now);
-                    return;
+                    return Accepted::All;
                 }
             }
         }
+        Accepted::Some
     }
 
     fn pause_accepting(&mut self, now: Instant) {
+        self.to_accept.clear();
         for listener in &mut self.listeners {
             if let Err(e) = self.poll.registry().deregister(listener) {
                 error!("cannot pause listener: {e}");
@@ -538,12 +580,13 @@ impl Worker {
         if self.drain.is_some() {
             return;
         }
-        // Clients the kernel queued already were in flight: take them.
+        // Clients the kernel queued already were in flight: take them all.
         if self.accept_paused_until.is_none() {
             for i in 0..self.listeners.len() {
-                self.accept(i, now);
+                self.accept(i, usize::MAX, now);
             }
         }
+        self.to_accept.clear();
         for mut listener in self.listeners.drain(..) {
             if self.accept_paused_until.is_none() {
                 let _ = self.poll.registry().deregister(&mut listener);
@@ -672,6 +715,8 @@ impl Worker {
             }
         }
         self.listeners = reload.listeners;
+        // Registering the new listeners reports what waits on them.
+        self.to_accept.clear();
         if !paused {
             for (i, listener) in self.listeners.iter_mut().enumerate() {
                 if let Err(e) =
@@ -705,6 +750,16 @@ impl Worker {
         let current = self.current;
         self.close_idle(|pair| pair.gen() != current);
     }
+}
+
+/// What one listener's accepting left behind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Accepted {
+    /// Its queue is empty (or accepting paused): its next event says when
+    /// there are more.
+    All,
+    /// The turn's share was taken; more may be queued.
+    Some,
 }
 
 /// Accept errors about one connection (it was aborted before we took it),
