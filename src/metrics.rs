@@ -101,6 +101,9 @@ pub struct Shard {
     pub upstream_kept: Counter,
     /// Requests sent over a kept upstream connection.
     pub upstream_reused: Counter,
+    /// Bytes read from clients and dropped while lingering after the
+    /// proxy's last answer.
+    pub linger_bytes: Counter,
     /// Open tunnels by route location and by (group, server) name: keyed
     /// by name, so tunnels opened under an older configuration (a reload
     /// keeps them) still count against theirs. Touched once per tunnel
@@ -159,6 +162,7 @@ impl Shard {
             keepalive_idle: Counter::default(),
             upstream_kept: Counter::default(),
             upstream_reused: Counter::default(),
+            linger_bytes: Counter::default(),
             tunnels: Mutex::default(),
             handshake_us: histogram(HANDSHAKE_MAX_US),
             tunnel_ms: histogram(TUNNEL_MAX_MS),
@@ -403,6 +407,15 @@ pub fn render(shards: &[Arc<Shard>], config: &Config) -> String {
         "Requests sent over a kept upstream connection.",
     );
     let _ = writeln!(out, "{name} {}", sum(shards, |s| s.upstream_reused.get()));
+
+    let name = "wsproxy_linger_bytes_total";
+    header(
+        &mut out,
+        name,
+        "counter",
+        "Bytes read from clients and dropped while closing after the proxy's last answer, a bounded amount per connection.",
+    );
+    let _ = writeln!(out, "{name} {}", sum(shards, |s| s.linger_bytes.get()));
 
     let handshakes: Vec<_> = shards.iter().map(|s| &s.handshake_us).collect();
     write_histogram(

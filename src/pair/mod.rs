@@ -55,6 +55,7 @@ use crate::relay::{Flow, Resources, Tls};
 use crate::timer::{self, Tick, Timer};
 use crate::token::{self, Side};
 use crate::{debug, info, warn};
+pub use answer::LINGER_LIMIT;
 use end::{interest, End};
 pub use event::{Ctx, Outcome, Ready};
 pub use pool::Kept;
@@ -85,8 +86,9 @@ enum Phase {
     /// Reading and dropping the body of a request the proxy answered
     /// itself, before the next request.
     Discard(answer::Discard),
-    /// Write side shut; discarding input until EOF or the linger timeout.
-    Linger,
+    /// Write side shut; discarding input until EOF, the linger timeout or
+    /// the linger's byte limit.
+    Linger(answer::Linger),
     /// Transient, while a transition moves the old phase's parts.
     Moving,
 }
@@ -103,7 +105,7 @@ impl Phase {
             Phase::Answer(_) => "answer",
             Phase::File(_) => "file",
             Phase::Discard(_) => "discard",
-            Phase::Linger => "linger",
+            Phase::Linger(_) => "linger",
             Phase::Moving => "moving",
         }
     }
@@ -126,7 +128,7 @@ impl Phase {
                 pool.give(out)
             }
             Phase::Request(r) => r.release(pool),
-            Phase::Preface | Phase::Discard(_) | Phase::Linger | Phase::Moving => {}
+            Phase::Preface | Phase::Discard(_) | Phase::Linger(_) | Phase::Moving => {}
         }
     }
 }
@@ -389,9 +391,7 @@ impl Pair {
             (Phase::Discard(d), Side::Client) if ready.readable => {
                 answer::discard_body(d, core, ready.closing, ctx)
             }
-            (Phase::Linger, Side::Client) if ready.readable => {
-                answer::discard(core, &mut ctx.relay.bufs.scratch)
-            }
+            (Phase::Linger(l), Side::Client) if ready.readable => answer::discard(l, core, ctx),
             _ => Step::Wait,
         };
         self.apply(step, ctx)
@@ -427,7 +427,7 @@ impl Pair {
                 );
                 Step::Close
             }
-            Phase::Answer(_) | Phase::Linger | Phase::Moving => Step::Close,
+            Phase::Answer(_) | Phase::Linger(_) | Phase::Moving => Step::Close,
         };
         self.apply(step, ctx)
     }
@@ -495,7 +495,7 @@ impl Pair {
         let u = self.core.upstream.as_ref().is_some_and(End::wants_flush);
         match &self.phase {
             Phase::Preface => [interest(true, false), None],
-            Phase::Request(_) | Phase::Discard(_) | Phase::Linger => [interest(true, c), None],
+            Phase::Request(_) | Phase::Discard(_) | Phase::Linger(_) => [interest(true, c), None],
             Phase::Connect(_) if self.core.upstream.as_ref().is_some_and(|u| u.tls.is_some()) => {
                 [None, interest(true, u)]
             }
@@ -595,7 +595,7 @@ impl Pair {
                     answer::refuse(&mut self.core, reject, Some(unread), ctx)
                 }
                 Step::Done => self.finish_exchange(ctx),
-                Step::Linger => self.enter(from, Phase::Linger, ctx),
+                Step::Linger => self.enter(from, Phase::Linger(answer::Linger::new()), ctx),
             };
         }
     }
@@ -682,7 +682,7 @@ impl Pair {
                 core.arm(ctx, ctx.config.timeouts.linger);
                 answer::discard_body(d, core, false, ctx)
             }
-            Phase::Linger => answer::linger(core, ctx),
+            Phase::Linger(l) => answer::linger(l, core, ctx),
             Phase::Preface | Phase::Moving => Step::Wait,
         }
     }
