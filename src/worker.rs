@@ -32,6 +32,7 @@ use crate::metrics::Shard;
 use crate::pair::{Ctx, Kept, Outcome, Pair, Ready};
 use crate::relay::splice::PipePool;
 use crate::relay::Resources;
+use crate::shed::{Class, Entry, Shed};
 use crate::timer::{self, Clock, Expired, Settled, Tick, Wheel};
 use crate::token::{self, Side, Socket};
 use crate::upstream::Picker;
@@ -108,6 +109,7 @@ macro_rules! ctx {
                 None
             },
             log: &mut $worker.access,
+            shed: &mut $worker.shed,
         }
     }};
 }
@@ -164,6 +166,11 @@ pub struct Worker {
     /// The last pause was for the connection limits: said once, not at
     /// every re-check, and it lasts until a connection fits again.
     at_limit: bool,
+    /// Pairs to close first at the connection limit, to make room.
+    shed: Shed,
+    /// Pairs are being shed to make room: said once, until a connection
+    /// fits again without.
+    shedding: bool,
     pairs: Slab<Pair>,
     clock: Clock,
     now: Tick,
@@ -231,6 +238,8 @@ impl Worker {
             listeners,
             accept_paused_until: None,
             at_limit: false,
+            shed: Shed::default(),
+            shedding: false,
             pairs: Slab::new(),
             clock,
             now: 0,
@@ -306,6 +315,9 @@ impl Worker {
                 self.access.flush();
                 return Ok(());
             }
+            let pairs = &self.pairs;
+            self.shed
+                .compact(pairs.len(), |e, class| still(pairs, e, class));
             self.sweep_kept(now);
             self.metrics
                 .pipes_in_use
@@ -402,11 +414,11 @@ impl Worker {
             let limits = &self.gens[self.current].config.limits;
             let (total, held) = (self.control.admission.total(), self.pairs.len());
             let full = if self.at_limit {
-                limits.stays_paused(total, held)
+                limits.full(total, held)
             } else {
                 limits.paused(total, held)
             };
-            if full {
+            if full && !self.can_shed() {
                 if !self.at_limit {
                     warn!(
                         "connection limits reached ({} connections in the process, {} here); \
@@ -469,7 +481,41 @@ impl Worker {
         }
     }
 
+    /// Whether this worker holds a pair it may shed (see `shed`).
+    fn can_shed(&mut self) -> bool {
+        let pairs = &self.pairs;
+        self.shed.peek(|e, class| still(pairs, e, class)).is_some()
+    }
+
+    /// At the connection limit, closes the first of this worker's pairs
+    /// to shed, if any, to make room for a new client: the limits are the
+    /// process's, but a worker can only close its own pairs.
+    fn make_room(&mut self) {
+        let limits = &self.gens[self.current].config.limits;
+        if !limits.full(self.control.admission.total(), self.pairs.len()) {
+            self.shedding = false;
+            return;
+        }
+        let pairs = &self.pairs;
+        let Some((entry, class)) = self.shed.pick(|e, class| still(pairs, e, class)) else {
+            return;
+        };
+        if !self.shedding {
+            warn!(
+                "connection limits reached ({} connections in the process, {} here); \
+                 closing idle connections and unfinished request heads to make room",
+                self.control.admission.total(),
+                self.pairs.len()
+            );
+            self.shedding = true;
+        }
+        self.metrics.shed(class);
+        let outcome = self.pairs[entry.key].shed(class);
+        self.settle(entry.key, outcome);
+    }
+
     fn admit(&mut self, stream: TcpStream, addr: SocketAddr, listener: usize) {
+        self.make_room();
         self.serial = self.serial.wrapping_add(1);
         // Behind a PROXY protocol listener the address is the balancer's:
         // the client's is counted once its header says who it is.
@@ -750,6 +796,14 @@ impl Worker {
         let current = self.current;
         self.close_idle(|pair| pair.gen() != current);
     }
+}
+
+/// Whether a shedding candidate is still the pair it was queued as, and
+/// still in that state.
+fn still(pairs: &Slab<Pair>, entry: Entry, class: Class) -> bool {
+    pairs
+        .get(entry.key)
+        .is_some_and(|pair| pair.serial() == entry.serial && pair.sheddable() == Some(class))
 }
 
 /// What one listener's accepting left behind.

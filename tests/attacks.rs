@@ -1,11 +1,13 @@
 //! Attacks on the proxy's capacity: a flood of new connections is taken a
 //! turn's share at a time without stranding any in the kernel's queue; a
 //! client that keeps sending after the proxy's last answer gets a bounded
-//! read, then a reset.
+//! read, then a reset; and at the connection limit, connections with no
+//! work in progress (idle between requests, request head unfinished) make
+//! room for new clients.
 
 mod common;
 
-use std::io::Write;
+use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -17,6 +19,20 @@ use ws::EchoServer;
 fn upgrade(stream: &mut TcpStream) -> u16 {
     let (head, _) = ws::read_head(stream).unwrap();
     status_of(&String::from_utf8(head).unwrap())
+}
+
+/// Whether the proxy has closed `stream` (EOF or reset) rather than left
+/// it waiting: a read that would block means it is still held.
+fn is_closed(stream: &mut TcpStream) -> bool {
+    stream.set_nonblocking(true).unwrap();
+    let mut byte = [0u8; 1];
+    let closed = match stream.read(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => e.kind() != ErrorKind::WouldBlock,
+    };
+    stream.set_nonblocking(false).unwrap();
+    closed
 }
 
 #[test]
@@ -71,4 +87,83 @@ fn after_a_431_the_proxy_reads_at_most_its_linger_limit() {
     // final; the client sent far more than the limit, so it is reached.
     let read = proxy.metric("wsproxy_linger_bytes_total");
     assert_eq!(read, f64::from(wsproxy_fast::pair::LINGER_LIMIT));
+}
+
+#[test]
+fn at_the_connection_limit_the_oldest_unfinished_head_makes_room() {
+    let _w = watchdog();
+    let echo = EchoServer::start();
+    let proxy = proxy_to(
+        &[echo.addr],
+        &["--max-connections", "50", "--admin", "127.0.0.1:0"],
+    );
+    let addr = proxy.addr();
+    let mut dribblers: Vec<TcpStream> = (0..50)
+        .map(|_| send(addr, b"GET /chat HTTP/1.1\r\nHost: a\r\n"))
+        .collect();
+    assert!(eventually(IO_TIMEOUT, || proxy
+        .metric("wsproxy_connections_accepted_total")
+        == 50.0));
+
+    let asked = Instant::now();
+    let mut client = ws::Client::connect(addr, "/").expect("served at the limit");
+    let took = asked.elapsed();
+    assert!(took < Duration::from_secs(1), "served after {took:?}");
+    client.send_text("through").unwrap();
+    assert_eq!(client.recv().unwrap().payload, b"through");
+
+    let shed = "wsproxy_connections_shed_total{state=\"head\"}";
+    assert_eq!(proxy.metric(shed), 1.0);
+    let (oldest, rest) = dribblers.split_first_mut().unwrap();
+    assert!(is_closed(oldest), "the oldest dribbler made room");
+    for (i, held) in rest.iter_mut().enumerate() {
+        assert!(!is_closed(held), "dribbler {} kept its slot", i + 1);
+    }
+}
+
+#[test]
+fn at_the_connection_limit_an_idle_keepalive_connection_goes_first() {
+    let _w = watchdog();
+    let upstream = RawUpstream::start(|mut stream| {
+        while ws::read_head(&mut stream).is_ok() {
+            if stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    let proxy = proxy_to(
+        &[upstream.addr],
+        &["--max-connections", "3", "--admin", "127.0.0.1:0"],
+    );
+    let addr = proxy.addr();
+    let get = b"GET /page HTTP/1.1\r\nHost: a\r\n\r\n";
+    let mut idle = send(addr, get);
+    assert_eq!(status_of(&read_response(&mut idle).0), 200);
+    // Two dribblers, queued after the idle one went idle: even so, the
+    // idle one goes first.
+    let mut dribblers: Vec<TcpStream> = (0..2)
+        .map(|_| send(addr, b"GET /page HTTP/1.1\r\n"))
+        .collect();
+    assert!(eventually(IO_TIMEOUT, || proxy
+        .metric("wsproxy_connections_accepted_total")
+        == 3.0));
+
+    let mut client = send(addr, get);
+    let (head, body) = read_response(&mut client);
+    assert_eq!((status_of(&head), body.as_slice()), (200, &b"ok\n"[..]));
+    assert_eq!(
+        proxy.metric("wsproxy_connections_shed_total{state=\"idle\"}"),
+        1.0
+    );
+    assert_eq!(
+        proxy.metric("wsproxy_connections_shed_total{state=\"head\"}"),
+        0.0
+    );
+    assert!(is_closed(&mut idle), "the idle connection made room");
+    for held in &mut dribblers {
+        assert!(!is_closed(held), "dribblers kept their slots");
+    }
 }

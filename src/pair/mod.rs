@@ -52,6 +52,7 @@ use crate::handshake::edits::ResponseEdits;
 use crate::handshake::fields::Persistence;
 use crate::metrics::Shard;
 use crate::relay::{Flow, Resources, Tls};
+use crate::shed::Class;
 use crate::timer::{self, Tick, Timer};
 use crate::token::{self, Side};
 use crate::{debug, info, warn};
@@ -281,7 +282,14 @@ impl Pair {
         } else {
             self.start_phase(ctx)
         };
-        self.apply(step, ctx)
+        let outcome = self.apply(step, ctx);
+        if outcome != Outcome::Close && self.sheddable() == Some(Class::Head) {
+            // Deferred accept usually hands the head over whole: only a
+            // head still unfinished after the first read is queued.
+            ctx.shed
+                .push(Class::Head, ctx.key, self.core.timer.serial());
+        }
+        outcome
     }
 
     /// Answers a client the limits refused, without reading its request.
@@ -459,6 +467,35 @@ impl Pair {
     /// the next one yet.
     pub fn is_idle(&self) -> bool {
         matches!(&self.phase, Phase::Request(r) if r.is_idle())
+    }
+
+    /// Whether the pair may be shed at the connection limit, and as what:
+    /// idle between requests, or still reading a request head (a PROXY
+    /// protocol header and a TLS handshake included). See `shed`.
+    pub fn sheddable(&self) -> Option<Class> {
+        match &self.phase {
+            Phase::Request(r) if r.is_idle() => Some(Class::Idle),
+            Phase::Preface | Phase::Request(_) => Some(Class::Head),
+            _ => None,
+        }
+    }
+
+    /// The serial that tells this pair from others in its slab slot.
+    pub fn serial(&self) -> u32 {
+        self.core.timer.serial()
+    }
+
+    /// Closes the pair to make room at the connection limit.
+    pub fn shed(&mut self, class: Class) -> Outcome {
+        debug!(
+            "client {}: closed to make room at the connection limit ({})",
+            self.core.client_addr,
+            match class {
+                Class::Idle => "idle between requests",
+                Class::Head => "request head unfinished",
+            }
+        );
+        Outcome::Close
     }
 
     /// A tunnel's site, route location, upstream group and server, by
