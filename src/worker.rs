@@ -418,7 +418,7 @@ impl Worker {
             } else {
                 limits.paused(total, held)
             };
-            if full && !self.can_shed() {
+            if full && !self.can_make_room() {
                 if !self.at_limit {
                     warn!(
                         "connection limits reached ({} connections in the process, {} here); \
@@ -481,19 +481,32 @@ impl Worker {
         }
     }
 
-    /// Whether this worker holds a pair it may shed (see `shed`).
-    fn can_shed(&mut self) -> bool {
+    /// Whether closing one of this worker's pairs would make room for a
+    /// new client: a pair to shed is at hand, and the limits are reached
+    /// but no further. Past them (clients refused there still count until
+    /// they close) the next client is refused either way, and shedding a
+    /// pair would gain it nothing.
+    fn can_make_room(&mut self) -> bool {
+        let limits = &self.gens[self.current].config.limits;
+        let (total, held) = (self.control.admission.total(), self.pairs.len());
+        if limits.full(total.saturating_sub(1), held.saturating_sub(1)) {
+            return false;
+        }
         let pairs = &self.pairs;
         self.shed.peek(|e, class| still(pairs, e, class)).is_some()
     }
 
     /// At the connection limit, closes the first of this worker's pairs
-    /// to shed, if any, to make room for a new client: the limits are the
-    /// process's, but a worker can only close its own pairs.
+    /// to shed (see `shed`), if that makes room for a new client: the
+    /// limits are the process's, but a worker can only close its own
+    /// pairs.
     fn make_room(&mut self) {
         let limits = &self.gens[self.current].config.limits;
         if !limits.full(self.control.admission.total(), self.pairs.len()) {
             self.shedding = false;
+            return;
+        }
+        if !self.can_make_room() {
             return;
         }
         let pairs = &self.pairs;

@@ -3,7 +3,7 @@
 //! client that keeps sending after the proxy's last answer gets a bounded
 //! read, then a reset; and at the connection limit, connections with no
 //! work in progress (idle between requests, request head unfinished) make
-//! room for new clients.
+//! room for new clients, but only when that makes room.
 
 mod common;
 
@@ -166,4 +166,52 @@ fn at_the_connection_limit_an_idle_keepalive_connection_goes_first() {
     for held in &mut dribblers {
         assert!(!is_closed(held), "dribblers kept their slots");
     }
+}
+
+#[test]
+fn past_the_connection_limit_no_connection_is_shed_in_vain() {
+    let _w = watchdog();
+    // The upstream holds its first answer until the test says so.
+    let (release, held) = std::sync::mpsc::channel::<()>();
+    let held = std::sync::Mutex::new(held);
+    let upstream = RawUpstream::start(move |mut stream| {
+        let mut first = true;
+        while ws::read_head(&mut stream).is_ok() {
+            if std::mem::take(&mut first) {
+                let _ = held.lock().unwrap().recv();
+            }
+            if stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    let proxy = proxy_to(
+        &[upstream.addr],
+        &["--max-connections", "1", "--admin", "127.0.0.1:0"],
+    );
+    let addr = proxy.addr();
+    let get = b"GET /page HTTP/1.1\r\nHost: a\r\n\r\n";
+    let mut kept = send(addr, get);
+    assert!(eventually(IO_TIMEOUT, || upstream.accepted() == 1));
+    // Refused at the limit (nothing to shed: the request is in flight),
+    // this client stays counted while the proxy lingers on it.
+    let mut refused = send(addr, get);
+    assert_eq!(status_of(&read_response(&mut refused).0), 503);
+    release.send(()).unwrap();
+    assert_eq!(status_of(&read_response(&mut kept).0), 200);
+
+    // The first connection is idle now, but closing it would leave the
+    // proxy still at its limit: the next client is refused, and the idle
+    // connection keeps its place.
+    let mut next = send(addr, get);
+    assert_eq!(status_of(&read_response(&mut next).0), 503);
+    assert_eq!(
+        proxy.metric("wsproxy_connections_shed_total{state=\"idle\"}"),
+        0.0
+    );
+    assert!(!is_closed(&mut kept), "the idle connection was kept");
+    drop(refused);
 }
