@@ -46,8 +46,10 @@
 # echo load's worst latency stays under 200 ms and legitimate handshakes
 # keep at least 0.1x their rate without attack; the proxy survives every
 # attack. The figures mean something only on a quiet machine: the attacks
-# and the proxies share its cores, so anything else running moves them
-# (env.txt records the load average before and after).
+# and the proxies share its cores, so anything else running moves them.
+# env.txt records the load average before and after and other_cpu_share,
+# the share of the machine's CPU that processes outside the run took (the
+# run says so when it is over 5%).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -223,6 +225,17 @@ phase() {
 
 load_average() { cut -d' ' -f1-3 /proc/loadavg; }
 
+# CPU ticks spent by every process on the machine (/proc/stat: user, nice,
+# system, irq, softirq; with tick-based accounting a process's system time
+# includes the interrupts it was interrupted by).
+machine_ticks() { awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 }' /proc/stat; }
+
+# CPU ticks of this run: this shell and every child it waited for (the
+# proxies, attackers and loads), plus the echo backend, still running.
+run_ticks() {
+  echo $(($(stat_field $$ 14) + $(stat_field $$ 15) + $(child_ticks) + $(cpu_ticks "$ECHO_PID")))
+}
+
 note "output in $out"
 start_echo 2 "$out/logs"
 {
@@ -251,6 +264,8 @@ start_echo 2 "$out/logs"
   echo "idle=$idle_conns"
   echo "flood=${flood_procs} procs"
   echo "loadavg_start=$(load_average)"
+  echo "machine_ticks_start=$(machine_ticks)"
+  echo "run_ticks_start=$(run_ticks)"
   echo "steal_ticks_start=$(awk '/^cpu / { print $9 }' /proc/stat)"
 } >"$out/env.txt"
 
@@ -262,11 +277,21 @@ for ((rep = 1; rep <= reps; rep++)); do
     done
   done
 done
+# What other processes took meanwhile: the figures are comparable only from
+# a quiet machine.
+others=$(($(machine_ticks) - $(sed -n 's/^machine_ticks_start=//p' "$out/env.txt") -
+  ($(run_ticks) - $(sed -n 's/^run_ticks_start=//p' "$out/env.txt"))))
+others_share=$(awk -v t="$others" -v s="$((SECONDS - started))" -v n="$(nproc)" -v h="$clk_tck" \
+  'BEGIN { v = t / (s * n * h); printf "%.3f", v < 0 ? 0 : v }')
 {
   echo "loadavg_end=$(load_average)"
   echo "steal_ticks_end=$(awk '/^cpu / { print $9 }' /proc/stat)"
   echo "elapsed_s=$((SECONDS - started))"
+  echo "other_cpu_share=$others_share"
 } >>"$out/env.txt"
+if awk -v v="$others_share" 'BEGIN { exit !(v > 0.05) }'; then
+  note "other processes used $(awk -v v="$others_share" 'BEGIN { printf "%.0f", v * 100 }')% of the machine's CPU during the run: its figures are not those of a quiet machine"
+fi
 
 summary_args=("$out")
 if $check; then

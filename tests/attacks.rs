@@ -2,8 +2,9 @@
 //! turn's share at a time without stranding any in the kernel's queue; a
 //! client that keeps sending after the proxy's last answer gets a bounded
 //! read, then a reset; and at the connection limit, connections with no
-//! work in progress (idle between requests, request head unfinished) make
-//! room for new clients, but only when that makes room.
+//! work in progress (idle between requests, request head unfinished) give
+//! their slots to new clients, when closing one brings the proxy under its
+//! limit.
 
 mod common;
 

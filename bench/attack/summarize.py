@@ -75,6 +75,13 @@ def ms(us):
     return None if us is None else us / 1000
 
 
+def share(text):
+    try:
+        return f"{float(text):.0%}"
+    except (TypeError, ValueError):
+        return "?"
+
+
 def fmt(value, spec, unit=""):
     return "n/a" if value is None else format(value, spec) + unit
 
@@ -128,7 +135,8 @@ def main():
     lines.append(f"Run: `{env.get('command', 'scripts/attack.sh')}`, {env.get('date', '?')}, "
                  f"{env.get('host_nproc', '?')} × {env.get('cpu_model', '?')}, kernel {env.get('kernel', '?')}; "
                  f"{'; '.join(versions)}; {env.get('reps', '?')} repetition(s) of {env.get('duration_s', '?')} s; "
-                 f"load average {env.get('loadavg_start', '?')} before, {env.get('loadavg_end', '?')} after.")
+                 f"load average {env.get('loadavg_start', '?')} before, {env.get('loadavg_end', '?')} after; "
+                 f"other processes took {share(env.get('other_cpu_share'))} of the CPU meanwhile.")
     lines.append("")
     lines.append("Legitimate handshakes/s relative to no attack (median) · worst legitimate handshake · "
                  "worst echo latency (highest over repetitions):")
