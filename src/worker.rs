@@ -54,6 +54,13 @@ const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
 /// tens of thousands of accepts a second per worker.
 const ACCEPTS_PER_TURN: usize = 64;
 
+/// Most deadlines a worker acts on per turn. Connections opened together
+/// time out together: a slowloris crowd's 3000 handshake timeouts fall in
+/// one tick, each an answer written and a linger begun, tens of
+/// milliseconds during which the worker's tunnels would wait. The rest
+/// are acted on in the next turns, a few milliseconds late.
+const TIMEOUTS_PER_TURN: usize = 128;
+
 /// How often a worker closes kept upstream connections idle past their
 /// group's `keepalive_timeout`.
 const SWEEP_EVERY: Duration = Duration::from_secs(1);
@@ -175,6 +182,8 @@ pub struct Worker {
     clock: Clock,
     now: Tick,
     wheel: Wheel,
+    /// Timer entries whose slot came round, not yet acted on: this turn's
+    /// share, then the next turns'.
     expired: Vec<Expired>,
     relay: Resources,
     /// When idle pipes are next checked for closing.
@@ -330,9 +339,9 @@ impl Worker {
     }
 
     /// Sleep no longer than the next timer slot or accept pause; not at all
-    /// when pairs or listeners wait for another turn.
+    /// when pairs, listeners or deadlines wait for another turn.
     fn poll_timeout(&self, now: Instant) -> Option<Duration> {
-        if !self.again.is_empty() || !self.to_accept.is_empty() {
+        if !self.again.is_empty() || !self.to_accept.is_empty() || !self.expired.is_empty() {
             return Some(Duration::ZERO);
         }
         let spare = self.relay.pipes.free_count() + self.relay.bufs.pool.free_count();
@@ -582,20 +591,31 @@ impl Worker {
         }
     }
 
+    /// Acts on up to [`TIMEOUTS_PER_TURN`] pairs whose deadline passed;
+    /// the rest stay queued for the next turn.
     fn expire(&mut self) {
         self.wheel.advance(self.now, &mut self.expired);
         let mut expired = std::mem::take(&mut self.expired);
-        for e in expired.drain(..) {
+        let (mut seen, mut acted) = (0, 0);
+        for e in &expired {
+            if acted == TIMEOUTS_PER_TURN {
+                break;
+            }
+            seen += 1;
             let Some(pair) = self.pairs.get_mut(e.key) else {
                 continue;
             };
-            if self.wheel.settle(&e, pair.timer(), self.now) != Settled::Due {
+            if self.wheel.settle(e, pair.timer(), self.now) != Settled::Due {
                 continue;
             }
+            acted += 1;
             let mut ctx = ctx!(self, e.key, pair.gen());
             let outcome = pair.on_timeout(&mut ctx);
             self.settle(e.key, outcome);
         }
+        expired.drain(..seen);
+        // Nothing adds to the list while acting on it.
+        debug_assert!(self.expired.is_empty());
         self.expired = expired;
     }
 

@@ -1,5 +1,6 @@
 //! Attacks on the proxy's capacity: a flood of new connections is taken a
-//! turn's share at a time without stranding any in the kernel's queue; a
+//! turn's share at a time without stranding any in the kernel's queue, and
+//! so are the deadlines of connections that time out together; a
 //! client that keeps sending after the proxy's last answer gets a bounded
 //! read, then a reset; and at the connection limit, connections with no
 //! work in progress (idle between requests, request head unfinished) give
@@ -55,6 +56,29 @@ fn clients_queued_past_one_turns_share_are_all_served() {
     for (i, client) in clients.iter_mut().enumerate() {
         assert_eq!(upgrade(client), 101, "client {i}");
     }
+}
+
+#[test]
+fn clients_timing_out_together_are_all_answered() {
+    let _w = watchdog();
+    let echo = EchoServer::start();
+    let proxy = proxy_to(&[echo.addr], &["--handshake-timeout", "1s"]);
+    let addr = proxy.addr();
+    // Opened within a tick or two, their deadlines fall together: more
+    // than one turn's share of them. No event follows the last ones, so
+    // the worker must come back for them by itself.
+    let mut dribblers: Vec<TcpStream> = (0..400)
+        .map(|_| send(addr, b"GET /chat HTTP/1.1\r\nHost: a\r\n"))
+        .collect();
+    let sent = Instant::now();
+    for (i, dribbler) in dribblers.iter_mut().enumerate() {
+        let (head, _) = read_response(dribbler);
+        assert_eq!(status_of(&head), 408, "dribbler {i}");
+    }
+    // Left for a later wake-up instead (the lingering closes' deadlines,
+    // 5 s on), the last would come seconds late.
+    let took = sent.elapsed();
+    assert!(took < Duration::from_secs(3), "the last 408 after {took:?}");
 }
 
 #[test]
