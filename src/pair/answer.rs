@@ -234,7 +234,7 @@ pub(super) fn discard(l: &mut Linger, core: &mut Core, ctx: &mut Ctx<'_>) -> Ste
                 l.left -= n as u32;
                 if l.left == 0 {
                     debug!(
-                        "client {}: still sending {LINGER_LIMIT} bytes after the answer, closing",
+                        "client {}: sent {LINGER_LIMIT} bytes after the answer, closing",
                         core.client_addr
                     );
                     return Step::Close;
