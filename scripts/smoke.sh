@@ -3,7 +3,7 @@
 # for seconds, against a freshly built wsproxy-fast, and any failure (a
 # target erroring, a proxy dying, a k6 threshold, a bad echo) fails this.
 #
-#   scripts/smoke.sh            (about 7 minutes once tools are installed,
+#   scripts/smoke.sh            (about 8 minutes once tools are installed,
 #                                4 of them Autobahn, 1 the soak)
 #
 # 1. scripts/setup.sh websocat nginx haproxy wrk k6 matplotlib autobahn
@@ -31,8 +31,13 @@
 # 10. scripts/soak.sh --duration 30s: mixed load with injected aborts, every
 #    byte checked, fd count and RSS sampled each second and checked for
 #    growth, proxy warnings checked against the faults (about 45 s)
+# 11. scripts/attack.sh --smoke: slowloris, slow readers, header bombs, idle
+#    connections and a connection flood from 4 processes against
+#    wsproxy-fast, a few seconds each, beside legitimate handshakes and an
+#    echo load; under the flood the echo's worst latency must stay under
+#    200 ms and handshakes at 0.1x their rate or more (about 50 s)
 #
-# Steps 5-10 start their own echo backend and wsproxy-fast ($WSPROXY_FLAGS
+# Steps 5-11 start their own echo backend and wsproxy-fast ($WSPROXY_FLAGS
 # applies to every wsproxy-fast started here but the browser check's, which
 # takes its settings from a configuration file).
 set -euo pipefail
@@ -60,4 +65,5 @@ step "websocat smoke over TLS" "$ROOT/loadtest/websocat-smoke.sh" --short --tls
 step "browser (chromium)" "$ROOT/scripts/browser.sh"
 step "autobahn" "$ROOT/scripts/autobahn.sh"
 step "soak 30 s" "$ROOT/scripts/soak.sh" --duration 30s
+step "attack --smoke" "$ROOT/scripts/attack.sh" --smoke
 echo "smoke: all passed in $((SECONDS - started)) s" >&2

@@ -172,9 +172,12 @@ pub struct Cli {
     #[arg(long, value_name = "BYTES", default_value_t = config::MAX_HEAD_BYTES)]
     pub max_header_bytes: usize,
 
-    /// Most client connections at once; past it new clients get 503 and,
-    /// 64 refusals later per worker, accepting pauses until some close
-    /// [default: what the open-file limit allows, about half of it].
+    /// Most client connections at once. At it, a new client takes the slot
+    /// of a connection idle between requests or, failing that, of the
+    /// oldest one still sending its request head; with neither, new
+    /// clients get 503 and, 64 refusals later per worker, accepting pauses
+    /// until some close [default: what the open-file limit allows, about
+    /// half of it].
     #[arg(long, value_name = "N")]
     pub max_connections: Option<usize>,
 

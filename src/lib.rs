@@ -21,6 +21,7 @@ pub mod proxy_protocol;
 pub mod relay;
 pub mod reload;
 pub mod route;
+pub mod shed;
 pub mod sys;
 pub mod timer;
 pub mod tls;

@@ -43,10 +43,11 @@ impl Limits {
         self.past(total, held, REFUSE_MARGIN)
     }
 
-    /// Whether a worker that paused should stay paused: until a connection
-    /// fits under every limit, so the first client it takes from the
-    /// kernel's queue is served rather than refused.
-    pub fn stays_paused(&self, total: usize, held: usize) -> bool {
+    /// Whether every connection slot is taken: a new connection is refused
+    /// unless one is shed to make room (see `shed`), and a worker that
+    /// paused stays paused until a connection fits, so the first client it
+    /// takes from the kernel's queue is served rather than refused.
+    pub fn full(&self, total: usize, held: usize) -> bool {
         self.past(total, held, 0)
     }
 
@@ -208,8 +209,8 @@ mod tests {
         );
         assert!(!limits.paused(1000, 2 + REFUSE_MARGIN - 1));
         assert!(limits.paused(0, 2 + REFUSE_MARGIN));
-        assert!(limits.stays_paused(0, 2), "paused until one fits");
-        assert!(!limits.stays_paused(0, 1));
+        assert!(limits.full(0, 2), "paused until one fits");
+        assert!(!limits.full(0, 1));
         assert!(!Limits::default().paused(usize::MAX - 1, usize::MAX - 1));
     }
 }

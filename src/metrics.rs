@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 
 use crate::config::Config;
+use crate::shed::Class;
 
 /// Status codes counted apart; others land in "other".
 const CODES: [u16; 22] = [
@@ -101,6 +102,12 @@ pub struct Shard {
     pub upstream_kept: Counter,
     /// Requests sent over a kept upstream connection.
     pub upstream_reused: Counter,
+    /// Bytes read from clients and dropped while lingering after the
+    /// proxy's last answer.
+    pub linger_bytes: Counter,
+    /// Client connections closed to make room at the connection limit:
+    /// idle between requests, and with their request head unfinished.
+    shed: [Counter; 2],
     /// Open tunnels by route location and by (group, server) name: keyed
     /// by name, so tunnels opened under an older configuration (a reload
     /// keeps them) still count against theirs. Touched once per tunnel
@@ -159,6 +166,8 @@ impl Shard {
             keepalive_idle: Counter::default(),
             upstream_kept: Counter::default(),
             upstream_reused: Counter::default(),
+            linger_bytes: Counter::default(),
+            shed: Default::default(),
             tunnels: Mutex::default(),
             handshake_us: histogram(HANDSHAKE_MAX_US),
             tunnel_ms: histogram(TUNNEL_MAX_MS),
@@ -181,6 +190,11 @@ impl Shard {
             h.saturating_record(u64::from(us).clamp(1, HANDSHAKE_MAX_US));
         }
         us
+    }
+
+    /// A connection was closed to make room at the connection limit.
+    pub fn shed(&self, class: Class) {
+        self.shed[class as usize].add(1);
     }
 
     pub fn tls_failed(&self, side: TlsSide) {
@@ -403,6 +417,27 @@ pub fn render(shards: &[Arc<Shard>], config: &Config) -> String {
         "Requests sent over a kept upstream connection.",
     );
     let _ = writeln!(out, "{name} {}", sum(shards, |s| s.upstream_reused.get()));
+
+    let name = "wsproxy_connections_shed_total";
+    header(
+        &mut out,
+        name,
+        "counter",
+        "Client connections closed to make room at the connection limit, by state: idle between requests, or request head unfinished.",
+    );
+    for class in [Class::Idle, Class::Head] {
+        let n = sum(shards, |s| s.shed[class as usize].get());
+        let _ = writeln!(out, "{name}{{state=\"{}\"}} {n}", class.name());
+    }
+
+    let name = "wsproxy_linger_bytes_total";
+    header(
+        &mut out,
+        name,
+        "counter",
+        "Bytes read from clients and dropped while closing after the proxy's last answer, a bounded amount per connection.",
+    );
+    let _ = writeln!(out, "{name} {}", sum(shards, |s| s.linger_bytes.get()));
 
     let handshakes: Vec<_> = shards.iter().map(|s| &s.handshake_us).collect();
     write_histogram(

@@ -90,6 +90,11 @@ impl Timer {
             armed: NEVER,
         }
     }
+
+    /// The serial of the pair this timer belongs to.
+    pub fn serial(&self) -> u32 {
+        self.serial
+    }
 }
 
 /// A slot entry: the pair's slab key and serial.

@@ -32,6 +32,7 @@ use crate::metrics::Shard;
 use crate::pair::{Ctx, Kept, Outcome, Owner, Pair, Ready};
 use crate::relay::splice::PipePool;
 use crate::relay::Resources;
+use crate::shed::{Class, Entry, Shed};
 use crate::timer::{self, Clock, Expired, Settled, Tick, Wheel};
 use crate::token::{self, Side, Socket};
 use crate::upstream::Picker;
@@ -43,6 +44,22 @@ const EVENTS_PER_POLL: usize = 1024;
 /// How long accepting pauses after running out of file descriptors or
 /// memory, so a full process does not spin on a listener it cannot serve.
 const ACCEPT_PAUSE: Duration = Duration::from_millis(100);
+
+/// Most connections a worker takes from one listener per turn (HAProxy's
+/// `tune.maxaccept` default). With deferred accept each one is handled
+/// inline, its head read and often its upstream connect started, at 10 µs
+/// or more apiece: a flood of connections would otherwise keep the worker
+/// in its accept loop, and every tunnel and handshake it holds would wait.
+/// 64 keeps a turn's accepting under a millisecond or two, and is still
+/// tens of thousands of accepts a second per worker.
+const ACCEPTS_PER_TURN: usize = 64;
+
+/// Most deadlines a worker acts on per turn. Connections opened together
+/// time out together: a slowloris crowd's 3000 handshake timeouts fall in
+/// one tick, each an answer written and a linger begun, tens of
+/// milliseconds during which the worker's tunnels would wait. The rest
+/// are acted on in the next turns, a few milliseconds late.
+const TIMEOUTS_PER_TURN: usize = 128;
 
 /// How often a worker closes kept upstream connections idle past their
 /// group's `keepalive_timeout`.
@@ -95,6 +112,7 @@ macro_rules! ctx {
             registry: $worker.poll.registry(),
             kept: &mut $worker.kept,
             log: &mut $worker.access,
+            shed: &mut $worker.shed,
         }
     }};
 }
@@ -151,10 +169,17 @@ pub struct Worker {
     /// The last pause was for the connection limits: said once, not at
     /// every re-check, and it lasts until a connection fits again.
     at_limit: bool,
+    /// Pairs to close first at the connection limit, to make room.
+    shed: Shed,
+    /// Pairs are being shed to make room: said once, until a connection
+    /// fits again without.
+    shedding: bool,
     pairs: Slab<Pair>,
     clock: Clock,
     now: Tick,
     wheel: Wheel,
+    /// Timer entries whose slot came round, not yet acted on: this turn's
+    /// share, then the next turns'.
     expired: Vec<Expired>,
     relay: Resources,
     /// When idle pipes are next checked for closing.
@@ -169,6 +194,11 @@ pub struct Worker {
     drain: Option<Draining>,
     /// Pairs that used their turn with work left: (key, side to re-read).
     again: Vec<(usize, Side)>,
+    /// Listeners to accept from this turn: readiness reported, or
+    /// connections left queued after the last turn's share. An
+    /// edge-triggered listener raises no new event for clients already in
+    /// its queue, so the worker comes back to those by itself.
+    to_accept: Vec<usize>,
     /// Tells pairs that reuse a slab slot apart in the timer wheel.
     serial: u32,
     /// This worker's counters; the admin listener reads them.
@@ -213,6 +243,8 @@ impl Worker {
             listeners,
             accept_paused_until: None,
             at_limit: false,
+            shed: Shed::default(),
+            shedding: false,
             pairs: Slab::new(),
             clock,
             now: 0,
@@ -227,6 +259,7 @@ impl Worker {
             control,
             drain: None,
             again: Vec::new(),
+            to_accept: Vec::new(),
             serial: 0,
             metrics,
             access,
@@ -267,7 +300,11 @@ impl Worker {
                             }
                         }
                     }
-                    Socket::Listener(i) => self.accept(i, now),
+                    Socket::Listener(i) => {
+                        if !self.to_accept.contains(&i) {
+                            self.to_accept.push(i);
+                        }
+                    }
                     Socket::Pair { key, side } => {
                         self.dispatch(key, side, Ready::from_event(event))
                     }
@@ -281,11 +318,17 @@ impl Worker {
                 }
             }
             self.run_again();
+            // After the pairs' events: under a flood of new connections,
+            // the connections already held are served first.
+            self.accept_turn(now);
             self.expire();
             if self.drain.is_some() && self.drain_turns(now) {
                 self.access.flush();
                 return Ok(());
             }
+            let pairs = &self.pairs;
+            self.shed
+                .compact(pairs.len(), |e, class| still(pairs, e, class));
             self.sweep_kept(now);
             self.metrics
                 .pipes_in_use
@@ -298,9 +341,9 @@ impl Worker {
     }
 
     /// Sleep no longer than the next timer slot or accept pause; not at all
-    /// when pairs wait for another turn.
+    /// when pairs, listeners or deadlines wait for another turn.
     fn poll_timeout(&self, now: Instant) -> Option<Duration> {
-        if !self.again.is_empty() {
+        if !self.again.is_empty() || !self.to_accept.is_empty() || !self.expired.is_empty() {
             return Some(Duration::ZERO);
         }
         let spare = self.relay.pipes.free_count() + self.relay.bufs.pool.free_count();
@@ -361,19 +404,32 @@ impl Worker {
         self.next_trim = now + TRIM_AFTER;
     }
 
-    fn accept(&mut self, index: usize, now: Instant) {
+    /// Takes this turn's share of new connections from each listener that
+    /// has some; a listener that may have more stays on the list.
+    fn accept_turn(&mut self, now: Instant) {
+        let mut ready = std::mem::take(&mut self.to_accept);
+        ready.retain(|&i| self.accept(i, ACCEPTS_PER_TURN, now) == Accepted::Some);
+        // Nothing adds to the list while accepting.
+        debug_assert!(self.to_accept.is_empty());
+        self.to_accept = ready;
+    }
+
+    /// Accepts up to `most` connections from listener `index`: whether
+    /// they were all there were ([`Accepted::All`]) or more may wait.
+    fn accept(&mut self, index: usize, most: usize, now: Instant) -> Accepted {
         if self.accept_paused_until.is_some() {
-            return;
+            // Resuming re-registers the listeners, which reports what waits.
+            return Accepted::All;
         }
-        loop {
+        for _ in 0..most {
             let limits = &self.gens[self.current].config.limits;
             let (total, held) = (self.control.admission.total(), self.pairs.len());
             let full = if self.at_limit {
-                limits.stays_paused(total, held)
+                limits.full(total, held)
             } else {
                 limits.paused(total, held)
             };
-            if full {
+            if full && !self.can_make_room() {
                 if !self.at_limit {
                     warn!(
                         "connection limits reached ({} connections in the process, {} here); \
@@ -384,12 +440,17 @@ impl Worker {
                     self.at_limit = true;
                 }
                 self.pause_accepting(now);
-                return;
+                return Accepted::All;
             }
             self.at_limit = false;
-            match self.listeners[index].accept() {
+            // An event of this batch may name a listener a drain or a
+            // reload has since taken away.
+            let Some(listener) = self.listeners.get(index) else {
+                return Accepted::All;
+            };
+            match listener.accept() {
                 Ok((stream, addr)) => self.admit(stream, addr, index),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Accepted::All,
                 Err(e) if is_transient_accept_error(&e) => continue,
                 Err(e) => {
                     // EMFILE, ENFILE, ENOBUFS, ENOMEM: the connection stays
@@ -397,13 +458,15 @@ impl Worker {
                     // a moment instead of waking for it again and again.
                     warn!("accept failed: {e}; pausing accepts for {ACCEPT_PAUSE:?}");
                     self.pause_accepting(now);
-                    return;
+                    return Accepted::All;
                 }
             }
         }
+        Accepted::Some
     }
 
     fn pause_accepting(&mut self, now: Instant) {
+        self.to_accept.clear();
         for listener in &mut self.listeners {
             if let Err(e) = self.poll.registry().deregister(listener) {
                 error!("cannot pause listener: {e}");
@@ -429,7 +492,54 @@ impl Worker {
         }
     }
 
+    /// Whether closing one of this worker's pairs would make room for a
+    /// new client: a pair to shed is at hand, and the limits are reached
+    /// but no further. Past them (clients refused there still count until
+    /// they close) the next client is refused either way, and shedding a
+    /// pair would gain it nothing.
+    fn can_make_room(&mut self) -> bool {
+        let limits = &self.gens[self.current].config.limits;
+        let (total, held) = (self.control.admission.total(), self.pairs.len());
+        if limits.full(total.saturating_sub(1), held.saturating_sub(1)) {
+            return false;
+        }
+        let pairs = &self.pairs;
+        self.shed.peek(|e, class| still(pairs, e, class)).is_some()
+    }
+
+    /// At the connection limit, closes the first of this worker's pairs
+    /// to shed (see `shed`), if that makes room for a new client: the
+    /// limits are the process's, but a worker can only close its own
+    /// pairs.
+    fn make_room(&mut self) {
+        let limits = &self.gens[self.current].config.limits;
+        if !limits.full(self.control.admission.total(), self.pairs.len()) {
+            self.shedding = false;
+            return;
+        }
+        if !self.can_make_room() {
+            return;
+        }
+        let pairs = &self.pairs;
+        let Some((entry, class)) = self.shed.pick(|e, class| still(pairs, e, class)) else {
+            return;
+        };
+        if !self.shedding {
+            warn!(
+                "connection limits reached ({} connections in the process, {} here); \
+                 closing idle connections and unfinished request heads to make room",
+                self.control.admission.total(),
+                self.pairs.len()
+            );
+            self.shedding = true;
+        }
+        self.metrics.shed(class);
+        let outcome = self.pairs[entry.key].shed(class);
+        self.settle(entry.key, outcome);
+    }
+
     fn admit(&mut self, stream: TcpStream, addr: SocketAddr, listener: usize) {
+        self.make_room();
         self.serial = self.serial.wrapping_add(1);
         // Behind a PROXY protocol listener the address is the balancer's:
         // the client's is counted once its header says who it is.
@@ -483,20 +593,31 @@ impl Worker {
         }
     }
 
+    /// Acts on up to [`TIMEOUTS_PER_TURN`] pairs whose deadline passed;
+    /// the rest stay queued for the next turn.
     fn expire(&mut self) {
         self.wheel.advance(self.now, &mut self.expired);
         let mut expired = std::mem::take(&mut self.expired);
-        for e in expired.drain(..) {
+        let (mut seen, mut acted) = (0, 0);
+        for e in &expired {
+            if acted == TIMEOUTS_PER_TURN {
+                break;
+            }
+            seen += 1;
             let Some(pair) = self.pairs.get_mut(e.key) else {
                 continue;
             };
-            if self.wheel.settle(&e, pair.timer(), self.now) != Settled::Due {
+            if self.wheel.settle(e, pair.timer(), self.now) != Settled::Due {
                 continue;
             }
+            acted += 1;
             let mut ctx = ctx!(self, e.key, pair.gen());
             let outcome = pair.on_timeout(&mut ctx);
             self.settle(e.key, outcome);
         }
+        expired.drain(..seen);
+        // Nothing adds to the list while acting on it.
+        debug_assert!(self.expired.is_empty());
         self.expired = expired;
     }
 
@@ -541,12 +662,13 @@ impl Worker {
         if self.drain.is_some() {
             return;
         }
-        // Clients the kernel queued already were in flight: take them.
+        // Clients the kernel queued already were in flight: take them all.
         if self.accept_paused_until.is_none() {
             for i in 0..self.listeners.len() {
-                self.accept(i, now);
+                self.accept(i, usize::MAX, now);
             }
         }
+        self.to_accept.clear();
         for mut listener in self.listeners.drain(..) {
             if self.accept_paused_until.is_none() {
                 let _ = self.poll.registry().deregister(&mut listener);
@@ -675,6 +797,8 @@ impl Worker {
             }
         }
         self.listeners = reload.listeners;
+        // Registering the new listeners reports what waits on them.
+        self.to_accept.clear();
         if !paused {
             for (i, listener) in self.listeners.iter_mut().enumerate() {
                 if let Err(e) =
@@ -708,6 +832,24 @@ impl Worker {
         let current = self.current;
         self.close_idle(|pair| pair.gen() != current);
     }
+}
+
+/// Whether a shedding candidate is still the pair it was queued as, and
+/// still in that state.
+fn still(pairs: &Slab<Pair>, entry: Entry, class: Class) -> bool {
+    pairs
+        .get(entry.key)
+        .is_some_and(|pair| pair.serial() == entry.serial && pair.sheddable() == Some(class))
+}
+
+/// What one listener's accepting left behind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Accepted {
+    /// Its queue is empty (or accepting paused): its next event says when
+    /// there are more.
+    All,
+    /// The turn's share was taken; more may be queued.
+    Some,
 }
 
 /// Accept errors about one connection (it was aborted before we took it),

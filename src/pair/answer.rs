@@ -217,22 +217,61 @@ pub(super) fn discard_body(
     Step::Yield(Side::Client)
 }
 
+/// Most bytes a lingering close reads and drops. The linger is there so
+/// that a client still sending when the proxy's last answer went out (the
+/// rest of a body, a pipelined request) reads that answer instead of a
+/// reset: closing with input unread sends RST. What was in flight then is
+/// a request or two, a send window's worth; a client that sends on past
+/// that is not waiting for an answer, and without a bound a header bomb
+/// that reconnects at full speed would have the proxy read for it for the
+/// whole linger timeout. Past it the connection closes, with a reset if
+/// more input waits: the answer had its chance. The linger's time is
+/// bounded too: its timeout runs once, from its start, not anew with each
+/// read.
+pub const LINGER_LIMIT: u32 = 64 * 1024;
+
+/// The write side is shut; what the client sends is read and dropped.
+#[derive(Debug)]
+pub(super) struct Linger {
+    /// Bytes still to read before closing anyway.
+    left: u32,
+}
+
+impl Linger {
+    pub(super) fn new() -> Linger {
+        Linger { left: LINGER_LIMIT }
+    }
+}
+
 /// Shuts the client's write side and reads until it closes, so the last
 /// answer is read rather than lost to a reset (a close with unread input
-/// sends RST).
-pub(super) fn linger(core: &mut Core, ctx: &mut Ctx<'_>) -> Step {
+/// sends RST), for at most [`LINGER_LIMIT`] bytes and the linger timeout.
+pub(super) fn linger(l: &mut Linger, core: &mut Core, ctx: &mut Ctx<'_>) -> Step {
     core.client.conn().shutdown_write();
     core.arm(ctx, ctx.config.timeouts.linger);
-    discard(core, &mut ctx.relay.bufs.scratch)
+    discard(l, core, ctx)
 }
 
 /// Reads and drops what the client sends while lingering.
-pub(super) fn discard(core: &mut Core, scratch: &mut Buf) -> Step {
+pub(super) fn discard(l: &mut Linger, core: &mut Core, ctx: &mut Ctx<'_>) -> Step {
+    let scratch = &mut ctx.relay.bufs.scratch;
     let mut client = core.client.conn();
     for _ in 0..READS_PER_TURN {
         scratch.clear();
-        match client.read(scratch.space()) {
-            Ok(Got::Bytes(_)) => {}
+        let room = scratch.space().len().min(l.left as usize);
+        match client.read(&mut scratch.space()[..room]) {
+            Ok(Got::Bytes(n)) => {
+                ctx.metrics.linger_bytes.add(n as u64);
+                // n <= room <= left.
+                l.left -= n as u32;
+                if l.left == 0 {
+                    debug!(
+                        "client {}: sent {LINGER_LIMIT} bytes after the answer, closing",
+                        core.client_addr
+                    );
+                    return Step::Close;
+                }
+            }
             Ok(Got::Blocked) => return Step::Wait,
             Ok(Got::Eof) | Err(_) => return Step::Close,
         }

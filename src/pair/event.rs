@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::limits::Admission;
 use crate::metrics::Shard;
 use crate::relay::Resources;
+use crate::shed::Shed;
 use crate::timer::{Tick, Wheel};
 use crate::token::Side;
 use crate::upstream::Picker;
@@ -45,6 +46,9 @@ pub struct Ctx<'a> {
     pub kept: &'a mut Kept,
     /// The worker's access log lines.
     pub log: &'a mut Sink,
+    /// The worker's candidates for shedding at the connection limit: a
+    /// pair queues itself when it starts a request head or goes idle.
+    pub shed: &'a mut Shed,
 }
 
 impl Ctx<'_> {

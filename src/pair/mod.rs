@@ -52,9 +52,11 @@ use crate::handshake::edits::ResponseEdits;
 use crate::handshake::fields::Persistence;
 use crate::metrics::Shard;
 use crate::relay::{Flow, Resources, Tls};
+use crate::shed::Class;
 use crate::timer::{self, Tick, Timer};
 use crate::token::{self, Side};
 use crate::{debug, info, warn};
+pub use answer::LINGER_LIMIT;
 use end::{interest, End};
 pub use event::{Ctx, Outcome, Ready};
 pub use pool::{Kept, Owner};
@@ -85,8 +87,9 @@ enum Phase {
     /// Reading and dropping the body of a request the proxy answered
     /// itself, before the next request.
     Discard(answer::Discard),
-    /// Write side shut; discarding input until EOF or the linger timeout.
-    Linger,
+    /// Write side shut; discarding input until EOF, the linger timeout or
+    /// the linger's byte limit.
+    Linger(answer::Linger),
     /// Transient, while a transition moves the old phase's parts.
     Moving,
 }
@@ -103,7 +106,7 @@ impl Phase {
             Phase::Answer(_) => "answer",
             Phase::File(_) => "file",
             Phase::Discard(_) => "discard",
-            Phase::Linger => "linger",
+            Phase::Linger(_) => "linger",
             Phase::Moving => "moving",
         }
     }
@@ -126,7 +129,7 @@ impl Phase {
                 pool.give(out)
             }
             Phase::Request(r) => r.release(pool),
-            Phase::Preface | Phase::Discard(_) | Phase::Linger | Phase::Moving => {}
+            Phase::Preface | Phase::Discard(_) | Phase::Linger(_) | Phase::Moving => {}
         }
     }
 }
@@ -276,7 +279,14 @@ impl Pair {
         } else {
             self.start_phase(ctx)
         };
-        self.apply(step, ctx)
+        let outcome = self.apply(step, ctx);
+        if outcome != Outcome::Close && self.sheddable() == Some(Class::Head) {
+            // Deferred accept usually hands the head over whole: only a
+            // head still unfinished after the first read is queued.
+            ctx.shed
+                .push(Class::Head, ctx.key, self.core.timer.serial());
+        }
+        outcome
     }
 
     /// Answers a client the limits refused, without reading its request.
@@ -389,9 +399,7 @@ impl Pair {
             (Phase::Discard(d), Side::Client) if ready.readable => {
                 answer::discard_body(d, core, ready.closing, ctx)
             }
-            (Phase::Linger, Side::Client) if ready.readable => {
-                answer::discard(core, &mut ctx.relay.bufs.scratch)
-            }
+            (Phase::Linger(l), Side::Client) if ready.readable => answer::discard(l, core, ctx),
             _ => Step::Wait,
         };
         self.apply(step, ctx)
@@ -427,7 +435,7 @@ impl Pair {
                 );
                 Step::Close
             }
-            Phase::Answer(_) | Phase::Linger | Phase::Moving => Step::Close,
+            Phase::Answer(_) | Phase::Linger(_) | Phase::Moving => Step::Close,
         };
         self.apply(step, ctx)
     }
@@ -459,6 +467,35 @@ impl Pair {
     /// the next one yet.
     pub fn is_idle(&self) -> bool {
         matches!(&self.phase, Phase::Request(r) if r.is_idle())
+    }
+
+    /// Whether the pair may be shed at the connection limit, and as what:
+    /// idle between requests, or still reading a request head (a PROXY
+    /// protocol header and a TLS handshake included). See `shed`.
+    pub fn sheddable(&self) -> Option<Class> {
+        match &self.phase {
+            Phase::Request(r) if r.is_idle() => Some(Class::Idle),
+            Phase::Preface | Phase::Request(_) => Some(Class::Head),
+            _ => None,
+        }
+    }
+
+    /// The serial that tells this pair from others in its slab slot.
+    pub fn serial(&self) -> u32 {
+        self.core.timer.serial()
+    }
+
+    /// Closes the pair to make room at the connection limit.
+    pub fn shed(&mut self, class: Class) -> Outcome {
+        debug!(
+            "client {}: closed to make room at the connection limit ({})",
+            self.core.client_addr,
+            match class {
+                Class::Idle => "idle between requests",
+                Class::Head => "request head unfinished",
+            }
+        );
+        Outcome::Close
     }
 
     /// A tunnel's site, route location, upstream group and server, by
@@ -495,7 +532,7 @@ impl Pair {
         let u = self.core.upstream.as_ref().is_some_and(End::wants_flush);
         match &self.phase {
             Phase::Preface => [interest(true, false), None],
-            Phase::Request(_) | Phase::Discard(_) | Phase::Linger => [interest(true, c), None],
+            Phase::Request(_) | Phase::Discard(_) | Phase::Linger(_) => [interest(true, c), None],
             Phase::Connect(_) if self.core.upstream.as_ref().is_some_and(|u| u.tls.is_some()) => {
                 [None, interest(true, u)]
             }
@@ -598,7 +635,7 @@ impl Pair {
                     answer::refuse(&mut self.core, reject, Some(unread), ctx)
                 }
                 Step::Done => self.finish_exchange(ctx),
-                Step::Linger => self.enter(from, Phase::Linger, ctx),
+                Step::Linger => self.enter(from, Phase::Linger(answer::Linger::new()), ctx),
             };
         }
     }
@@ -685,7 +722,7 @@ impl Pair {
                 core.arm(ctx, ctx.config.timeouts.linger);
                 answer::discard_body(d, core, false, ctx)
             }
-            Phase::Linger => answer::linger(core, ctx),
+            Phase::Linger(l) => answer::linger(l, core, ctx),
             Phase::Preface | Phase::Moving => Step::Wait,
         }
     }

@@ -16,6 +16,7 @@ use crate::handshake::request::{self, Kind, MAX_HEADERS};
 use crate::metrics::TlsSide;
 use crate::proxy_protocol::{self, Origin};
 use crate::relay::{conn, Flow, Got};
+use crate::shed::Class;
 use crate::timer;
 use crate::{debug, info};
 
@@ -54,24 +55,34 @@ impl Request {
 
 /// A request's first turn: after an exchange, the keep-alive timeout runs
 /// until its first byte (the handshake timeout once some came along);
-/// the first request's runs since the accept.
+/// the first request's runs since the accept. A connection that goes idle,
+/// or whose next head (sent along with the last request) is unfinished,
+/// queues itself for shedding; so does [`read`] when an idle one's next
+/// head begins, and `Pair::start` for a first head.
 pub(super) fn start(req: &mut Request, core: &mut Core, ctx: &mut Ctx<'_>) -> Step {
-    if core.served > 0 {
-        if req.idle {
-            ctx.metrics.keepalive_idle.add(1);
-            core.arm(ctx, ctx.config.keepalive.timeout);
-            // The socket was empty at the last read and no event said
-            // otherwise since (the client stays registered for reading
-            // through an exchange): the next request raises its own
-            // event. A TLS session may hold it already, unannounced.
-            if !core.client_readable && core.client.tls.is_none() {
-                return Step::Wait;
-            }
-        } else {
-            core.arm(ctx, ctx.config.timeouts.handshake);
-        }
+    if core.served == 0 {
+        return read(req, core, false, ctx);
     }
-    read(req, core, false, ctx)
+    let serial = core.timer.serial();
+    if req.idle {
+        ctx.metrics.keepalive_idle.add(1);
+        ctx.shed.push(Class::Idle, ctx.key, serial);
+        core.arm(ctx, ctx.config.keepalive.timeout);
+        // The socket was empty at the last read and no event said
+        // otherwise since (the client stays registered for reading
+        // through an exchange): the next request raises its own
+        // event. A TLS session may hold it already, unannounced.
+        if !core.client_readable && core.client.tls.is_none() {
+            return Step::Wait;
+        }
+        return read(req, core, false, ctx);
+    }
+    core.arm(ctx, ctx.config.timeouts.handshake);
+    let step = read(req, core, false, ctx);
+    if matches!(step, Step::Wait | Step::Yield(_)) {
+        ctx.shed.push(Class::Head, ctx.key, serial);
+    }
+    step
 }
 
 /// What the request said beyond its plan, for carrying the plan out.
@@ -145,6 +156,7 @@ pub(super) fn read(req: &mut Request, core: &mut Core, closing: bool, ctx: &mut 
             // arrive whole.
             req.idle = false;
             ctx.metrics.keepalive_idle.sub(1);
+            ctx.shed.push(Class::Head, ctx.key, core.timer.serial());
             let deadline = timer::deadline(ctx.now, ctx.config.timeouts.handshake);
             ctx.wheel.arm(ctx.key, &mut core.timer, deadline);
         }

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::target::{parse_url, Target};
 
@@ -40,6 +40,11 @@ pub enum Command {
     Handshakes(HandshakesArgs),
     /// Open --conns connections, hold them idle, then check each still echoes.
     Hold(HoldArgs),
+    /// Hostile clients for a set time: a connection flood, slowloris, slow
+    /// readers, header bombs or idle connections (see --kind); says
+    /// `attacking` on stderr once they are all connected, then reports
+    /// connections opened, failed and closed by the server.
+    Attack(AttackArgs),
     /// Mixed load for a set time (long echo streams, paced bulk streams,
     /// connection churn, injected aborts), checking every echoed byte of
     /// every stream against what was sent, and checksums at each stream's
@@ -202,6 +207,73 @@ pub struct HoldArgs {
     /// connections than one address has ephemeral ports can be opened.
     #[arg(long, value_name = "N", default_value_t = 32)]
     pub src_ips: u32,
+}
+
+/// What `attack` does with each of its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AttackKind {
+    /// Connect, send a garbage request line (every other connection) and
+    /// close at once with a reset; again, flat out, one connection at a
+    /// time per thread (--conns is not used).
+    Flood,
+    /// Send a request line, then a header line every --interval, never
+    /// the end of the head.
+    Slowloris,
+    /// Upgrade, send one 1 MiB message to be echoed, and read 16 bytes of
+    /// what comes back every --interval.
+    SlowReader,
+    /// Send a request head with a 1 MiB header line, close, and start
+    /// again, flat out.
+    HeaderBomb,
+    /// Connect and send nothing.
+    Idle,
+}
+
+impl AttackKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            AttackKind::Flood => "flood",
+            AttackKind::Slowloris => "slowloris",
+            AttackKind::SlowReader => "slow-reader",
+            AttackKind::HeaderBomb => "header-bomb",
+            AttackKind::Idle => "idle",
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct AttackArgs {
+    /// Where to attack: ws://HOST:PORT/PATH (plain TCP only); the path and
+    /// Host are those of the requests sent.
+    #[arg(long, value_name = "ws://HOST:PORT/PATH", value_parser = parse_url)]
+    pub url: Target,
+    /// The attack.
+    #[arg(long, value_enum)]
+    pub kind: AttackKind,
+    /// Connections held at once (a connection the server closes is opened
+    /// again at once).
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub conns: u32,
+    /// Threads; connections are split evenly across them.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: u16,
+    /// Seconds to attack.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    pub duration: Duration,
+    /// Say `attacking` after this many seconds even if not every
+    /// connection could be opened yet.
+    #[arg(long, value_name = "SECS", default_value = "5", value_parser = parse_secs)]
+    pub ramp: Duration,
+    /// Seconds between a slowloris connection's header lines, and between
+    /// a slow reader's reads.
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_secs)]
+    pub interval: Duration,
+    /// Bind connections round-robin to 127.0.0.1..=127.0.0.N (1: no bind).
+    #[arg(long, value_name = "N", default_value_t = 32)]
+    pub src_ips: u32,
+    /// Print one JSON object on stdout (the summary line goes to stderr).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[cfg(test)]

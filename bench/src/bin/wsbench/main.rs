@@ -17,9 +17,11 @@
 //! | `send.rs` | the `send` subcommand |
 //! | `load/` | the load modes, their connection state machine and transport (TCP or TLS), messages |
 //! | `soak/` | the `soak` mode: mixed streams, injected aborts, every echoed byte checked |
+//! | `attack.rs` | the `attack` mode: connection flood, slowloris, slow readers, header bombs, idle connections |
 //! | `report.rs` | latency histograms, error counts, summary line and JSON |
 //! | `error.rs` | set-up errors |
 
+mod attack;
 mod cli;
 mod error;
 mod frames;
@@ -69,6 +71,7 @@ fn main() -> ExitCode {
         Command::Handshakes(args) => (args.load.json, load::handshakes::run(args).map(Some)),
         Command::Hold(args) => (args.load.json, load::hold::run(args).map(Some)),
         Command::Soak(args) => (args.json, soak::run(args).map(Some)),
+        Command::Attack(args) => (args.json, attack::run(args).map(Some)),
     };
     match result {
         Ok(None) => ExitCode::SUCCESS,

@@ -59,7 +59,7 @@ fn run_thread(plan: &Plan<'_, EchoArgs>, index: usize) -> io::Result<Stats> {
     let mut stats = Stats::default();
     let prepared = plan.open(index, &mut stats.checks);
     // Every thread reaches the barrier, even after a failure, so none waits forever.
-    plan.barrier.wait();
+    plan.start_measuring(index);
     let (mut reactor, conns) = prepared?;
     let inflight = args.inflight as usize;
     let mut slots: Vec<Option<Slot>> = conns

@@ -167,6 +167,17 @@ impl<'a, A: Sync> Plan<'a, A> {
         Ok((reactor, conns))
     }
 
+    /// Waits until every thread has opened its connections; the first
+    /// thread then says `measuring` on stderr, for scripts that start
+    /// something once the connections are up (`scripts/attack.sh` starts
+    /// its attack then).
+    pub fn start_measuring(&self, index: usize) {
+        self.barrier.wait();
+        if index == 0 {
+            eprintln!("measuring");
+        }
+    }
+
     /// Runs `work(index)` on every thread and adds up their counts; the
     /// first failure in thread order ends the run as a set-up error saying
     /// `what` failed.

@@ -88,7 +88,7 @@ fn run_thread(plan: &Plan<'_, RateArgs>, index: usize) -> io::Result<Stats> {
         let conns = plan.open_on(&mut reactor, index, &mut stats.checks)?;
         Ok((reactor, timer, conns))
     });
-    plan.barrier.wait();
+    plan.start_measuring(index);
     let (mut reactor, timer, conns) = prepared?;
     let mut slots: Vec<Option<Slot>> = conns
         .into_iter()
