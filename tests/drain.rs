@@ -452,7 +452,9 @@ fn a_drain_mid_stream_of_64k_frames_lands_between_frames() {
         });
         let mut echoed = 0;
         loop {
-            let got = client.recv().expect("whole frames, then a Close");
+            let got = client
+                .recv()
+                .unwrap_or_else(|e| panic!("{relay}: after {echoed} echoes: {e}"));
             if got.opcode == Opcode::Close {
                 assert_eq!(got.close_code(), Some(GOING_AWAY), "{relay}");
                 break;

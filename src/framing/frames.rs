@@ -43,6 +43,9 @@ const CLOSED: u8 = 4;
 /// While draining, past the boundary: the source's own Close frame came,
 /// so its closing handshake is done and nothing more will follow.
 const ANSWERED: u8 = 8;
+/// A drain stopped [`Frames::advance`] at a boundary. Kept apart from the
+/// position: watching the dropped bytes for a Close moves it on.
+const STOPPED: u8 = 16;
 
 /// Where one direction's byte stream stands among its frames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -104,6 +107,9 @@ impl Frames {
     /// direction: all of them, unless a drain is under way, then those up
     /// to the next boundary.
     pub fn advance(&mut self, bytes: &[u8]) -> usize {
+        if self.flags & (DRAIN | STOPPED) == DRAIN | STOPPED {
+            return 0;
+        }
         let mut i = 0;
         while i < bytes.len() {
             if self.flags & LOST != 0 {
@@ -117,6 +123,7 @@ impl Frames {
                     continue;
                 }
                 if self.flags & DRAIN != 0 {
+                    self.flags |= STOPPED;
                     break;
                 }
             }
@@ -195,7 +202,7 @@ impl Frames {
     /// Draining, and the relayed bytes allow ending the direction now: on a
     /// boundary, or not frames at all.
     pub fn close_due(&self) -> bool {
-        self.is_draining() && (self.at_boundary() || self.is_lost())
+        self.is_draining() && (self.flags & STOPPED != 0 || self.at_boundary() || self.is_lost())
     }
 
     /// Follows bytes the drain drops (read past the boundary, or after the
@@ -409,6 +416,24 @@ mod tests {
             assert!(f.close_due());
             assert_eq!(f.advance(&bytes[next..]), 0, "nothing past the boundary");
         }
+    }
+
+    #[test]
+    fn watching_what_a_drain_drops_leaves_the_close_due() {
+        // One read took a frame's tail and part of the next frame: the
+        // bytes past the boundary are dropped and watched for a Close,
+        // and the Close is still due after that.
+        let (bytes, ends) = stream(true);
+        let start = ends[3] - 10;
+        let mut f = Frames::new(true);
+        assert_eq!(f.advance(&bytes[..start]), start);
+        f.drain();
+        let read = &bytes[start..ends[4] - 5];
+        let taken = f.advance(read);
+        assert_eq!(start + taken, ends[3]);
+        assert!(!f.watch_close(&read[taken..]));
+        assert!(f.close_due(), "the Close goes out at the boundary");
+        assert_eq!(f.advance(&bytes[ends[4] - 5..]), 0, "nothing past it");
     }
 
     #[test]
