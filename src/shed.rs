@@ -20,11 +20,15 @@
 //! closing an idle one costs its client a reconnect at most, while an
 //! unfinished head may be a real client's request half sent.
 //!
-//! Cheap to keep: a pair is queued (slab key and serial, 8 bytes) when it
+//! Cheap to keep: a pair is queued (slab key and stamp) when it
 //! starts a head or goes idle, never scanned. Entries go stale as pairs
-//! move on or close; they are dropped when they reach the front, and the
-//! queues are compacted once they hold more than twice as many entries as
-//! the worker has pairs (so compaction is amortized O(1) per entry).
+//! move on or close, and a pair's earlier entries when it is queued again
+//! (it keeps the stamp of its latest only, so a kept connection idle for
+//! the hundredth time is queued as newly idle, once). Stale entries are
+//! dropped when they reach the front, and the queues are compacted once
+//! they hold more than twice as many entries as the worker has pairs:
+//! then at most one per pair stays, so compaction is amortized O(1) per
+//! entry.
 
 use std::collections::VecDeque;
 
@@ -50,12 +54,17 @@ impl Class {
     }
 }
 
-/// A pair as queued: its slab key and serial (a later pair in the same
-/// slot has another serial).
+/// A pair as queued: its slab key and the stamp it was queued with. A
+/// pair holds the stamp of its latest entry; stamps count a worker's
+/// entries, so a later pair in the same slot holds another. 16 bits keep
+/// a pair within its memory budget: a stale entry passes for live only
+/// if its pair was queued again a multiple of 65,536 entries later, and
+/// then it puts that pair out of its place in line, no worse (a pair is
+/// only ever shed for what it is now).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Entry {
     pub key: usize,
-    pub serial: u32,
+    pub stamp: u16,
 }
 
 /// A worker's shedding candidates, oldest first in each class.
@@ -63,12 +72,18 @@ pub struct Entry {
 pub struct Shed {
     idle: VecDeque<Entry>,
     heads: VecDeque<Entry>,
+    /// The last stamp given; 0 is never given (a pair never queued).
+    stamps: u16,
 }
 
 impl Shed {
-    /// Queues a pair that just became `class`.
-    pub fn push(&mut self, class: Class, key: usize, serial: u32) {
-        self.queue(class).push_back(Entry { key, serial });
+    /// Queues the pair at `key`, which just became `class`; returns the
+    /// entry's stamp, for the pair to keep.
+    pub fn push(&mut self, class: Class, key: usize) -> u16 {
+        self.stamps = self.stamps.wrapping_add(1).max(1);
+        let stamp = self.stamps;
+        self.queue(class).push_back(Entry { key, stamp });
+        stamp
     }
 
     /// The first candidate still `class` as queued, by `still`, dropping
@@ -130,37 +145,49 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn e(key: usize, serial: u32) -> Entry {
-        Entry { key, serial }
+    /// Pairs by slab key: the stamp each holds and what it is now.
+    type Now = HashMap<usize, (u16, Class)>;
+
+    fn still(now: &Now) -> impl Fn(Entry, Class) -> bool + '_ {
+        |entry, class| now.get(&entry.key) == Some(&(entry.stamp, class))
     }
 
     #[test]
     fn idle_first_then_heads_oldest_first_skipping_stale_entries() {
         let mut shed = Shed::default();
-        // Pair 1 started a head, then finished it: stale. Pair 2 is still
-        // reading. Pair 3 went idle, then started its next head. Pair 4
-        // went idle and stays so; slot 5 was reused by another pair.
-        shed.push(Class::Head, 1, 1);
-        shed.push(Class::Head, 2, 2);
-        shed.push(Class::Idle, 3, 3);
-        shed.push(Class::Head, 5, 5);
-        shed.push(Class::Idle, 4, 4);
-        shed.push(Class::Head, 3, 3);
-        let now: HashMap<Entry, Class> = [
-            (e(2, 2), Class::Head),
-            (e(3, 3), Class::Head),
-            (e(4, 4), Class::Idle),
-            (e(5, 6), Class::Head),
-        ]
-        .into();
-        let still = |entry: Entry, class: Class| now.get(&entry) == Some(&class);
-        let order: Vec<_> = std::iter::from_fn(|| shed.pick(still)).collect();
+        let mut now = Now::new();
+        // Pair 1 started a head, then finished it: stale.
+        shed.push(Class::Head, 1);
+        // Pair 2 is still reading its head.
+        let two = shed.push(Class::Head, 2);
+        now.insert(2, (two, Class::Head));
+        // Pair 3 went idle, then started its next head.
+        shed.push(Class::Idle, 3);
+        // Pair 4 went idle, served a request and went idle again: it is
+        // the newest idle one, not the oldest.
+        shed.push(Class::Idle, 4);
+        // Slot 5's pair was queued and closed; another took the slot and
+        // reads its head.
+        shed.push(Class::Head, 5);
+        let six = shed.push(Class::Idle, 6);
+        now.insert(6, (six, Class::Idle));
+        let three = shed.push(Class::Head, 3);
+        now.insert(3, (three, Class::Head));
+        let four = shed.push(Class::Idle, 4);
+        now.insert(4, (four, Class::Idle));
+        let five = shed.push(Class::Head, 5);
+        now.insert(5, (five, Class::Head));
+        let order: Vec<_> = std::iter::from_fn(|| shed.pick(still(&now)))
+            .map(|(e, class)| (e.key, class))
+            .collect();
         assert_eq!(
             order,
             [
-                (e(4, 4), Class::Idle),
-                (e(2, 2), Class::Head),
-                (e(3, 3), Class::Head)
+                (6, Class::Idle),
+                (4, Class::Idle),
+                (2, Class::Head),
+                (3, Class::Head),
+                (5, Class::Head)
             ]
         );
         assert!(shed.is_empty(), "stale entries dropped on the way");
@@ -169,23 +196,46 @@ mod tests {
     #[test]
     fn peek_keeps_the_candidate() {
         let mut shed = Shed::default();
-        shed.push(Class::Head, 7, 1);
-        assert_eq!(shed.peek(|_, _| true), Some((e(7, 1), Class::Head)));
-        assert_eq!(shed.pick(|_, _| true), Some((e(7, 1), Class::Head)));
+        let stamp = shed.push(Class::Head, 7);
+        let entry = Entry { key: 7, stamp };
+        assert_eq!(shed.peek(|_, _| true), Some((entry, Class::Head)));
+        assert_eq!(shed.pick(|_, _| true), Some((entry, Class::Head)));
         assert_eq!(shed.peek(|_, _| true), None);
     }
 
     #[test]
     fn compaction_waits_for_twice_the_pairs() {
         let mut shed = Shed::default();
+        let mut now = Now::new();
         for key in 0..100 {
-            shed.push(Class::Head, key, 0);
+            let stamp = shed.push(Class::Head, key);
+            if key >= 90 {
+                now.insert(key, (stamp, Class::Head));
+            }
         }
-        let live = |entry: Entry, _| entry.key >= 90;
-        shed.compact(50, live);
+        shed.compact(50, still(&now));
         assert_eq!(shed.len(), 100, "under 2 x 50 + slack: left alone");
-        shed.compact(10, live);
+        shed.compact(10, still(&now));
         assert_eq!(shed.len(), 10, "past it: only live entries stay");
-        assert_eq!(shed.pick(|_, _| true), Some((e(90, 0), Class::Head)));
+        assert_eq!(shed.pick(|_, _| true).map(|(e, _)| e.key), Some(90));
+    }
+
+    #[test]
+    fn a_pair_queued_again_and_again_keeps_one_entry() {
+        // A kept connection goes idle after every request: compaction
+        // leaves one entry for it, however many requests it served, so
+        // the queue stays within its bound and is not scanned every turn.
+        let mut shed = Shed::default();
+        let mut now = Now::new();
+        for _ in 0..1000 {
+            for key in 0..10 {
+                let stamp = shed.push(Class::Idle, key);
+                now.insert(key, (stamp, Class::Idle));
+            }
+            shed.compact(10, still(&now));
+            assert!(shed.len() <= 2 * 10 + COMPACT_SLACK + 10);
+        }
+        shed.compact(0, still(&now));
+        assert_eq!(shed.len(), 10);
     }
 }

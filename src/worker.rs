@@ -839,7 +839,7 @@ impl Worker {
 fn still(pairs: &Slab<Pair>, entry: Entry, class: Class) -> bool {
     pairs
         .get(entry.key)
-        .is_some_and(|pair| pair.serial() == entry.serial && pair.sheddable() == Some(class))
+        .is_some_and(|pair| pair.shed_stamp() == entry.stamp && pair.sheddable() == Some(class))
 }
 
 /// What one listener's accepting left behind.

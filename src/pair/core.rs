@@ -16,6 +16,7 @@ use crate::handshake::edits::ResponseEdits;
 use crate::handshake::fields::Persistence;
 use crate::handshake::request::Peer;
 use crate::metrics::{TlsSide, TunnelNames};
+use crate::shed::{Class, Shed};
 use crate::timer::{self, Timer};
 use crate::token::{self, Side};
 
@@ -60,6 +61,9 @@ pub(super) struct Core {
     /// connection's next request wait for its event instead of a read that
     /// would find nothing (one system call per request).
     pub(super) client_readable: bool,
+    /// The stamp of this pair's latest entry in the worker's shedding
+    /// queues (0: none): its earlier entries are stale.
+    pub(super) shed_stamp: u16,
     /// The current request is a HEAD: its answers carry no body, the
     /// proxy's own included (a body would be read as the next answer).
     pub(super) to_head: bool,
@@ -191,6 +195,12 @@ impl Core {
 
     /// The kept slot the upstream connection came from, if any, now
     /// forgotten.
+    /// Queues the pair (slab key `key`) for shedding as `class` (see
+    /// [`crate::shed`]).
+    pub(super) fn queue_shed(&mut self, shed: &mut Shed, key: usize, class: Class) {
+        self.shed_stamp = shed.push(class, key);
+    }
+
     pub(super) fn take_kept_slot(&mut self) -> Option<u32> {
         let slot = std::mem::replace(&mut self.kept_slot, NO_SLOT);
         (slot != NO_SLOT).then_some(slot)

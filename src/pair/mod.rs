@@ -249,6 +249,7 @@ impl Pair {
                 persistence: Persistence::Close,
                 to_head: false,
                 client_readable: false,
+                shed_stamp: 0,
                 kept_slot: core::NO_SLOT,
                 ahead: None,
                 ip_counted,
@@ -283,8 +284,7 @@ impl Pair {
         if outcome != Outcome::Close && self.sheddable() == Some(Class::Head) {
             // Deferred accept usually hands the head over whole: only a
             // head still unfinished after the first read is queued.
-            ctx.shed
-                .push(Class::Head, ctx.key, self.core.timer.serial());
+            self.core.queue_shed(ctx.shed, ctx.key, Class::Head);
         }
         outcome
     }
@@ -480,9 +480,10 @@ impl Pair {
         }
     }
 
-    /// The serial that tells this pair from others in its slab slot.
-    pub fn serial(&self) -> u32 {
-        self.core.timer.serial()
+    /// The stamp of the pair's latest shedding entry: only that entry is
+    /// live (see [`crate::shed`]).
+    pub fn shed_stamp(&self) -> u16 {
+        self.core.shed_stamp
     }
 
     /// Closes the pair to make room at the connection limit.

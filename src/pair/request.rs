@@ -63,10 +63,9 @@ pub(super) fn start(req: &mut Request, core: &mut Core, ctx: &mut Ctx<'_>) -> St
     if core.served == 0 {
         return read(req, core, false, ctx);
     }
-    let serial = core.timer.serial();
     if req.idle {
         ctx.metrics.keepalive_idle.add(1);
-        ctx.shed.push(Class::Idle, ctx.key, serial);
+        core.queue_shed(ctx.shed, ctx.key, Class::Idle);
         core.arm(ctx, ctx.config.keepalive.timeout);
         // The socket was empty at the last read and no event said
         // otherwise since (the client stays registered for reading
@@ -80,7 +79,7 @@ pub(super) fn start(req: &mut Request, core: &mut Core, ctx: &mut Ctx<'_>) -> St
     core.arm(ctx, ctx.config.timeouts.handshake);
     let step = read(req, core, false, ctx);
     if matches!(step, Step::Wait | Step::Yield(_)) {
-        ctx.shed.push(Class::Head, ctx.key, serial);
+        core.queue_shed(ctx.shed, ctx.key, Class::Head);
     }
     step
 }
@@ -156,7 +155,7 @@ pub(super) fn read(req: &mut Request, core: &mut Core, closing: bool, ctx: &mut 
             // arrive whole.
             req.idle = false;
             ctx.metrics.keepalive_idle.sub(1);
-            ctx.shed.push(Class::Head, ctx.key, core.timer.serial());
+            core.queue_shed(ctx.shed, ctx.key, Class::Head);
             let deadline = timer::deadline(ctx.now, ctx.config.timeouts.handshake);
             ctx.wheel.arm(ctx.key, &mut core.timer, deadline);
         }
