@@ -110,7 +110,7 @@ launch_nginx_as() {
     echo "# plaintext run: no TLS" >"$dir/server-tls.conf" || return 1
   fi
   sed -e "s#@PREFIX@#$dir#g" -e "s#@USER@#$(id -un)#g" -e "s#@UPSTREAM@#$upstream#g" \
-    -e "s#@LISTEN@#$listen#g" -e "s#@ROOT@#$out/www#g" -e "s#@BODY@#$api_body#g" \
+    -e "s#@LISTEN@#$listen#g" -e "s#@ROOT@#$out/www#g" -e "s#@BODY@#${api_body:-}#g" \
     "$ROOT/bench/conf/$template" >"$dir/nginx.conf" || return 1
   spawn "$out/logs/$name.log" nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log"
   # nginx tries a taken port 5 times, 0.5 s apart, then gives up; it says
