@@ -11,6 +11,7 @@ mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
+use std::sync::{mpsc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -35,6 +36,28 @@ fn is_closed(stream: &mut TcpStream) -> bool {
     };
     stream.set_nonblocking(false).unwrap();
     closed
+}
+
+/// An upstream answering every request on a connection with a short 200;
+/// with `hold`, its first answer waits until `hold` is sent to.
+fn ok_upstream(hold: Option<mpsc::Receiver<()>>) -> RawUpstream {
+    let hold = Mutex::new(hold);
+    RawUpstream::start(move |mut stream| {
+        let mut first = true;
+        while ws::read_head(&mut stream).is_ok() {
+            if std::mem::take(&mut first) {
+                if let Some(held) = hold.lock().unwrap().as_ref() {
+                    let _ = held.recv();
+                }
+            }
+            if stream
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
+                .is_err()
+            {
+                return;
+            }
+        }
+    })
 }
 
 #[test]
@@ -149,16 +172,7 @@ fn at_the_connection_limit_the_oldest_unfinished_head_makes_room() {
 #[test]
 fn at_the_connection_limit_an_idle_keepalive_connection_goes_first() {
     let _w = watchdog();
-    let upstream = RawUpstream::start(|mut stream| {
-        while ws::read_head(&mut stream).is_ok() {
-            if stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
-                .is_err()
-            {
-                return;
-            }
-        }
-    });
+    let upstream = ok_upstream(None);
     let proxy = proxy_to(
         &[upstream.addr],
         &["--max-connections", "3", "--admin", "127.0.0.1:0"],
@@ -197,22 +211,8 @@ fn at_the_connection_limit_an_idle_keepalive_connection_goes_first() {
 fn past_the_connection_limit_no_connection_is_shed_in_vain() {
     let _w = watchdog();
     // The upstream holds its first answer until the test says so.
-    let (release, held) = std::sync::mpsc::channel::<()>();
-    let held = std::sync::Mutex::new(held);
-    let upstream = RawUpstream::start(move |mut stream| {
-        let mut first = true;
-        while ws::read_head(&mut stream).is_ok() {
-            if std::mem::take(&mut first) {
-                let _ = held.lock().unwrap().recv();
-            }
-            if stream
-                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n")
-                .is_err()
-            {
-                return;
-            }
-        }
-    });
+    let (release, held) = mpsc::channel::<()>();
+    let upstream = ok_upstream(Some(held));
     let proxy = proxy_to(
         &[upstream.addr],
         &["--max-connections", "1", "--admin", "127.0.0.1:0"],
