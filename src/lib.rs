@@ -16,6 +16,7 @@ pub mod limits;
 pub mod listener;
 pub mod log;
 pub mod metrics;
+pub mod nginx;
 pub mod pair;
 pub mod proxy_protocol;
 pub mod relay;

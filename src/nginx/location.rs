@@ -1,0 +1,667 @@
+//! `location` blocks → `[[server.route]]` sections: the match, the target
+//! (`proxy_pass` to a group or an address, or `root`/`alias` with
+//! `try_files`), nginx's URI rules for `proxy_pass` and `rewrite … break`,
+//! and the header directives as the proxy applies them.
+
+use super::emit::{Section, Value};
+use super::grammar::Directive;
+use super::inherit::{self, Inherited};
+use super::translate::{Translator, Upstream};
+use super::values::{self, ProxyUrl};
+
+/// What a server's locations need to know about it.
+pub(super) struct ServerContext {
+    pub(super) names: Vec<String>,
+    pub(super) port: Option<u16>,
+    /// Named locations (`@x`), which only `try_files` reaches.
+    pub(super) named: Vec<String>,
+}
+
+/// Variables a request field template understands.
+const TEMPLATE_VARS: [&str; 4] = ["host", "remote_addr", "scheme", "request_uri"];
+
+impl Translator {
+    pub(super) fn location(
+        &mut self,
+        d: &Directive,
+        server: &Inherited,
+        context: &ServerContext,
+    ) -> Option<Section> {
+        let words = d.words();
+        let (location, prefix, regex) = match words.as_slice() {
+            [named] if named.starts_with('@') => return None,
+            ["=", path] => (format!("= {path}"), Some(path.to_string()), None),
+            ["^~", path] => (format!("^~ {path}"), Some(path.to_string()), None),
+            ["~", re] => (format!("~ {re}"), None, Some(re.to_string())),
+            ["~*", re] => (format!("~* {re}"), None, Some(format!("(?i){re}"))),
+            [path] => (path.to_string(), Some(path.to_string()), None),
+            _ => {
+                self.notes.error(
+                    &d.at,
+                    "location",
+                    "a location is `= /path`, `^~ /prefix`, `~ regex`, `~* regex`, `/prefix` or `@name`",
+                );
+                return None;
+            }
+        };
+        let inherited = server.enter(d.children());
+        let mut route = Section::new(
+            "[[server.route]]",
+            Some((d.at.clone(), format!("location {}", words.join(" ")))),
+        );
+        route.set("location", Value::Str(location));
+        let mut proxy_pass = None;
+        let mut rewrites = Vec::new();
+        let mut alias = None;
+        for c in d.children() {
+            match c.name.as_str() {
+                "proxy_pass" => proxy_pass = Some(c),
+                "rewrite" => rewrites.push(c),
+                "alias" => alias = Some(c),
+                "location" => self.notes.error(
+                    &c.at,
+                    "location",
+                    "nested locations are not supported: write it beside its parent",
+                ),
+                "return" => self.notes.error(
+                    &c.at,
+                    "return",
+                    "a return inside a location is not supported: only a server whose return redirects to https://$host$request_uri",
+                ),
+                "limit_conn" => self.limit_conn(c, "location"),
+                "http2" => self.dropped_or_refused(c),
+                "proxy_http_version" | "proxy_set_header" | "add_header" | "proxy_hide_header"
+                | "allow" | "deny" => {}
+                name if inherit::is_inherited(name) => self.level_note(c),
+                _ => self.dropped_or_refused(c),
+            }
+        }
+        if let Some(first) = inherited.list("allow").first() {
+            self.notes.error(
+                &first.at,
+                &first.name,
+                "IP access lists are not supported: restrict this location at a firewall or in the application",
+            );
+        }
+        let edit = self.rewrite(&rewrites);
+        match proxy_pass {
+            Some(pp) => {
+                if let Some(t) = inherited.get("try_files") {
+                    self.notes.error(
+                        &t.at,
+                        "try_files",
+                        "try_files beside proxy_pass is not supported: split the static part into its own location",
+                    );
+                }
+                self.proxied(pp, &inherited, context, &mut route, edit, prefix, regex)?;
+            }
+            None => {
+                if let Some(a) = alias {
+                    self.alias(a, prefix.as_deref(), &mut route, edit.is_some());
+                } else {
+                    let root = inherited.word("root").unwrap_or("html").to_string();
+                    route.set("root", Value::str(self.paths.under_prefix(&root)));
+                    if let Some(edit) = edit {
+                        route.set("rewrite", edit);
+                    }
+                }
+                self.try_files(&inherited, context, &mut route);
+            }
+        }
+        self.response_headers(&inherited, &mut route);
+        Some(route)
+    }
+
+    /// `rewrite REGEX REPLACEMENT break`: the route's path edit.
+    fn rewrite(&mut self, rewrites: &[&Directive]) -> Option<Value> {
+        let (first, rest) = rewrites.split_first()?;
+        for extra in rest {
+            self.notes.error(
+                &extra.at,
+                "rewrite",
+                "only one rewrite per location is supported: combine them into one regex",
+            );
+        }
+        let words = first.words();
+        let (pattern, to, flag) = match words.as_slice() {
+            [p, t] => (*p, *t, None),
+            [p, t, f] => (*p, *t, Some(*f)),
+            _ => {
+                self.notes
+                    .error(&first.at, "rewrite", "takes a regex, a replacement and a flag");
+                return None;
+            }
+        };
+        match flag {
+            Some("break") => {}
+            Some("redirect" | "permanent") => {
+                self.notes.error(
+                    &first.at,
+                    "rewrite",
+                    "redirects from a location are not supported: redirect in the application, or rewrite with break",
+                );
+                return None;
+            }
+            _ if to.starts_with("http://") || to.starts_with("https://") => {
+                self.notes.error(
+                    &first.at,
+                    "rewrite",
+                    "redirects from a location are not supported: redirect in the application, or rewrite with break",
+                );
+                return None;
+            }
+            _ => {
+                self.notes.error(
+                    &first.at,
+                    "rewrite",
+                    "only the break flag is supported (last searches the locations again): use break, and put the route the new path should reach here",
+                );
+                return None;
+            }
+        }
+        if let Some(var) = values::variables(to)
+            .into_iter()
+            .find(|v| !v.chars().all(|c| c.is_ascii_digit()))
+        {
+            self.notes.error(
+                &first.at,
+                "rewrite",
+                format!("${var} in a replacement is not supported: only captures $1 to $9"),
+            );
+            return None;
+        }
+        Some(Value::Inline(vec![
+            ("pattern".into(), Value::str(pattern)),
+            ("to".into(), Value::str(to)),
+        ]))
+    }
+
+    fn alias(&mut self, a: &Directive, prefix: Option<&str>, route: &mut Section, rewrites: bool) {
+        let Some(dir) = a.args.first() else {
+            self.notes.error(&a.at, "alias", "needs a directory");
+            return;
+        };
+        let Some(prefix) = prefix.filter(|p| !p.is_empty()) else {
+            self.notes.error(
+                &a.at,
+                "alias",
+                "alias in a regex location is not supported: use root with a rewrite … break",
+            );
+            return;
+        };
+        if rewrites {
+            self.notes.error(
+                &a.at,
+                "alias",
+                "alias with a rewrite is not supported: use root and one rewrite … break",
+            );
+            return;
+        }
+        route.set("root", Value::str(self.paths.under_prefix(&dir.text)));
+        let stripped = prefix.trim_end_matches('/');
+        if !stripped.is_empty() {
+            route.set("strip_prefix", Value::str(stripped));
+        }
+    }
+
+    fn try_files(&mut self, inherited: &Inherited, context: &ServerContext, route: &mut Section) {
+        if let Some(d) = inherited.get("index") {
+            if d.words().first() != Some(&"index.html") {
+                self.notes.note(
+                    &d.at,
+                    "index",
+                    "the proxy's index file is index.html",
+                );
+            }
+        }
+        let Some(t) = inherited.get("try_files") else {
+            return;
+        };
+        let mut entries = Vec::new();
+        for w in t.words() {
+            if w.starts_with('@') {
+                let why = if context.named.iter().any(|n| n == w) {
+                    "falling back to a named location is not supported: proxy that path in a location of its own"
+                } else {
+                    "names no location of this server"
+                };
+                self.notes.error(&t.at, "try_files", format!("{w}: {why}"));
+                return;
+            }
+            entries.push(w.to_string());
+        }
+        route.set("try_files", Value::Strs(entries));
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn proxied(
+        &mut self,
+        pp: &Directive,
+        inherited: &Inherited,
+        context: &ServerContext,
+        route: &mut Section,
+        rewrite: Option<Value>,
+        prefix: Option<String>,
+        regex: Option<String>,
+    ) -> Option<()> {
+        let Some(arg) = pp.args.first() else {
+            self.notes.error(&pp.at, "proxy_pass", "needs a URL");
+            return None;
+        };
+        let url = match values::proxy_url(&arg.text) {
+            Ok(url) => url,
+            Err(e) => {
+                self.notes.error(&pp.at, "proxy_pass", e);
+                return None;
+            }
+        };
+        if url.authority.contains('$') {
+            self.notes.error(
+                &pp.at,
+                "proxy_pass",
+                "an upstream chosen by a variable is not supported: name an upstream block or HOST:PORT",
+            );
+            return None;
+        }
+        let (target, proxy_host) = self.target(pp, &url, inherited)?;
+        route.set("upstream", Value::Str(target));
+        if let Some(edit) = self.uri_edit(pp, &url, rewrite, prefix, regex) {
+            let key = if matches!(edit, Value::Str(_)) {
+                "strip_prefix"
+            } else {
+                "rewrite"
+            };
+            route.set(key, edit);
+        }
+        self.request_headers(pp, inherited, context, &proxy_host, route);
+        self.timeouts(pp, inherited);
+        if inherited.word("proxy_http_version") != Some("1.1") {
+            self.notes.note(
+                &pp.at,
+                "proxy_pass",
+                "without proxy_http_version 1.1 nginx speaks HTTP/1.0 upstream and cannot pass a WebSocket upgrade; the proxy speaks HTTP/1.1",
+            );
+        }
+        Some(())
+    }
+
+    /// The route's `upstream` and `$proxy_host`.
+    fn target(
+        &mut self,
+        pp: &Directive,
+        url: &ProxyUrl,
+        inherited: &Inherited,
+    ) -> Option<(String, String)> {
+        let tls = self.upstream_tls(inherited, url.tls);
+        if let Some(group) = self.group(&url.authority) {
+            match &group.scheme {
+                Some((was, at)) if *was != url.tls => {
+                    let at = at.clone();
+                    self.notes.error(
+                        &pp.at,
+                        "proxy_pass",
+                        format!("upstream {} is reached over http and https ({at}): the proxy speaks one to a group", url.authority),
+                    );
+                    return None;
+                }
+                Some(_) => {}
+                None => group.scheme = Some((url.tls, pp.at.clone())),
+            }
+            if group.tls.is_none() {
+                group.tls = tls;
+            }
+            return Some((url.authority.clone(), url.authority.clone()));
+        }
+        let (host_port, proxy_host) =
+            values::host_port(&url.authority, if url.tls { 443 } else { 80 });
+        if !url.tls {
+            return Some((host_port, proxy_host));
+        }
+        // A TLS upstream needs a group for its [upstream.NAME.tls].
+        let name: String = host_port
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        if self.group(&name).is_none() {
+            let mut section = super::emit::Section::new(
+                format!("[upstream.{name}]"),
+                Some((pp.at.clone(), format!("proxy_pass https://{}", url.authority))),
+            );
+            section.keys.clear();
+            self.upstreams.push(Upstream {
+                name: name.clone(),
+                section,
+                servers: vec![host_port],
+                scheme: Some((true, pp.at.clone())),
+                tls,
+            });
+        }
+        Some((name, proxy_host))
+    }
+
+    /// `[upstream.NAME.tls]` from the `proxy_ssl_*` directives in force.
+    fn upstream_tls(&mut self, inherited: &Inherited, tls: bool) -> Option<Section> {
+        if !tls {
+            return None;
+        }
+        // The header is named when the group is known; a placeholder here.
+        let mut section = Section::new("", None);
+        let verify = inherited.word("proxy_ssl_verify") == Some("on");
+        if let Some(ca) = inherited.word("proxy_ssl_trusted_certificate") {
+            section.set("ca", Value::str(self.paths.under_conf(ca)));
+        }
+        if !verify {
+            section.set("insecure_skip_verify", Value::Bool(true));
+            if let Some(d) = inherited.get("proxy_ssl_verify") {
+                self.notes.note(
+                    &d.at,
+                    "proxy_ssl_verify",
+                    "off, as nginx's default: the upstream's certificate is not verified (insecure_skip_verify); turn it on with proxy_ssl_trusted_certificate",
+                );
+            }
+        }
+        if let (Some(c), Some(k)) = (
+            inherited.word("proxy_ssl_certificate"),
+            inherited.word("proxy_ssl_certificate_key"),
+        ) {
+            section.set("client_cert", Value::str(self.paths.under_conf(c)));
+            section.set("client_key", Value::str(self.paths.under_conf(k)));
+        }
+        if let Some(d) = inherited.get("proxy_ssl_protocols") {
+            let kept: Vec<String> = d
+                .words()
+                .into_iter()
+                .filter(|w| matches!(*w, "TLSv1.2" | "TLSv1.3"))
+                .map(String::from)
+                .collect();
+            if kept.len() < d.args.len() {
+                self.notes.note(
+                    &d.at,
+                    "proxy_ssl_protocols",
+                    "versions before TLSv1.2 dropped (refused by the proxy: RFC 8996)",
+                );
+            }
+            if !kept.is_empty() {
+                section.set("protocols", Value::Strs(kept));
+            }
+        }
+        for name in ["proxy_ssl_server_name", "proxy_ssl_name"] {
+            if let Some(d) = inherited.get(name) {
+                self.notes.note(
+                    &d.at,
+                    name,
+                    "the proxy always sends the upstream's host name as SNI and verifies against it",
+                );
+            }
+        }
+        Some(section)
+    }
+
+    /// The path edit for nginx's `proxy_pass` URI rules: a URI part
+    /// replaces the matched prefix; with variables it is the URI as
+    /// written; after a `rewrite … break` the rewritten path is passed.
+    fn uri_edit(
+        &mut self,
+        pp: &Directive,
+        url: &ProxyUrl,
+        rewrite: Option<Value>,
+        prefix: Option<String>,
+        regex: Option<String>,
+    ) -> Option<Value> {
+        let Some(uri) = &url.uri else {
+            return rewrite;
+        };
+        if rewrite.is_some() {
+            self.notes.error(
+                &pp.at,
+                "proxy_pass",
+                "a URI in proxy_pass beside a rewrite is not supported (nginx uses one or the other per request): fold the URI into the rewrite's replacement and drop it here",
+            );
+            return None;
+        }
+        let vars = values::variables(uri);
+        if vars.is_empty() {
+            let Some(prefix) = prefix else {
+                self.notes.error(
+                    &pp.at,
+                    "proxy_pass",
+                    "a URI in proxy_pass in a regex location needs variables (nginx refuses it too): use $1 captures, or a rewrite … break",
+                );
+                return None;
+            };
+            if *uri == prefix {
+                return None;
+            }
+            if uri == "/" && prefix.ends_with('/') && prefix.len() > 1 {
+                return Some(Value::str(prefix.trim_end_matches('/')));
+            }
+            return Some(Value::Inline(vec![
+                (
+                    "pattern".into(),
+                    Value::Str(format!("^{}(.*)$", values::regex_literal(&prefix))),
+                ),
+                ("to".into(), Value::Str(format!("{uri}$1"))),
+            ]));
+        }
+        if uri == "$request_uri" || uri == "$uri$is_args$args" {
+            return None;
+        }
+        let (body, keeps_query) = match uri.strip_suffix("$is_args$args") {
+            Some(body) => (body, true),
+            None => (uri.as_str(), false),
+        };
+        if let Some(v) = values::variables(body)
+            .into_iter()
+            .find(|v| !v.chars().all(|c| c.is_ascii_digit()))
+        {
+            self.notes.error(
+                &pp.at,
+                "proxy_pass",
+                format!("${v} in the proxy_pass URI is not supported: only regex captures $1 to $9 (and a final $is_args$args)"),
+            );
+            return None;
+        }
+        let pattern = match (regex, prefix) {
+            (Some(re), _) => re,
+            (None, Some(p)) => format!("^{}", values::regex_literal(&p)),
+            (None, None) => return None,
+        };
+        if !keeps_query {
+            self.notes.note(
+                &pp.at,
+                "proxy_pass",
+                "with variables the URI is passed as written, so the query string is dropped, as nginx does: end it with $is_args$args to keep it",
+            );
+        }
+        let to = if keeps_query {
+            body.to_string()
+        } else {
+            format!("{body}?")
+        };
+        Some(Value::Inline(vec![
+            ("pattern".into(), Value::Str(pattern)),
+            ("to".into(), Value::Str(to)),
+        ]))
+    }
+
+    fn request_headers(
+        &mut self,
+        pp: &Directive,
+        inherited: &Inherited,
+        context: &ServerContext,
+        proxy_host: &str,
+        route: &mut Section,
+    ) {
+        let mut set: Vec<(String, Value)> = Vec::new();
+        let mut host_set = false;
+        let mut forwarding = 0;
+        for h in inherited.list("proxy_set_header") {
+            let words = h.words();
+            let [name, value] = words.as_slice() else {
+                self.notes
+                    .error(&h.at, "proxy_set_header", "takes a field name and a value");
+                continue;
+            };
+            let lower = name.to_ascii_lowercase();
+            match (lower.as_str(), *value) {
+                ("upgrade", "$http_upgrade") => {}
+                ("connection", v)
+                    if matches!(v, "upgrade" | "Upgrade" | "close" | "" | "keep-alive")
+                        || v.strip_prefix('$').is_some_and(|n| {
+                            self.maps.connection_upgrade.iter().any(|m| m == n)
+                        }) => {}
+                ("upgrade" | "connection", _) => self.notes.note(
+                    &h.at,
+                    "proxy_set_header",
+                    format!("{name} dropped (the proxy sets Upgrade and Connection itself)"),
+                ),
+                ("host", "$http_host") => host_set = true,
+                ("host", "$proxy_host") => {
+                    host_set = true;
+                    set.push(("Host".into(), Value::str(proxy_host)));
+                }
+                ("x-real-ip", "$remote_addr")
+                | ("x-forwarded-proto", "$scheme")
+                | ("x-forwarded-for", "$proxy_add_x_forwarded_for" | "$remote_addr") => {
+                    forwarding += 1;
+                    if lower == "x-forwarded-for" && self.trusted.is_empty() {
+                        self.notes.note(
+                            &h.at,
+                            "proxy_set_header",
+                            "a client's own X-Forwarded-For is replaced by its address, not appended to (only set_real_ip_from peers are believed)",
+                        );
+                    }
+                }
+                (_, value) => {
+                    if lower == "host" {
+                        host_set = true;
+                    }
+                    if let Some(v) = self.template(h, value, context) {
+                        set.push((name.to_string(), Value::Str(v)));
+                    }
+                }
+            }
+        }
+        if !host_set {
+            set.push(("Host".into(), Value::str(proxy_host)));
+        }
+        if forwarding < 3 && !self.said_forwarding {
+            self.said_forwarding = true;
+            self.notes.note(
+                &pp.at,
+                "proxy_pass",
+                "X-Forwarded-For, X-Real-IP and X-Forwarded-Proto always go upstream (nginx sends only the ones proxy_set_header names, and passes a client's own unchanged)",
+            );
+        }
+        if !set.is_empty() {
+            route.set("request_headers", Value::Inline(set));
+        }
+    }
+
+    /// A field value with nginx variables, as the proxy's template.
+    fn template(&mut self, h: &Directive, value: &str, context: &ServerContext) -> Option<String> {
+        let mut out = value.to_string();
+        for var in values::variables(value) {
+            if TEMPLATE_VARS.contains(&var.as_str()) {
+                continue;
+            }
+            let literal = match var.as_str() {
+                "server_port" => context.port.map(|p| p.to_string()),
+                "server_name" => context.names.first().cloned(),
+                _ => None,
+            };
+            match literal {
+                Some(text) => {
+                    out = out
+                        .replace(&format!("${{{var}}}"), &text)
+                        .replace(&format!("${var}"), &text);
+                }
+                None => {
+                    if let Some(m) = self.maps.other.get_mut(&var) {
+                        m.1 = true;
+                    }
+                    self.notes.error(
+                        &h.at,
+                        &h.name,
+                        format!("${var} is not supported here: use $host, $remote_addr, $scheme, $request_uri or a fixed value"),
+                    );
+                    return None;
+                }
+            }
+        }
+        Some(out)
+    }
+
+    fn timeouts(&mut self, pp: &Directive, inherited: &Inherited) {
+        match inherited.get("proxy_read_timeout") {
+            Some(d) => match d.words().first().and_then(|w| values::duration(w)) {
+                Some(t) => self
+                    .read_timeouts
+                    .values
+                    .push((t, d.at.clone(), d.name.clone())),
+                None => self.notes.error(&d.at, &d.name, "takes a time such as 3600s"),
+            },
+            None if !self.said_default_read_timeout => {
+                self.said_default_read_timeout = true;
+                self.notes.note(
+                    &pp.at,
+                    "proxy_pass",
+                    "no proxy_read_timeout: nginx closes a tunnel idle for 60s, the proxy after 1h",
+                );
+            }
+            None => {}
+        }
+        if let Some(d) = inherited.get("proxy_connect_timeout") {
+            match d.words().first().and_then(|w| values::duration(w)) {
+                Some(t) => self
+                    .connect_timeouts
+                    .values
+                    .push((t, d.at.clone(), d.name.clone())),
+                None => self.notes.error(&d.at, &d.name, "takes a time such as 5s"),
+            }
+        }
+    }
+
+    fn response_headers(&mut self, inherited: &Inherited, route: &mut Section) {
+        let mut added = Vec::new();
+        for a in inherited.list("add_header") {
+            let words = a.words();
+            let (name, value, always) = match words.as_slice() {
+                [n, v] => (*n, *v, false),
+                [n, v, "always"] => (*n, *v, true),
+                _ => {
+                    self.notes
+                        .error(&a.at, "add_header", "takes a name, a value and maybe always");
+                    continue;
+                }
+            };
+            if value.contains('$') {
+                self.notes.error(
+                    &a.at,
+                    "add_header",
+                    "variables in added fields are not supported: write the value",
+                );
+                continue;
+            }
+            let mut t = vec![
+                ("name".to_string(), Value::str(name)),
+                ("value".to_string(), Value::str(value)),
+            ];
+            if always {
+                t.push(("always".to_string(), Value::Bool(true)));
+            }
+            added.push(t);
+        }
+        if !added.is_empty() {
+            route.set("response_headers", Value::Tables(added));
+        }
+        let hidden: Vec<String> = inherited
+            .list("proxy_hide_header")
+            .iter()
+            .filter_map(|h| h.args.first().map(|a| a.text.clone()))
+            .collect();
+        if !hidden.is_empty() {
+            route.set("hide_headers", Value::Strs(hidden));
+        }
+    }
+}

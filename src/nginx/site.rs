@@ -1,0 +1,519 @@
+//! `server` blocks → listeners and `[[server]]` sections: `listen`
+//! (merged per address, TLS from the servers on it), `server_name`, the
+//! port-80 server that only redirects to HTTPS, and TLS settings. Each
+//! server's locations are `location.rs`'s.
+
+use super::emit::{Section, Value};
+use super::grammar::{Directive, Place};
+use super::inherit::{self, Inherited};
+use super::translate::Translator;
+use super::values;
+
+/// One listening address, gathered from every server that listens on it.
+pub(super) struct ListenerPlan {
+    pub(super) address: String,
+    pub(super) at: Place,
+    pub(super) ssl: bool,
+    pub(super) proxy_protocol: bool,
+    /// A redirect-only server owns it: the HTTPS port if not 443.
+    pub(super) redirect: Option<Option<u16>>,
+    pub(super) serves_sites: bool,
+    pub(super) certs: Vec<(String, String)>,
+    /// `protocols`, `session_cache`, `session_tickets`, from the first
+    /// TLS server on it.
+    pub(super) tls: Vec<(String, Value)>,
+}
+
+impl ListenerPlan {
+    pub(super) fn sections(&self) -> Vec<Section> {
+        let mut s = Section::new(
+            "[[listener]]",
+            Some((self.at.clone(), format!("listen {}", self.address))),
+        );
+        s.set("address", Value::str(&self.address));
+        if let Some(port) = self.redirect {
+            s.set("redirect_https", Value::Bool(true));
+            if let Some(port) = port {
+                s.set("redirect_port", Value::Int(i64::from(port)));
+            }
+        }
+        if self.proxy_protocol {
+            s.set("proxy_protocol", Value::Bool(true));
+        }
+        if self.ssl && !self.certs.is_empty() {
+            let mut tls = Vec::new();
+            if let [(cert, key)] = self.certs.as_slice() {
+                tls.push(("cert".to_string(), Value::str(cert)));
+                tls.push(("key".to_string(), Value::str(key)));
+            } else {
+                let list = self
+                    .certs
+                    .iter()
+                    .map(|(c, k)| {
+                        vec![
+                            ("cert".to_string(), Value::str(c)),
+                            ("key".to_string(), Value::str(k)),
+                        ]
+                    })
+                    .collect();
+                tls.push(("certificates".to_string(), Value::Tables(list)));
+            }
+            tls.extend(self.tls.iter().cloned());
+            s.set("tls", Value::Inline(tls));
+        }
+        vec![s]
+    }
+}
+
+/// One `listen` directive, read.
+struct Listen {
+    address: String,
+    ssl: bool,
+    proxy_protocol: bool,
+    default: bool,
+    at: Place,
+}
+
+/// What a server-level `return` redirects to.
+struct Redirect {
+    port: Option<u16>,
+}
+
+impl Translator {
+    pub(super) fn server(&mut self, d: &Directive, http: &Inherited) {
+        let inherited = http.enter(d.children());
+        let mut listens = Vec::new();
+        let mut names = Vec::new();
+        let mut redirect = None;
+        let mut locations = Vec::new();
+        let mut ssl_on = false;
+        for c in d.children() {
+            match c.name.as_str() {
+                "listen" => listens.extend(self.listen(c)),
+                "server_name" => names.extend(self.server_names(c)),
+                "location" => locations.push(c),
+                "return" => redirect = self.server_return(c),
+                "rewrite" => self.notes.error(
+                    &c.at,
+                    "rewrite",
+                    "a rewrite outside a location is not supported: move it into the location it serves, with the flag break",
+                ),
+                "ssl" => {
+                    ssl_on = c.words() == ["on"];
+                    self.notes.note(
+                        &c.at,
+                        "ssl",
+                        "the old `ssl on` form: every listen of this server is TLS",
+                    );
+                }
+                "http2" => self.notes.note(
+                    &c.at,
+                    "http2",
+                    "dropped (clients speak HTTP/1.1 to the proxy, which WebSocket needs anyway)",
+                ),
+                "limit_conn" => self.limit_conn(c, "server"),
+                "proxy_pass" => self.notes.error(
+                    &c.at,
+                    "proxy_pass",
+                    "proxy_pass belongs in a location: wrap it in location / { … }",
+                ),
+                name if inherit::is_inherited(name) || name == "allow" || name == "deny" => {
+                    self.level_note(c)
+                }
+                _ => self.dropped_or_refused(c),
+            }
+        }
+        if listens.is_empty() {
+            listens.push(Listen {
+                address: "0.0.0.0:80".into(),
+                ssl: false,
+                proxy_protocol: false,
+                default: false,
+                at: d.at.clone(),
+            });
+        }
+        if ssl_on {
+            for l in &mut listens {
+                l.ssl = true;
+            }
+        }
+        let addresses = self.place_listens(&listens, &inherited, redirect.is_some());
+        if let Some(redirect) = redirect {
+            for l in &mut self.listeners {
+                if addresses.contains(&l.address) {
+                    l.redirect = Some(redirect.port);
+                }
+            }
+            for loc in locations {
+                self.notes.note(
+                    &loc.at,
+                    "location",
+                    "dropped (the server's return answers every request before a location is chosen)",
+                );
+            }
+            return;
+        }
+        let mut server = Section::new("[[server]]", Some((d.at.clone(), "server".into())));
+        if !names.is_empty() {
+            server.set("names", Value::Strs(names.clone()));
+        }
+        server.set("listen", Value::Strs(addresses));
+        if listens.iter().any(|l| l.default) {
+            server.set("default", Value::Bool(true));
+        }
+        let port = listens.first().and_then(|l| values::port_of(&l.address));
+        let context = super::location::ServerContext {
+            names,
+            port,
+            named: locations
+                .iter()
+                .filter_map(|l| l.args.first())
+                .filter(|a| a.text.starts_with('@'))
+                .map(|a| a.text.clone())
+                .collect(),
+        };
+        let mut sections = vec![server];
+        for loc in &locations {
+            sections.extend(self.location(loc, &inherited, &context));
+        }
+        if locations.is_empty() {
+            sections.push(self.implicit_root(d, &inherited));
+        }
+        self.servers.push(sections);
+    }
+
+    /// A server without locations serves its root, as nginx does.
+    fn implicit_root(&mut self, d: &Directive, inherited: &Inherited) -> Section {
+        let mut route = Section::new(
+            "[[server.route]]",
+            Some((d.at.clone(), "server (no location: its root)".into())),
+        );
+        route.set("location", Value::str("/"));
+        let root = inherited.word("root").unwrap_or("html").to_string();
+        route.set("root", Value::str(self.paths.under_prefix(&root)));
+        route
+    }
+
+    fn listen(&mut self, d: &Directive) -> Vec<Listen> {
+        let words = d.words();
+        let Some(first) = words.first() else {
+            self.notes.error(&d.at, "listen", "needs an address or port");
+            return Vec::new();
+        };
+        let address = match values::listen_address(first) {
+            Ok(a) => a,
+            Err(e) => {
+                self.notes.error(&d.at, "listen", e);
+                return Vec::new();
+            }
+        };
+        let mut l = Listen {
+            address,
+            ssl: false,
+            proxy_protocol: false,
+            default: false,
+            at: d.at.clone(),
+        };
+        let mut dual = false;
+        for opt in &words[1..] {
+            let (key, value) = opt.split_once('=').unwrap_or((opt, ""));
+            match key {
+                "ssl" => l.ssl = true,
+                "proxy_protocol" => l.proxy_protocol = true,
+                "default_server" | "default" => l.default = true,
+                "reuseport" => {}
+                "http2" => self.notes.note(
+                    &d.at,
+                    "listen",
+                    "http2 dropped (clients speak HTTP/1.1 to the proxy, which WebSocket needs anyway)",
+                ),
+                "ipv6only" if value == "off" && l.address.starts_with('[') => {
+                    dual = true;
+                    self.notes.note(
+                        &d.at,
+                        "listen",
+                        "ipv6only=off: an IPv6 listener here takes IPv6 only, so the IPv4 address is listened on beside it",
+                    );
+                }
+                "ipv6only" => {}
+                "backlog" | "deferred" | "bind" | "fastopen" | "so_keepalive" | "rcvbuf"
+                | "sndbuf" | "accept_filter" | "setfib" => self.notes.note(
+                    &d.at,
+                    "listen",
+                    format!("{key} dropped (the proxy sets its own listen options)"),
+                ),
+                _ => self.notes.error(
+                    &d.at,
+                    "listen",
+                    format!("option {opt:?} is not supported: remove it"),
+                ),
+            }
+        }
+        let mut out = Vec::new();
+        if dual {
+            if let Some(port) = values::port_of(&l.address) {
+                out.push(Listen {
+                    address: format!("0.0.0.0:{port}"),
+                    ssl: l.ssl,
+                    proxy_protocol: l.proxy_protocol,
+                    default: l.default,
+                    at: l.at.clone(),
+                });
+            }
+        }
+        out.insert(0, l);
+        out
+    }
+
+    /// Adds a server's listens to the listeners; their addresses.
+    fn place_listens(
+        &mut self,
+        listens: &[Listen],
+        inherited: &Inherited,
+        redirects: bool,
+    ) -> Vec<String> {
+        let mut addresses = Vec::new();
+        for l in listens {
+            let at = match self.listeners.iter().position(|p| p.address == l.address) {
+                Some(i) => {
+                    let p = &self.listeners[i];
+                    if p.ssl != l.ssl || p.proxy_protocol != l.proxy_protocol {
+                        self.notes.error(
+                            &l.at,
+                            "listen",
+                            format!(
+                                "{} is listened on with other options at {}: give ssl and proxy_protocol the same on every listen of one address",
+                                l.address, p.at
+                            ),
+                        );
+                    }
+                    i
+                }
+                None => {
+                    self.listeners.push(ListenerPlan {
+                        address: l.address.clone(),
+                        at: l.at.clone(),
+                        ssl: l.ssl,
+                        proxy_protocol: l.proxy_protocol,
+                        redirect: None,
+                        serves_sites: false,
+                        certs: Vec::new(),
+                        tls: Vec::new(),
+                    });
+                    self.listeners.len() - 1
+                }
+            };
+            if redirects {
+                if self.listeners[at].serves_sites {
+                    self.notes.error(
+                        &l.at,
+                        "listen",
+                        format!("{} serves other servers too: a listener either redirects everything to HTTPS or serves sites", l.address),
+                    );
+                }
+            } else {
+                if self.listeners[at].redirect.is_some() {
+                    self.notes.error(
+                        &l.at,
+                        "listen",
+                        format!("{} redirects everything to HTTPS for another server: a listener either redirects or serves sites", l.address),
+                    );
+                }
+                self.listeners[at].serves_sites = true;
+            }
+            if l.ssl {
+                self.listener_tls(at, l, inherited);
+            }
+            if !addresses.contains(&l.address) {
+                addresses.push(l.address.clone());
+            }
+        }
+        addresses
+    }
+
+    fn listener_tls(&mut self, at: usize, l: &Listen, inherited: &Inherited) {
+        let certs = inherited.list("ssl_certificate");
+        let keys = inherited.list("ssl_certificate_key");
+        if certs.is_empty() || certs.len() != keys.len() {
+            self.notes.error(
+                &l.at,
+                "listen",
+                "ssl without ssl_certificate and ssl_certificate_key (one key per certificate): add them to this server or to http",
+            );
+            return;
+        }
+        for (c, k) in certs.iter().zip(keys) {
+            let (Some(cert), Some(key)) = (c.args.first(), k.args.first()) else {
+                continue;
+            };
+            if cert.text.contains('$') || key.text.starts_with("data:") {
+                self.notes.error(
+                    &c.at,
+                    "ssl_certificate",
+                    "certificates chosen by variables or given inline are not supported: name the files",
+                );
+                continue;
+            }
+            let pair = (
+                self.paths.under_conf(&cert.text),
+                self.paths.under_conf(&key.text),
+            );
+            if !self.listeners[at].certs.contains(&pair) {
+                self.listeners[at].certs.push(pair);
+            }
+        }
+        if !self.listeners[at].tls.is_empty() {
+            return;
+        }
+        let mut tls = Vec::new();
+        if let Some(d) = inherited.get("ssl_protocols") {
+            let mut kept = Vec::new();
+            for w in d.words() {
+                match w {
+                    "TLSv1.2" | "TLSv1.3" => kept.push(w.to_string()),
+                    "TLSv1" | "TLSv1.1" | "SSLv2" | "SSLv3" => self.notes.note(
+                        &d.at,
+                        "ssl_protocols",
+                        format!("{w} dropped (refused by the proxy: RFC 8996 deprecates it)"),
+                    ),
+                    other => self.notes.error(
+                        &d.at,
+                        "ssl_protocols",
+                        format!("unknown protocol {other:?}: use TLSv1.2 and TLSv1.3"),
+                    ),
+                }
+            }
+            if kept.is_empty() {
+                self.notes.error(
+                    &d.at,
+                    "ssl_protocols",
+                    "no protocol the proxy speaks is left: add TLSv1.2 and TLSv1.3",
+                );
+            } else {
+                tls.push(("protocols".to_string(), Value::Strs(kept)));
+            }
+        }
+        if let Some(d) = inherited.get("ssl_session_cache") {
+            let mut entries = None;
+            for w in d.words() {
+                if w == "off" || w == "none" {
+                    entries = Some(0);
+                } else if let Some(n) = w.strip_prefix("builtin") {
+                    entries = Some(n.strip_prefix(':').and_then(|n| n.parse().ok()).unwrap_or(20480));
+                } else if let Some(size) = w.strip_prefix("shared:").and_then(|s| s.split(':').nth(1)) {
+                    // nginx: one megabyte holds about 4000 sessions.
+                    match values::size(size) {
+                        Some(bytes) => entries = Some((bytes / (1 << 20) * 4000).max(4000) as i64),
+                        None => self.notes.error(&d.at, "ssl_session_cache", "unreadable size"),
+                    }
+                }
+            }
+            if let Some(n) = entries {
+                tls.push(("session_cache".to_string(), Value::Int(n)));
+                if n > 0 {
+                    self.notes.note(
+                        &d.at,
+                        "ssl_session_cache",
+                        format!("{n} sessions, per worker rather than shared between them"),
+                    );
+                }
+            }
+        }
+        if let Some(d) = inherited.get("ssl_session_tickets") {
+            tls.push((
+                "session_tickets".to_string(),
+                Value::Bool(d.words() == ["on"]),
+            ));
+        }
+        self.listeners[at].tls = tls;
+    }
+
+    fn server_names(&mut self, d: &Directive) -> Vec<String> {
+        let mut names = Vec::new();
+        for w in d.words() {
+            match w {
+                "" | "_" => {}
+                w if w.starts_with('~') => self.notes.error(
+                    &d.at,
+                    "server_name",
+                    format!("{w}: regex server names are not supported: list the names, or use *.domain"),
+                ),
+                w if w.starts_with('.') => {
+                    names.push(w[1..].to_string());
+                    names.push(format!("*{w}"));
+                }
+                w if w.ends_with(".*") || w.contains('$') => self.notes.error(
+                    &d.at,
+                    "server_name",
+                    format!("{w}: only exact names and leading *. wildcards are supported: list the names"),
+                ),
+                w => names.push(w.to_string()),
+            }
+        }
+        names
+    }
+
+    /// A server-level `return`: only a redirect to HTTPS is understood.
+    fn server_return(&mut self, d: &Directive) -> Option<Redirect> {
+        let words = d.words();
+        let [code, url] = words.as_slice() else {
+            self.notes.error(
+                &d.at,
+                "return",
+                "only `return 301|302|307|308 https://$host$request_uri` is supported at server level",
+            );
+            return None;
+        };
+        if !matches!(*code, "301" | "302" | "307" | "308") {
+            self.notes.error(
+                &d.at,
+                "return",
+                format!("return {code} is not supported: only redirects to HTTPS"),
+            );
+            return None;
+        }
+        let Some(rest) = url.strip_prefix("https://") else {
+            self.notes.error(
+                &d.at,
+                "return",
+                "only redirects to https:// with the same host and $request_uri are supported",
+            );
+            return None;
+        };
+        let Some(authority) = rest.strip_suffix("$request_uri") else {
+            self.notes.error(
+                &d.at,
+                "return",
+                "the redirect must keep the request target: end it with $request_uri",
+            );
+            return None;
+        };
+        let (host, port) = match authority.rsplit_once(':') {
+            Some((h, p)) if !p.contains(']') => match p.parse::<u16>() {
+                Ok(p) => (h, Some(p)),
+                Err(_) => {
+                    self.notes.error(&d.at, "return", "unreadable port");
+                    return None;
+                }
+            },
+            _ => (authority, None),
+        };
+        if host != "$host" {
+            self.notes.note(
+                &d.at,
+                "return",
+                format!("redirects name the request's host, not {host:?}"),
+            );
+        }
+        if *code != "308" {
+            self.notes.note(
+                &d.at,
+                "return",
+                format!("answered 308 rather than {code} (308 keeps the method and body)"),
+            );
+        }
+        Some(Redirect {
+            port: port.filter(|&p| p != 443),
+        })
+    }
+}
