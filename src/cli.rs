@@ -30,6 +30,8 @@ Examples:
                --upstream 10.0.0.5:9000 --upstream 10.0.0.6:9000 --idle-timeout 24h
   wsproxy-fast --config examples/my-api.toml
   wsproxy-fast --check --config wsproxy.toml
+  wsproxy-fast --nginx-config /etc/nginx/nginx.conf
+  wsproxy-fast import-nginx /etc/nginx/nginx.conf -o wsproxy.toml
 
 Durations: 500ms, 10s, 5m, 1h, or a bare number of seconds, as in nginx
 (--idle-timeout 30 is 30s; so is idle = 30 in a file).
@@ -49,6 +51,29 @@ pub struct Cli {
         ]
     )]
     pub config: Option<PathBuf>,
+
+    /// Run this nginx configuration as it is: it is translated into the
+    /// configuration file's form (notes on what changes are logged at
+    /// startup) and replaces the flags below, like --config. SIGHUP reads
+    /// it again. `wsproxy-fast import-nginx FILE` writes the translation.
+    #[arg(
+        long,
+        value_name = "FILE",
+        conflicts_with_all = [
+            "config", "listen", "upstream", "workers", "idle_timeout", "handshake_timeout",
+            "connect_timeout", "response_timeout", "max_header_bytes", "relay", "splice_pipes",
+            "max_connections", "max_connections_per_ip", "tls_cert", "tls_key", "upstream_ca", "admin", "proxy_protocol", "access_log",
+            "access_log_format", "drain_timeout", "drain_spread", "trusted_proxy",
+            "keepalive_timeout", "keepalive_requests", "upstream_keepalive",
+        ]
+    )]
+    pub nginx_config: Option<PathBuf>,
+
+    /// nginx's prefix (its -p): where relative `root` and `access_log`
+    /// paths start; `include` and `ssl_certificate` start from the nginx
+    /// file's directory.
+    #[arg(long, value_name = "DIR", requires = "nginx_config", default_value = crate::nginx::DEFAULT_PREFIX)]
+    pub nginx_prefix: PathBuf,
 
     /// Validate the configuration (the file, or the flags), print every
     /// problem with its location, and exit: 0 when it is valid.
@@ -338,4 +363,29 @@ mod tests {
         use clap::CommandFactory;
         Cli::command().debug_assert();
     }
+}
+
+/// `wsproxy-fast import-nginx`: an nginx configuration file translated
+/// into the TOML configuration file's form.
+///
+/// Each block of the output is preceded by a comment naming the nginx
+/// file and line it came from. Notes on stderr name each directive whose
+/// meaning changes or that is dropped, and why. When a directive cannot be
+/// expressed, every such directive is listed with what to do, nothing is
+/// written, and the exit status is 1.
+#[derive(Parser, Debug)]
+#[command(name = "wsproxy-fast import-nginx", version, max_term_width = 100)]
+pub struct ImportCli {
+    /// The nginx configuration file, e.g. /etc/nginx/nginx.conf.
+    #[arg(value_name = "NGINX_CONF")]
+    pub nginx_conf: PathBuf,
+
+    /// Write the TOML here instead of stdout.
+    #[arg(short, long, value_name = "OUT.toml")]
+    pub output: Option<PathBuf>,
+
+    /// nginx's prefix (its -p): where relative `root` and `access_log`
+    /// paths start.
+    #[arg(long, value_name = "DIR", default_value = crate::nginx::DEFAULT_PREFIX)]
+    pub nginx_prefix: PathBuf,
 }

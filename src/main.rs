@@ -15,13 +15,13 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use wsproxy_fast::access_log::{self, Sink};
-use wsproxy_fast::cli::Cli;
+use wsproxy_fast::cli::{Cli, ImportCli};
 use wsproxy_fast::config::{self, Config, ConfigError, LoadError};
 use wsproxy_fast::listener::BindError;
 use wsproxy_fast::log::{self, Level};
 use wsproxy_fast::metrics::Shard;
 use wsproxy_fast::reload::{Reloader, Sockets};
-use wsproxy_fast::sys;
+use wsproxy_fast::{nginx, sys};
 use wsproxy_fast::worker::{Command, Control, Worker};
 use wsproxy_fast::{error, info, warn};
 
@@ -44,6 +44,10 @@ enum RunError {
 }
 
 fn main() -> ExitCode {
+    if std::env::args_os().nth(1).is_some_and(|a| a == "import-nginx") {
+        let import = ImportCli::parse_from(std::env::args_os().skip(1));
+        return import_nginx(&import);
+    }
     let cli = Cli::parse();
     log::set_level(cli.log_level);
     match run(&cli) {
@@ -53,6 +57,52 @@ fn main() -> ExitCode {
             for line in e.to_string().lines() {
                 eprintln!("wsproxy-fast: error: {line}");
             }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `import-nginx`: the translation on stdout (or `-o`), notes on stderr;
+/// 1 with every error when a directive cannot be expressed or the result
+/// does not load.
+fn import_nginx(import: &ImportCli) -> ExitCode {
+    let path = &import.nginx_conf;
+    let translation = match nginx::translate(path, Some(&import.nginx_prefix)) {
+        Ok(t) => t,
+        Err(notes) => {
+            for n in &notes {
+                let kind = match n.severity {
+                    nginx::Severity::Error => "error",
+                    nginx::Severity::Note => "note",
+                };
+                eprintln!("wsproxy-fast: {kind}: {n}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    for n in &translation.notes {
+        eprintln!("wsproxy-fast: note: {n}");
+    }
+    if let Err(e) = translation.load(path) {
+        for line in e.to_string().lines() {
+            eprintln!("wsproxy-fast: error: {line}");
+        }
+        return ExitCode::FAILURE;
+    }
+    let written = match &import.output {
+        Some(out) => std::fs::write(out, &translation.toml)
+            .map_err(|e| format!("cannot write {}: {e}", out.display())),
+        None => {
+            use std::io::Write;
+            std::io::stdout()
+                .write_all(translation.toml.as_bytes())
+                .map_err(|e| format!("cannot write to stdout: {e}"))
+        }
+    };
+    match written {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wsproxy-fast: error: {e}");
             ExitCode::FAILURE
         }
     }
@@ -110,15 +160,22 @@ const LOW_NOFILE: u64 = 65_536;
 fn run(cli: &Cli) -> Result<(), RunError> {
     // Before the configuration, whose default connection limit follows it.
     let nofile = raise_nofile_limit();
-    let config = match &cli.config {
-        Some(path) => config::load(path)?,
+    let source = match (&cli.config, &cli.nginx_config) {
+        (Some(path), _) => Some(config::Source::File(path.clone())),
+        (None, Some(path)) => Some(config::Source::Nginx {
+            path: path.clone(),
+            prefix: cli.nginx_prefix.clone(),
+        }),
+        (None, None) => None,
+    };
+    let config = match &source {
+        Some(source) => source.load()?,
         None => Config::from_cli(cli)?,
     };
     if cli.check {
-        let source = cli
-            .config
+        let source = source
             .as_ref()
-            .map_or_else(|| "the command line".into(), |p| p.display().to_string());
+            .map_or_else(|| "the command line".into(), |s| s.path().display().to_string());
         println!(
             "{source}: configuration is valid: {}, {}",
             log::count(config.workers, "worker"),
@@ -245,8 +302,8 @@ fn run(cli: &Cli) -> Result<(), RunError> {
     let in_force = Arc::clone(&current);
     let drain_control = Arc::clone(&control);
     // With a file, SIGHUP reloads all of it; in quick mode, certificates.
-    let mut reloader = cli.config.clone().map(|path| Reloader {
-        path,
+    let mut reloader = source.map(|source| Reloader {
+        source,
         sockets,
         workers: commands.clone(),
         current,

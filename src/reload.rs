@@ -12,7 +12,6 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
@@ -121,7 +120,8 @@ impl Sockets {
 /// What the signal thread needs to reload.
 #[derive(Debug)]
 pub struct Reloader {
-    pub path: PathBuf,
+    /// The file given with --config or --nginx-config.
+    pub source: config::Source,
     pub sockets: Sockets,
     pub workers: Vec<(mpsc::Sender<Command>, Arc<Waker>)>,
     /// The configuration new clients get (the admin listener reads it).
@@ -132,8 +132,8 @@ impl Reloader {
     /// Loads the file again and switches every worker to it; on any
     /// problem logs why and keeps the configuration in force.
     pub fn reload(&mut self) {
-        let path = self.path.display();
-        let config = match config::load(&self.path) {
+        let path = self.source.path().display();
+        let config = match self.source.load() {
             Ok(config) => config,
             Err(e) => {
                 for line in e.to_string().lines() {

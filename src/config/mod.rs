@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +32,39 @@ pub use addr::{
     ListenError, Resolver,
 };
 pub use file::{load, parse, parse_with, FileError, LoadError};
+
+/// Where the configuration is read from, and read again on SIGHUP.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// `--config FILE`.
+    File(PathBuf),
+    /// `--nginx-config FILE`, with nginx's prefix.
+    Nginx { path: PathBuf, prefix: PathBuf },
+}
+
+impl Source {
+    /// The file named on the command line.
+    pub fn path(&self) -> &Path {
+        match self {
+            Source::File(path) | Source::Nginx { path, .. } => path,
+        }
+    }
+
+    /// Reads and validates the configuration; an nginx file's notes are
+    /// logged.
+    pub fn load(&self) -> Result<Config, LoadError> {
+        match self {
+            Source::File(path) => load(path),
+            Source::Nginx { path, prefix } => {
+                let (config, notes) = crate::nginx::load(path, Some(prefix))?;
+                for note in notes {
+                    log::write(log::Level::Info, format_args!("nginx: {note}"));
+                }
+                Ok(config)
+            }
+        }
+    }
+}
 
 /// Idle tunnels live an hour by default: long-lived connections are the
 /// point, and nginx's 60 s `proxy_read_timeout` default is the complaint.

@@ -134,6 +134,9 @@ pub fn unnecessary(name: &str) -> Option<&'static str> {
         | "map_hash_bucket_size" | "map_hash_max_size" | "proxy_headers_hash_max_size"
         | "proxy_headers_hash_bucket_size" => "the proxy needs no hash table sizing",
         "server_tokens" => "the proxy's own answers carry no version",
+        "gzip_static" => "precompressed .gz files are not looked for; files are sent as they are",
+        "expires" => "the proxy adds no Expires or Cache-Control to files: add_header Cache-Control … does",
+        name if name.ends_with("_temp_path") => "the proxy writes no temporary files",
         "gzip" | "gzip_types" | "gzip_vary" | "gzip_proxied" | "gzip_comp_level"
         | "gzip_min_length" | "gzip_disable" | "gzip_http_version" | "gzip_buffers" => {
             "the proxy does not compress; answers pass as the upstream sent them"

@@ -76,7 +76,9 @@ impl Translator {
                 _ => self.dropped_or_refused(c),
             }
         }
-        if let Some(first) = inherited.list("allow").first() {
+        let access = inherited.list("allow");
+        let allow_all = access.iter().all(|d| d.name == "allow" && d.words() == ["all"]);
+        if let (Some(first), false) = (access.first(), allow_all) {
             self.notes.error(
                 &first.at,
                 &first.name,
