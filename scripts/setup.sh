@@ -6,7 +6,8 @@
 #
 # Tools:
 #   websocat    cargo install websocat 1.x (a few minutes of compiling)
-#   nginx       apt-get install nginx     (Debian 12: 1.22.1)
+#   nginx       apt-get install nginx     (Debian 12: 1.22.1); the oracle of
+#               tests/nginx.rs, so scripts/test.sh installs it
 #   haproxy     apt-get install haproxy   (Debian 12: 2.6.12)
 #   wrk         apt-get install wrk       (Debian 12: 4.1.0), the HTTP/1.1
 #               load generator of scripts/compare.sh's keep-alive HTTP

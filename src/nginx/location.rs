@@ -88,6 +88,18 @@ impl Translator {
         let edit = self.rewrite(&rewrites);
         match proxy_pass {
             Some(pp) => {
+                if let Some(p) = prefix.as_deref().filter(|p| p.len() > 1 && p.ends_with('/')) {
+                    if words[0] != "=" {
+                        self.notes.note(
+                            &d.at,
+                            "location",
+                            format!(
+                                "nginx answers {} with a 301 to {p}; the proxy routes {0} like any other path",
+                                p.trim_end_matches('/')
+                            ),
+                        );
+                    }
+                }
                 if let Some(t) = inherited.get("try_files") {
                     self.notes.error(
                         &t.at,
@@ -110,7 +122,7 @@ impl Translator {
                 self.try_files(&inherited, context, &mut route);
             }
         }
-        self.response_headers(&inherited, &mut route);
+        self.route_response_headers(&inherited, server, &mut route);
         Some(route)
     }
 
@@ -624,9 +636,47 @@ impl Translator {
         }
     }
 
-    fn response_headers(&mut self, inherited: &Inherited, route: &mut Section) {
+    /// A location's `add_header` and `proxy_hide_header`, where they are
+    /// not the server's (which the `[[server]]` section carries).
+    fn route_response_headers(
+        &mut self,
+        inherited: &Inherited,
+        server: &Inherited,
+        route: &mut Section,
+    ) {
+        let own = inherited.list("add_header");
+        let outer = server.list("add_header");
+        if own != outer {
+            if let (Some(first), false) = (own.first(), outer.is_empty()) {
+                self.notes.note(
+                    &first.at,
+                    "add_header",
+                    "the server's add_header fields go on this location's answers too (the proxy adds a server's fields to every route; nginx drops them where a location has its own)",
+                );
+            }
+            self.response_headers(own, "response_headers", route);
+        }
+        let own = inherited.list("proxy_hide_header");
+        if own != server.list("proxy_hide_header") {
+            self.response_headers(own, "hide_headers", route);
+        }
+    }
+
+    /// `add_header` lines as `response_headers` (or `proxy_hide_header`
+    /// lines as `hide_headers`) in `section`.
+    pub(super) fn response_headers(&mut self, list: &[Directive], key: &str, section: &mut Section) {
+        if key == "hide_headers" {
+            let hidden: Vec<String> = list
+                .iter()
+                .filter_map(|h| h.args.first().map(|a| a.text.clone()))
+                .collect();
+            if !hidden.is_empty() {
+                section.set("hide_headers", Value::Strs(hidden));
+            }
+            return;
+        }
         let mut added = Vec::new();
-        for a in inherited.list("add_header") {
+        for a in list {
             let words = a.words();
             let (name, value, always) = match words.as_slice() {
                 [n, v] => (*n, *v, false),
@@ -651,19 +701,17 @@ impl Translator {
             ];
             if always {
                 t.push(("always".to_string(), Value::Bool(true)));
+            } else {
+                self.notes.note(
+                    &a.at,
+                    "add_header",
+                    "also added to 101 Switching Protocols answers (nginx adds it to 2xx and 3xx only)",
+                );
             }
             added.push(t);
         }
         if !added.is_empty() {
-            route.set("response_headers", Value::Tables(added));
-        }
-        let hidden: Vec<String> = inherited
-            .list("proxy_hide_header")
-            .iter()
-            .filter_map(|h| h.args.first().map(|a| a.text.clone()))
-            .collect();
-        if !hidden.is_empty() {
-            route.set("hide_headers", Value::Strs(hidden));
+            section.set("response_headers", Value::Tables(added));
         }
     }
 }

@@ -161,6 +161,8 @@ impl Translator {
         if listens.iter().any(|l| l.default) {
             server.set("default", Value::Bool(true));
         }
+        self.response_headers(inherited.list("add_header"), "response_headers", &mut server);
+        self.response_headers(inherited.list("proxy_hide_header"), "hide_headers", &mut server);
         let port = listens.first().and_then(|l| values::port_of(&l.address));
         let context = super::location::ServerContext {
             names,
