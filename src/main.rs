@@ -21,9 +21,9 @@ use wsproxy_fast::listener::BindError;
 use wsproxy_fast::log::{self, Level};
 use wsproxy_fast::metrics::Shard;
 use wsproxy_fast::reload::{Reloader, Sockets};
-use wsproxy_fast::{nginx, sys};
 use wsproxy_fast::worker::{Command, Control, Worker};
 use wsproxy_fast::{error, info, warn};
+use wsproxy_fast::{nginx, sys};
 
 #[derive(Debug, thiserror::Error)]
 enum RunError {
@@ -44,7 +44,10 @@ enum RunError {
 }
 
 fn main() -> ExitCode {
-    if std::env::args_os().nth(1).is_some_and(|a| a == "import-nginx") {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == "import-nginx")
+    {
         let import = ImportCli::parse_from(std::env::args_os().skip(1));
         return import_nginx(&import);
     }
@@ -173,9 +176,10 @@ fn run(cli: &Cli) -> Result<(), RunError> {
         None => Config::from_cli(cli)?,
     };
     if cli.check {
-        let source = source
-            .as_ref()
-            .map_or_else(|| "the command line".into(), |s| s.path().display().to_string());
+        let source = source.as_ref().map_or_else(
+            || "the command line".into(),
+            |s| s.path().display().to_string(),
+        );
         println!(
             "{source}: configuration is valid: {}, {}",
             log::count(config.workers, "worker"),

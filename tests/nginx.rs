@@ -172,7 +172,8 @@ impl Recorder {
             if let Some(id) = field(&head, "x-test-id") {
                 record.lock().unwrap().insert(id.to_string(), head.clone());
             }
-            let upgrade = field(&head, "upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+            let upgrade =
+                field(&head, "upgrade").is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
             if upgrade {
                 let key = field(&head, "sec-websocket-key").unwrap_or("");
                 let answer = format!(
@@ -216,7 +217,13 @@ fn free_port() -> u16 {
 
 /// A directory holding one rendering of a file: the configuration, the
 /// demo certificates and the static files its `root`s name.
-fn render(dir: &Path, name: &str, ports: &HashMap<String, u16>, upstream: SocketAddr, nginx: bool) -> PathBuf {
+fn render(
+    dir: &Path,
+    name: &str,
+    ports: &HashMap<String, u16>,
+    upstream: SocketAddr,
+    nginx: bool,
+) -> PathBuf {
     std::fs::create_dir_all(dir.join("certs")).unwrap();
     let certs = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/certs");
     for entry in std::fs::read_dir(certs).unwrap() {
@@ -288,11 +295,19 @@ impl Drop for Nginx {
 
 /// nginx on a rendering with fresh ports; tried again when a port was
 /// taken in between.
-fn start_nginx(tmp: &Path, name: &str, text: &str, upstream: SocketAddr) -> (Nginx, HashMap<String, u16>) {
+fn start_nginx(
+    tmp: &Path,
+    name: &str,
+    text: &str,
+    upstream: SocketAddr,
+) -> (Nginx, HashMap<String, u16>) {
     let binary = nginx_binary();
     for attempt in 0..5 {
         let dir = tmp.join(format!("nginx-{attempt}"));
-        let ports: HashMap<String, u16> = port_names(text).into_iter().map(|n| (n, free_port())).collect();
+        let ports: HashMap<String, u16> = port_names(text)
+            .into_iter()
+            .map(|n| (n, free_port()))
+            .collect();
         let conf = render(&dir, name, &ports, upstream, true);
         let d = dir.display();
         let mut child = Command::new(&binary)
@@ -315,10 +330,16 @@ fn start_nginx(tmp: &Path, name: &str, text: &str, upstream: SocketAddr) -> (Ngi
             if let Ok(Some(_)) = child.try_wait() {
                 break;
             }
-            if addrs.iter().all(|a| TcpStream::connect_timeout(a, Duration::from_millis(200)).is_ok()) {
+            if addrs
+                .iter()
+                .all(|a| TcpStream::connect_timeout(a, Duration::from_millis(200)).is_ok())
+            {
                 return (Nginx { child }, ports);
             }
-            assert!(Instant::now() < deadline, "nginx did not listen on {addrs:?} within 10 s");
+            assert!(
+                Instant::now() < deadline,
+                "nginx did not listen on {addrs:?} within 10 s"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         let log = std::fs::read_to_string(dir.join("error.log")).unwrap_or_default();
@@ -330,11 +351,19 @@ fn start_nginx(tmp: &Path, name: &str, text: &str, upstream: SocketAddr) -> (Ngi
 }
 
 /// wsproxy-fast on a rendering with fresh ports, after `--check` passes.
-fn start_proxy(tmp: &Path, name: &str, text: &str, upstream: SocketAddr) -> (Proxy, HashMap<String, u16>) {
+fn start_proxy(
+    tmp: &Path,
+    name: &str,
+    text: &str,
+    upstream: SocketAddr,
+) -> (Proxy, HashMap<String, u16>) {
     let binary = env!("CARGO_BIN_EXE_wsproxy-fast");
     for attempt in 0..5 {
         let dir = tmp.join(format!("proxy-{attempt}"));
-        let ports: HashMap<String, u16> = port_names(text).into_iter().map(|n| (n, free_port())).collect();
+        let ports: HashMap<String, u16> = port_names(text)
+            .into_iter()
+            .map(|n| (n, free_port()))
+            .collect();
         let conf = render(&dir, name, &ports, upstream, false);
         let check = Command::new(binary)
             .args(["--check", "--nginx-config"])
@@ -384,7 +413,10 @@ fn fields_of(head: &str) -> BTreeMap<String, String> {
 /// Sends `r` to `addr` and reads what came back, and what the upstream
 /// recorded under `id`.
 fn exchange(addr: SocketAddr, r: &Request, id: &str, key: &str, recorder: &Recorder) -> Outcome {
-    let mut head = format!("{} {} HTTP/1.1\r\nHost: {}\r\nX-Test-Id: {id}\r\n", r.method, r.target, r.host);
+    let mut head = format!(
+        "{} {} HTTP/1.1\r\nHost: {}\r\nX-Test-Id: {id}\r\n",
+        r.method, r.target, r.host
+    );
     if let Some(xff) = &r.xff {
         head.push_str(&format!("X-Forwarded-For: {xff}\r\n"));
     }
@@ -462,9 +494,21 @@ fn differential(name: &str) {
         let key = ws::random_key();
         let want = exchange(at(&nginx_ports), r, &format!("nginx-{i}"), &key, &recorder);
         let got = exchange(at(&proxy_ports), r, &format!("proxy-{i}"), &key, &recorder);
-        let client = if at(&proxy_ports).is_ipv6() { "::1" } else { "127.0.0.1" };
+        let client = if at(&proxy_ports).is_ipv6() {
+            "::1"
+        } else {
+            "127.0.0.1"
+        };
         let here = format!("{name}:{} {} {}", r.line, r.method, r.target);
-        compare(&here, r, client, &want, &got, &mut let_through, &mut problems);
+        compare(
+            &here,
+            r,
+            client,
+            &want,
+            &got,
+            &mut let_through,
+            &mut problems,
+        );
     }
     drop(proxy);
     drop(nginx);
@@ -472,7 +516,11 @@ fn differential(name: &str) {
         "{name}: {} requests, same answers; differences let through: {let_through:?}",
         table.len()
     );
-    assert!(problems.is_empty(), "{name} differs from nginx:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "{name} differs from nginx:\n{}",
+        problems.join("\n")
+    );
 }
 
 fn compare(
@@ -486,7 +534,10 @@ fn compare(
 ) {
     let redirect = |s: u16| matches!(s, 301 | 302 | 307);
     let slash_redirect = want.status == 301
-        && want.fields.get("location").is_some_and(|l| l.ends_with(&format!("{}/", r.target)));
+        && want
+            .fields
+            .get("location")
+            .is_some_and(|l| l.ends_with(&format!("{}/", r.target)));
     if slash_redirect && got.status == 404 {
         *let_through.entry(DIFFERENCES[6].0).or_default() += 1;
         return;
@@ -495,7 +546,10 @@ fn compare(
         if redirect(want.status) && got.status == 308 {
             *let_through.entry(DIFFERENCES[3].0).or_default() += 1;
         } else {
-            problems.push(format!("{here}: status {} from nginx, {} from the proxy", want.status, got.status));
+            problems.push(format!(
+                "{here}: status {} from nginx, {} from the proxy",
+                want.status, got.status
+            ));
         }
     }
     for f in RESPONSE_FIELDS {
@@ -516,7 +570,10 @@ fn compare(
         problems.push(format!("{here}: the static file's body differs"));
     }
     if want.echoed != got.echoed {
-        problems.push(format!("{here}: echo through the tunnel: nginx {:?}, proxy {:?}", want.echoed, got.echoed));
+        problems.push(format!(
+            "{here}: echo through the tunnel: nginx {:?}, proxy {:?}",
+            want.echoed, got.echoed
+        ));
     }
     if let Some(false) = got.echoed {
         problems.push(format!("{here}: the tunnel did not echo"));
@@ -530,16 +587,21 @@ fn compare(
         )),
         (Some((line_n, version_n, fields_n)), Some((line_p, version_p, fields_p))) => {
             if line_n != line_p {
-                problems.push(format!("{here}: upstream request line: nginx {line_n:?}, proxy {line_p:?}"));
+                problems.push(format!(
+                    "{here}: upstream request line: nginx {line_n:?}, proxy {line_p:?}"
+                ));
             }
             if version_n != version_p {
                 if version_n == "HTTP/1.0" && version_p == "HTTP/1.1" {
                     *let_through.entry(DIFFERENCES[2].0).or_default() += 1;
                 } else {
-                    problems.push(format!("{here}: upstream version: nginx {version_n}, proxy {version_p}"));
+                    problems.push(format!(
+                        "{here}: upstream version: nginx {version_n}, proxy {version_p}"
+                    ));
                 }
             }
-            let names: std::collections::BTreeSet<&String> = fields_n.keys().chain(fields_p.keys()).collect();
+            let names: std::collections::BTreeSet<&String> =
+                fields_n.keys().chain(fields_p.keys()).collect();
             for name in names {
                 if UNCOMPARED.contains(&name.as_str()) {
                     if name == "connection" && fields_n.get(name) != fields_p.get(name) {
@@ -560,13 +622,17 @@ fn compare(
                     (Some(own), None, Some(p)) if p == own && r.xff.is_none() => {
                         *let_through.entry(DIFFERENCES[0].0).or_default() += 1;
                     }
-                    (Some(own), _, Some(p)) if p == own && r.xff.is_some() && name == "x-forwarded-for" => {
+                    (Some(own), _, Some(p))
+                        if p == own && r.xff.is_some() && name == "x-forwarded-for" =>
+                    {
                         *let_through.entry(DIFFERENCES[1].0).or_default() += 1;
                     }
                     (Some(own), None, Some(p)) if p == own => {
                         *let_through.entry(DIFFERENCES[0].0).or_default() += 1;
                     }
-                    _ => problems.push(format!("{here}: upstream field {name}: nginx {n:?}, proxy {p:?}")),
+                    _ => problems.push(format!(
+                        "{here}: upstream field {name}: nginx {n:?}, proxy {p:?}"
+                    )),
                 }
             }
         }

@@ -116,7 +116,8 @@ impl Toml {
                     place.file.display(),
                     place.line
                 );
-                out.origins.push((text.matches('\n').count() + 1, place.clone()));
+                out.origins
+                    .push((text.matches('\n').count() + 1, place.clone()));
             }
             let _ = writeln!(text, "{}", s.header);
             for (k, v) in &s.keys {
@@ -135,8 +136,7 @@ pub fn quote_key(k: &str) -> String {
 
 fn key(k: &str) -> String {
     if !k.is_empty()
-        && k
-            .bytes()
+        && k.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     {
         k.to_string()
@@ -205,7 +205,14 @@ mod tests {
 
     #[test]
     fn strings_round_trip_through_toml() {
-        for s in ["plain", "a\"b", r"^/(api)/(.*)$", "it's \\ x", "\u{1}\n\t", "ü"] {
+        for s in [
+            "plain",
+            "a\"b",
+            r"^/(api)/(.*)$",
+            "it's \\ x",
+            "\u{1}\n\t",
+            "ü",
+        ] {
             let text = format!("k = {}\n", quote(s));
             let parsed: toml::Table = toml::from_str(&text).unwrap();
             assert_eq!(parsed["k"].as_str(), Some(s), "{text}");

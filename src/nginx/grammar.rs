@@ -447,7 +447,9 @@ impl Lexer {
                 None => {
                     return Err(self.error(
                         at.clone(),
-                        format!("a string opened with {quote} is never closed: add the closing {quote}"),
+                        format!(
+                            "a string opened with {quote} is never closed: add the closing {quote}"
+                        ),
                     ))
                 }
                 Some(c) if c == quote => return Ok(text),
@@ -533,7 +535,10 @@ mod tests {
             ("a b c;", "a[b c]"),
             ("a;b;", "a[],b[]"),
             ("# c\nx 1; # y\n", "x[1]"),
-            ("http { server { listen 80; } }", "http[]{server[]{listen[80]}}"),
+            (
+                "http { server { listen 80; } }",
+                "http[]{server[]{listen[80]}}",
+            ),
             ("m $a $b { default x; '' y; }", "m[$a $b]{default[x],[y]}"),
             (r#"h "a;b" 'c d';"#, "h[a;b c d]"),
             (r#"h "q\"x" 'it\'s';"#, "h[q\"x it's]"),
@@ -561,13 +566,28 @@ mod tests {
     #[test]
     fn malformed_files_are_located_errors() {
         let cases = [
-            ("a b", "t.conf:1:4: \"a\" at t.conf:1:1 is not terminated by \";\": add it"),
+            (
+                "a b",
+                "t.conf:1:4: \"a\" at t.conf:1:1 is not terminated by \";\": add it",
+            ),
             ("}", "t.conf:1:1: unexpected \"}\": it closes no block"),
-            ("http {", "t.conf:1:1: \"http\" opens a block that is never closed: add \"}\""),
-            ("a \"b;", "t.conf:1:3: a string opened with \" is never closed"),
-            (";", "t.conf:1:1: unexpected \";\": a directive name comes first"),
+            (
+                "http {",
+                "t.conf:1:1: \"http\" opens a block that is never closed: add \"}\"",
+            ),
+            (
+                "a \"b;",
+                "t.conf:1:3: a string opened with \" is never closed",
+            ),
+            (
+                ";",
+                "t.conf:1:1: unexpected \";\": a directive name comes first",
+            ),
             ("{", "t.conf:1:1: unexpected \"{\""),
-            ("a \"b\"c;", "t.conf:1:6: unexpected 'c' after a quoted string"),
+            (
+                "a \"b\"c;",
+                "t.conf:1:6: unexpected 'c' after a quoted string",
+            ),
         ];
         for (text, want) in cases {
             let got = parse(text).unwrap_err();

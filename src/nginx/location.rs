@@ -77,7 +77,9 @@ impl Translator {
             }
         }
         let access = inherited.list("allow");
-        let allow_all = access.iter().all(|d| d.name == "allow" && d.words() == ["all"]);
+        let allow_all = access
+            .iter()
+            .all(|d| d.name == "allow" && d.words() == ["all"]);
         if let (Some(first), false) = (access.first(), allow_all) {
             self.notes.error(
                 &first.at,
@@ -88,7 +90,10 @@ impl Translator {
         let edit = self.rewrite(&rewrites);
         match proxy_pass {
             Some(pp) => {
-                if let Some(p) = prefix.as_deref().filter(|p| p.len() > 1 && p.ends_with('/')) {
+                if let Some(p) = prefix
+                    .as_deref()
+                    .filter(|p| p.len() > 1 && p.ends_with('/'))
+                {
                     if words[0] != "=" {
                         self.notes.note(
                             &d.at,
@@ -141,8 +146,11 @@ impl Translator {
             [p, t] => (*p, *t, None),
             [p, t, f] => (*p, *t, Some(*f)),
             _ => {
-                self.notes
-                    .error(&first.at, "rewrite", "takes a regex, a replacement and a flag");
+                self.notes.error(
+                    &first.at,
+                    "rewrite",
+                    "takes a regex, a replacement and a flag",
+                );
                 return None;
             }
         };
@@ -221,11 +229,8 @@ impl Translator {
     fn try_files(&mut self, inherited: &Inherited, context: &ServerContext, route: &mut Section) {
         if let Some(d) = inherited.get("index") {
             if d.words().first() != Some(&"index.html") {
-                self.notes.note(
-                    &d.at,
-                    "index",
-                    "the proxy's index file is index.html",
-                );
+                self.notes
+                    .note(&d.at, "index", "the proxy's index file is index.html");
             }
         }
         let Some(t) = inherited.get("try_files") else {
@@ -339,7 +344,10 @@ impl Translator {
         if self.group(&name).is_none() {
             let mut section = super::emit::Section::new(
                 format!("[upstream.{name}]"),
-                Some((pp.at.clone(), format!("proxy_pass https://{}", url.authority))),
+                Some((
+                    pp.at.clone(),
+                    format!("proxy_pass https://{}", url.authority),
+                )),
             );
             section.keys.clear();
             self.upstreams.push(Upstream {
@@ -613,7 +621,9 @@ impl Translator {
                     .read_timeouts
                     .values
                     .push((t, d.at.clone(), d.name.clone())),
-                None => self.notes.error(&d.at, &d.name, "takes a time such as 3600s"),
+                None => self
+                    .notes
+                    .error(&d.at, &d.name, "takes a time such as 3600s"),
             },
             None if !self.said_default_read_timeout => {
                 self.said_default_read_timeout = true;
@@ -664,7 +674,12 @@ impl Translator {
 
     /// `add_header` lines as `response_headers` (or `proxy_hide_header`
     /// lines as `hide_headers`) in `section`.
-    pub(super) fn response_headers(&mut self, list: &[Directive], key: &str, section: &mut Section) {
+    pub(super) fn response_headers(
+        &mut self,
+        list: &[Directive],
+        key: &str,
+        section: &mut Section,
+    ) {
         if key == "hide_headers" {
             let hidden: Vec<String> = list
                 .iter()
@@ -682,8 +697,11 @@ impl Translator {
                 [n, v] => (*n, *v, false),
                 [n, v, "always"] => (*n, *v, true),
                 _ => {
-                    self.notes
-                        .error(&a.at, "add_header", "takes a name, a value and maybe always");
+                    self.notes.error(
+                        &a.at,
+                        "add_header",
+                        "takes a name, a value and maybe always",
+                    );
                     continue;
                 }
             };

@@ -161,8 +161,16 @@ impl Translator {
         if listens.iter().any(|l| l.default) {
             server.set("default", Value::Bool(true));
         }
-        self.response_headers(inherited.list("add_header"), "response_headers", &mut server);
-        self.response_headers(inherited.list("proxy_hide_header"), "hide_headers", &mut server);
+        self.response_headers(
+            inherited.list("add_header"),
+            "response_headers",
+            &mut server,
+        );
+        self.response_headers(
+            inherited.list("proxy_hide_header"),
+            "hide_headers",
+            &mut server,
+        );
         let port = listens.first().and_then(|l| values::port_of(&l.address));
         let context = super::location::ServerContext {
             names,
@@ -199,7 +207,8 @@ impl Translator {
     fn listen(&mut self, d: &Directive) -> Vec<Listen> {
         let words = d.words();
         let Some(first) = words.first() else {
-            self.notes.error(&d.at, "listen", "needs an address or port");
+            self.notes
+                .error(&d.at, "listen", "needs an address or port");
             return Vec::new();
         };
         let address = match values::listen_address(first) {
@@ -401,12 +410,20 @@ impl Translator {
                 if w == "off" || w == "none" {
                     entries = Some(0);
                 } else if let Some(n) = w.strip_prefix("builtin") {
-                    entries = Some(n.strip_prefix(':').and_then(|n| n.parse().ok()).unwrap_or(20480));
-                } else if let Some(size) = w.strip_prefix("shared:").and_then(|s| s.split(':').nth(1)) {
+                    entries = Some(
+                        n.strip_prefix(':')
+                            .and_then(|n| n.parse().ok())
+                            .unwrap_or(20480),
+                    );
+                } else if let Some(size) =
+                    w.strip_prefix("shared:").and_then(|s| s.split(':').nth(1))
+                {
                     // nginx: one megabyte holds about 4000 sessions.
                     match values::size(size) {
                         Some(bytes) => entries = Some((bytes / (1 << 20) * 4000).max(4000) as i64),
-                        None => self.notes.error(&d.at, "ssl_session_cache", "unreadable size"),
+                        None => self
+                            .notes
+                            .error(&d.at, "ssl_session_cache", "unreadable size"),
                     }
                 }
             }

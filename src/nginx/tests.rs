@@ -9,7 +9,11 @@ fn toml_of(text: &str) -> String {
         Ok(t) => t.toml,
         Err(errors) => panic!(
             "{}",
-            errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("\n")
         ),
     }
 }
@@ -46,7 +50,10 @@ fn a_websocket_location_becomes_a_route() {
 ",
     );
     let parsed: toml::Table = toml::from_str(&toml).unwrap();
-    assert_eq!(parsed["listener"][0]["address"].as_str(), Some("0.0.0.0:8080"));
+    assert_eq!(
+        parsed["listener"][0]["address"].as_str(),
+        Some("0.0.0.0:8080")
+    );
     let route = &parsed["server"][0]["route"][0];
     assert_eq!(route["location"].as_str(), Some("/ws"));
     assert_eq!(route["upstream"].as_str(), Some("app"));
@@ -58,12 +65,18 @@ fn a_websocket_location_becomes_a_route() {
 #[test]
 fn proxy_pass_uris_follow_nginx() {
     let cases = [
-        ("location /api/ { proxy_pass http://app/; }", "strip_prefix = \"/api\""),
+        (
+            "location /api/ { proxy_pass http://app/; }",
+            "strip_prefix = \"/api\"",
+        ),
         (
             "location /api { proxy_pass http://app/v1; }",
             "rewrite = { pattern = \"^/api(.*)$\", to = \"/v1$1\" }",
         ),
-        ("location /x/ { proxy_pass http://app/x/; }", "upstream = \"app\"\n"),
+        (
+            "location /x/ { proxy_pass http://app/x/; }",
+            "upstream = \"app\"\n",
+        ),
         (
             "location ~ ^/u/(.*)$ { proxy_pass http://app/users/$1; }",
             "rewrite = { pattern = \"^/u/(.*)$\", to = \"/users/$1?\" }",
@@ -114,7 +127,10 @@ fn what_cannot_be_expressed_is_refused_with_its_place() {
             "t.conf:1:43: proxy_pass: a URI in proxy_pass in a regex location",
         ),
         ("events {}", "t.conf:1:1: http: no http block"),
-        ("http { server { listen 80 }", "t.conf:1:27: \"listen\" at t.conf:1:17 is not terminated"),
+        (
+            "http { server { listen 80 }",
+            "t.conf:1:27: \"listen\" at t.conf:1:17 is not terminated",
+        ),
     ];
     for (text, want) in cases {
         let errors = errors_of(text);

@@ -142,8 +142,11 @@ impl Translator {
                 }
                 "http" if d.block.is_some() => {
                     if http_seen {
-                        self.notes
-                            .error(&d.at, "http", "a second http block: merge it into the first");
+                        self.notes.error(
+                            &d.at,
+                            "http",
+                            "a second http block: merge it into the first",
+                        );
                         continue;
                     }
                     http_seen = true;
@@ -280,11 +283,9 @@ impl Translator {
                     );
                 }
             }
-            None => self.notes.error(
-                &d.at,
-                "keepalive_timeout",
-                "takes a time such as 75s",
-            ),
+            None => self
+                .notes
+                .error(&d.at, "keepalive_timeout", "takes a time such as 75s"),
         }
     }
 
@@ -530,11 +531,8 @@ impl Translator {
                         }
                     }
                     if down {
-                        self.notes.note(
-                            &s.at,
-                            "server",
-                            "marked down: left out of the group",
-                        );
+                        self.notes
+                            .note(&s.at, "server", "marked down: left out of the group");
                     } else {
                         servers.push(entry);
                     }
@@ -559,15 +557,21 @@ impl Translator {
                 }
                 "keepalive" => match words.first().and_then(|n| n.parse::<i64>().ok()) {
                     Some(n) => section.set("keepalive", Value::Int(n)),
-                    None => self.notes.error(&s.at, "keepalive", "takes a number of connections"),
+                    None => self
+                        .notes
+                        .error(&s.at, "keepalive", "takes a number of connections"),
                 },
                 "keepalive_timeout" => match words.first().and_then(|t| values::duration(t)) {
-                    Some(t) => section.set("keepalive_timeout", Value::str(values::duration_text(t))),
+                    Some(t) => {
+                        section.set("keepalive_timeout", Value::str(values::duration_text(t)))
+                    }
                     None => self.notes.error(&s.at, "keepalive_timeout", "takes a time"),
                 },
                 "keepalive_requests" => match words.first().and_then(|n| n.parse::<i64>().ok()) {
                     Some(n) => section.set("keepalive_requests", Value::Int(n)),
-                    None => self.notes.error(&s.at, "keepalive_requests", "takes a number"),
+                    None => self
+                        .notes
+                        .error(&s.at, "keepalive_requests", "takes a number"),
                 },
                 _ => self.dropped_or_refused(s),
             }
@@ -663,9 +667,17 @@ impl Translator {
             let servers: Vec<String> = u
                 .servers
                 .iter()
-                .map(|s| if tls { format!("https://{s}") } else { s.clone() })
+                .map(|s| {
+                    if tls {
+                        format!("https://{s}")
+                    } else {
+                        s.clone()
+                    }
+                })
                 .collect();
-            u.section.keys.insert(0, ("servers".into(), Value::Strs(servers)));
+            u.section
+                .keys
+                .insert(0, ("servers".into(), Value::Strs(servers)));
             if u.scheme.is_none() {
                 if let Some((at, _)) = &u.section.from {
                     self.notes.note(

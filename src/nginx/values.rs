@@ -112,9 +112,7 @@ pub fn host_port(authority: &str, default_port: u16) -> (String, String) {
     if !has_port {
         return (format!("{authority}:{default_port}"), authority.to_string());
     }
-    let (host, port) = authority
-        .rsplit_once(':')
-        .expect("has_port found a colon");
+    let (host, port) = authority.rsplit_once(':').expect("has_port found a colon");
     if port == default_port.to_string() {
         (authority.to_string(), host.to_string())
     } else {
@@ -204,11 +202,7 @@ mod tests {
             ("", Some(0)),
         ];
         for (text, want) in cases {
-            assert_eq!(
-                duration(text).map(|d| d.as_millis() as u64),
-                want,
-                "{text}"
-            );
+            assert_eq!(duration(text).map(|d| d.as_millis() as u64), want, "{text}");
         }
         assert_eq!(duration_text(Duration::from_millis(1500)), "1500ms");
         assert_eq!(duration_text(Duration::from_secs(3600)), "3600s");
@@ -258,7 +252,10 @@ mod tests {
             ("127.0.0.1:32000".into(), "127.0.0.1:32000".into())
         );
         assert_eq!(host_port("h:80", 80), ("h:80".into(), "h".into()));
-        assert_eq!(host_port("[::1]", 443), ("[::1]:443".into(), "[::1]".into()));
+        assert_eq!(
+            host_port("[::1]", 443),
+            ("[::1]:443".into(), "[::1]".into())
+        );
         let cases = [
             ("80", Ok("0.0.0.0:80")),
             ("*:8080", Ok("0.0.0.0:8080")),
@@ -280,7 +277,10 @@ mod tests {
 
     #[test]
     fn variables_in_values() {
-        assert_eq!(variables("https://$host$request_uri"), ["host", "request_uri"]);
+        assert_eq!(
+            variables("https://$host$request_uri"),
+            ["host", "request_uri"]
+        );
         assert_eq!(variables("/x/${1}y$2"), ["1", "2"]);
         assert!(variables("plain $").is_empty());
     }
