@@ -99,9 +99,19 @@ impl Translation {
     /// The TOML loaded as `--config` loads a file; a problem it finds is
     /// reported at the nginx place its block came from.
     pub fn load(&self, nginx_path: &Path) -> Result<Config, LoadError> {
+        self.load_with(nginx_path, config::resolve)
+    }
+
+    /// [`Translation::load`], with listener host names resolved by
+    /// `resolver`.
+    pub fn load_with(
+        &self,
+        nginx_path: &Path,
+        resolver: config::Resolver,
+    ) -> Result<Config, LoadError> {
         // Paths in the TOML are absolute; the base only matters for none.
         let base = nginx_path.parent().unwrap_or(Path::new("."));
-        config::parse(&self.toml, nginx_path, base).map_err(|e| self.relocate(e))
+        config::parse_with(&self.toml, nginx_path, base, resolver).map_err(|e| self.relocate(e))
     }
 
     fn relocate(&self, e: LoadError) -> LoadError {

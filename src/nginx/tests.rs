@@ -140,3 +140,54 @@ fn what_cannot_be_expressed_is_refused_with_its_place() {
         );
     }
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Pieces nginx files are made of, so random files reach past the
+    /// grammar into the translation.
+    const PIECES: &[&str] = &[
+        "http", "server", "location", "upstream", "map", "events", "listen", "server_name",
+        "proxy_pass", "proxy_set_header", "rewrite", "return", "root", "alias", "try_files",
+        "add_header", "ssl_certificate", "ssl_protocols", "include", "if", "limit_conn",
+        "limit_conn_zone", "allow", "deny", "proxy_read_timeout", "keepalive", "hash", "weight=2",
+        "backup", "8080", "[::]:443", "ssl", "default_server", "http://app", "http://a/b/",
+        "https://h:1$request_uri", "/", "/api/", "= /x", "^~", "~", "~*", "@named", "$host",
+        "$1", "$uri", "break", "last", "301", "https://$host$request_uri", "always", "on", "off",
+        "{", "}", ";", ";", ";", "\"", "'", "\\", "#", "\n", " ", "${", "$http_upgrade", "''",
+        "TLSv1", "TLSv1.3", "shared:SSL:1m", "60s", "1m30", "é", "\u{0}",
+    ];
+
+    fn file() -> impl Strategy<Value = String> {
+        prop::collection::vec(prop::sample::select(PIECES), 0..80).prop_map(|p| p.join(" "))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        #[test]
+        fn any_file_translates_or_is_refused_at_places_inside_it(text in file()) {
+            let lines = text.split('\n').count();
+            match translate_text(&text, "p.conf", Path::new("/srv/nginx")) {
+                Ok(t) => {
+                    let parsed: Result<toml::Table, _> = toml::from_str(&t.toml);
+                    prop_assert!(parsed.is_ok(), "not TOML: {:?}\n{}", parsed.err(), t.toml);
+                }
+                Err(errors) => {
+                    prop_assert!(errors.iter().any(|e| e.severity == Severity::Error));
+                    for e in &errors {
+                        prop_assert!(e.at.line >= 1 && e.at.line <= lines, "{}", e);
+                        prop_assert!(e.at.column >= 1, "{}", e);
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+            let _ = translate_text(&text, "p.conf", Path::new("/srv/nginx"));
+        }
+    }
+}
