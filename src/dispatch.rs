@@ -107,6 +107,12 @@ pub fn decide(head: &Head<'_, '_>, early: &[u8], inputs: Inputs<'_>, out: &mut B
     let route_id = site_config.route_ids[matched];
     plan.route = Some(route_id);
     let route = &config.routes[route_id];
+    if let Some(access) = &route.access {
+        if !access.allows(inputs.peer.ip) {
+            plan.action = refuse(Status::Forbidden, "client address not allowed");
+            return plan;
+        }
+    }
 
     let target = match &route.path_edit {
         None => head.target.into(),

@@ -489,6 +489,7 @@ fn differential(name: &str) {
     let (proxy, proxy_ports) = start_proxy(&tmp.0, name, &text, upstream);
     let mut let_through: BTreeMap<&str, usize> = BTreeMap::new();
     let mut problems = Vec::new();
+    let mut statuses: Vec<u16> = Vec::new();
     for (i, r) in table.iter().enumerate() {
         let at = |ports: &HashMap<String, u16>| address_of(&text, &r.listener, ports[&r.listener]);
         let key = ws::random_key();
@@ -500,6 +501,7 @@ fn differential(name: &str) {
             "127.0.0.1"
         };
         let here = format!("{name}:{} {} {}", r.line, r.method, r.target);
+        statuses.push(want.status);
         compare(
             &here,
             r,
@@ -513,7 +515,7 @@ fn differential(name: &str) {
     drop(proxy);
     drop(nginx);
     eprintln!(
-        "{name}: {} requests, same answers; differences let through: {let_through:?}",
+        "{name}: {} requests (nginx answered {statuses:?}); differences let through: {let_through:?}",
         table.len()
     );
     assert!(
@@ -682,4 +684,5 @@ differential_tests! {
     phoenix => "phoenix.conf",
     gitea => "gitea.conf",
     uptime_kuma => "uptime-kuma.conf",
+    admin_access => "admin-access.conf",
 }

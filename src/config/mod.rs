@@ -20,7 +20,7 @@ use crate::handshake::request::REWRITE_SLACK;
 use crate::limits::Limits;
 use crate::log;
 use crate::relay::{splice, Policy};
-use crate::route::{Location, Origins, PathEdit, Routes, VirtualHosts};
+use crate::route::{Access, Location, Origins, PathEdit, Routes, VirtualHosts};
 use crate::tls::{self, CertFiles, ServerSettings, ServerTls, UpstreamSettings};
 use crate::upstream::{Balance, Group, Server};
 
@@ -360,6 +360,9 @@ pub struct Route {
     pub response: ResponseEdits,
     /// Origins a WebSocket upgrade may come from; `None` allows any.
     pub origins: Option<Origins>,
+    /// Client addresses that may use the route (nginx's `allow` and
+    /// `deny`); `None` lets every address in.
+    pub access: Option<Access>,
 }
 
 /// A command-line mistake, worded as what to change.
@@ -475,6 +478,7 @@ impl Config {
                 request: RequestEdits::default(),
                 response: ResponseEdits::default(),
                 origins: None,
+                access: None,
             }],
             groups: vec![{
                 let mut group = Group::new(

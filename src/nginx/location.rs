@@ -76,17 +76,7 @@ impl Translator {
                 _ => self.dropped_or_refused(c),
             }
         }
-        let access = inherited.list("allow");
-        let allow_all = access
-            .iter()
-            .all(|d| d.name == "allow" && d.words() == ["all"]);
-        if let (Some(first), false) = (access.first(), allow_all) {
-            self.notes.error(
-                &first.at,
-                &first.name,
-                "IP access lists are not supported: restrict this location at a firewall or in the application",
-            );
-        }
+        self.access(&inherited, &mut route);
         let edit = self.rewrite(&rewrites);
         match proxy_pass {
             Some(pp) => {
@@ -129,6 +119,43 @@ impl Translator {
         }
         self.route_response_headers(&inherited, server, &mut route);
         Some(route)
+    }
+
+    /// `allow` and `deny` in force: the route's access list.
+    fn access(&mut self, inherited: &Inherited, route: &mut Section) {
+        let rules = inherited.list("allow");
+        if rules
+            .iter()
+            .all(|d| d.name == "allow" && d.words() == ["all"])
+        {
+            return;
+        }
+        let mut entries = Vec::new();
+        for d in rules {
+            match d.words().as_slice() {
+                [range] if !range.starts_with("unix:") => {
+                    entries.push(format!("{} {range}", d.name));
+                }
+                _ => {
+                    self.notes.error(
+                        &d.at,
+                        &d.name,
+                        "takes one address, ADDRESS/BITS or all (unix: is not supported)",
+                    );
+                    return;
+                }
+            }
+        }
+        if !self.trusted.is_empty() {
+            if let Some(first) = rules.first() {
+                self.notes.note(
+                    &first.at,
+                    &first.name,
+                    "checked against the connecting address (or a PROXY protocol header's), not the X-Forwarded-For address set_real_ip_from believes",
+                );
+            }
+        }
+        route.set("access", Value::Strs(entries));
     }
 
     /// `rewrite REGEX REPLACEMENT break`: the route's path edit.

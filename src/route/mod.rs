@@ -1,19 +1,22 @@
 //! Routing decisions, all pure: which site serves a Host (`server_name`
 //! matching), which `location` serves a path (nginx's precedence), how a
 //! route edits the request target before it goes upstream (regex rewrite,
-//! prefix strip), and which WebSocket Origins a client may connect from.
+//! prefix strip), which WebSocket Origins a client may connect from, and
+//! which client addresses may use a route (`allow`/`deny`).
 //! Matching borrows and does not allocate; only an edited target does.
 
 use std::fmt;
 
 use regex::Regex;
 
+mod access;
 mod hosts;
 mod origins;
 mod rewrite;
 #[cfg(test)]
 mod tests;
 
+pub use access::Access;
 pub use hosts::{host_name, ServerName, VirtualHosts};
 pub use origins::Origins;
 pub use rewrite::PathEdit;

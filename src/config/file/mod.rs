@@ -47,7 +47,7 @@ use toml::de::DeTable;
 
 use super::{resolve, Config, Resolver};
 use crate::handshake::edits::{RequestEdits, ResponseEdits};
-use crate::route::Origins;
+use crate::route::{Access, Origins};
 use sections::FileSections;
 
 mod check;
@@ -231,6 +231,7 @@ struct Inherited {
     request: RequestEdits,
     response: ResponseEdits,
     origins: Option<Origins>,
+    access: Option<Access>,
 }
 
 impl Checker<'_> {

@@ -170,6 +170,7 @@ pub(super) struct ServerSection {
     #[serde(default)]
     pub(super) hide_headers: Vec<Spanned<String>>,
     pub(super) origins: Option<Spanned<Vec<String>>>,
+    pub(super) access: Option<Spanned<Vec<String>>>,
     #[serde(default)]
     pub(super) route: Vec<Spanned<RouteSection>>,
 }
@@ -181,6 +182,7 @@ pub(super) struct HeaderSection<'a> {
     pub(super) response_headers: &'a [Spanned<AddHeader>],
     pub(super) hide_headers: &'a [Spanned<String>],
     pub(super) origins: &'a Option<Spanned<Vec<String>>>,
+    pub(super) access: &'a Option<Spanned<Vec<String>>>,
 }
 
 impl<'a> From<&'a ServerSection> for HeaderSection<'a> {
@@ -190,6 +192,7 @@ impl<'a> From<&'a ServerSection> for HeaderSection<'a> {
             response_headers: &s.response_headers,
             hide_headers: &s.hide_headers,
             origins: &s.origins,
+            access: &s.access,
         }
     }
 }
@@ -201,6 +204,7 @@ impl<'a> From<&'a RouteSection> for HeaderSection<'a> {
             response_headers: &r.response_headers,
             hide_headers: &r.hide_headers,
             origins: &r.origins,
+            access: &r.access,
         }
     }
 }
@@ -228,6 +232,7 @@ pub(super) struct RouteSection {
     #[serde(default)]
     pub(super) hide_headers: Vec<Spanned<String>>,
     pub(super) origins: Option<Spanned<Vec<String>>>,
+    pub(super) access: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize)]

@@ -11,7 +11,7 @@ use super::{Checker, Inherited};
 use crate::config::{Route, Site, Target};
 use crate::files::Root;
 use crate::handshake::edits::{RequestEdits, ResponseEdits};
-use crate::route::{Location, Origins, PathEdit, Routes};
+use crate::route::{Access, Location, Origins, PathEdit, Routes};
 use crate::tls::{self, CertFiles, ServerSettings, ServerTls};
 use crate::upstream::Group;
 
@@ -30,6 +30,7 @@ impl Checker<'_> {
             request: RequestEdits::default(),
             response: ResponseEdits::default(),
             origins: None,
+            access: None,
         };
         let inherited = self.headers(&server.into(), &empty);
         if server.route.is_empty() && !self.misspelled(&span, "route") {
@@ -83,10 +84,15 @@ impl Checker<'_> {
             Some(list) => self.check(list.span(), Origins::new(list.get_ref())),
             None => None,
         };
+        let access = match h.access {
+            Some(list) => self.check(list.span(), Access::new(list.get_ref())),
+            None => None,
+        };
         Inherited {
             request,
             response: parent.response.merged(&own),
             origins: origins.or_else(|| parent.origins.clone()),
+            access: access.or_else(|| parent.access.clone()),
         }
     }
 
@@ -139,6 +145,7 @@ impl Checker<'_> {
             request: settings.request,
             response: settings.response,
             origins: settings.origins,
+            access: settings.access,
         })
     }
 

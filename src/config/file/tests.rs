@@ -369,3 +369,37 @@ fn a_listener_host_name_listens_on_each_of_its_addresses() {
     .unwrap_err();
     assert_eq!(errors, "t.toml:4:11: listener [::1]:80 is declared twice");
 }
+
+#[test]
+fn access_lists_are_inherited_by_routes_without_their_own() {
+    let text = r#"
+[[listener]]
+address = "127.0.0.1:0"
+[[server]]
+access = ["deny 192.0.2.0/24"]
+[[server.route]]
+location = "/admin/"
+upstream = "127.0.0.1:9000"
+access = ["allow 127.0.0.1", "deny all"]
+[[server.route]]
+location = "/"
+upstream = "127.0.0.1:9000"
+"#;
+    let config = check(text).unwrap();
+    let allows = |route: usize, ip: &str| {
+        config.routes[route]
+            .access
+            .as_ref()
+            .is_none_or(|a| a.allows(ip.parse().unwrap()))
+    };
+    assert!(allows(0, "127.0.0.1"));
+    assert!(!allows(0, "10.0.0.1"));
+    assert!(allows(1, "10.0.0.1"));
+    assert!(!allows(1, "192.0.2.9"));
+    let errors = check(&text.replace("deny all", "refuse all")).unwrap_err();
+    assert_eq!(errors.len(), 1);
+    assert!(
+        errors[0].starts_with("t.toml:9:10: \"refuse all\": an access rule is"),
+        "{errors:?}"
+    );
+}
