@@ -26,12 +26,14 @@ use crate::upstream::{Balance, Group, Server};
 
 mod addr;
 mod file;
+mod tunnel;
 
 pub use addr::{
     is_tls_upstream, listen_addr, listen_addrs, listen_addrs_with, resolve, upstream_servers,
     ListenError, Resolver,
 };
 pub use file::{load, parse, parse_with, FileError, LoadError};
+pub use tunnel::{Lifetime, Ping, Rate, TunnelPolicy, PING_TIMEOUT};
 
 /// Where the configuration is read from, and read again on SIGHUP.
 #[derive(Clone, Debug)]
@@ -363,6 +365,8 @@ pub struct Route {
     /// Client addresses that may use the route (nginx's `allow` and
     /// `deny`); `None` lets every address in.
     pub access: Option<Access>,
+    /// What the route's tunnels get besides relaying.
+    pub tunnel: TunnelPolicy,
 }
 
 /// A command-line mistake, worded as what to change.
@@ -452,14 +456,24 @@ impl Config {
         if !(MIN_HEAD_BYTES..=MAX_HEAD_LIMIT).contains(&cli.max_header_bytes) {
             return Err(ConfigError::HeadLimit(cli.max_header_bytes));
         }
+        let pings = [
+            ("ping-interval", cli.ping_interval),
+            ("ping-timeout", cli.ping_timeout),
+        ];
         for (name, span) in [
-            ("handshake-timeout", cli.handshake_timeout),
-            ("connect-timeout", cli.connect_timeout),
-            ("response-timeout", cli.response_timeout),
-        ] {
-            if span.0.is_zero() {
+            ("handshake-timeout", Some(cli.handshake_timeout)),
+            ("connect-timeout", Some(cli.connect_timeout)),
+            ("response-timeout", Some(cli.response_timeout)),
+        ]
+        .into_iter()
+        .chain(pings)
+        {
+            if span.is_some_and(|s| s.0.is_zero()) {
                 return Err(ConfigError::ZeroTimeout(name));
             }
+        }
+        if cli.max_message_bytes == Some(0) {
+            return Err(ConfigError::ZeroTimeout("max-message-bytes"));
         }
         let pipes = cli.splice_pipes.unwrap_or_else(splice::default_limit);
         let everything = Location::parse("/").expect("/ is a location");
@@ -479,6 +493,15 @@ impl Config {
                 response: ResponseEdits::default(),
                 origins: None,
                 access: None,
+                tunnel: TunnelPolicy {
+                    ping: cli.ping_interval.map(|interval| Ping {
+                        interval: interval.0,
+                        timeout: cli.ping_timeout.map_or(PING_TIMEOUT, |t| t.0),
+                        upstream: false,
+                    }),
+                    max_message_bytes: cli.max_message_bytes,
+                    ..TunnelPolicy::default()
+                },
             }],
             groups: vec![{
                 let mut group = Group::new(

@@ -320,7 +320,7 @@ impl Translator {
             route.set(key, edit);
         }
         self.request_headers(pp, inherited, context, &proxy_host, route);
-        self.timeouts(pp, inherited);
+        self.timeouts(pp, inherited, route);
         if inherited.word("proxy_http_version") != Some("1.1") {
             self.notes.note(
                 &pp.at,
@@ -641,13 +641,17 @@ impl Translator {
         Some(out)
     }
 
-    fn timeouts(&mut self, pp: &Directive, inherited: &Inherited) {
+    /// `proxy_read_timeout`: the route's tunnel idle timeout, and the
+    /// response timeout every route shares; `proxy_connect_timeout`.
+    fn timeouts(&mut self, pp: &Directive, inherited: &Inherited, route: &mut Section) {
         match inherited.get("proxy_read_timeout") {
             Some(d) => match d.words().first().and_then(|w| values::duration(w)) {
-                Some(t) => self
-                    .read_timeouts
-                    .values
-                    .push((t, d.at.clone(), d.name.clone())),
+                Some(t) => {
+                    route.set("idle_timeout", Value::str(values::duration_text(t)));
+                    self.read_timeouts
+                        .values
+                        .push((t, d.at.clone(), d.name.clone()));
+                }
                 None => self
                     .notes
                     .error(&d.at, &d.name, "takes a time such as 3600s"),

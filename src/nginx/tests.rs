@@ -58,7 +58,8 @@ fn a_websocket_location_becomes_a_route() {
     assert_eq!(route["location"].as_str(), Some("/ws"));
     assert_eq!(route["upstream"].as_str(), Some("app"));
     assert_eq!(route["request_headers"]["Host"].as_str(), Some("$host"));
-    assert_eq!(parsed["timeouts"]["idle"].as_str(), Some("3600s"));
+    assert_eq!(route["idle_timeout"].as_str(), Some("3600s"));
+    assert_eq!(parsed["timeouts"]["response"].as_str(), Some("3600s"));
     assert!(toml.contains("# location /ws, from t.conf:6\n"), "{toml}");
 }
 

@@ -399,9 +399,12 @@ impl Translator {
 
     /// Global settings settled once every server is done.
     fn finish_http(&mut self) {
-        if let Some(t) = self.read_timeouts.settle(&mut self.notes, "idle timeout") {
-            self.timeouts
-                .set("idle", Value::str(values::duration_text(t)));
+        // Each route has its own tunnel idle timeout; the wait for an
+        // answer is one for all of them.
+        if let Some(t) = self
+            .read_timeouts
+            .settle(&mut self.notes, "response timeout")
+        {
             self.timeouts
                 .set("response", Value::str(values::duration_text(t)));
         }
