@@ -73,9 +73,9 @@ pub struct Cli {
 
     /// nginx's prefix (its -p): where relative `root` and `access_log`
     /// paths start; `include` and `ssl_certificate` start from the nginx
-    /// file's directory.
-    #[arg(long, value_name = "DIR", requires = "nginx_config", default_value = crate::nginx::DEFAULT_PREFIX)]
-    pub nginx_prefix: PathBuf,
+    /// file's directory. Default: /usr/share/nginx (Debian's).
+    #[arg(long, value_name = "DIR", requires = "nginx_config")]
+    pub nginx_prefix: Option<PathBuf>,
 
     /// Validate the configuration (the file, or the flags), print every
     /// problem with its location, and exit: 0 when it is valid.

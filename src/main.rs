@@ -167,7 +167,10 @@ fn run(cli: &Cli) -> Result<(), RunError> {
         (Some(path), _) => Some(config::Source::File(path.clone())),
         (None, Some(path)) => Some(config::Source::Nginx {
             path: path.clone(),
-            prefix: cli.nginx_prefix.clone(),
+            prefix: cli
+                .nginx_prefix
+                .clone()
+                .unwrap_or_else(|| nginx::DEFAULT_PREFIX.into()),
         }),
         (None, None) => None,
     };

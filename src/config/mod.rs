@@ -374,6 +374,10 @@ pub struct Route {
 pub enum ConfigError {
     #[error("no --listen address given: add one, e.g. --listen 0.0.0.0:8080")]
     NoListen,
+    #[error(
+        "--nginx-prefix applies to an --nginx-config file: add --nginx-config FILE, or drop it"
+    )]
+    NginxPrefixAlone,
     #[error("--listen {}", .1.about(.0))]
     BadListen(String, ListenError),
     #[error("--admin {0:?} is not an address: use IP:PORT, e.g. 127.0.0.1:9901")]
@@ -398,6 +402,9 @@ impl Config {
     /// Quick mode: every `--listen` address serves one catch-all site whose
     /// one route sends everything to the `--upstream` servers in turn.
     pub fn from_cli(cli: &Cli) -> Result<Config, ConfigError> {
+        if cli.nginx_prefix.is_some() {
+            return Err(ConfigError::NginxPrefixAlone);
+        }
         if cli.listen.is_empty() {
             return Err(ConfigError::NoListen);
         }
