@@ -9,7 +9,9 @@
 //! are the only ones let through; [`DIFFERENCES`] lists them.
 //!
 //! A file lists its requests in comments:
-//! `# request: P1 GET /path [upgrade] [tls=SNI] [host=HOST] [xff=VALUE]`.
+//! `# request: P1 GET /path [upgrade [idle-close]] [tls=SNI] [host=HOST] [xff=VALUE]`;
+//! `idle-close` waits, after the echo, for the tunnel to be closed for
+//! being idle (`proxy_read_timeout`).
 //! nginx is not optional: without it these tests fail.
 
 mod common;
@@ -105,6 +107,7 @@ struct Request {
     method: String,
     target: String,
     upgrade: bool,
+    idle_close: bool,
     tls: Option<String>,
     host: String,
     xff: Option<String>,
@@ -123,6 +126,7 @@ fn requests(text: &str) -> Vec<Request> {
             method: words.next().unwrap().to_string(),
             target: words.next().unwrap().to_string(),
             upgrade: false,
+            idle_close: false,
             tls: None,
             host: "localhost".into(),
             xff: None,
@@ -130,6 +134,7 @@ fn requests(text: &str) -> Vec<Request> {
         for w in words {
             match w.split_once('=') {
                 None if w == "upgrade" => r.upgrade = true,
+                None if w == "idle-close" => r.idle_close = true,
                 Some(("tls", v)) => r.tls = Some(v.into()),
                 Some(("host", v)) => r.host = v.into(),
                 Some(("xff", v)) => r.xff = Some(v.into()),
@@ -148,6 +153,8 @@ struct Outcome {
     fields: BTreeMap<String, String>,
     body: Vec<u8>,
     echoed: Option<bool>,
+    /// The tunnel, left idle, was closed after 1 to 10 s.
+    idle_closed: Option<bool>,
     /// What the upstream got: the request line's method and target, its
     /// version, and its fields.
     upstream: Option<(String, String, BTreeMap<String, String>)>,
@@ -434,11 +441,11 @@ fn exchange(addr: SocketAddr, r: &Request, id: &str, key: &str, recorder: &Recor
     let mut outcome = match &r.tls {
         Some(sni) => {
             let mut stream = tls_connect(addr, demo_client(), sni).expect("TLS handshake");
-            talk(&mut stream, &head, r.upgrade)
+            talk(&mut stream, &head, r)
         }
         None => {
             let mut stream = connect(addr);
-            talk(&mut stream, &head, r.upgrade)
+            talk(&mut stream, &head, r)
         }
     };
     outcome.upstream = recorder.take(id).map(|h| {
@@ -451,7 +458,7 @@ fn exchange(addr: SocketAddr, r: &Request, id: &str, key: &str, recorder: &Recor
     outcome
 }
 
-fn talk<S: Read + Write>(stream: &mut S, head: &str, upgrade: bool) -> Outcome {
+fn talk<S: Read + Write>(stream: &mut S, head: &str, r: &Request) -> Outcome {
     stream.write_all(head.as_bytes()).unwrap();
     stream.flush().unwrap();
     let mut messages = Messages::new(stream);
@@ -463,7 +470,7 @@ fn talk<S: Read + Write>(stream: &mut S, head: &str, upgrade: bool) -> Outcome {
         body,
         ..Outcome::default()
     };
-    if upgrade && status == 101 {
+    if r.upgrade && status == 101 {
         assert!(messages.buffered().is_empty(), "bytes after the 101");
         drop(messages);
         let sent = b"\x81\x05hello through the tunnel";
@@ -471,6 +478,23 @@ fn talk<S: Read + Write>(stream: &mut S, head: &str, upgrade: bool) -> Outcome {
         stream.flush().unwrap();
         let mut back = vec![0u8; sent.len()];
         outcome.echoed = Some(stream.read_exact(&mut back).is_ok() && back == sent);
+        if r.idle_close {
+            // The socket's read timeout (10 s) bounds the wait.
+            let idle = Instant::now();
+            let mut byte = [0u8; 1];
+            let closed = match stream.read(&mut byte) {
+                Ok(0) => true,
+                Ok(_) => false,
+                Err(e) => matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::UnexpectedEof
+                ),
+            };
+            let waited = idle.elapsed();
+            outcome.idle_closed = Some(
+                closed && waited >= Duration::from_secs(1) && waited < Duration::from_secs(10),
+            );
+        }
     }
     outcome
 }
@@ -575,6 +599,12 @@ fn compare(
         problems.push(format!(
             "{here}: echo through the tunnel: nginx {:?}, proxy {:?}",
             want.echoed, got.echoed
+        ));
+    }
+    if want.idle_closed != got.idle_closed || got.idle_closed == Some(false) {
+        problems.push(format!(
+            "{here}: closed when idle: nginx {:?}, proxy {:?}",
+            want.idle_closed, got.idle_closed
         ));
     }
     if let Some(false) = got.echoed {
