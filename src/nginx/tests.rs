@@ -257,3 +257,142 @@ mod properties {
         }
     }
 }
+
+fn notes_of(text: &str) -> Vec<String> {
+    match translate_text(text, "t.conf", Path::new("/srv/nginx")) {
+        Ok(t) => t.notes.iter().map(ToString::to_string).collect(),
+        Err(errors) => panic!("{errors:#?}"),
+    }
+}
+
+#[test]
+fn directives_carried_over_beside_proxy_pass() {
+    let text = "worker_processes 4;
+worker_rlimit_nofile 100000;
+events { worker_connections 4096; }
+http {
+  set_real_ip_from 10.0.0.0/8;
+  real_ip_header X-Forwarded-For;
+  limit_conn_zone $binary_remote_addr zone=per_ip:10m;
+  keepalive_timeout 30s 25s;
+  access_log logs/ws.log combined;
+  upstream app {
+    least_conn;
+    server 10.0.0.5:9000 weight=3 max_fails=2 fail_timeout=30s;
+    server 10.0.0.6:9000 down;
+    keepalive 16;
+  }
+  upstream tls_app { hash $cookie_sid consistent; server 10.0.0.7:8443; }
+  server {
+    listen [::]:8080 ipv6only=off default_server proxy_protocol backlog=4096;
+    server_name .example.com;
+    charset utf-8;
+    location / {
+      limit_conn per_ip 20;
+      proxy_pass http://app;
+      proxy_connect_timeout 3s;
+    }
+    location /secure/ {
+      proxy_pass https://tls_app/;
+      proxy_ssl_trusted_certificate ca/internal.pem;
+      proxy_ssl_verify on;
+      proxy_ssl_protocols TLSv1.1 TLSv1.2;
+    }
+  }
+}
+";
+    let parsed: toml::Table = toml::from_str(&toml_of(text)).unwrap();
+    assert_eq!(parsed["workers"].as_integer(), Some(4));
+    assert_eq!(parsed["keepalive_timeout"].as_str(), Some("30s"));
+    assert_eq!(
+        parsed["access_log"].as_str(),
+        Some("/srv/nginx/logs/ws.log")
+    );
+    assert_eq!(parsed["trusted_proxies"][0].as_str(), Some("10.0.0.0/8"));
+    assert_eq!(
+        parsed["limits"]["max_connections_per_ip"].as_integer(),
+        Some(20)
+    );
+    assert_eq!(parsed["timeouts"]["connect"].as_str(), Some("3s"));
+    let listeners: Vec<&str> = parsed["listener"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["address"].as_str().unwrap())
+        .collect();
+    assert_eq!(listeners, ["[::]:8080", "0.0.0.0:8080"]);
+    assert_eq!(
+        parsed["listener"][0]["proxy_protocol"].as_bool(),
+        Some(true)
+    );
+    let app = &parsed["upstream"]["app"];
+    assert_eq!(app["servers"][0].as_str(), Some("10.0.0.5:9000 weight=3"));
+    assert_eq!(
+        app["servers"].as_array().unwrap().len(),
+        1,
+        "down is left out"
+    );
+    assert_eq!(app["balance"].as_str(), Some("least_conn"));
+    assert_eq!(app["max_fails"].as_integer(), Some(2));
+    assert_eq!(app["fail_timeout"].as_str(), Some("30s"));
+    assert_eq!(app["keepalive"].as_integer(), Some(16));
+    let secure = &parsed["upstream"]["tls_app"];
+    assert_eq!(secure["servers"][0].as_str(), Some("https://10.0.0.7:8443"));
+    assert_eq!(secure["hash_key"].as_str(), Some("cookie:sid"));
+    assert_eq!(
+        secure["tls"]["ca"].as_str(),
+        Some("/srv/nginx/ca/internal.pem")
+    );
+    assert_eq!(secure["tls"]["protocols"][0].as_str(), Some("TLSv1.2"));
+    assert!(secure["tls"].get("insecure_skip_verify").is_none());
+    let server = &parsed["server"][0];
+    assert_eq!(server["names"][0].as_str(), Some("example.com"));
+    assert_eq!(server["names"][1].as_str(), Some("*.example.com"));
+    assert_eq!(server["default"].as_bool(), Some(true));
+    assert_eq!(server["route"][1]["strip_prefix"].as_str(), Some("/secure"));
+    assert_eq!(
+        server["route"][1]["request_headers"]["Host"].as_str(),
+        Some("tls_app")
+    );
+    let notes = notes_of(text).join("\n");
+    for want in [
+        "t.conf:2:1: worker_rlimit_nofile: dropped",
+        "t.conf:3:10: worker_connections: dropped",
+        "t.conf:8:3: keepalive_timeout: its second value",
+        "t.conf:9:3: access_log: lines are in the proxy's own text format",
+        "t.conf:13:5: server: marked down: left out of the group",
+        "t.conf:18:5: listen: ipv6only=off",
+        "t.conf:18:5: listen: backlog dropped",
+        "t.conf:20:5: charset: dropped",
+        "t.conf:22:7: limit_conn: written in a location",
+        "t.conf:30:7: proxy_ssl_protocols: versions before TLSv1.2 dropped",
+    ] {
+        assert!(notes.contains(want), "want {want}\nin\n{notes}");
+    }
+}
+
+#[test]
+fn an_unverified_tls_upstream_is_kept_unverified_with_a_note() {
+    let text = "http { server { listen 80; location / { proxy_pass https://10.0.0.9; proxy_ssl_verify off; } } }";
+    let parsed: toml::Table = toml::from_str(&toml_of(text)).unwrap();
+    let group = &parsed["upstream"]["10-0-0-9-443"];
+    assert_eq!(group["servers"][0].as_str(), Some("https://10.0.0.9:443"));
+    assert_eq!(group["tls"]["insecure_skip_verify"].as_bool(), Some(true));
+    let notes = notes_of(text).join("\n");
+    assert!(
+        notes.contains("proxy_ssl_verify: off, as nginx's default"),
+        "{notes}"
+    );
+}
+
+#[test]
+fn maps_other_than_the_upgrade_idiom_are_refused_where_used() {
+    let errors = errors_of(
+        "http { map $http_x $backend_header { default a; b c; }
+  server { listen 80; location / { proxy_pass http://a; proxy_set_header X-B $backend_header; } } }",
+    );
+    assert!(
+        errors[0].contains("$backend_header is not supported here"),
+        "{errors:?}"
+    );
+}
