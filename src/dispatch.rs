@@ -14,6 +14,7 @@ use crate::config::{Config, Serves, Target};
 use crate::files::{self, Lookup};
 use crate::framing::body::Body;
 use crate::handshake::answer::{self, Reject, Status};
+use crate::handshake::edits::Vars;
 use crate::handshake::fields::Persistence;
 use crate::handshake::request::{self, Head, Kind, Peer, Rewrite};
 use crate::route;
@@ -127,6 +128,27 @@ pub fn decide(head: &Head<'_, '_>, early: &[u8], inputs: Inputs<'_>, out: &mut B
     };
     plan.action = match &route.target {
         Target::Files(root) => serve(head, root, &target, route, inputs.persistence, out),
+        Target::Redirect(to) => {
+            let vars = Vars {
+                host: &host,
+                remote_addr: inputs.peer.ip,
+                scheme: inputs.peer.scheme,
+                request_uri: head.target,
+            };
+            let location = to.to.render(&vars);
+            match answer::write_redirect_with(
+                out,
+                to.status,
+                &[location.as_bytes()],
+                inputs.persistence,
+            ) {
+                Ok(()) => Action::Reply { status: to.status },
+                Err(_) => refuse(
+                    Status::HeaderTooLarge,
+                    "request target too long to redirect",
+                ),
+            }
+        }
         Target::Upstream(group) => {
             if head.kind == Kind::Upgrade {
                 if let (Some(allowed), Some(origin)) = (&route.origins, head.single("origin")) {

@@ -14,7 +14,7 @@ use crate::access_log;
 use crate::buffer::BUF_BYTES;
 use crate::cli::{Cli, Workers};
 use crate::files::Root;
-use crate::handshake::edits::{RequestEdits, ResponseEdits};
+use crate::handshake::edits::{RequestEdits, ResponseEdits, Template};
 use crate::handshake::forwarded::TrustedProxies;
 use crate::handshake::request::REWRITE_SLACK;
 use crate::limits::Limits;
@@ -349,7 +349,21 @@ pub enum Target {
     Upstream(usize),
     /// Files under a static root.
     Files(Root),
+    /// A redirect answered by the proxy (nginx's `return 301 URL`).
+    Redirect(Redirect),
 }
+
+/// A route's redirect: its status and where to, with `$host`,
+/// `$scheme`, `$request_uri` and `$remote_addr` filled in per request.
+#[derive(Clone, Debug)]
+pub struct Redirect {
+    /// 301, 302, 303, 307 or 308.
+    pub status: u16,
+    pub to: Template,
+}
+
+/// The statuses a route's redirect may answer with.
+pub const REDIRECT_STATUSES: [u16; 5] = [301, 302, 303, 307, 308];
 
 /// A route of a site, with its server's settings folded in.
 #[derive(Debug)]

@@ -145,17 +145,37 @@ pub fn write_redirect(
     location: &[&[u8]],
     persistence: Persistence,
 ) -> Result<(), Full> {
-    const BODY: &[u8] = b"308 Permanent Redirect\n";
-    out.put(b"HTTP/1.1 308 Permanent Redirect\r\nLocation: ")?;
+    write_redirect_with(out, 308, location, persistence)
+}
+
+/// A redirect answer with `status` (301, 302, 303, 307 or 308).
+pub fn write_redirect_with(
+    out: &mut Buf,
+    status: u16,
+    location: &[&[u8]],
+    persistence: Persistence,
+) -> Result<(), Full> {
+    let reason: &[u8] = match status {
+        301 => b"301 Moved Permanently",
+        302 => b"302 Found",
+        303 => b"303 See Other",
+        307 => b"307 Temporary Redirect",
+        _ => b"308 Permanent Redirect",
+    };
+    debug_assert!(reason.starts_with(status.to_string().as_bytes()));
+    out.put(b"HTTP/1.1 ")?;
+    out.put(reason)?;
+    out.put(b"\r\nLocation: ")?;
     for part in location {
         out.put(part)?;
     }
     out.put(b"\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ")?;
-    out.put_decimal(BODY.len() as u64)?;
+    out.put_decimal(reason.len() as u64 + 1)?;
     out.put(b"\r\n")?;
     out.put(persistence.line())?;
     out.put(b"\r\n")?;
-    out.put(BODY)
+    out.put(reason)?;
+    out.put(b"\n")
 }
 
 #[cfg(test)]

@@ -117,6 +117,22 @@ impl Template {
         Ok(())
     }
 
+    /// The value with `vars` filled in, as text (for the proxy's own
+    /// answers, off the relay path).
+    pub fn render(&self, vars: &Vars<'_>) -> String {
+        let mut out = String::new();
+        for part in &self.parts {
+            match part {
+                Part::Text(text) => out.push_str(text),
+                Part::Host => out.push_str(vars.host),
+                Part::RemoteAddr => out.push_str(&vars.remote_addr.to_string()),
+                Part::Scheme => out.push_str(vars.scheme),
+                Part::RequestUri => out.push_str(vars.request_uri),
+            }
+        }
+        out
+    }
+
     /// Whether the value is always empty: nginx's way of removing a field.
     pub fn is_empty(&self) -> bool {
         self.parts.is_empty()

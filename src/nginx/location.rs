@@ -53,6 +53,7 @@ impl Translator {
         let mut proxy_pass = None;
         let mut rewrites = Vec::new();
         let mut alias = None;
+        let mut returns = Vec::new();
         for c in d.children() {
             match c.name.as_str() {
                 "proxy_pass" => proxy_pass = Some(c),
@@ -63,11 +64,7 @@ impl Translator {
                     "location",
                     "nested locations are not supported: write it beside its parent",
                 ),
-                "return" => self.notes.error(
-                    &c.at,
-                    "return",
-                    "a return inside a location is not supported: only a server whose return redirects to https://$host$request_uri",
-                ),
+                "return" => returns.push(c),
                 "limit_conn" => self.limit_conn(c, "location"),
                 "http2" => self.dropped_or_refused(c),
                 "proxy_http_version" | "proxy_set_header" | "add_header" | "proxy_hide_header"
@@ -77,6 +74,21 @@ impl Translator {
             }
         }
         self.access(&inherited, &mut route);
+        if let Some(r) = returns.first() {
+            // A return answers before anything else in the location.
+            let redirect = self.location_return(r, context);
+            if let Some(redirect) = redirect {
+                route.set("redirect", redirect);
+            }
+            for other in [proxy_pass, alias].into_iter().flatten() {
+                self.notes.note(
+                    &other.at,
+                    &other.name,
+                    "dropped (the location's return answers first)",
+                );
+            }
+            return Some(route);
+        }
         let edit = self.rewrite(&rewrites);
         match proxy_pass {
             Some(pp) => {
@@ -119,6 +131,49 @@ impl Translator {
         }
         self.route_response_headers(&inherited, server, &mut route);
         Some(route)
+    }
+
+    /// `return 301|302|303|307|308 URL` in a location: the route's
+    /// redirect.
+    fn location_return(&mut self, r: &Directive, context: &ServerContext) -> Option<Value> {
+        let words = r.words();
+        let status = match words.as_slice() {
+            [code, _] => code
+                .parse::<u16>()
+                .ok()
+                .filter(|c| crate::config::REDIRECT_STATUSES.contains(c)),
+            _ => None,
+        };
+        let Some(status) = status else {
+            self.notes.error(
+                &r.at,
+                "return",
+                "only redirects are supported in a location: return 301|302|303|307|308 URL",
+            );
+            return None;
+        };
+        let to = self.redirect_target(r, words[1], context)?;
+        Some(Value::Inline(vec![
+            ("status".into(), Value::Int(i64::from(status))),
+            ("to".into(), Value::Str(to)),
+        ]))
+    }
+
+    /// A redirect's URL as the proxy's template.
+    pub(super) fn redirect_target(
+        &mut self,
+        r: &Directive,
+        url: &str,
+        context: &ServerContext,
+    ) -> Option<String> {
+        if url.starts_with('/') {
+            self.notes.note(
+                &r.at,
+                "return",
+                "the Location stays relative as written (nginx makes it absolute with the scheme, host and port)",
+            );
+        }
+        self.template(r, url, context)
     }
 
     /// `allow` and `deny` in force: the route's access list.

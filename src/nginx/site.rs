@@ -74,9 +74,16 @@ struct Listen {
     at: Place,
 }
 
-/// What a server-level `return` redirects to.
-struct Redirect {
-    port: Option<u16>,
+/// What a server-level `return` does with every request.
+enum ServerReturn {
+    /// `308 https://$host$request_uri`: the listener's own redirect.
+    Https { port: Option<u16> },
+    /// Any other redirect: a route for every path.
+    Route {
+        status: u16,
+        url: String,
+        at: Directive,
+    },
 }
 
 impl Translator {
@@ -137,19 +144,22 @@ impl Translator {
                 l.ssl = true;
             }
         }
-        let addresses = self.place_listens(&listens, &inherited, redirect.is_some());
-        if let Some(redirect) = redirect {
-            for l in &mut self.listeners {
-                if addresses.contains(&l.address) {
-                    l.redirect = Some(redirect.port);
-                }
-            }
-            for loc in locations {
+        let https = matches!(redirect, Some(ServerReturn::Https { .. }));
+        let addresses = self.place_listens(&listens, &inherited, https);
+        if redirect.is_some() {
+            for loc in &locations {
                 self.notes.note(
                     &loc.at,
                     "location",
                     "dropped (the server's return answers every request before a location is chosen)",
                 );
+            }
+        }
+        if let Some(ServerReturn::Https { port }) = redirect {
+            for l in &mut self.listeners {
+                if addresses.contains(&l.address) {
+                    l.redirect = Some(port);
+                }
             }
             return;
         }
@@ -183,11 +193,29 @@ impl Translator {
                 .collect(),
         };
         let mut sections = vec![server];
-        for loc in &locations {
-            sections.extend(self.location(loc, &inherited, &context));
-        }
-        if locations.is_empty() {
-            sections.push(self.implicit_root(d, &inherited));
+        if let Some(ServerReturn::Route { status, url, at }) = redirect {
+            let mut route = Section::new(
+                "[[server.route]]",
+                Some((at.at.clone(), format!("return {status} {url}"))),
+            );
+            route.set("location", Value::str("/"));
+            if let Some(to) = self.redirect_target(&at, &url, &context) {
+                route.set(
+                    "redirect",
+                    Value::Inline(vec![
+                        ("status".into(), Value::Int(i64::from(status))),
+                        ("to".into(), Value::Str(to)),
+                    ]),
+                );
+            }
+            sections.push(route);
+        } else {
+            for loc in &locations {
+                sections.extend(self.location(loc, &inherited, &context));
+            }
+            if locations.is_empty() {
+                sections.push(self.implicit_root(d, &inherited));
+            }
         }
         self.servers.push(sections);
     }
@@ -472,67 +500,51 @@ impl Translator {
         names
     }
 
-    /// A server-level `return`: only a redirect to HTTPS is understood.
-    fn server_return(&mut self, d: &Directive) -> Option<Redirect> {
+    /// A server-level `return`: a redirect of every request. `308
+    /// https://$host$request_uri` (with a port or not) is the listener's
+    /// `redirect_https`; any other redirect is a route of its own.
+    fn server_return(&mut self, d: &Directive) -> Option<ServerReturn> {
         let words = d.words();
         let [code, url] = words.as_slice() else {
             self.notes.error(
                 &d.at,
                 "return",
-                "only `return 301|302|307|308 https://$host$request_uri` is supported at server level",
+                "only redirects are supported: return 301|302|303|307|308 URL",
             );
             return None;
         };
-        if !matches!(*code, "301" | "302" | "307" | "308") {
+        let Some(status) = code
+            .parse::<u16>()
+            .ok()
+            .filter(|c| crate::config::REDIRECT_STATUSES.contains(c))
+        else {
             self.notes.error(
                 &d.at,
                 "return",
-                format!("return {code} is not supported: only redirects to HTTPS"),
-            );
-            return None;
-        }
-        let Some(rest) = url.strip_prefix("https://") else {
-            self.notes.error(
-                &d.at,
-                "return",
-                "only redirects to https:// with the same host and $request_uri are supported",
-            );
-            return None;
-        };
-        let Some(authority) = rest.strip_suffix("$request_uri") else {
-            self.notes.error(
-                &d.at,
-                "return",
-                "the redirect must keep the request target: end it with $request_uri",
+                format!(
+                    "return {code} is not supported: only redirects (301, 302, 303, 307, 308 URL)"
+                ),
             );
             return None;
         };
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !p.contains(']') => match p.parse::<u16>() {
-                Ok(p) => (h, Some(p)),
-                Err(_) => {
-                    self.notes.error(&d.at, "return", "unreadable port");
-                    return None;
+        let https = url
+            .strip_prefix("https://$host")
+            .and_then(|rest| rest.strip_suffix("$request_uri"));
+        match https {
+            Some("") if status == 308 => return Some(ServerReturn::Https { port: None }),
+            Some(port) if status == 308 => {
+                if let Some(Ok(port)) = port.strip_prefix(':').map(str::parse::<u16>) {
+                    return Some(ServerReturn::Https {
+                        port: Some(port).filter(|&p| p != 443),
+                    });
                 }
-            },
-            _ => (authority, None),
-        };
-        if host != "$host" {
-            self.notes.note(
-                &d.at,
-                "return",
-                format!("redirects name the request's host, not {host:?}"),
-            );
+            }
+            _ => {}
         }
-        if *code != "308" {
-            self.notes.note(
-                &d.at,
-                "return",
-                format!("answered 308 rather than {code} (308 keeps the method and body)"),
-            );
-        }
-        Some(Redirect {
-            port: port.filter(|&p| p != 443),
+        Some(ServerReturn::Route {
+            status,
+            url: url.to_string(),
+            at: d.clone(),
         })
     }
 }

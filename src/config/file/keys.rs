@@ -12,8 +12,9 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::sections::{
-    AddHeader, CertSection, DrainSection, FileSections, LimitSection, ListenerSection, Rewrite,
-    RouteSection, ServerSection, TimeoutSection, TlsSection, UpstreamSection, UpstreamTlsSection,
+    AddHeader, CertSection, DrainSection, FileSections, LimitSection, ListenerSection,
+    RedirectSection, Rewrite, RouteSection, ServerSection, TimeoutSection, TlsSection,
+    UpstreamSection, UpstreamTlsSection,
 };
 
 /// A key no section here has, located.
@@ -124,11 +125,17 @@ const ROUTE: Section = Section {
     nested: &[
         ("response_headers", Nested::Each(&ADD_HEADER)),
         ("rewrite", Nested::One(&REWRITE)),
+        ("redirect", Nested::One(&REDIRECT)),
     ],
 };
 const ADD_HEADER: Section = Section {
     name: "a response_headers entry",
     keys: field_names::<AddHeader>,
+    nested: &[],
+};
+const REDIRECT: Section = Section {
+    name: "redirect",
+    keys: field_names::<RedirectSection>,
     nested: &[],
 };
 const REWRITE: Section = Section {
@@ -152,6 +159,7 @@ const ALL: &[&Section] = &[
     &ROUTE,
     &ADD_HEADER,
     &REWRITE,
+    &REDIRECT,
 ];
 
 fn walk(

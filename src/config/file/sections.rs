@@ -225,6 +225,7 @@ pub(super) struct RouteSection {
     pub(super) try_files: Option<Spanned<Vec<String>>>,
     pub(super) rewrite: Option<Spanned<Rewrite>>,
     pub(super) strip_prefix: Option<Spanned<String>>,
+    pub(super) redirect: Option<Spanned<RedirectSection>>,
     #[serde(default)]
     pub(super) request_headers: BTreeMap<Spanned<String>, Spanned<String>>,
     #[serde(default)]
@@ -245,6 +246,13 @@ pub(super) struct RouteSection {
     pub(super) max_messages_burst: Option<Spanned<u32>>,
     pub(super) max_bytes_burst: Option<Spanned<u64>>,
     pub(super) rate_limit_close_after: Option<Spanned<DurationText>>,
+}
+
+/// A route's `redirect = { status = 301, to = "https://$host$request_uri" }`.
+#[derive(Deserialize)]
+pub(super) struct RedirectSection {
+    pub(super) status: Option<Spanned<u16>>,
+    pub(super) to: Spanned<String>,
 }
 
 #[derive(Deserialize)]

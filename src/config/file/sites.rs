@@ -6,11 +6,14 @@ use std::ops::Range;
 
 use toml::Spanned;
 
-use super::sections::{HeaderSection, RouteSection, ServerSection, TlsSection};
+use super::sections::{HeaderSection, RedirectSection, RouteSection, ServerSection, TlsSection};
 use super::{Checker, Inherited};
-use crate::config::{Lifetime, Ping, Rate, Route, Site, Target, TunnelPolicy, PING_TIMEOUT};
+use crate::config::{
+    Lifetime, Ping, Rate, Redirect, Route, Site, Target, TunnelPolicy, PING_TIMEOUT,
+    REDIRECT_STATUSES,
+};
 use crate::files::Root;
-use crate::handshake::edits::{RequestEdits, ResponseEdits};
+use crate::handshake::edits::{RequestEdits, ResponseEdits, Template};
 use crate::route::{Access, Location, Origins, PathEdit, Routes};
 use crate::tls::{self, CertFiles, ServerSettings, ServerTls};
 use crate::upstream::Group;
@@ -269,6 +272,16 @@ impl Checker<'_> {
         groups: &mut Vec<Group>,
         inline: &mut HashMap<String, usize>,
     ) -> Option<Target> {
+        if let Some(redirect) = &r.redirect {
+            if r.upstream.is_some() || r.root.is_some() {
+                self.problem(
+                    redirect.span(),
+                    "a route has one of upstream, root or redirect: split it into two locations",
+                );
+                return None;
+            }
+            return self.redirect(redirect).map(Target::Redirect);
+        }
         match (&r.upstream, &r.root) {
             (Some(_), Some(root)) => {
                 self.problem(
@@ -281,7 +294,7 @@ impl Checker<'_> {
                 if !self.misspelled(&span, "upstream") && !self.misspelled(&span, "root") {
                     self.problem(
                         span,
-                        "this route has no target: add upstream = \"GROUP\" (or \"HOST:PORT\") or root = \"DIR\"",
+                        "this route has no target: add upstream = \"GROUP\" (or \"HOST:PORT\"), root = \"DIR\" or redirect = { to = \"URL\" }",
                     );
                 }
                 None
@@ -307,6 +320,32 @@ impl Checker<'_> {
                 self.check(span, made).map(Target::Files)
             }
         }
+    }
+
+    /// `redirect = { status = 301, to = "https://$host$request_uri" }`
+    /// (308 when no status is given).
+    fn redirect(&mut self, section: &Spanned<RedirectSection>) -> Option<Redirect> {
+        let r = section.get_ref();
+        let status = match &r.status {
+            None => 308,
+            Some(s) if REDIRECT_STATUSES.contains(s.get_ref()) => *s.get_ref(),
+            Some(s) => {
+                self.problem(
+                    s.span(),
+                    format!("a redirect's status is one of {REDIRECT_STATUSES:?}"),
+                );
+                return None;
+            }
+        };
+        let to = self.check(r.to.span(), Template::parse(r.to.get_ref()))?;
+        if to.is_empty() {
+            self.problem(
+                r.to.span(),
+                "a redirect needs somewhere to go: to = \"URL\"",
+            );
+            return None;
+        }
+        Some(Redirect { status, to })
     }
 
     /// A listener's TLS: its certificates loaded and checked now, so a

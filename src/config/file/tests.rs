@@ -403,3 +403,51 @@ upstream = "127.0.0.1:9000"
         "{errors:?}"
     );
 }
+
+#[test]
+fn a_route_may_redirect_with_its_status() {
+    let text = r#"
+[[listener]]
+address = "127.0.0.1:0"
+[[server]]
+[[server.route]]
+location = "= /old"
+redirect = { status = 301, to = "https://$host/new$request_uri" }
+[[server.route]]
+location = "/"
+redirect = { to = "https://example.com$request_uri" }
+"#;
+    let config = check(text).unwrap();
+    match &config.routes[0].target {
+        Target::Redirect(r) => assert_eq!(r.status, 301),
+        other => panic!("{other:?}"),
+    }
+    match &config.routes[1].target {
+        Target::Redirect(r) => assert_eq!(r.status, 308, "308 when none is given"),
+        other => panic!("{other:?}"),
+    }
+    let cases = [
+        (
+            "status = 301",
+            "status = 200",
+            "t.toml:7:23: a redirect's status is one of",
+        ),
+        (
+            "$request_uri\" }\n[[server.route]]",
+            "$uri\" }\n[[server.route]]",
+            "t.toml:7:33: unknown variable $uri",
+        ),
+        (
+            "location = \"/\"\n",
+            "location = \"/\"\nupstream = \"127.0.0.1:1\"\n",
+            "t.toml:11:12: a route has one of upstream, root or redirect",
+        ),
+    ];
+    for (from, to, want) in cases {
+        let errors = check(&text.replacen(from, to, 1)).unwrap_err();
+        assert!(
+            errors.iter().any(|e| e.starts_with(want)),
+            "{want}\n{errors:?}"
+        );
+    }
+}
