@@ -102,7 +102,7 @@ impl Toml {
         let mut out = Rendered::default();
         let mut text = String::new();
         for line in header.lines() {
-            let _ = writeln!(text, "# {line}");
+            let _ = writeln!(text, "# {}", comment(line));
         }
         for (k, v) in &self.top.keys {
             let _ = writeln!(text, "{} = {}", key(k), value(v));
@@ -110,12 +110,8 @@ impl Toml {
         for s in &self.sections {
             text.push('\n');
             if let Some((place, what)) = &s.from {
-                let _ = writeln!(
-                    text,
-                    "# {what}, from {}:{}",
-                    place.file.display(),
-                    place.line
-                );
+                let origin = format!("{what}, from {}:{}", place.file.display(), place.line);
+                let _ = writeln!(text, "# {}", comment(&origin));
                 out.origins
                     .push((text.matches('\n').count() + 1, place.clone()));
             }
@@ -127,6 +123,20 @@ impl Toml {
         out.text = text;
         out
     }
+}
+
+/// Text for a comment: TOML allows no control character there but tab,
+/// so the others (which nginx arguments may hold) are written escaped.
+fn comment(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\t' {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// A key, bare when TOML allows it.

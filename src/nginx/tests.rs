@@ -265,6 +265,16 @@ fn notes_of(text: &str) -> Vec<String> {
     }
 }
 
+/// Found by the fuzz target: control characters in an argument reached
+/// a comment of the output, where TOML allows none.
+#[test]
+fn control_characters_in_arguments_leave_the_output_valid_toml() {
+    let text = "http { server { listen \"\u{0}\u{11}0.0.1:8080\"; location \"/a\u{7f}\r\" { proxy_pass http://127.0.0.1:1; } } }";
+    let toml = toml_of(text);
+    let parsed: Result<toml::Table, _> = toml::from_str(&toml);
+    assert!(parsed.is_ok(), "{parsed:?}\n{toml}");
+}
+
 #[test]
 fn directives_carried_over_beside_proxy_pass() {
     let text = "worker_processes 4;
