@@ -207,15 +207,18 @@ impl Recorder {
     }
 }
 
-/// A port nothing listens on now, on 127.0.0.1 and ::1 both.
+/// A port nothing listens on now, on 127.0.0.1 and ::1 both. Someone
+/// may take it before nginx or the proxy binds it: they are started again
+/// on fresh ports when that happens.
 fn free_port() -> u16 {
-    loop {
+    for _ in 0..100 {
         let v4 = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = v4.local_addr().unwrap().port();
         if TcpListener::bind(("::1", port)).is_ok() {
             return port;
         }
     }
+    panic!("no port free on both 127.0.0.1 and ::1 in 100 tries (is IPv6 loopback up?)");
 }
 
 /// A directory holding one rendering of a file: the configuration, the
