@@ -112,19 +112,19 @@ impl Inherited {
 pub fn unnecessary(name: &str) -> Option<&'static str> {
     Some(match name {
         "user" => "the proxy runs as the user that starts it",
-        "pid" => "the proxy writes no pid file (systemd tracks it)",
+        "pid" => "the proxy writes no pid file; systemd tracks it",
         "worker_rlimit_nofile" => {
             "the proxy raises its open-file limit to the hard limit at startup"
         }
         "worker_connections" => {
-            "the connection limit follows the open-file limit ([limits] max_connections_per_worker caps it)"
+            "the connection limit follows the open-file limit; [limits] max_connections_per_worker caps it"
         }
         "use" | "multi_accept" | "accept_mutex" | "worker_cpu_affinity" | "worker_priority" => {
             "each worker has its own SO_REUSEPORT listener and epoll loop"
         }
         "load_module" => "the proxy has no modules",
         "sendfile" | "tcp_nopush" | "tcp_nodelay" | "aio" | "directio" => {
-            "the proxy sets its socket options itself (sendfile for static files, no Nagle)"
+            "the proxy sets its socket options itself: sendfile for static files, no Nagle"
         }
         "types" | "default_type" | "types_hash_max_size" | "types_hash_bucket_size" => {
             "static files get a Content-Type from the proxy's own table"
@@ -149,13 +149,13 @@ pub fn unnecessary(name: &str) -> Option<&'static str> {
         "proxy_cache_bypass" | "proxy_no_cache" => "the proxy has no cache",
         "proxy_redirect" => "Location fields pass as the upstream wrote them",
         "client_body_buffer_size" | "client_header_buffer_size" | "large_client_header_buffers" => {
-            "request heads are bounded by max_header_bytes (16 KiB)"
+            "request heads are bounded by max_header_bytes, 16 KiB by default"
         }
         "client_header_timeout" | "client_body_timeout" | "send_timeout" => {
-            "the proxy's handshake timeout (10s) bounds a request head"
+            "the proxy's handshake timeout, 10s, bounds a request head"
         }
         "reset_timedout_connection" | "lingering_close" | "lingering_time" | "lingering_timeout" => {
-            "the proxy's lingering close is fixed (5s, 64 KiB)"
+            "the proxy's lingering close is fixed: 5s, 64 KiB"
         }
         "ssl_prefer_server_ciphers" => "rustls always chooses by the server's preference",
         "ssl_dhparam" | "ssl_ecdh_curve" => "rustls uses ECDHE with its own curves",
