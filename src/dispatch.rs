@@ -128,6 +128,19 @@ pub fn decide(head: &Head<'_, '_>, early: &[u8], inputs: Inputs<'_>, out: &mut B
     };
     plan.action = match &route.target {
         Target::Files(root) => serve(head, root, &target, route, inputs.persistence, out),
+        Target::FilesThenUpstream { root, group } => {
+            let path = target.split_once('?').map_or(&*target, |(p, _)| p);
+            let file = head.kind != Kind::Upgrade
+                && (head.method == "GET" || head.method == "HEAD")
+                && !matches!(root.lookup(path), Lookup::NotFound);
+            if file {
+                serve(head, root, &target, route, inputs.persistence, out)
+            } else if !origin_allowed(head, route) {
+                refuse(Status::Forbidden, "origin not allowed")
+            } else {
+                forward(head, early, *group, &target, &host, route, inputs, out)
+            }
+        }
         Target::Redirect(to) => {
             let vars = Vars {
                 host: &host,
@@ -150,18 +163,26 @@ pub fn decide(head: &Head<'_, '_>, early: &[u8], inputs: Inputs<'_>, out: &mut B
             }
         }
         Target::Upstream(group) => {
-            if head.kind == Kind::Upgrade {
-                if let (Some(allowed), Some(origin)) = (&route.origins, head.single("origin")) {
-                    if !allowed.allows(origin) {
-                        plan.action = refuse(Status::Forbidden, "origin not allowed");
-                        return plan;
-                    }
-                }
+            if !origin_allowed(head, route) {
+                plan.action = refuse(Status::Forbidden, "origin not allowed");
+                return plan;
             }
             forward(head, early, *group, &target, &host, route, inputs, out)
         }
     };
     plan
+}
+
+/// Whether an upgrade's `Origin` is on the route's list (a request that
+/// is not an upgrade, or has no `Origin`, passes).
+fn origin_allowed(head: &Head<'_, '_>, route: &crate::config::Route) -> bool {
+    if head.kind != Kind::Upgrade {
+        return true;
+    }
+    match (&route.origins, head.single("origin")) {
+        (Some(allowed), Some(origin)) => allowed.allows(origin),
+        _ => true,
+    }
 }
 
 fn redirect(

@@ -241,6 +241,8 @@ fn render(
         ("www/app.js", "console.log('app');\n"),
         ("html/index.html", "<h1>nginx's html</h1>\n"),
         ("public/assets/app.css", "body { color: red }\n"),
+        ("public/robots.txt", "User-agent: *\n"),
+        ("public/index.html", "<h1>the Rails app</h1>\n"),
         ("static/site.css", "h1 { color: blue }\n"),
     ];
     for (path, text) in files {

@@ -251,7 +251,7 @@ impl Config {
                 let route = &self.routes[r];
                 route.location == location
                     && match route.target {
-                        Target::Upstream(g) => {
+                        Target::Upstream(g) | Target::FilesThenUpstream { group: g, .. } => {
                             let g = &self.groups[g];
                             g.name == group && g.servers.iter().any(|sv| sv.name == server)
                         }
@@ -349,6 +349,12 @@ pub enum Target {
     Upstream(usize),
     /// Files under a static root.
     Files(Root),
+    /// Files under a static root, and what none of the route's
+    /// `try_files` entries finds goes to an upstream group (nginx's
+    /// `try_files $uri @app` with `location @app { proxy_pass … }`).
+    /// WebSocket upgrades and methods other than GET and HEAD go to the
+    /// group at once.
+    FilesThenUpstream { root: Root, group: usize },
     /// A redirect answered by the proxy (nginx's `return 301 URL`).
     Redirect(Redirect),
 }

@@ -14,8 +14,12 @@ pub(super) struct ServerContext {
     pub(super) names: Vec<String>,
     pub(super) port: Option<u16>,
     /// Named locations (`@x`), which only `try_files` reaches.
-    pub(super) named: Vec<String>,
+    pub(super) named: Vec<Directive>,
 }
+
+/// The `try_files` entry the configuration file spells for "the route's
+/// upstream".
+const FALLBACK: &str = "@upstream";
 
 /// Variables a request field template understands.
 const TEMPLATE_VARS: [&str; 4] = ["host", "remote_addr", "scheme", "request_uri"];
@@ -126,7 +130,7 @@ impl Translator {
                         route.set("rewrite", edit);
                     }
                 }
-                self.try_files(&inherited, context, &mut route);
+                self.try_files(&inherited, server, context, &mut route);
             }
         }
         self.route_response_headers(&inherited, server, &mut route);
@@ -308,7 +312,15 @@ impl Translator {
         }
     }
 
-    fn try_files(&mut self, inherited: &Inherited, context: &ServerContext, route: &mut Section) {
+    /// `try_files`; a last entry naming a location that proxies sends
+    /// what no other entry finds to that location's upstream.
+    fn try_files(
+        &mut self,
+        inherited: &Inherited,
+        server: &Inherited,
+        context: &ServerContext,
+        route: &mut Section,
+    ) {
         if let Some(d) = inherited.get("index") {
             if d.words().first() != Some(&"index.html") {
                 self.notes
@@ -319,19 +331,76 @@ impl Translator {
             return;
         };
         let mut entries = Vec::new();
-        for w in t.words() {
-            if w.starts_with('@') {
-                let why = if context.named.iter().any(|n| n == w) {
-                    "falling back to a named location is not supported: proxy that path in a location of its own"
-                } else {
-                    "names no location of this server"
-                };
-                self.notes.error(&t.at, "try_files", format!("{w}: {why}"));
+        let words = t.words();
+        for (i, w) in words.iter().enumerate() {
+            if !w.starts_with('@') {
+                // The proxy's "$uri/" is the directory's index.html.
+                let entry = if *w == "$uri/index.html" { "$uri/" } else { w };
+                entries.push(entry.to_string());
+                continue;
+            }
+            let named = context
+                .named
+                .iter()
+                .find(|n| n.args.first().is_some_and(|a| a.text == *w));
+            let Some(named) = named else {
+                self.notes.error(
+                    &t.at,
+                    "try_files",
+                    format!("{w} names no location of this server"),
+                );
+                return;
+            };
+            if i + 1 != words.len() {
+                self.notes.error(
+                    &t.at,
+                    "try_files",
+                    format!("{w}: a named location is the last entry"),
+                );
                 return;
             }
-            entries.push(w.to_string());
+            if !self.fall_back_to(named, server, context, route) {
+                return;
+            }
+            self.notes.note(
+                &t.at,
+                "try_files",
+                format!("WebSocket upgrades and methods other than GET and HEAD go to {w}'s upstream without looking for files"),
+            );
+            entries.push(FALLBACK.to_string());
         }
         route.set("try_files", Value::Strs(entries));
+    }
+
+    /// The named location a `try_files` falls back to, when it proxies:
+    /// its upstream and request settings on `route`.
+    fn fall_back_to(
+        &mut self,
+        named: &Directive,
+        server: &Inherited,
+        context: &ServerContext,
+        route: &mut Section,
+    ) -> bool {
+        let inherited = server.enter(named.children());
+        let mut proxy_pass = None;
+        for c in named.children() {
+            match c.name.as_str() {
+                "proxy_pass" => proxy_pass = Some(c),
+                "proxy_http_version" | "proxy_set_header" | "add_header" | "proxy_hide_header" => {}
+                name if inherit::is_inherited(name) => self.level_note(c),
+                _ => self.dropped_or_refused(c),
+            }
+        }
+        let Some(pp) = proxy_pass else {
+            self.notes.error(
+                &named.at,
+                "location",
+                "a named location try_files falls back to must proxy_pass: files come from the location's root",
+            );
+            return false;
+        };
+        self.proxied(pp, &inherited, context, route, None, None, None)
+            .is_some()
     }
 
     #[allow(clippy::too_many_arguments)]

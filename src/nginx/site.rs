@@ -187,9 +187,8 @@ impl Translator {
             port,
             named: locations
                 .iter()
-                .filter_map(|l| l.args.first())
-                .filter(|a| a.text.starts_with('@'))
-                .map(|a| a.text.clone())
+                .filter(|l| l.args.first().is_some_and(|a| a.text.starts_with('@')))
+                .map(|l| (*l).clone())
                 .collect(),
         };
         let mut sections = vec![server];

@@ -18,6 +18,10 @@ use crate::route::{Access, Location, Origins, PathEdit, Routes};
 use crate::tls::{self, CertFiles, ServerSettings, ServerTls};
 use crate::upstream::Group;
 
+/// The `try_files` entry, last, that sends what no other entry finds to
+/// the route's upstream.
+const FALLBACK: &str = "@upstream";
+
 impl Checker<'_> {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn site(
@@ -282,11 +286,29 @@ impl Checker<'_> {
             }
             return self.redirect(redirect).map(Target::Redirect);
         }
+        let falls_back = r
+            .try_files
+            .as_ref()
+            .is_some_and(|t| t.get_ref().last().is_some_and(|e| e == FALLBACK));
         match (&r.upstream, &r.root) {
+            (Some(up), Some(root)) if falls_back => {
+                let tries = r.try_files.as_ref().map_or(&[][..], |t| t.get_ref());
+                let tries = &tries[..tries.len() - 1];
+                let span = r.try_files.as_ref().map_or(root.span(), Spanned::span);
+                let dir = self.base.join(root.get_ref());
+                let made = Root::new(&dir, tries).map_err(|e| e.replace('\n', " "));
+                let root = self.check(span, made);
+                let group = self.group_ref(up, names, groups, inline);
+                Some(Target::FilesThenUpstream {
+                    root: root?,
+                    group: group?,
+                })
+            }
             (Some(_), Some(root)) => {
                 self.problem(
                     root.span(),
-                    "a route has either an upstream or a root, not both: split it into two locations",
+                    "a route has either an upstream or a root, not both: split it into two locations, \
+                     or end try_files with \"@upstream\" to send what no entry finds to the upstream",
                 );
                 None
             }
@@ -302,6 +324,14 @@ impl Checker<'_> {
             (Some(up), None) => self
                 .group_ref(up, names, groups, inline)
                 .map(Target::Upstream),
+            (None, Some(_)) if falls_back => {
+                let span = r.try_files.as_ref().map_or(span, Spanned::span);
+                self.problem(
+                    span,
+                    "try_files ends with \"@upstream\" but the route has no upstream: add upstream = \"GROUP\"",
+                );
+                None
+            }
             (None, Some(root)) => {
                 let dir = self.base.join(root.get_ref());
                 let tries = r.try_files.as_ref().map_or(&[][..], |t| t.get_ref());

@@ -451,3 +451,38 @@ redirect = { to = "https://example.com$request_uri" }
         );
     }
 }
+
+#[test]
+fn try_files_may_end_in_the_routes_upstream() {
+    let dir = std::env::temp_dir().join(format!("wsproxy-fallback-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let text = format!(
+        r#"
+[[listener]]
+address = "127.0.0.1:0"
+[[server]]
+[[server.route]]
+location = "/"
+root = "{}"
+try_files = ["$uri", "$uri/", "@upstream"]
+upstream = "127.0.0.1:9000"
+"#,
+        dir.display()
+    );
+    let config = check(&text).unwrap();
+    assert!(matches!(
+        config.routes[0].target,
+        Target::FilesThenUpstream { group: 0, .. }
+    ));
+    let errors = check(&text.replace("upstream = \"127.0.0.1:9000\"\n", "")).unwrap_err();
+    assert!(
+        errors[0].contains("try_files ends with \"@upstream\" but the route has no upstream"),
+        "{errors:?}"
+    );
+    let errors = check(&text.replace(", \"@upstream\"", "")).unwrap_err();
+    assert!(
+        errors[0].contains("or end try_files with \"@upstream\""),
+        "{errors:?}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
