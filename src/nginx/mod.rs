@@ -11,7 +11,8 @@
 //! | `values.rs` | times, sizes, `proxy_pass` URLs, `listen` addresses, variables |
 //! | `translate.rs` | the main, `events` and `http` contexts, `upstream`, `map`, `limit_conn` |
 //! | `site.rs` | `server`: listeners, `server_name`, the HTTPS redirect, TLS |
-//! | `location.rs` | `location`: targets, `proxy_pass` URI rules, `rewrite`, headers, timeouts |
+//! | `location.rs` | `location`: targets, `proxy_pass` URI rules, `rewrite`, `return`, `try_files`, `allow`/`deny`, timeouts |
+//! | `headers.rs` | `proxy_set_header`, `add_header`, `proxy_hide_header` |
 //! | `emit.rs` | the TOML sections, rendered with each block's nginx origin |
 //! | `notes.rs` | notes and errors, located |
 
@@ -21,6 +22,7 @@ use crate::config::{self, Config, FileError, LoadError};
 
 mod emit;
 mod grammar;
+mod headers;
 mod inherit;
 mod location;
 mod notes;
