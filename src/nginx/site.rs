@@ -65,6 +65,41 @@ impl ListenerPlan {
     }
 }
 
+/// OpenSSL's names of the TLS 1.2 suites rustls offers, and theirs.
+const OPENSSL_SUITES: [(&str, &str); 6] = [
+    (
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    ),
+    (
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    ),
+    (
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    ),
+    (
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    ),
+    (
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    ),
+    (
+        "ECDHE-RSA-CHACHA20-POLY1305",
+        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    ),
+];
+
+/// The TLS 1.3 suites, which nginx's `ssl_ciphers` leaves alone.
+const TLS13_SUITES: [&str; 3] = [
+    "TLS13_AES_128_GCM_SHA256",
+    "TLS13_AES_256_GCM_SHA384",
+    "TLS13_CHACHA20_POLY1305_SHA256",
+];
+
 /// One `listen` directive, read.
 struct Listen {
     address: String,
@@ -431,6 +466,11 @@ impl Translator {
                 tls.push(("protocols".to_string(), Value::Strs(kept)));
             }
         }
+        if let Some(d) = inherited.get("ssl_ciphers") {
+            if let Some(ciphers) = self.ciphers(d, &tls) {
+                tls.push(("ciphers".to_string(), Value::Strs(ciphers)));
+            }
+        }
         if let Some(d) = inherited.get("ssl_session_cache") {
             let mut entries = None;
             for w in d.words() {
@@ -472,6 +512,59 @@ impl Translator {
             ));
         }
         self.listeners[at].tls = tls;
+    }
+
+    /// `ssl_ciphers` as rustls suites, when it lists suites by name: the
+    /// AEAD ones rustls offers are kept (and the TLS 1.3 suites, which
+    /// nginx's list does not touch); a list of keywords (`HIGH:!aNULL`)
+    /// leaves rustls's own choice.
+    fn ciphers(&mut self, d: &Directive, tls: &[(String, Value)]) -> Option<Vec<String>> {
+        let list = d.args.first()?.text.clone();
+        let tokens: Vec<&str> = list
+            .split([':', ' ', ','])
+            .filter(|t| !t.is_empty())
+            .collect();
+        let named = |t: &&str| {
+            t.contains('-') && !t.starts_with(['!', '-', '+', '@']) || t.starts_with("TLS_")
+        };
+        if tokens.is_empty() || !tokens.iter().all(named) {
+            self.notes.note(
+                &d.at,
+                "ssl_ciphers",
+                "dropped (a list of keywords: rustls offers its own modern AEAD suites)",
+            );
+            return None;
+        }
+        let mut kept = Vec::new();
+        let mut dropped = Vec::new();
+        for t in tokens {
+            match OPENSSL_SUITES.iter().find(|(openssl, _)| *openssl == t) {
+                Some((_, iana)) => kept.push(iana.to_string()),
+                None if t.starts_with("TLS_") => {}
+                None => dropped.push(t),
+            }
+        }
+        if !dropped.is_empty() {
+            self.notes.note(
+                &d.at,
+                "ssl_ciphers",
+                format!(
+                    "{} dropped (rustls does not offer them)",
+                    dropped.join(", ")
+                ),
+            );
+        }
+        if kept.is_empty() {
+            return None;
+        }
+        let tls13 = match tls.iter().find(|(k, _)| k == "protocols") {
+            Some((_, Value::Strs(p))) => p.iter().any(|v| v == "TLSv1.3"),
+            _ => true,
+        };
+        if tls13 {
+            kept.extend(TLS13_SUITES.iter().map(|s| s.to_string()));
+        }
+        Some(kept)
     }
 
     fn server_names(&mut self, d: &Directive) -> Vec<String> {

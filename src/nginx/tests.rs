@@ -396,6 +396,38 @@ fn an_unverified_tls_upstream_is_kept_unverified_with_a_note() {
 }
 
 #[test]
+fn cipher_lists_by_name_become_rustls_suites_and_keywords_are_dropped() {
+    let server = |ciphers: &str| {
+        format!(
+            "http {{ server {{ listen 443 ssl; ssl_certificate a.pem; ssl_certificate_key a.key;
+  ssl_protocols TLSv1.2; ssl_ciphers {ciphers};
+  location / {{ proxy_pass http://127.0.0.1:1; }} }} }}"
+        )
+    };
+    let text = server("ECDHE-RSA-AES128-GCM-SHA256:DHE-RSA-AES256-GCM-SHA384");
+    let parsed: toml::Table = toml::from_str(&toml_of(&text)).unwrap();
+    let ciphers = parsed["listener"][0]["tls"]["ciphers"].as_array().unwrap();
+    assert_eq!(ciphers.len(), 1, "no TLS 1.3 suites without TLSv1.3");
+    assert_eq!(
+        ciphers[0].as_str(),
+        Some("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256")
+    );
+    let notes = notes_of(&text).join("\n");
+    assert!(
+        notes.contains(
+            "ssl_ciphers: DHE-RSA-AES256-GCM-SHA384 dropped (rustls does not offer them)"
+        ),
+        "{notes}"
+    );
+    let text = server("HIGH:!aNULL:!MD5");
+    let parsed: toml::Table = toml::from_str(&toml_of(&text)).unwrap();
+    assert!(parsed["listener"][0]["tls"].get("ciphers").is_none());
+    assert!(notes_of(&text)
+        .join("\n")
+        .contains("ssl_ciphers: dropped (a list of keywords"));
+}
+
+#[test]
 fn maps_other_than_the_upgrade_idiom_are_refused_where_used() {
     let errors = errors_of(
         "http { map $http_x $backend_header { default a; b c; }

@@ -249,13 +249,8 @@ impl Translator {
         let why = match d.name.as_str() {
             "client_max_body_size" => "dropped (request bodies pass without a size limit)",
             "charset" => "dropped (static files are sent without a charset parameter)",
-            "proxy_send_timeout" => {
-                "dropped (a tunnel's idle timeout counts bytes either way)"
-            }
+            "proxy_send_timeout" => "dropped (a tunnel's idle timeout counts bytes either way)",
             "ssl_session_timeout" => "dropped (rustls keeps its own session lifetime)",
-            "ssl_ciphers" => {
-                "dropped (rustls offers only its own modern AEAD suites; [listener.tls] ciphers narrows them by rustls name)"
-            }
             "error_log" => "the proxy logs to stderr (journald keeps it under systemd)",
             "real_ip_recursive" => {
                 "the proxy always takes the rightmost untrusted address (real_ip_recursive on)"
