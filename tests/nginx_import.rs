@@ -330,4 +330,21 @@ fn sighup_reads_the_nginx_file_again() {
         .any(|l| l.contains("SIGHUP: reloaded"))));
     assert_eq!(get("/new"), 200);
     assert_eq!(get("/old"), 404);
+    // A file that cannot be translated keeps the configuration in force,
+    // and the log says where the file is wrong.
+    dir.write(
+        "nginx.conf",
+        "events {}\nhttp {\n  server {\n    listen 127.0.0.1:1;\n    location / { if ($x) { return 403; } }\n  }\n}\n",
+    );
+    proxy.signal(libc::SIGHUP);
+    assert!(eventually(Duration::from_secs(10), || proxy
+        .log()
+        .iter()
+        .any(|l| l.contains("not reloaded"))));
+    let log = proxy.log().join("\n");
+    assert!(
+        log.contains("nginx.conf:5:18: if: conditions are not supported"),
+        "{log}"
+    );
+    assert_eq!(get("/new"), 200);
 }
