@@ -20,11 +20,11 @@ const LISTS: [&str; 6] = [
     "access",
 ];
 
-/// Single-valued directives carried down to where they take effect.
-const SCALARS: [&str; 30] = [
+/// Single-valued directives carried down to where they take effect
+/// (`try_files` is not among them: nginx does not pass it down).
+const SCALARS: [&str; 29] = [
     "root",
     "index",
-    "try_files",
     "proxy_http_version",
     "proxy_read_timeout",
     "proxy_connect_timeout",

@@ -18,6 +18,12 @@ pub(super) struct ServerContext {
     pub(super) named: Vec<Directive>,
 }
 
+/// A block's own `name` directive (the last one), for the directives a
+/// block does not inherit from the one around it (`try_files`).
+fn own<'a>(block: &'a Directive, name: &str) -> Option<&'a Directive> {
+    block.children().iter().rev().find(|c| c.name == name)
+}
+
 /// The `try_files` entry the configuration file spells for "the route's
 /// upstream".
 const FALLBACK: &str = "@upstream";
@@ -70,7 +76,7 @@ impl Translator {
                 "limit_conn" => self.limit_conn(c, "location"),
                 "http2" => self.dropped_or_refused(c),
                 "proxy_http_version" | "proxy_set_header" | "add_header" | "proxy_hide_header"
-                | "allow" | "deny" => {}
+                | "allow" | "deny" | "try_files" => {}
                 name if inherit::is_inherited(name) => self.level_note(c),
                 _ => self.dropped_or_refused(c),
             }
@@ -109,7 +115,7 @@ impl Translator {
                         );
                     }
                 }
-                if let Some(t) = inherited.get("try_files") {
+                if let Some(t) = own(d, "try_files") {
                     self.notes.error(
                         &t.at,
                         "try_files",
@@ -128,7 +134,7 @@ impl Translator {
                         route.set("rewrite", edit);
                     }
                 }
-                self.try_files(&inherited, server, context, &mut route);
+                self.try_files(own(d, "try_files"), &inherited, server, context, &mut route);
             }
         }
         self.route_response_headers(&inherited, server, &mut route);
@@ -312,8 +318,9 @@ impl Translator {
 
     /// `try_files`; a last entry naming a location that proxies sends
     /// what no other entry finds to that location's upstream.
-    fn try_files(
+    pub(super) fn try_files(
         &mut self,
+        tries: Option<&Directive>,
         inherited: &Inherited,
         server: &Inherited,
         context: &ServerContext,
@@ -325,7 +332,7 @@ impl Translator {
                     .note(&d.at, "index", "the proxy's index file is index.html");
             }
         }
-        let Some(t) = inherited.get("try_files") else {
+        let Some(t) = tries else {
             return;
         };
         let mut entries = Vec::new();

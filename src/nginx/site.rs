@@ -134,6 +134,8 @@ impl Translator {
                 "listen" => listens.extend(self.listen(c)),
                 "server_name" => names.extend(self.server_names(c)),
                 "location" => locations.push(c),
+                // Taken by the route for what no location matches.
+                "try_files" => {}
                 "return" => redirect = self.server_return(c),
                 "rewrite" => self.notes.error(
                     &c.at,
@@ -247,23 +249,45 @@ impl Translator {
             for loc in &locations {
                 sections.extend(self.location(loc, &inherited, &context));
             }
-            if locations.is_empty() {
-                sections.push(self.implicit_root(d, &inherited));
+            // What no location matches, nginx serves from the root (with
+            // the server's own try_files).
+            let catch_all = locations
+                .iter()
+                .any(|l| matches!(l.words().as_slice(), ["/"] | ["^~", "/"]));
+            if !catch_all {
+                sections.extend(self.implicit_root(d, &inherited, &context));
             }
         }
         self.servers.push(sections);
     }
 
-    /// A server without locations serves its root, as nginx does.
-    fn implicit_root(&mut self, d: &Directive, inherited: &Inherited) -> Section {
+    /// What no location of a server matches, nginx serves from the
+    /// server's root: a route `/` for it, when the root exists (when it
+    /// does not, nginx answers 404, as the proxy does without a route).
+    fn implicit_root(
+        &mut self,
+        d: &Directive,
+        inherited: &Inherited,
+        context: &super::location::ServerContext,
+    ) -> Option<Section> {
+        let root = inherited.word("root").unwrap_or("html").to_string();
+        let dir = self.paths.under_prefix(&root);
+        if !std::path::Path::new(&dir).is_dir() {
+            return None;
+        }
         let mut route = Section::new(
             "[[server.route]]",
-            Some((d.at.clone(), "server (no location: its root)".into())),
+            Some((
+                d.at.clone(),
+                "server (what no location matches: its root)".into(),
+            )),
         );
         route.set("location", Value::str("/"));
-        let root = inherited.word("root").unwrap_or("html").to_string();
-        route.set("root", Value::str(self.paths.under_prefix(&root)));
-        route
+        route.set("root", Value::Str(dir));
+        let tries = d.children().iter().rev().find(|c| c.name == "try_files");
+        let empty = Inherited::default();
+        self.try_files(tries, inherited, &empty, context, &mut route);
+        Some(route)
     }
 
     fn listen(&mut self, d: &Directive) -> Vec<Listen> {

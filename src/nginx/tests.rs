@@ -438,3 +438,28 @@ fn maps_other_than_the_upgrade_idiom_are_refused_where_used() {
         "{errors:?}"
     );
 }
+
+/// nginx does not pass `try_files` down to locations; a server's own
+/// serves what no location matches, from the root, as nginx does.
+#[test]
+fn a_servers_try_files_serves_what_no_location_matches() {
+    let dir = std::env::temp_dir().join(format!("wsproxy-nginx-root-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("html")).unwrap();
+    let text = "http { server { listen 80; try_files $uri /index.html;
+  location /api/ { proxy_pass http://127.0.0.1:1; }
+  location /x { } } }";
+    let toml = match translate_text(text, "t.conf", &dir) {
+        Ok(t) => t.toml,
+        Err(e) => panic!("{e:#?}"),
+    };
+    let parsed: toml::Table = toml::from_str(&toml).unwrap();
+    let routes = parsed["server"][0]["route"].as_array().unwrap();
+    assert_eq!(routes.len(), 3, "{toml}");
+    assert!(
+        routes[1].get("try_files").is_none(),
+        "not passed down: {toml}"
+    );
+    assert_eq!(routes[2]["location"].as_str(), Some("/"));
+    assert_eq!(routes[2]["try_files"][1].as_str(), Some("/index.html"));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
