@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
+# nginx is the oracle tests/nginx.rs compares --nginx-config against.
 scripts/setup.sh websocat systemd-analyze nginx
 scripts/vendor-rustls.sh --check
 cargo fmt --all -- --check
