@@ -266,6 +266,24 @@ mod tests {
             "HTTP/1.1 308 Permanent Redirect\r\nLocation: https://example.com/a?b=1\r\n"
         ));
         assert!(text.ends_with("\r\n\r\n308 Permanent Redirect\n"));
+
+        for (status, line) in [
+            (301, "301 Moved Permanently"),
+            (302, "302 Found"),
+            (303, "303 See Other"),
+            (307, "307 Temporary Redirect"),
+        ] {
+            let mut out = Buf::with_capacity(1024);
+            write_redirect_with(&mut out, status, &[b"/x"], Persistence::Persistent).unwrap();
+            let text = String::from_utf8(out.data().to_vec()).unwrap();
+            assert!(
+                text.starts_with(&format!("HTTP/1.1 {line}\r\nLocation: /x\r\n")),
+                "{text}"
+            );
+            let length = format!("Content-Length: {}\r\n", line.len() + 1);
+            assert!(text.contains(&length), "{text}");
+            assert!(text.ends_with(&format!("\r\n\r\n{line}\n")), "{text}");
+        }
     }
 
     #[test]
