@@ -384,8 +384,8 @@ mod tests {
     }
 }
 
-/// `wsproxy-fast import-nginx`: an nginx configuration file translated
-/// into the TOML configuration file's form.
+/// Translate an nginx configuration file into the TOML configuration
+/// file's form (for `--config`).
 ///
 /// Each block of the output is preceded by a comment naming the nginx
 /// file and line it came from. Notes on stderr name each directive whose
@@ -393,7 +393,12 @@ mod tests {
 /// expressed, every such directive is listed with what to do, nothing is
 /// written, and the exit status is 1.
 #[derive(Parser, Debug)]
-#[command(name = "wsproxy-fast import-nginx", version, max_term_width = 100)]
+#[command(
+    name = "wsproxy-fast import-nginx",
+    bin_name = "wsproxy-fast import-nginx",
+    version,
+    max_term_width = 100
+)]
 pub struct ImportCli {
     /// The nginx configuration file, e.g. /etc/nginx/nginx.conf.
     #[arg(value_name = "NGINX_CONF")]
