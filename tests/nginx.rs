@@ -295,7 +295,20 @@ struct Nginx {
 }
 
 impl Drop for Nginx {
+    /// SIGTERM, so that the master stops its workers (SIGKILL would leave
+    /// them running without it); SIGKILL only if it has not gone in 10 s.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -318,7 +331,7 @@ fn start_nginx(
             .collect();
         let conf = render(&dir, name, &ports, upstream, true);
         let d = dir.display();
-        let mut child = Command::new(&binary)
+        let child = Command::new(&binary)
             .arg("-p")
             .arg(&dir)
             .arg("-c")
@@ -332,17 +345,19 @@ fn start_nginx(
             .stderr(Stdio::null())
             .spawn()
             .expect("run nginx");
+        // Stopped on drop, also when this attempt fails.
+        let mut nginx = Nginx { child };
         let addrs: Vec<SocketAddr> = ports.iter().map(|(n, p)| address_of(text, n, *p)).collect();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
-            if let Ok(Some(_)) = child.try_wait() {
+            if let Ok(Some(_)) = nginx.child.try_wait() {
                 break;
             }
             if addrs
                 .iter()
                 .all(|a| TcpStream::connect_timeout(a, Duration::from_millis(200)).is_ok())
             {
-                return (Nginx { child }, ports);
+                return (nginx, ports);
             }
             assert!(
                 Instant::now() < deadline,
