@@ -533,8 +533,11 @@ fn differential(name: &str) {
     for (i, r) in table.iter().enumerate() {
         let at = |ports: &HashMap<String, u16>| address_of(&text, &r.listener, ports[&r.listener]);
         let key = ws::random_key();
-        let want = exchange(at(&nginx_ports), r, &format!("nginx-{i}"), &key, &recorder);
-        let got = exchange(at(&proxy_ports), r, &format!("proxy-{i}"), &key, &recorder);
+        let mut want = exchange(at(&nginx_ports), r, &format!("nginx-{i}"), &key, &recorder);
+        let mut got = exchange(at(&proxy_ports), r, &format!("proxy-{i}"), &key, &recorder);
+        // Each side has its own ports: named by their placeholders again.
+        unport(&mut want, &nginx_ports);
+        unport(&mut got, &proxy_ports);
         let client = if at(&proxy_ports).is_ipv6() {
             "::1"
         } else {
@@ -563,6 +566,20 @@ fn differential(name: &str) {
         "{name} differs from nginx:\n{}",
         problems.join("\n")
     );
+}
+
+/// `outcome` with each of `ports` written as its placeholder (`:@P1@`),
+/// where a field names it (a redirect's `Location`, a `Host`).
+fn unport(outcome: &mut Outcome, ports: &HashMap<String, u16>) {
+    let fix = |value: &mut String| {
+        for (name, port) in ports {
+            *value = value.replace(&format!(":{port}"), &format!(":@{name}@"));
+        }
+    };
+    outcome.fields.values_mut().for_each(fix);
+    if let Some((_, _, fields)) = &mut outcome.upstream {
+        fields.values_mut().for_each(fix);
+    }
 }
 
 /// Counts a difference [`DIFFERENCES`] lists.
@@ -735,4 +752,5 @@ differential_tests! {
     gitea => "gitea.conf",
     uptime_kuma => "uptime-kuma.conf",
     admin_access => "admin-access.conf",
+    two_sites => "two-sites.conf",
 }
