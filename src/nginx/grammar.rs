@@ -477,9 +477,10 @@ impl Lexer {
         }
     }
 
-    /// An unquoted word: up to whitespace, `;`, `{` (unless it is `${`),
-    /// `}` (unless it closes a `${`), or a quote; a backslash escapes the
-    /// next character.
+    /// An unquoted word: up to whitespace, `;`, `{` (unless it is `${`) or
+    /// `}` (unless it closes a `${`); a backslash keeps the next character
+    /// in the word, and is taken out before a quote, a backslash, `t`, `r`
+    /// or `n` as in a quoted string (so `\.` in a regex stays).
     fn word(&mut self) -> String {
         let mut text = String::new();
         let mut in_var = false;
@@ -493,9 +494,16 @@ impl Lexer {
                 '}' => break,
                 '\\' => {
                     self.bump();
-                    if let Some(next) = self.bump() {
-                        text.push('\\');
-                        text.push(next);
+                    match self.bump() {
+                        Some(e @ ('"' | '\'' | '\\')) => text.push(e),
+                        Some('t') => text.push('\t'),
+                        Some('r') => text.push('\r'),
+                        Some('n') => text.push('\n'),
+                        Some(next) => {
+                            text.push('\\');
+                            text.push(next);
+                        }
+                        None => text.push('\\'),
                     }
                     continue;
                 }
@@ -542,6 +550,7 @@ mod tests {
             ("m $a $b { default x; '' y; }", "m[$a $b]{default[x],[y]}"),
             (r#"h "a;b" 'c d';"#, "h[a;b c d]"),
             (r#"h "q\"x" 'it\'s';"#, "h[q\"x it's]"),
+            (r#"r ^/a\.b\ c$ a\"b\\;"#, r#"r[^/a\.b\ c$ a"b\]"#),
             ("r ^/a(.*)$ /b${1}c;", "r[^/a(.*)$ /b${1}c]"),
             ("a \"x\"{ }", "a[x]{}"),
             ("a#b;", "a#b[]"),
