@@ -141,6 +141,7 @@ pub fn decide(head: &Head<'_, '_>, early: &[u8], inputs: Inputs<'_>, out: &mut B
                 forward(head, early, *group, &target, &host, route, inputs, out)
             }
         }
+        Target::Status(status) => refuse(*status, "answered so by the route"),
         Target::Redirect(to) => {
             let vars = Vars {
                 host: &host,

@@ -14,6 +14,7 @@ use crate::access_log;
 use crate::buffer::BUF_BYTES;
 use crate::cli::{Cli, Workers};
 use crate::files::Root;
+use crate::handshake::answer::Status;
 use crate::handshake::edits::{RequestEdits, ResponseEdits, Template};
 use crate::handshake::forwarded::TrustedProxies;
 use crate::handshake::request::REWRITE_SLACK;
@@ -357,6 +358,8 @@ pub enum Target {
     FilesThenUpstream { root: Root, group: usize },
     /// A redirect answered by the proxy (nginx's `return 301 URL`).
     Redirect(Redirect),
+    /// Every request answered with this status (nginx's `return 404`).
+    Status(Status),
 }
 
 /// A route's redirect: its status and where to, with `$host`,

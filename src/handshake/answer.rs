@@ -24,6 +24,23 @@ pub enum Status {
 }
 
 impl Status {
+    /// The statuses a route may answer every request with (nginx's
+    /// `return 404`), by code.
+    pub const ROUTE_ANSWERS: [Status; 7] = [
+        Status::BadRequest,
+        Status::Forbidden,
+        Status::NotFound,
+        Status::MethodNotAllowed,
+        Status::TooManyRequests,
+        Status::ServiceUnavailable,
+        Status::BadGateway,
+    ];
+
+    /// The route answer with `code`, if it is one.
+    pub fn route_answer(code: u16) -> Option<Status> {
+        Status::ROUTE_ANSWERS.into_iter().find(|s| s.code() == code)
+    }
+
     pub fn code(self) -> u16 {
         match self {
             Status::BadRequest => 400,

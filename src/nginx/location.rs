@@ -9,6 +9,7 @@ use super::grammar::Directive;
 use super::inherit::{self, Inherited};
 use super::translate::{Translator, Upstream};
 use super::values::{self, ProxyUrl};
+use crate::handshake::answer::Status;
 
 /// What a server's locations need to know about it.
 pub(super) struct ServerContext {
@@ -84,9 +85,8 @@ impl Translator {
         self.access(&inherited, &mut route);
         if let Some(r) = returns.first() {
             // A return answers before anything else in the location.
-            let redirect = self.location_return(r, context);
-            if let Some(redirect) = redirect {
-                route.set("redirect", redirect);
+            if let Some((key, value)) = self.location_return(r, context) {
+                route.set(key, value);
             }
             for other in [proxy_pass, alias].into_iter().flatten() {
                 self.notes.note(
@@ -141,30 +141,51 @@ impl Translator {
         Some(route)
     }
 
-    /// `return 301|302|303|307|308 URL` in a location: the route's
-    /// redirect.
-    fn location_return(&mut self, r: &Directive, context: &ServerContext) -> Option<Value> {
+    /// `return` in a location (or a server): the route's `redirect`
+    /// (`return 301|302|303|307|308 URL`, or a bare URL for 302) or its
+    /// `status` (`return 404`).
+    pub(super) fn location_return(
+        &mut self,
+        r: &Directive,
+        context: &ServerContext,
+    ) -> Option<(&'static str, Value)> {
         let words = r.words();
-        let status = match words.as_slice() {
-            [code, _] => code
-                .parse::<u16>()
-                .ok()
-                .filter(|c| crate::config::REDIRECT_STATUSES.contains(c)),
-            _ => None,
+        let (code, rest) = match words.as_slice() {
+            [url] if url.starts_with("http://") || url.starts_with("https://") => (302, Some(*url)),
+            [code] => (code.parse::<u16>().unwrap_or(0), None),
+            [code, rest] => (code.parse::<u16>().unwrap_or(0), Some(*rest)),
+            _ => (0, None),
         };
-        let Some(status) = status else {
-            self.notes.error(
-                &r.at,
-                "return",
-                "only redirects are supported in a location: return 301|302|303|307|308 URL",
-            );
-            return None;
-        };
-        let to = self.redirect_target(r, words[1], context)?;
-        Some(Value::Inline(vec![
-            ("status".into(), Value::Int(i64::from(status))),
-            ("to".into(), Value::Str(to)),
-        ]))
+        if let (true, Some(url)) = (crate::config::REDIRECT_STATUSES.contains(&code), rest) {
+            let to = self.redirect_target(r, url, context)?;
+            return Some((
+                "redirect",
+                Value::Inline(vec![
+                    ("status".into(), Value::Int(i64::from(code))),
+                    ("to".into(), Value::Str(to)),
+                ]),
+            ));
+        }
+        if Status::route_answer(code).is_some() {
+            if rest.is_some() {
+                self.notes.note(
+                    &r.at,
+                    "return",
+                    "its text is dropped: the answer's body is the proxy's own one line",
+                );
+            }
+            return Some(("status", Value::Int(i64::from(code))));
+        }
+        let codes: Vec<u16> = Status::ROUTE_ANSWERS.iter().map(|s| s.code()).collect();
+        self.notes.error(
+            &r.at,
+            "return",
+            format!(
+                "return {} is not supported: redirect (301, 302, 303, 307, 308 URL) or answer one of {codes:?}",
+                words.join(" ")
+            ),
+        );
+        None
     }
 
     /// A redirect's URL as the proxy's template.

@@ -113,12 +113,8 @@ struct Listen {
 enum ServerReturn {
     /// `308 https://$host$request_uri`: the listener's own redirect.
     Https { port: Option<u16> },
-    /// Any other redirect: a route for every path.
-    Route {
-        status: u16,
-        url: String,
-        at: Directive,
-    },
+    /// Any other: a route for every path.
+    Route { at: Directive },
 }
 
 impl Translator {
@@ -229,20 +225,14 @@ impl Translator {
                 .collect(),
         };
         let mut sections = vec![server];
-        if let Some(ServerReturn::Route { status, url, at }) = redirect {
+        if let Some(ServerReturn::Route { at }) = redirect {
             let mut route = Section::new(
                 "[[server.route]]",
-                Some((at.at.clone(), format!("return {status} {url}"))),
+                Some((at.at.clone(), format!("return {}", at.words().join(" ")))),
             );
             route.set("location", Value::str("/"));
-            if let Some(to) = self.redirect_target(&at, &url, &context) {
-                route.set(
-                    "redirect",
-                    Value::Inline(vec![
-                        ("status".into(), Value::Int(i64::from(status))),
-                        ("to".into(), Value::Str(to)),
-                    ]),
-                );
+            if let Some((key, value)) = self.location_return(&at, &context) {
+                route.set(key, value);
             }
             sections.push(route);
         } else {
@@ -616,51 +606,27 @@ impl Translator {
         names
     }
 
-    /// A server-level `return`: a redirect of every request. `308
-    /// https://$host$request_uri` (with a port or not) is the listener's
-    /// `redirect_https`; any other redirect is a route of its own.
+    /// A server-level `return`: `308 https://$host$request_uri` (with a
+    /// port or not) is the listener's `redirect_https`; any other is a
+    /// route answering every request.
     fn server_return(&mut self, d: &Directive) -> Option<ServerReturn> {
         let words = d.words();
-        let [code, url] = words.as_slice() else {
-            self.notes.error(
-                &d.at,
-                "return",
-                "only redirects are supported: return 301|302|303|307|308 URL",
-            );
-            return None;
-        };
-        let Some(status) = code
-            .parse::<u16>()
-            .ok()
-            .filter(|c| crate::config::REDIRECT_STATUSES.contains(c))
-        else {
-            self.notes.error(
-                &d.at,
-                "return",
-                format!(
-                    "return {code} is not supported: only redirects (301, 302, 303, 307, 308 URL)"
-                ),
-            );
-            return None;
-        };
-        let https = url
-            .strip_prefix("https://$host")
-            .and_then(|rest| rest.strip_suffix("$request_uri"));
-        match https {
-            Some("") if status == 308 => return Some(ServerReturn::Https { port: None }),
-            Some(port) if status == 308 => {
-                if let Some(Ok(port)) = port.strip_prefix(':').map(str::parse::<u16>) {
-                    return Some(ServerReturn::Https {
-                        port: Some(port).filter(|&p| p != 443),
-                    });
+        if let ["308", url] = words.as_slice() {
+            let https = url
+                .strip_prefix("https://$host")
+                .and_then(|rest| rest.strip_suffix("$request_uri"));
+            match https {
+                Some("") => return Some(ServerReturn::Https { port: None }),
+                Some(port) => {
+                    if let Some(Ok(port)) = port.strip_prefix(':').map(str::parse::<u16>) {
+                        return Some(ServerReturn::Https {
+                            port: Some(port).filter(|&p| p != 443),
+                        });
+                    }
                 }
+                None => {}
             }
-            _ => {}
         }
-        Some(ServerReturn::Route {
-            status,
-            url: url.to_string(),
-            at: d.clone(),
-        })
+        Some(ServerReturn::Route { at: d.clone() })
     }
 }

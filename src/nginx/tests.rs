@@ -428,6 +428,34 @@ fn cipher_lists_by_name_become_rustls_suites_and_keywords_are_dropped() {
 }
 
 #[test]
+fn returns_become_redirects_or_statuses() {
+    let text = "http { server { listen 80;
+  location = /a { return 301 https://$host/b$request_uri; }
+  location = /b { return https://example.com/; }
+  location = /c { return 404; }
+  location = /d { return 503 \"later\"; }
+} }";
+    let parsed: toml::Table = toml::from_str(&toml_of(text)).unwrap();
+    let routes = parsed["server"][0]["route"].as_array().unwrap();
+    assert_eq!(routes[0]["redirect"]["status"].as_integer(), Some(301));
+    assert_eq!(
+        routes[0]["redirect"]["to"].as_str(),
+        Some("https://$host/b$request_uri")
+    );
+    assert_eq!(routes[1]["redirect"]["status"].as_integer(), Some(302));
+    assert_eq!(routes[2]["status"].as_integer(), Some(404));
+    assert_eq!(routes[3]["status"].as_integer(), Some(503));
+    assert!(notes_of(text)
+        .join("\n")
+        .contains("t.conf:5:19: return: its text is dropped"));
+    let errors = errors_of("http { server { listen 80; location / { return 444; } } }");
+    assert!(
+        errors[0].contains("return 444 is not supported"),
+        "{errors:?}"
+    );
+}
+
+#[test]
 fn maps_other_than_the_upgrade_idiom_are_refused_where_used() {
     let errors = errors_of(
         "http { map $http_x $backend_header { default a; b c; }

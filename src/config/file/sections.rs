@@ -226,6 +226,7 @@ pub(super) struct RouteSection {
     pub(super) rewrite: Option<Spanned<Rewrite>>,
     pub(super) strip_prefix: Option<Spanned<String>>,
     pub(super) redirect: Option<Spanned<RedirectSection>>,
+    pub(super) status: Option<Spanned<u16>>,
     #[serde(default)]
     pub(super) request_headers: BTreeMap<Spanned<String>, Spanned<String>>,
     #[serde(default)]

@@ -13,6 +13,7 @@ use crate::config::{
     REDIRECT_STATUSES,
 };
 use crate::files::Root;
+use crate::handshake::answer::Status;
 use crate::handshake::edits::{RequestEdits, ResponseEdits, Template};
 use crate::route::{Access, Location, Origins, PathEdit, Routes};
 use crate::tls::{self, CertFiles, ServerSettings, ServerTls};
@@ -276,6 +277,26 @@ impl Checker<'_> {
         groups: &mut Vec<Group>,
         inline: &mut HashMap<String, usize>,
     ) -> Option<Target> {
+        if let Some(status) = &r.status {
+            if r.upstream.is_some() || r.root.is_some() || r.redirect.is_some() {
+                self.problem(
+                    status.span(),
+                    "a route with a status answers every request with it: drop upstream, root and redirect, or the status",
+                );
+                return None;
+            }
+            let codes: Vec<u16> = Status::ROUTE_ANSWERS.iter().map(|s| s.code()).collect();
+            return match Status::route_answer(*status.get_ref()) {
+                Some(s) => Some(Target::Status(s)),
+                None => {
+                    self.problem(
+                        status.span(),
+                        format!("a route's status is one of {codes:?}"),
+                    );
+                    None
+                }
+            };
+        }
         if let Some(redirect) = &r.redirect {
             if r.upstream.is_some() || r.root.is_some() {
                 self.problem(
@@ -316,7 +337,7 @@ impl Checker<'_> {
                 if !self.misspelled(&span, "upstream") && !self.misspelled(&span, "root") {
                     self.problem(
                         span,
-                        "this route has no target: add upstream = \"GROUP\" (or \"HOST:PORT\"), root = \"DIR\" or redirect = { to = \"URL\" }",
+                        "this route has no target: add upstream = \"GROUP\" (or \"HOST:PORT\"), root = \"DIR\", redirect = { to = \"URL\" } or status = 404",
                     );
                 }
                 None

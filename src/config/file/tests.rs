@@ -405,6 +405,33 @@ upstream = "127.0.0.1:9000"
 }
 
 #[test]
+fn a_route_may_answer_every_request_with_a_status() {
+    let text = r#"
+[[listener]]
+address = "127.0.0.1:0"
+[[server]]
+[[server.route]]
+location = '~ /\.git'
+status = 404
+"#;
+    let config = check(text).unwrap();
+    assert!(matches!(
+        config.routes[0].target,
+        Target::Status(crate::handshake::answer::Status::NotFound)
+    ));
+    let errors = check(&text.replace("404", "418")).unwrap_err();
+    assert!(
+        errors[0].starts_with("t.toml:7:10: a route's status is one of"),
+        "{errors:?}"
+    );
+    let errors = check(&text.replace("status = 404", "status = 404\nroot = \".\"")).unwrap_err();
+    assert!(
+        errors[0].contains("a route with a status answers every request"),
+        "{errors:?}"
+    );
+}
+
+#[test]
 fn a_route_may_redirect_with_its_status() {
     let text = r#"
 [[listener]]
