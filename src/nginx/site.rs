@@ -586,11 +586,7 @@ impl Translator {
         for w in d.words() {
             match w {
                 "" | "_" => {}
-                w if w.starts_with('~') => self.notes.error(
-                    &d.at,
-                    "server_name",
-                    format!("{w}: regex server names are not supported: list the names, or use *.domain"),
-                ),
+                w if w.starts_with('~') => names.push(w.to_string()),
                 w if w.starts_with('.') => {
                     names.push(w[1..].to_string());
                     names.push(format!("*{w}"));

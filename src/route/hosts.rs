@@ -1,15 +1,20 @@
 //! Which site serves a request: `server_name` entries (exact, `*.` and
-//! `.` wildcards), the virtual hosts of a listener, and the Host header
-//! read as a name.
+//! `.` wildcards, `~` regexes), the virtual hosts of a listener, and the
+//! Host header read as a name.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 
+use regex::Regex;
+
+use super::compile_regex;
+
 /// A `server_name`: `example.com` (exact, case-insensitive) or
 /// `*.example.com` (any name ending in `.example.com`, at any depth, but not
 /// `example.com` itself). Names are stored lowercased, without a trailing
-/// dot; a bracketed IPv6 literal such as `[::1]` is an exact name.
+/// dot; a bracketed IPv6 literal such as `[::1]` is an exact name; or
+/// `~regex`, matched against the lowercased host name.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ServerName {
     Exact(String),
@@ -17,7 +22,20 @@ pub enum ServerName {
         /// `.example.com`, lowercased.
         suffix: String,
     },
+    Regex(HostRegex),
 }
+
+/// A `~regex` server name; two are the same name when their patterns are.
+#[derive(Clone, Debug)]
+pub struct HostRegex(Regex);
+
+impl PartialEq for HostRegex {
+    fn eq(&self, other: &HostRegex) -> bool {
+        self.0.as_str() == other.0.as_str()
+    }
+}
+
+impl Eq for HostRegex {}
 
 impl ServerName {
     /// Parses one name; errors are one line, worded as what to write instead.
@@ -32,10 +50,8 @@ impl ServerName {
                 "{text:?}: write one name per entry, without spaces"
             ));
         }
-        if text.starts_with('~') {
-            return Err(format!(
-                "{text:?}: regex server names are not supported; {FORM}"
-            ));
+        if let Some(pattern) = text.strip_prefix('~') {
+            return compile_regex(pattern, text).map(|re| ServerName::Regex(HostRegex(re)));
         }
         if let Some(rest) = text.strip_prefix('.') {
             return Err(format!("{text:?}: write both {rest:?} and \"*{text}\""));
@@ -83,6 +99,7 @@ impl ServerName {
                 host.len() > suffix.len()
                     && host[host.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
             }
+            ServerName::Regex(re) => re.0.is_match(&host.to_ascii_lowercase()),
         }
     }
 }
@@ -92,6 +109,7 @@ impl fmt::Display for ServerName {
         match self {
             ServerName::Exact(name) => f.write_str(name),
             ServerName::Wildcard { suffix } => write!(f, "*{suffix}"),
+            ServerName::Regex(re) => write!(f, "~{}", re.0.as_str()),
         }
     }
 }
@@ -103,6 +121,8 @@ pub struct VirtualHosts {
     exact: HashMap<String, usize>,
     /// `(suffix, site)`, longest suffix first, configuration order within a length.
     wildcards: Vec<(String, usize)>,
+    /// `(regex, site)`, in configuration order.
+    regexes: Vec<(Regex, usize)>,
     default: usize,
 }
 
@@ -114,6 +134,7 @@ impl VirtualHosts {
     pub fn new(sites: Vec<(Vec<ServerName>, usize)>, default: usize) -> VirtualHosts {
         let mut exact = HashMap::new();
         let mut wildcards = Vec::new();
+        let mut regexes = Vec::new();
         for (names, site) in sites {
             for name in names {
                 match name {
@@ -121,6 +142,7 @@ impl VirtualHosts {
                         exact.entry(name).or_insert(site);
                     }
                     ServerName::Wildcard { suffix } => wildcards.push((suffix, site)),
+                    ServerName::Regex(re) => regexes.push((re.0, site)),
                 }
             }
         }
@@ -128,12 +150,14 @@ impl VirtualHosts {
         VirtualHosts {
             exact,
             wildcards,
+            regexes,
             default,
         }
     }
 
     /// nginx precedence: exact name, then the longest matching wildcard,
-    /// then default. `host` is already normalised by [`host_name`].
+    /// then the first matching regex, then default. `host` is already
+    /// normalised by [`host_name`].
     pub fn find(&self, host: &str) -> usize {
         if let Some(&site) = self.exact.get(host) {
             return site;
@@ -141,7 +165,14 @@ impl VirtualHosts {
         self.wildcards
             .iter()
             .find(|(suffix, _)| host.len() > suffix.len() && host.ends_with(suffix.as_str()))
-            .map_or(self.default, |&(_, site)| site)
+            .map(|&(_, site)| site)
+            .or_else(|| {
+                self.regexes
+                    .iter()
+                    .find(|(re, _)| re.is_match(host))
+                    .map(|&(_, site)| site)
+            })
+            .unwrap_or(self.default)
     }
 }
 

@@ -198,7 +198,7 @@ fn server_name_rejects_with_one_line_advice() {
         ("*.", "a server_name is"),
         ("*example.com", "leading \"*.\""),
         (".example.com", "\"*.example.com\""),
-        ("~^www\\.", "regex"),
+        ("~^(www\\.", "not a valid regex"),
         ("a/b", "a server_name is"),
         ("a..b", "a server_name is"),
         ("*.[::1]", "a server_name is"),
@@ -222,6 +222,8 @@ fn virtual_hosts_follow_nginx_precedence() {
             (names(&["*.eu.example.com"]), 12),
             (names(&["*.api.example.com"]), 13),
             (names(&["example.com", "other.org"]), 14), // duplicate: the first keeps it
+            (names(&["~^(www\\.)?shop\\d+\\.net$"]), 15),
+            (names(&["~^(www\\.)?shop1\\.net$", "~^api\\."]), 16),
         ],
         99,
     );
@@ -237,6 +239,11 @@ fn virtual_hosts_follow_nginx_precedence() {
         ("unknown.net", 99), // default
         ("", 99),
         ("xexample.com", 99),
+        ("shop1.net", 15), // the first regex that matches
+        ("www.shop22.net", 15),
+        ("api.example.com", 11), // exact beats a regex
+        ("api.other.net", 16),
+        ("api.x.example.com", 10), // a wildcard beats a regex
     ];
     for (host, site) in cases {
         assert_eq!(hosts.find(host), site, "{host}");
