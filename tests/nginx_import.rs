@@ -40,7 +40,8 @@ fn fixed(dir: &Path, name: &str) -> PathBuf {
         .unwrap()
         .replace("@UP@", "127.0.0.1:9000")
         .replace("@P1@", "8443")
-        .replace("@P2@", "8080");
+        .replace("@P2@", "8080")
+        .replace("@P3@", "8081");
     let path = dir.join(name);
     std::fs::write(&path, text).unwrap();
     path
