@@ -235,18 +235,23 @@ fn a_real_client_library_stays_through_pings_while_messages_flow() {
     let _w = watchdog_for(Duration::from_secs(120));
     let python = python();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/policy/live_client.py");
-    for via in [Via::Copy, Via::Splice] {
+    for via in ALL {
         let (upstream, seen) = ws_echo_upstream();
         let proxy = proxy(
             via,
             upstream.addr,
             &["--ping-interval", "1s", "--ping-timeout", "2s"],
         );
-        let out = Command::new(&python)
-            .arg(&script)
-            .arg(format!("ws://{}/", proxy.addr()))
-            .output()
-            .unwrap();
+        let mut command = Command::new(&python);
+        command.arg(&script);
+        match via {
+            Via::Tls => command
+                .arg(format!("wss://{}/", proxy.addr()))
+                .arg(certs().join("ca.pem"))
+                .arg("localhost"),
+            _ => command.arg(format!("ws://{}/", proxy.addr())),
+        };
+        let out = command.output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),

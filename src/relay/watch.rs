@@ -176,7 +176,7 @@ impl Bucket {
 }
 
 /// The client's rate limits.
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug)]
 struct Limiter {
     messages: Option<Bucket>,
     bytes: Option<Bucket>,
@@ -185,6 +185,8 @@ struct Limiter {
     /// client once running dry; `NEVER` when it is not.
     over_since: Tick,
     close_after: Tick,
+    /// Client bytes read past a rate pause, not yet followed.
+    stash: Option<Buf>,
 }
 
 /// One watched tunnel's state.
@@ -202,13 +204,12 @@ pub struct Watch {
     max_message: u64,
     /// Payload bytes of the client's current message so far.
     message: u64,
-    limiter: Option<Limiter>,
+    /// Boxed: most watched routes have no rate limit.
+    limiter: Option<Box<Limiter>>,
     /// Reading the client is held back by the rate limits.
     throttled: bool,
     breach: Option<Breach>,
     end: Option<End>,
-    /// Client bytes read past a rate pause, not yet followed.
-    stash: Option<Buf>,
 }
 
 /// Why the policy drains a tunnel, besides a breach.
@@ -229,14 +230,17 @@ impl Watch {
         let lifetime_end = policy.lifetime.map_or(NEVER, |l| {
             timer::deadline(now, l.max + l.jitter.mul_f64(jitter.clamp(0.0, 1.0)))
         });
-        let limiter = policy.rate.map(|r| Limiter {
-            messages: r
-                .messages_per_s
-                .map(|m| Bucket::new(u64::from(m), u64::from(r.message_burst))),
-            bytes: r.bytes_per_s.map(|b| Bucket::new(b, r.byte_burst)),
-            refilled: now,
-            over_since: NEVER,
-            close_after: r.close_after.map_or(NEVER, timer::ticks),
+        let limiter = policy.rate.map(|r| {
+            Box::new(Limiter {
+                messages: r
+                    .messages_per_s
+                    .map(|m| Bucket::new(u64::from(m), u64::from(r.message_burst))),
+                bytes: r.bytes_per_s.map(|b| Bucket::new(b, r.byte_burst)),
+                refilled: now,
+                over_since: NEVER,
+                close_after: r.close_after.map_or(NEVER, timer::ticks),
+                stash: None,
+            })
         });
         Watch {
             now,
@@ -253,7 +257,6 @@ impl Watch {
             throttled: false,
             breach: None,
             end: None,
-            stash: None,
         }
     }
 
@@ -426,31 +429,34 @@ impl Watch {
 
     /// Keeps client bytes read past a pause until the rate allows them.
     pub fn stash(&mut self, bytes: Buf) {
-        debug_assert!(self.stash.is_none(), "one pause at a time");
-        self.stash = Some(bytes);
-        if let Some(l) = self.limiter.as_mut() {
-            if l.over_since == NEVER {
-                l.over_since = self.now;
-            }
+        let now = self.now;
+        let Some(l) = self.limiter.as_mut() else {
+            debug_assert!(false, "only a rate pauses");
+            return;
+        };
+        debug_assert!(l.stash.is_none(), "one pause at a time");
+        l.stash = Some(bytes);
+        if l.over_since == NEVER {
+            l.over_since = now;
         }
     }
 
     /// The client bytes kept from a pause, once the rate allows some.
     pub fn unstash(&mut self) -> Option<Buf> {
-        if self.stash.is_none() || self.client_allowance() == 0 {
+        if !self.has_stash() || self.client_allowance() == 0 {
             return None;
         }
-        self.stash.take()
+        self.limiter.as_mut().and_then(|l| l.stash.take())
     }
 
     /// Client bytes are kept from a pause.
     pub fn has_stash(&self) -> bool {
-        self.stash.is_some()
+        self.limiter.as_ref().is_some_and(|l| l.stash.is_some())
     }
 
     /// Gives the kept bytes' buffer back.
     pub fn release(&mut self, pool: &mut crate::buffer::Pool) {
-        if let Some(buf) = self.stash.take() {
+        if let Some(buf) = self.limiter.as_mut().and_then(|l| l.stash.take()) {
             pool.give(buf);
         }
     }
@@ -482,7 +488,7 @@ impl Watch {
         }
         // Out of messages, only a stash's pause holds the client back: a
         // message under way may go on.
-        let messages_out = self.stash.is_some() && l.messages.is_some_and(|m| m.available() == 0);
+        let messages_out = l.stash.is_some() && l.messages.is_some_and(|m| m.available() == 0);
         let allow = match (messages_out, &l.bytes) {
             (true, _) => 0,
             (false, Some(b)) => usize::try_from(b.available()).unwrap_or(usize::MAX),
@@ -660,6 +666,14 @@ mod tests {
             ..TunnelPolicy::default()
         };
         Watch::new(&policy, Duration::ZERO, 0, 0.0)
+    }
+
+    /// A watch is kept for every tunnel of a watched route, beside its
+    /// pair (idle-pair RSS target: 512 bytes all told).
+    #[test]
+    fn a_watch_stays_small() {
+        let size = std::mem::size_of::<Watch>();
+        assert!(size <= 80, "Watch grew to {size} bytes");
     }
 
     #[test]

@@ -5,14 +5,20 @@ proxy's ping interval, then sits idle for six intervals and echoes again.
 Prints how many Pings it received, then "ok".
 
     live_client.py ws://HOST:PORT/
+    live_client.py wss://HOST:PORT/ CA_FILE NAME
 """
 
+import ssl
 import sys
 import time
 
 from websockets.sync.client import connect
 
 url = sys.argv[1]
+tls = {}
+if len(sys.argv) > 2:
+    tls["ssl"] = ssl.create_default_context(cafile=sys.argv[2])
+    tls["server_hostname"] = sys.argv[3]
 pings = 0
 
 
@@ -21,7 +27,7 @@ def count_ping(frame_opcode):
     pings += 1
 
 
-with connect(url, max_size=None, ping_interval=None, compression=None) as ws:
+with connect(url, max_size=None, ping_interval=None, compression=None, **tls) as ws:
     # Count the Pings the library answers: its protocol object sees every
     # frame; wrap the one method that handles incoming control frames.
     protocol = ws.protocol
