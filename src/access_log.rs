@@ -75,6 +75,8 @@ pub enum Ending {
     Shutdown,
     /// A reload removed the tunnel's route or upstream server.
     Removed,
+    /// Health checks marked its upstream server down: drained.
+    Unhealthy,
 }
 
 impl Ending {
@@ -99,6 +101,7 @@ impl Ending {
             Ending::Answered => "answered",
             Ending::Shutdown => "shutdown",
             Ending::Removed => "removed by reload",
+            Ending::Unhealthy => "upstream marked down",
         }
     }
 }

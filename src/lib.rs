@@ -6,6 +6,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod buffer;
+pub mod checker;
 pub mod cli;
 pub mod config;
 pub mod dispatch;

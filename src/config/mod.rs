@@ -21,7 +21,7 @@ use crate::log;
 use crate::relay::{splice, Policy};
 use crate::route::{Location, Origins, PathEdit, Routes, VirtualHosts};
 use crate::tls::{self, CertFiles, ServerSettings, ServerTls, UpstreamSettings};
-use crate::upstream::{Balance, Group, Server};
+use crate::upstream::{Balance, CheckKind, Group, OnDown, Server};
 
 mod addr;
 mod file;
@@ -80,6 +80,30 @@ pub const MAX_FAILS: u32 = 1;
 
 /// How long a server marked down is skipped (nginx's `fail_timeout`).
 pub const FAIL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What an `[upstream.NAME.health]` table checks when it does not say:
+/// that the server accepts a connection.
+pub const HEALTH_CHECK: CheckKind = CheckKind::Tcp;
+
+/// Request target of http and websocket checks.
+pub const HEALTH_PATH: &str = "/";
+
+/// From one check of a server to the next (HAProxy's `inter` is 2 s; a
+/// WebSocket upstream's connections live long, so fewer checks do).
+pub const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// A check not passed within this has failed.
+pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Failed checks in a row that mark a server down (HAProxy's `fall`).
+pub const HEALTH_FALL: u32 = 3;
+
+/// Passed checks in a row that mark a down server up (HAProxy's `rise`).
+pub const HEALTH_RISE: u32 = 2;
+
+/// What happens to a server's tunnels when checks mark it down: they run
+/// on (the server may only be refusing new work).
+pub const HEALTH_ON_DOWN: OnDown = OnDown::Keep;
 
 /// How long a client connection may sit idle between two requests before
 /// the proxy closes it: nginx's `keepalive_timeout` default.
@@ -223,6 +247,19 @@ impl Config {
                     }
             })
         })
+    }
+}
+
+impl Config {
+    /// After a reload: each group that `old` has under the same name keeps
+    /// what active checks found of the servers it keeps (see
+    /// [`Group::keep_checks`]). Passive health starts afresh.
+    pub fn keep_checks(&mut self, old: &Config) {
+        for group in &mut self.groups {
+            if let Some(before) = old.groups.iter().find(|g| g.name == group.name) {
+                group.keep_checks(before);
+            }
+        }
     }
 }
 

@@ -12,7 +12,7 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::sections::{
-    AddHeader, CertSection, DrainSection, FileSections, LimitSection, ListenerSection, Rewrite,
+    AddHeader, CertSection, DrainSection, FileSections, HealthSection, LimitSection, ListenerSection, Rewrite,
     RouteSection, ServerSection, TimeoutSection, TlsSection, UpstreamSection, UpstreamTlsSection,
 };
 
@@ -103,7 +103,15 @@ const CERTIFICATE: Section = Section {
 const UPSTREAM: Section = Section {
     name: "[upstream.NAME]",
     keys: field_names::<UpstreamSection>,
-    nested: &[("tls", Nested::One(&UPSTREAM_TLS))],
+    nested: &[
+        ("tls", Nested::One(&UPSTREAM_TLS)),
+        ("health", Nested::One(&UPSTREAM_HEALTH)),
+    ],
+};
+const UPSTREAM_HEALTH: Section = Section {
+    name: "[upstream.NAME.health]",
+    keys: field_names::<HealthSection>,
+    nested: &[],
 };
 const UPSTREAM_TLS: Section = Section {
     name: "[upstream.NAME.tls]",
@@ -148,6 +156,7 @@ const ALL: &[&Section] = &[
     &CERTIFICATE,
     &UPSTREAM,
     &UPSTREAM_TLS,
+    &UPSTREAM_HEALTH,
     &SERVER,
     &ROUTE,
     &ADD_HEADER,
