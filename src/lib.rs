@@ -23,6 +23,7 @@ pub mod relay;
 pub mod reload;
 pub mod route;
 pub mod shed;
+pub mod status;
 pub mod sys;
 pub mod timer;
 pub mod tls;

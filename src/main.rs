@@ -216,7 +216,7 @@ fn run(cli: &Cli) -> Result<(), RunError> {
             .spawn(move || wsproxy_fast::admin::serve(admin, shards, config, control))?;
         log::write(
             Level::Info,
-            format_args!("admin endpoints on http://{addr}/metrics and /healthz"),
+            format_args!("admin endpoints on http://{addr}/metrics, /status and /healthz"),
         );
     }
     log::write(
