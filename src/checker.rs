@@ -134,7 +134,10 @@ fn start(config: &Arc<Config>, g: usize, s: usize, tx: &mpsc::Sender<Ended>) -> 
         .spawn(move || {
             let group = &config.groups[g];
             let server = &group.servers[s];
-            let check = group.check.as_ref().expect("only groups with checks are checked");
+            let check = group
+                .check
+                .as_ref()
+                .expect("only groups with checks are checked");
             let verdict = probe(server.addr, &server.name, server.tls.as_ref(), check);
             let at = Instant::now();
             let _ = tx.send(Ended {
@@ -192,8 +195,7 @@ fn announce(
                 server: name.clone(),
             });
             for (tx, waker) in workers {
-                if tx.send(Command::ServerDown(Arc::clone(&down))).is_err()
-                    || waker.wake().is_err()
+                if tx.send(Command::ServerDown(Arc::clone(&down))).is_err() || waker.wake().is_err()
                 {
                     error!(
                         "upstream {} server {name}: a worker did not take the drain",

@@ -178,7 +178,10 @@ fn status(proxy: &Proxy) -> Value {
 /// Server `addr` of group `app` in a `/status` document.
 fn server_status(doc: &Value, addr: SocketAddr) -> Value {
     let groups = doc["groups"].as_array().expect("groups");
-    let app = groups.iter().find(|g| g["name"] == "app").expect("group app");
+    let app = groups
+        .iter()
+        .find(|g| g["name"] == "app")
+        .expect("group app");
     let servers = app["servers"].as_array().expect("servers");
     servers
         .iter()
@@ -191,8 +194,10 @@ fn server_status(doc: &Value, addr: SocketAddr) -> Value {
 /// how long that took, or None after `limit`.
 fn wait_state(proxy: &Proxy, addr: SocketAddr, state: &str, limit: Duration) -> Option<Duration> {
     let start = Instant::now();
-    eventually(limit, || server_status(&status(proxy), addr)["state"] == state)
-        .then(|| start.elapsed())
+    eventually(limit, || {
+        server_status(&status(proxy), addr)["state"] == state
+    })
+    .then(|| start.elapsed())
 }
 
 fn up_series(addr: SocketAddr) -> String {
@@ -238,7 +243,10 @@ fn a_server_failing_http_checks_is_marked_down_gets_no_tunnels_and_comes_back() 
     a.answer(500);
     let took = wait_state(&proxy, a.addr(), "down", interval * fall + SLACK)
         .expect("marked down within fall × interval");
-    println!("marked down {took:?} after its checks began failing (fall × interval = {:?})", interval * fall);
+    println!(
+        "marked down {took:?} after its checks began failing (fall × interval = {:?})",
+        interval * fall
+    );
     let sa = server_status(&status(&proxy), a.addr());
     assert_eq!(sa["down_by"], serde_json::json!(["active"]));
     assert_eq!(sa["checks"]["last"]["result"], "got 500");
@@ -265,14 +273,20 @@ fn a_server_failing_http_checks_is_marked_down_gets_no_tunnels_and_comes_back() 
     a.answer(204);
     let took = wait_state(&proxy, a.addr(), "up", interval * rise + SLACK)
         .expect("marked up after rise good checks");
-    println!("marked up {took:?} after its checks began passing (rise × interval = {:?})", interval * rise);
+    println!(
+        "marked up {took:?} after its checks began passing (rise × interval = {:?})",
+        interval * rise
+    );
     assert!(proxy.wait_for_log(&format!(
         "upstream app server {}: marked up after 2 passed http checks",
         a.addr()
     )));
     assert_eq!(proxy.metric(&up_series(a.addr())), 1.0);
     let _clients = open_tunnels(&proxy, 4);
-    assert!(a.tunnels.load(Ordering::SeqCst) >= 1, "back in the rotation");
+    assert!(
+        a.tunnels.load(Ordering::SeqCst) >= 1,
+        "back in the rotation"
+    );
 }
 
 #[test]
@@ -282,7 +296,11 @@ fn websocket_checks_want_a_101_with_the_right_accept_then_close_1000() {
     let health = "check = \"websocket\"\npath = \"/health/ws\"\ninterval = \"200ms\"\n\
                   timeout = \"1s\"\nfall = 2\nrise = 1";
     let (proxy, _dir) = proxy_with(&[a.addr(), b.addr()], health, "");
-    assert!(eventually(SLACK, || !a.check_frames.lock().unwrap().is_empty()));
+    assert!(eventually(SLACK, || !a
+        .check_frames
+        .lock()
+        .unwrap()
+        .is_empty()));
     let frame = a.check_frames.lock().unwrap()[0].clone();
     assert_eq!(frame.opcode, Opcode::Close);
     assert_eq!(frame.close_code(), Some(1000));
@@ -338,14 +356,20 @@ fn on_down_drain_sends_close_1001_to_both_ends_of_its_tunnels() {
     assert!(a.checks() >= before + 2, "after the checks failed");
     // … and so does the upstream end, masked as a client's.
     let up = loop {
-        match a.seen.recv_timeout(IO_TIMEOUT).expect("the upstream end saw something") {
+        match a
+            .seen
+            .recv_timeout(IO_TIMEOUT)
+            .expect("the upstream end saw something")
+        {
             Seen::Frame(f) if f.opcode == Opcode::Close => break f,
             Seen::Frame(_) => continue,
             Seen::End => panic!("the upstream end closed without a Close"),
         }
     };
     assert_eq!(up.close_code(), Some(GOING_AWAY));
-    assert!(proxy.wait_for_log("marked down after 2 failed http checks (last: got 503); draining its tunnels"));
+    assert!(proxy.wait_for_log(
+        "marked down after 2 failed http checks (last: got 503); draining its tunnels"
+    ));
     assert!(proxy.metric("wsproxy_tunnels_drained_total") >= 1.0);
 
     // The other server's tunnel runs on.
@@ -378,8 +402,14 @@ fn one_check_per_interval_per_server_whatever_the_workers() {
     );
     // At most one per interval (and one at the window's edge); a loaded
     // machine may start some late, never early.
-    assert!(counted as f64 <= expected + 1.0, "{counted} > {expected:.1}");
-    assert!(counted as f64 >= expected / 2.0, "{counted} < {expected:.1} / 2");
+    assert!(
+        counted as f64 <= expected + 1.0,
+        "{counted} > {expected:.1}"
+    );
+    assert!(
+        counted as f64 >= expected / 2.0,
+        "{counted} < {expected:.1} / 2"
+    );
     assert_eq!(a.upstream.accepted(), a.checks(), "only checks reached it");
 }
 
@@ -428,9 +458,16 @@ fn a_reload_keeps_what_checks_found_of_a_server_it_keeps() {
     proxy.signal(libc::SIGHUP);
     assert!(proxy.wait_for_log("SIGHUP: reloaded"));
     let doc = status(&proxy);
-    assert_eq!(server_status(&doc, a.addr())["state"], "down", "kept: {doc:#}");
+    assert_eq!(
+        server_status(&doc, a.addr())["state"],
+        "down",
+        "kept: {doc:#}"
+    );
     wait_state(&proxy, c.addr(), "up", SLACK).expect("the new server is listed");
-    assert!(eventually(SLACK, || c.checks() >= 1), "the new server is checked");
+    assert!(
+        eventually(SLACK, || c.checks() >= 1),
+        "the new server is checked"
+    );
     a.answer(200);
     wait_state(&proxy, a.addr(), "up", SLACK).expect("the kept server's checks go on");
 }

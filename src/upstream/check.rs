@@ -341,11 +341,14 @@ fn accept_for(key: &str) -> String {
 
 /// Standard base64 with padding (RFC 4648 section 4).
 fn base64(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -457,13 +460,33 @@ mod tests {
     fn probes_judge_the_answers() {
         type Case = (CheckKind, fn(&str) -> Vec<u8>, Verdict);
         let table: &[Case] = &[
-            (CheckKind::Http, |_| b"HTTP/1.1 204 No Content\r\n\r\n".to_vec(), Verdict::Passed),
-            (CheckKind::Http, |_| b"HTTP/1.1 302 Found\r\nLocation: /\r\n\r\n".to_vec(), Verdict::Passed),
-            (CheckKind::Http, |_| b"HTTP/1.1 500 Oops\r\n\r\n".to_vec(), Verdict::Status(500)),
-            (CheckKind::Http, |_| b"SSH-2.0-OpenSSH\r\n\r\n".to_vec(), Verdict::Garbled),
+            (
+                CheckKind::Http,
+                |_| b"HTTP/1.1 204 No Content\r\n\r\n".to_vec(),
+                Verdict::Passed,
+            ),
+            (
+                CheckKind::Http,
+                |_| b"HTTP/1.1 302 Found\r\nLocation: /\r\n\r\n".to_vec(),
+                Verdict::Passed,
+            ),
+            (
+                CheckKind::Http,
+                |_| b"HTTP/1.1 500 Oops\r\n\r\n".to_vec(),
+                Verdict::Status(500),
+            ),
+            (
+                CheckKind::Http,
+                |_| b"SSH-2.0-OpenSSH\r\n\r\n".to_vec(),
+                Verdict::Garbled,
+            ),
             (CheckKind::Http, |_| Vec::new(), Verdict::Closed),
             (CheckKind::WebSocket, upgrade, Verdict::Passed),
-            (CheckKind::WebSocket, |_| b"HTTP/1.1 200 OK\r\n\r\n".to_vec(), Verdict::Status(200)),
+            (
+                CheckKind::WebSocket,
+                |_| b"HTTP/1.1 200 OK\r\n\r\n".to_vec(),
+                Verdict::Status(200),
+            ),
             (
                 CheckKind::WebSocket,
                 |_| b"HTTP/1.1 101 Switching\r\nSec-WebSocket-Accept: nope\r\n\r\n".to_vec(),

@@ -19,9 +19,9 @@ mod health;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+pub use check::{probe, CheckKind, HealthCheck, OnDown, Verdict};
 use hash::Ring;
 pub use hash::{key_of, HashKey};
-pub use check::{probe, CheckKind, HealthCheck, OnDown, Verdict};
 use health::Health;
 pub use health::{Change, CheckState};
 

@@ -12,8 +12,9 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::sections::{
-    AddHeader, CertSection, DrainSection, FileSections, HealthSection, LimitSection, ListenerSection, Rewrite,
-    RouteSection, ServerSection, TimeoutSection, TlsSection, UpstreamSection, UpstreamTlsSection,
+    AddHeader, CertSection, DrainSection, FileSections, HealthSection, LimitSection,
+    ListenerSection, Rewrite, RouteSection, ServerSection, TimeoutSection, TlsSection,
+    UpstreamSection, UpstreamTlsSection,
 };
 
 /// A key no section here has, located.

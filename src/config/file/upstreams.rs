@@ -16,9 +16,7 @@ use crate::config::{
     HEALTH_ON_DOWN, HEALTH_PATH, HEALTH_RISE, HEALTH_TIMEOUT, MAX_FAILS,
 };
 use crate::tls::{self, CertFiles, UpstreamSettings};
-use crate::upstream::{
-    Balance, CheckKind, Group, HashKey, HealthCheck, Keepalive, OnDown, Server,
-};
+use crate::upstream::{Balance, CheckKind, Group, HashKey, HealthCheck, Keepalive, OnDown, Server};
 use crate::warn;
 
 /// Most upstream servers in one group (an attempt counts them in a u16).
@@ -59,7 +57,10 @@ impl Checker<'_> {
                 Some(text) => self.duration(text, "fail_timeout", true),
                 None => Some(FAIL_TIMEOUT),
             };
-            let check = u.health.as_ref().and_then(|h| self.health_check(h.get_ref()));
+            let check = u
+                .health
+                .as_ref()
+                .and_then(|h| self.health_check(h.get_ref()));
             names.insert(name.get_ref().clone(), groups.len());
             if servers.is_empty() {
                 continue;
@@ -109,17 +110,26 @@ impl Checker<'_> {
                 }
             }
         }
-        let path = h.path.as_ref().map_or(HEALTH_PATH.to_string(), |p| p.get_ref().clone());
+        let path = h
+            .path
+            .as_ref()
+            .map_or(HEALTH_PATH.to_string(), |p| p.get_ref().clone());
         if let Some(p) = &h.path {
             let bad = |c: char| c.is_ascii_whitespace() || c.is_ascii_control();
             if !path.starts_with('/') || path.contains(bad) {
-                self.problem(p.span(), "a check's path starts with / and has no spaces, e.g. \"/health\"");
+                self.problem(
+                    p.span(),
+                    "a check's path starts with / and has no spaces, e.g. \"/health\"",
+                );
             }
         }
         if let Some(host) = &h.host {
             let bad = |c: char| c.is_ascii_whitespace() || c.is_ascii_control();
             if host.get_ref().is_empty() || host.get_ref().contains(bad) {
-                self.problem(host.span(), "a check's host is a name for the Host field, e.g. \"app.internal\"");
+                self.problem(
+                    host.span(),
+                    "a check's host is a name for the Host field, e.g. \"app.internal\"",
+                );
             }
         }
         let interval = match &h.interval {
