@@ -380,7 +380,7 @@ pub fn render(shards: &[Arc<Shard>], config: &Config) -> String {
         &mut out,
         name,
         "counter",
-        "Tunnels sent a Close frame (1001) by a drain: shutdown, or a reload that removed their route.",
+        "Tunnels sent a Close frame (1001) by a drain: shutdown, a reload that removed their route, or their upstream server marked down by health checks.",
     );
     let _ = writeln!(out, "{name} {}", sum(shards, |s| s.tunnels_drained.get()));
 
