@@ -77,6 +77,14 @@ pub enum Ending {
     Removed,
     /// Health checks marked its upstream server down: drained.
     Unhealthy,
+    /// A side sent nothing within a Ping's interval and timeout.
+    Unresponsive(Side),
+    /// The tunnel lived its route's `max_lifetime`.
+    Lifetime,
+    /// The client sent a message past the route's `max_message_bytes`.
+    TooBig,
+    /// The client stayed over the route's rate limit too long.
+    RateLimited,
 }
 
 impl Ending {
@@ -102,6 +110,10 @@ impl Ending {
             Ending::Shutdown => "shutdown",
             Ending::Removed => "removed by reload",
             Ending::Unhealthy => "upstream marked down",
+            Ending::Unresponsive(_) => "unresponsive",
+            Ending::Lifetime => "lifetime",
+            Ending::TooBig => "message too big",
+            Ending::RateLimited => "rate limited",
         }
     }
 }
