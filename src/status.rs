@@ -52,10 +52,7 @@ fn group_json(g: &Group, tunnels: &BTreeMap<(String, String), i64>, now: Instant
             "timeout_seconds": c.timeout.as_secs_f64(),
             "fall": c.fall,
             "rise": c.rise,
-            "on_down": match c.on_down {
-                crate::upstream::OnDown::Keep => "keep",
-                crate::upstream::OnDown::Drain => "drain",
-            },
+            "on_down": c.on_down.name(),
         })
     });
     let servers: Vec<Value> = g

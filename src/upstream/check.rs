@@ -44,6 +44,16 @@ pub enum OnDown {
     Drain,
 }
 
+impl OnDown {
+    /// As written in the configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            OnDown::Keep => "keep",
+            OnDown::Drain => "drain",
+        }
+    }
+}
+
 /// A group's active health check, as configured.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HealthCheck {

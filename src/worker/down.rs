@@ -9,9 +9,9 @@ use std::time::Instant;
 
 use super::{Ctx, Worker};
 use crate::access_log::Ending;
+use crate::info;
 use crate::pair::Pair;
 use crate::timer::{self, Tick};
-use crate::{debug, info};
 
 /// Which server the checker marked down, by group and server name (as
 /// every configuration generation names it).
@@ -33,7 +33,7 @@ struct Turn {
     down: Arc<ServerDown>,
 }
 
-/// The tunnels of down servers waiting for their turn.
+/// The tunnels of down servers waiting for their turn, earliest first.
 #[derive(Debug, Default)]
 pub(super) struct DownDrains {
     turns: Vec<Turn>,
@@ -42,7 +42,20 @@ pub(super) struct DownDrains {
 impl DownDrains {
     /// When the next turn comes, if one waits.
     pub(super) fn next(&self) -> Option<Instant> {
-        self.turns.iter().map(|t| t.at).min()
+        self.turns.first().map(|t| t.at)
+    }
+
+    /// Queues `turns`, keeping the queue in order (a stable sort: turns
+    /// due at the same moment keep their order).
+    fn add(&mut self, turns: impl Iterator<Item = Turn>) {
+        self.turns.extend(turns);
+        self.turns.sort_by_key(|t| t.at);
+    }
+
+    /// The turns due at `now`, taken off the queue.
+    fn due(&mut self, now: Instant) -> Vec<Turn> {
+        let n = self.turns.partition_point(|t| t.at <= now);
+        self.turns.drain(..n).collect()
     }
 }
 
@@ -70,7 +83,7 @@ impl Worker {
         }
         let drain = self.gens[self.current].config.drain;
         let until = timer::deadline(self.now, drain.timeout);
-        debug!(
+        info!(
             "upstream {} server {} is down: draining {} over {}",
             down.group,
             down.server,
@@ -78,28 +91,21 @@ impl Worker {
             crate::log::Rounded(drain.spread)
         );
         let n = keys.len() as u32;
-        for (i, key) in keys.into_iter().enumerate() {
-            self.down.turns.push(Turn {
+        self.down
+            .add(keys.into_iter().enumerate().map(|(i, key)| Turn {
                 at: now + drain.spread * i as u32 / n,
                 key,
                 until,
                 down: Arc::clone(&down),
-            });
-        }
+            }));
     }
 
     /// Drains the tunnels whose turn came and that still go to the server.
     pub(super) fn down_turns(&mut self, now: Instant) {
-        if self.down.turns.iter().all(|t| t.at > now) {
+        if self.down.next().is_none_or(|at| at > now) {
             return;
         }
-        let (due, later) = std::mem::take(&mut self.down.turns)
-            .into_iter()
-            .partition(|t| t.at <= now);
-        self.down.turns = later;
-        let due: Vec<Turn> = due;
-        let mut drained = 0;
-        for turn in due {
+        for turn in self.down.due(now) {
             let Some(pair) = self.pairs.get(turn.key) else {
                 continue;
             };
@@ -110,13 +116,6 @@ impl Worker {
             let mut ctx = ctx!(self, turn.key, pair.gen());
             let outcome = pair.drain(turn.until, Ending::Unhealthy, &mut ctx);
             self.settle(turn.key, outcome);
-            drained += 1;
-        }
-        if drained > 0 {
-            info!(
-                "drained {} to upstream servers marked down",
-                crate::log::count(drained, "tunnel")
-            );
         }
     }
 }
