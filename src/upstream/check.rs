@@ -92,6 +92,9 @@ pub enum Verdict {
     Garbled,
     /// A 101 whose `Sec-WebSocket-Accept` does not match the key sent.
     BadAccept,
+    /// The TLS handshake with a `wss://` or `https://` server failed (its
+    /// certificate did not verify, or it does not speak TLS).
+    Tls,
 }
 
 impl Verdict {
@@ -106,6 +109,7 @@ impl Verdict {
             Verdict::Status(s) => (6, s),
             Verdict::Garbled => (7, 0),
             Verdict::BadAccept => (8, 0),
+            Verdict::Tls => (9, 0),
         };
         (kind << 16) | u32::from(status)
     }
@@ -122,6 +126,7 @@ impl Verdict {
             6 => Verdict::Status(status),
             7 => Verdict::Garbled,
             8 => Verdict::BadAccept,
+            9 => Verdict::Tls,
             _ => return None,
         })
     }
@@ -156,6 +161,7 @@ impl fmt::Display for Verdict {
             Verdict::Status(s) => write!(f, "got {s}"),
             Verdict::Garbled => f.write_str("not an HTTP answer"),
             Verdict::BadAccept => f.write_str("wrong Sec-WebSocket-Accept"),
+            Verdict::Tls => f.write_str("TLS handshake failed"),
         }
     }
 }
@@ -198,7 +204,12 @@ fn run(
                 .map_err(io::Error::other)?;
             let mut tls = rustls::StreamOwned::new(conn, stream);
             while tls.conn.is_handshaking() {
-                tls.conn.complete_io(&mut tls.sock)?;
+                match tls.conn.complete_io(&mut tls.sock) {
+                    Ok(_) => {}
+                    // rustls says what the peer got wrong this way.
+                    Err(e) if e.kind() == io::ErrorKind::InvalidData => return Ok(Verdict::Tls),
+                    Err(e) => return Err(e),
+                }
             }
             converse(&mut tls, name, check)
         }
@@ -409,6 +420,7 @@ mod tests {
             Verdict::Status(200),
             Verdict::Garbled,
             Verdict::BadAccept,
+            Verdict::Tls,
         ] {
             assert_eq!(Verdict::decode(v.encode()), Some(v));
         }
@@ -525,5 +537,62 @@ mod tests {
         quick.timeout = Duration::from_millis(200);
         let addr = silent.local_addr().expect("addr");
         assert_eq!(probe(addr, "x", None, &quick), Verdict::TimedOut);
+    }
+
+    #[test]
+    fn checks_of_a_wss_server_speak_tls() {
+        use crate::tls::test_support::{client_config, Ca, KeyAlg, TempDir};
+        use crate::tls::{ServerSettings, ServerTls};
+        use rustls::pki_types::ServerName;
+
+        let dir = TempDir::new("check");
+        let ca = Ca::new("check CA");
+        let files = ca.write_leaf(&dir, "up", &["up.test"], KeyAlg::P256);
+        let server = ServerTls::load(ServerSettings::new(vec![files])).expect("certificate");
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let config = Arc::clone(server.config());
+        thread::spawn(move || {
+            for tcp in listener.incoming() {
+                let Ok(tcp) = tcp else { continue };
+                let conn = rustls::ServerConnection::new(Arc::clone(&config)).expect("session");
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let _ = tls.write_all(b"HTTP/1.1 204 No Content\r\n\r\n");
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            }
+        });
+        let tls = |name: &str| UpstreamTls {
+            config: client_config(&ca, |_| {}),
+            name: ServerName::try_from(name.to_string()).expect("a name"),
+        };
+        let http = check(CheckKind::Http);
+        assert_eq!(
+            probe(addr, "up.test", Some(&tls("up.test")), &http),
+            Verdict::Passed
+        );
+        assert_eq!(
+            probe(
+                addr,
+                "up.test",
+                Some(&tls("up.test")),
+                &check(CheckKind::Tcp)
+            ),
+            Verdict::Passed,
+            "a tcp check of a wss:// server completes TLS"
+        );
+        assert_eq!(
+            probe(addr, "other.test", Some(&tls("other.test")), &http),
+            Verdict::Tls,
+            "a certificate for another name"
+        );
     }
 }
