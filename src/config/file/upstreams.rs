@@ -1,6 +1,6 @@
 //! `[upstream.NAME]` groups → [`Group`]s: their servers (resolved now),
-//! balancing, passive health, active health checks and TLS; and a route's `upstream = "HOST:PORT"`
-//! standing for a group of one.
+//! balancing, passive health, active health checks and TLS; and a route's
+//! `upstream = "HOST:PORT"` standing for a group of one.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
@@ -114,8 +114,9 @@ impl Checker<'_> {
             .path
             .as_ref()
             .map_or(HEALTH_PATH.to_string(), |p| p.get_ref().clone());
+        // Both go into the check's request head as they are.
+        let bad = |c: char| c.is_ascii_whitespace() || c.is_ascii_control();
         if let Some(p) = &h.path {
-            let bad = |c: char| c.is_ascii_whitespace() || c.is_ascii_control();
             if !path.starts_with('/') || path.contains(bad) {
                 self.problem(
                     p.span(),
@@ -124,7 +125,6 @@ impl Checker<'_> {
             }
         }
         if let Some(host) = &h.host {
-            let bad = |c: char| c.is_ascii_whitespace() || c.is_ascii_control();
             if host.get_ref().is_empty() || host.get_ref().contains(bad) {
                 self.problem(
                     host.span(),
