@@ -268,8 +268,8 @@ impl Config {
 impl Config {
     /// What the configuration holds, in one line for the startup log and
     /// `--check`: "2 listeners, 1 site, 3 routes, 2 upstream groups: app
-    /// (10.0.0.5:9000, 10.0.0.6:9000); 127.0.0.1:32000". Parts with
-    /// nothing in them are left out.
+    /// (10.0.0.5:9000, 10.0.0.6:9000; http checks every 5s);
+    /// 127.0.0.1:32000". Parts with nothing in them are left out.
     pub fn summary(&self) -> String {
         let mut parts = vec![log::count(self.listeners.len(), "listener").to_string()];
         for (n, noun) in [(self.sites.len(), "site"), (self.routes.len(), "route")] {
@@ -283,12 +283,19 @@ impl Config {
                 .iter()
                 .map(|g| {
                     let addrs: Vec<String> = g.servers.iter().map(|s| s.addr.to_string()).collect();
+                    let checks = g.check.as_ref().map_or(String::new(), |c| {
+                        format!(
+                            "; {} checks every {}",
+                            c.kind.name(),
+                            log::Rounded(c.interval)
+                        )
+                    });
                     // A route's `upstream = "127.0.0.1:9000"` is a group
                     // named for its one address: no need to say it twice.
                     if addrs.len() == 1 && addrs[0] == g.name {
                         g.name.clone()
                     } else {
-                        format!("{} ({})", g.name, addrs.join(", "))
+                        format!("{} ({}{checks})", g.name, addrs.join(", "))
                     }
                 })
                 .collect();

@@ -420,6 +420,12 @@ fn health_checks_take_their_defaults() {
             on_down: OnDown::Drain,
         })
     );
+    assert!(
+        c.summary()
+            .ends_with("a (127.0.0.1:2; websocket checks every 500ms)"),
+        "{}",
+        c.summary()
+    );
     let http = check(&with_health("check = \"http\"")).expect("loads");
     let kind = http.groups[0].check.as_ref().map(|c| c.kind);
     assert_eq!(kind, Some(CheckKind::Http));
