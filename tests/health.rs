@@ -25,6 +25,8 @@ const SLACK: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 enum Seen {
     Frame(Frame),
+    /// A frame that came unmasked, as a client's must never (RFC 6455 5.3).
+    Unmasked(Frame),
     End,
 }
 
@@ -104,10 +106,18 @@ impl Backend {
                 tunnels.fetch_add(1, Ordering::SeqCst);
                 let mut writer = stream.try_clone().unwrap();
                 let mut reader = Cursor::new(rest).chain(stream);
-                while let Ok(frame) = ws::read_frame(&mut reader) {
+                while let Ok((header, payload)) = ws::read_raw_frame(&mut reader) {
+                    let frame = Frame {
+                        fin: header.fin,
+                        opcode: header.opcode,
+                        payload,
+                    };
                     let close = frame.opcode == Opcode::Close;
                     let code = frame.close_code();
-                    let _ = tx.send(Seen::Frame(frame.clone()));
+                    let _ = tx.send(match header.mask {
+                        Some(_) => Seen::Frame(frame.clone()),
+                        None => Seen::Unmasked(frame.clone()),
+                    });
                     if close {
                         let mut out = Vec::new();
                         let reason = ws::close_payload(code.unwrap_or(1000), "");
@@ -228,7 +238,9 @@ fn a_server_failing_http_checks_is_marked_down_gets_no_tunnels_and_comes_back() 
          fall = {fall}\nrise = {rise}"
     );
     let (proxy, _dir) = proxy_with(&[a.addr(), b.addr()], &health, "workers = 2");
-    assert!(eventually(SLACK, || a.checks() >= 1 && b.checks() >= 1));
+    // The checks begin at once, with no client traffic.
+    let checked = |addr| server_status(&status(&proxy), addr)["checks"]["last"] != Value::Null;
+    assert!(eventually(SLACK, || checked(a.addr()) && checked(b.addr())));
     let doc = status(&proxy);
     let sa = server_status(&doc, a.addr());
     assert_eq!(sa["state"], "up", "{doc:#}");
@@ -363,6 +375,7 @@ fn on_down_drain_sends_close_1001_to_both_ends_of_its_tunnels() {
         {
             Seen::Frame(f) if f.opcode == Opcode::Close => break f,
             Seen::Frame(_) => continue,
+            Seen::Unmasked(f) => panic!("the upstream end got an unmasked frame: {f:?}"),
             Seen::End => panic!("the upstream end closed without a Close"),
         }
     };
@@ -371,6 +384,25 @@ fn on_down_drain_sends_close_1001_to_both_ends_of_its_tunnels() {
         "marked down after 2 failed http checks (last: got 503); draining its tunnels"
     ));
     assert!(proxy.metric("wsproxy_tunnels_drained_total") >= 1.0);
+    // The client answers the Close as clients do; the proxy then ends it.
+    let mut out = Vec::new();
+    let payload = ws::close_payload(GOING_AWAY, "");
+    ws::encode_frame(
+        &mut out,
+        true,
+        Opcode::Close,
+        &payload,
+        Some(ws::random_mask()),
+    );
+    on_a_client.stream().write_all(&out).unwrap();
+    let mut rest = Vec::new();
+    on_a_client
+        .stream()
+        .read_to_end(&mut rest)
+        .expect("the proxy ends the stream with FIN");
+    assert!(eventually(SLACK, || {
+        server_status(&status(&proxy), a.addr())["tunnels"] == 0
+    }));
 
     // The other server's tunnel runs on.
     on_b_client.send_text("still here").unwrap();
