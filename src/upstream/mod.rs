@@ -202,8 +202,12 @@ impl Group {
     /// After a reload: each server that `old` (the same group in the
     /// configuration before) has under the same name keeps what checks
     /// found of it, shared, so the checker's next verdicts reach both.
-    /// Other servers start afresh (up).
+    /// Other servers start afresh (up), and so does every server of a
+    /// group that no longer has checks.
     pub fn keep_checks(&mut self, old: &Group) {
+        if self.check.is_none() {
+            return;
+        }
         for i in 0..self.servers.len() {
             let name = &self.servers[i].name;
             if let Some(j) = old.servers.iter().position(|s| &s.name == name) {
@@ -573,6 +577,51 @@ mod tests {
             }
             assert_eq!(seen, want, "{servers} servers from {first}, down {down:?}");
         }
+    }
+
+    #[test]
+    fn checks_mark_down_and_a_reload_keeps_it_while_it_checks() {
+        let check = HealthCheck {
+            kind: CheckKind::Http,
+            path: "/".into(),
+            interval: TIMEOUT,
+            timeout: TIMEOUT,
+            fall: 2,
+            rise: 1,
+            host: None,
+            on_down: OnDown::Keep,
+        };
+        let mut g = group(&[1, 1], Balance::RoundRobin);
+        let now = Instant::now();
+        assert_eq!(
+            g.check_ended(0, Verdict::Refused, now),
+            None,
+            "no checks, no change"
+        );
+        g.check = Some(check);
+        assert_eq!(g.check_ended(0, Verdict::Refused, now), None);
+        assert_eq!(
+            g.check_ended(0, Verdict::Status(500), now),
+            Some(Change::Down)
+        );
+        assert!(g.is_down(0, now) && !g.is_passively_down(0, now));
+        let mut picker = Picker::new(std::slice::from_ref(&g), 0);
+        assert_eq!(picks(&mut picker, &g, None, 3), [1, 1, 1]);
+        let first = picker.first(0, &g, None, now);
+        assert_eq!(first.next(&g, now), None, "an attempt skips it too");
+
+        let mut kept = group(&[1, 1, 1], Balance::RoundRobin);
+        kept.check = g.check.clone();
+        kept.keep_checks(&g);
+        assert!(kept.is_down(0, now) && !kept.is_down(2, now));
+        let mut unchecked = group(&[1, 1], Balance::RoundRobin);
+        unchecked.keep_checks(&g);
+        assert!(
+            !unchecked.is_down(0, now),
+            "no checks: no check keeps it down"
+        );
+        assert_eq!(g.check_ended(0, Verdict::Passed, now), Some(Change::Up));
+        assert!(!kept.is_down(0, now), "shared with the kept group");
     }
 
     #[test]
