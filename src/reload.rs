@@ -160,7 +160,8 @@ impl Reloader {
                 return;
             }
         };
-        // Before any worker sees it: a server checks marked down stays down.
+        // Before any worker sees it, what checks found of the servers it
+        // keeps: a server marked down stays down.
         match self.current.lock() {
             Ok(old) => config.keep_checks(&old),
             Err(poisoned) => config.keep_checks(&poisoned.into_inner()),

@@ -5,7 +5,8 @@
 //!
 //! The loop: poll (sleeping until the next timer slot at most), dispatch
 //! events, re-run pairs that yielded, fire due timers, start the drains
-//! whose turn came. Only this file removes pairs from the slab.
+//! whose turn came. Only the worker (this file and its `down.rs`) removes
+//! pairs from the slab.
 //!
 //! A drain (SIGTERM): the worker takes the clients already queued on its
 //! listeners, shuts the listeners (new clients are refused by the kernel),
@@ -13,6 +14,10 @@
 //! drained (a Close frame each way, see [`Pair::drain`]) at moments spread
 //! evenly over the drain window. It returns once its last pair is gone, or
 //! at the deadline, closing whatever is left.
+//!
+//! A server that health checks mark down under `on_down = "drain"` has its
+//! tunnels drained the same way, the rest of the worker running on
+//! (`down.rs`).
 
 use std::collections::VecDeque;
 use std::io;
