@@ -187,6 +187,13 @@ fn announce(
                     "no new connections go to it, open tunnels stay"
                 }
             );
+            if (0..group.servers.len()).all(|i| group.check_state(i).down) {
+                warn!(
+                    "upstream {}: every server is marked down; new connections try them all \
+                     rather than none",
+                    group.name
+                );
+            }
             if !drain {
                 return;
             }
