@@ -75,6 +75,8 @@ pub enum Ending {
     Shutdown,
     /// A reload removed the tunnel's route or upstream server.
     Removed,
+    /// Health checks marked its upstream server down: drained.
+    Unhealthy,
     /// A side sent nothing within a Ping's interval and timeout.
     Unresponsive(Side),
     /// The tunnel lived its route's `max_lifetime`.
@@ -107,6 +109,7 @@ impl Ending {
             Ending::Answered => "answered",
             Ending::Shutdown => "shutdown",
             Ending::Removed => "removed by reload",
+            Ending::Unhealthy => "upstream marked down",
             Ending::Unresponsive(_) => "unresponsive",
             Ending::Lifetime => "lifetime",
             Ending::TooBig => "message too big",

@@ -1,5 +1,6 @@
 //! The admin listener: `GET /metrics` (Prometheus text, every worker's
-//! shard merged) and `GET /healthz`, served one connection at a time by a
+//! shard merged), `GET /status` (upstream servers' state, JSON) and
+//! `GET /healthz`, served one connection at a time by a
 //! thread of its own, off the workers' reactors. Bind it to loopback or a
 //! management network: it has no authentication.
 
@@ -75,6 +76,11 @@ fn answer(
             "text/plain; version=0.0.4; charset=utf-8",
             metrics::render(shards, config),
         ),
+        (Some(b"GET"), Some(b"/status")) => (
+            "200 OK",
+            "application/json",
+            crate::status::render_json(shards, config, std::time::Instant::now()),
+        ),
         // A load balancer stops sending new clients to a draining proxy.
         (Some(b"GET"), Some(b"/healthz")) if draining => (
             "503 Service Unavailable",
@@ -85,7 +91,7 @@ fn answer(
         (Some(b"GET"), _) => (
             "404 Not Found",
             "text/plain",
-            "the admin listener serves /metrics and /healthz\n".to_string(),
+            "the admin listener serves /metrics, /status and /healthz\n".to_string(),
         ),
         _ => (
             "405 Method Not Allowed",

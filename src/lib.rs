@@ -6,6 +6,7 @@
 pub mod access_log;
 pub mod admin;
 pub mod buffer;
+pub mod checker;
 pub mod cli;
 pub mod config;
 pub mod dispatch;
@@ -23,6 +24,7 @@ pub mod relay;
 pub mod reload;
 pub mod route;
 pub mod shed;
+pub mod status;
 pub mod sys;
 pub mod timer;
 pub mod tls;

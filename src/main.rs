@@ -269,6 +269,11 @@ fn run(cli: &Cli) -> Result<(), RunError> {
         log::write(Level::Info, format_args!("listening on {addr}"));
     }
     let current = Arc::new(Mutex::new(Arc::clone(&config)));
+    // With a file, whether or not it checks anything: a reload may add
+    // checks to a file that had none. Quick mode has no checks.
+    if cli.config.is_some() {
+        wsproxy_fast::checker::spawn(Arc::clone(&current), commands.clone())?;
+    }
     if let Some(admin) = admin {
         let addr = admin.local_addr()?;
         let config = Arc::clone(&current);
@@ -278,7 +283,7 @@ fn run(cli: &Cli) -> Result<(), RunError> {
             .spawn(move || wsproxy_fast::admin::serve(admin, shards, config, control))?;
         log::write(
             Level::Info,
-            format_args!("admin endpoints on http://{addr}/metrics and /healthz"),
+            format_args!("admin endpoints on http://{addr}/metrics, /status and /healthz"),
         );
     }
     log::write(

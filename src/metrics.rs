@@ -223,16 +223,30 @@ fn sum(shards: &[Arc<Shard>], f: impl Fn(&Shard) -> u64) -> u64 {
     shards.iter().map(|s| f(s)).fold(0, u64::wrapping_add)
 }
 
+/// Open tunnels by (group, server) name, every worker's added up.
+pub fn tunnels_by_server(shards: &[Arc<Shard>]) -> BTreeMap<(String, String), i64> {
+    let mut by_server = BTreeMap::new();
+    for shard in shards {
+        let Ok(t) = shard.tunnels.lock() else {
+            continue;
+        };
+        for (server, n) in &t.by_server {
+            *by_server.entry(server.clone()).or_insert(0) += n;
+        }
+    }
+    by_server
+}
+
 /// Escapes a label value (Prometheus text format: backslash, quote,
 /// newline).
-fn label(value: &str) -> String {
+pub(crate) fn label(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+pub(crate) fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
@@ -366,7 +380,7 @@ pub fn render(shards: &[Arc<Shard>], config: &Config) -> String {
         &mut out,
         name,
         "counter",
-        "Tunnels sent a Close frame (1001) by a drain: shutdown, or a reload that removed their route.",
+        "Tunnels sent a Close frame (1001) by a drain: shutdown, a reload that removed their route, or their upstream server marked down by health checks.",
     );
     let _ = writeln!(out, "{name} {}", sum(shards, |s| s.tunnels_drained.get()));
 
@@ -457,5 +471,6 @@ pub fn render(shards: &[Arc<Shard>], config: &Config) -> String {
         &TUNNEL_BUCKETS,
         1e-3,
     );
+    crate::status::write_metrics(&mut out, config, Instant::now());
     out
 }

@@ -133,7 +133,7 @@ impl Reloader {
     /// problem logs why and keeps the configuration in force.
     pub fn reload(&mut self) {
         let path = self.source.path().display();
-        let config = match self.source.load() {
+        let mut config = match self.source.load() {
             Ok(config) => config,
             Err(e) => {
                 for line in e.to_string().lines() {
@@ -160,6 +160,12 @@ impl Reloader {
                 return;
             }
         };
+        // Before any worker sees it, what checks found of the servers it
+        // keeps: a server marked down stays down.
+        match self.current.lock() {
+            Ok(old) => config.keep_checks(&old),
+            Err(poisoned) => config.keep_checks(&poisoned.into_inner()),
+        }
         let config = Arc::new(config);
         for ((tx, waker), listeners) in self.workers.iter().zip(assigned.per_worker) {
             let reload = Reload {

@@ -5,7 +5,8 @@
 //!
 //! The loop: poll (sleeping until the next timer slot at most), dispatch
 //! events, re-run pairs that yielded, fire due timers, start the drains
-//! whose turn came. Only this file removes pairs from the slab.
+//! whose turn came. Only the worker (this file and its `down.rs`) removes
+//! pairs from the slab.
 //!
 //! A drain (SIGTERM): the worker takes the clients already queued on its
 //! listeners, shuts the listeners (new clients are refused by the kernel),
@@ -13,6 +14,10 @@
 //! drained (a Close frame each way, see [`Pair::drain`]) at moments spread
 //! evenly over the drain window. It returns once its last pair is gone, or
 //! at the deadline, closing whatever is left.
+//!
+//! A server that health checks mark down under `on_down = "drain"` has its
+//! tunnels drained the same way, the rest of the worker running on
+//! (`down.rs`).
 
 use std::collections::VecDeque;
 use std::io;
@@ -37,6 +42,8 @@ use crate::timer::{self, Clock, Expired, Settled, Tick, Wheel};
 use crate::token::{self, Side, Socket};
 use crate::upstream::Picker;
 use crate::{debug, error, info, warn};
+
+pub use down::ServerDown;
 
 /// Events taken from the kernel per poll.
 const EVENTS_PER_POLL: usize = 1024;
@@ -117,6 +124,8 @@ macro_rules! ctx {
     }};
 }
 
+mod down;
+
 /// A configuration this worker serves with: the current one, or an older
 /// one that pairs accepted before a reload still use (they hold indices
 /// into it), with its round-robin state.
@@ -146,6 +155,9 @@ pub enum Command {
         deadline: Instant,
         spread: Duration,
     },
+    /// The health checker marked an upstream server down, and its group
+    /// says to drain its tunnels.
+    ServerDown(Arc<ServerDown>),
 }
 
 /// A drain under way.
@@ -209,6 +221,8 @@ pub struct Worker {
     kept: Kept,
     /// When kept connections are next checked for their idle timeout.
     next_sweep: Instant,
+    /// Tunnels to servers marked down, waiting for their drain turn.
+    down: down::DownDrains,
 }
 
 impl Worker {
@@ -265,6 +279,7 @@ impl Worker {
             access,
             kept: Kept::default(),
             next_sweep: Instant::now() + SWEEP_EVERY,
+            down: down::DownDrains::default(),
         };
         Ok((worker, waker))
     }
@@ -297,6 +312,7 @@ impl Worker {
                                 Command::Drain { deadline, spread } => {
                                     self.start_draining(deadline, spread, now)
                                 }
+                                Command::ServerDown(down) => self.server_down(down, now),
                             }
                         }
                     }
@@ -322,6 +338,7 @@ impl Worker {
             // the connections already held are served first.
             self.accept_turn(now);
             self.expire();
+            self.down_turns(now);
             if self.drain.is_some() && self.drain_turns(now) {
                 self.access.flush();
                 return Ok(());
@@ -356,12 +373,14 @@ impl Worker {
             next.saturating_duration_since(now)
         });
         let sweep = (!self.kept.is_empty()).then(|| self.next_sweep.saturating_duration_since(now));
+        let down = self.down.next().map(|at| at.saturating_duration_since(now));
         [
             self.wheel.timeout(&self.clock, now),
             accept,
             trim,
             drain,
             sweep,
+            down,
         ]
         .into_iter()
         .flatten()

@@ -23,7 +23,7 @@ use crate::log;
 use crate::relay::{splice, Policy};
 use crate::route::{Access, Location, Origins, PathEdit, Routes, VirtualHosts};
 use crate::tls::{self, CertFiles, ServerSettings, ServerTls, UpstreamSettings};
-use crate::upstream::{Balance, Group, Server};
+use crate::upstream::{Balance, CheckKind, Group, OnDown, Server};
 
 mod addr;
 mod file;
@@ -117,6 +117,30 @@ pub const MAX_FAILS: u32 = 1;
 
 /// How long a server marked down is skipped (nginx's `fail_timeout`).
 pub const FAIL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What an `[upstream.NAME.health]` table checks when it does not say:
+/// that the server accepts a connection.
+pub const HEALTH_CHECK: CheckKind = CheckKind::Tcp;
+
+/// Request target of http and websocket checks.
+pub const HEALTH_PATH: &str = "/";
+
+/// From one check of a server to the next (HAProxy's `inter` is 2 s; a
+/// WebSocket upstream's connections live long, so fewer checks do).
+pub const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// A check not passed within this has failed.
+pub const HEALTH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Failed checks in a row that mark a server down (HAProxy's `fall`).
+pub const HEALTH_FALL: u32 = 3;
+
+/// Passed checks in a row that mark a down server up (HAProxy's `rise`).
+pub const HEALTH_RISE: u32 = 2;
+
+/// What happens to a server's tunnels when checks mark it down: they run
+/// on (the server may only be refusing new work).
+pub const HEALTH_ON_DOWN: OnDown = OnDown::Keep;
 
 /// How long a client connection may sit idle between two requests before
 /// the proxy closes it: nginx's `keepalive_timeout` default.
@@ -264,10 +288,23 @@ impl Config {
 }
 
 impl Config {
+    /// After a reload: each group that `old` has under the same name keeps
+    /// what active checks found of the servers it keeps (see
+    /// [`Group::keep_checks`]). Passive health starts afresh.
+    pub fn keep_checks(&mut self, old: &Config) {
+        for group in &mut self.groups {
+            if let Some(before) = old.groups.iter().find(|g| g.name == group.name) {
+                group.keep_checks(before);
+            }
+        }
+    }
+}
+
+impl Config {
     /// What the configuration holds, in one line for the startup log and
     /// `--check`: "2 listeners, 1 site, 3 routes, 2 upstream groups: app
-    /// (10.0.0.5:9000, 10.0.0.6:9000); 127.0.0.1:32000". Parts with
-    /// nothing in them are left out.
+    /// (10.0.0.5:9000, 10.0.0.6:9000; http checks every 5s);
+    /// 127.0.0.1:32000". Parts with nothing in them are left out.
     pub fn summary(&self) -> String {
         let mut parts = vec![log::count(self.listeners.len(), "listener").to_string()];
         for (n, noun) in [(self.sites.len(), "site"), (self.routes.len(), "route")] {
@@ -281,12 +318,19 @@ impl Config {
                 .iter()
                 .map(|g| {
                     let addrs: Vec<String> = g.servers.iter().map(|s| s.addr.to_string()).collect();
+                    let checks = g.check.as_ref().map_or(String::new(), |c| {
+                        format!(
+                            "; {} checks every {}",
+                            c.kind.name(),
+                            log::Rounded(c.interval)
+                        )
+                    });
                     // A route's `upstream = "127.0.0.1:9000"` is a group
                     // named for its one address: no need to say it twice.
                     if addrs.len() == 1 && addrs[0] == g.name {
                         g.name.clone()
                     } else {
-                        format!("{} ({})", g.name, addrs.join(", "))
+                        format!("{} ({}{checks})", g.name, addrs.join(", "))
                     }
                 })
                 .collect();

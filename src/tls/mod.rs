@@ -15,7 +15,7 @@
 mod certs;
 mod server;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 mod upstream;
 
 pub use certs::CertFiles;

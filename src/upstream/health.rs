@@ -1,6 +1,8 @@
 //! Runtime state every worker shares for a group's servers: passive health
-//! (consecutive connect failures and until when a server is down) and the
-//! number of live connections each server holds, all in atomics.
+//! (consecutive connect failures and until when a server is down), active
+//! health (what the checker thread found: up or down, the runs of passed
+//! and failed checks, the last check), and the number of live connections
+//! each server holds, all in atomics.
 //!
 //! Every access is `Relaxed`. Each counter is a heuristic read on its own:
 //! no other memory is published through it, so no ordering between
@@ -9,10 +11,17 @@
 //! at once may race between the count and the deadline and count one
 //! failure more or less; that moves a server's down time by one failure,
 //! which passive health can afford.
+//!
+//! Active health has one writer, the checker thread; workers only read
+//! whether a server is down. A server starts up, as HAProxy's do: checks
+//! take it down after `fall` failures, so a proxy that starts (or reloads)
+//! does not refuse traffic until the first checks have passed.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+
+use super::check::Verdict;
 
 /// The process-wide instant deadlines count from, so they fit in an `AtomicU64`.
 static EPOCH: OnceLock<Instant> = OnceLock::new();
@@ -40,10 +49,110 @@ struct Counters {
     active: AtomicU32,
 }
 
+/// Active health of one server: written by the checker thread only.
+#[derive(Debug, Default)]
+pub(super) struct Checked {
+    /// Marked down by checks.
+    down: AtomicBool,
+    /// Consecutive passed checks, and failed ones; one of them is 0.
+    good: AtomicU32,
+    bad: AtomicU32,
+    /// When the last check ended, in [`nanos`]; 0 when none has.
+    at: AtomicU64,
+    /// The last check's [`Verdict::encode`]; 0 when none has.
+    verdict: AtomicU32,
+    /// Checks passed and failed, ever.
+    passed: AtomicU64,
+    failed: AtomicU64,
+}
+
+/// A check moved a server across the line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// `fall` failed checks in a row took it down.
+    Down,
+    /// `rise` passed checks in a row brought it back.
+    Up,
+}
+
+/// What checks say of one server, read at once for `/status` and
+/// `/metrics`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CheckState {
+    pub down: bool,
+    /// Consecutive passed checks, and failed ones.
+    pub good: u32,
+    pub bad: u32,
+    /// When the last check ended, and its verdict.
+    pub last: Option<(Instant, Verdict)>,
+    pub passed: u64,
+    pub failed: u64,
+}
+
+impl Checked {
+    /// Counts one check's `verdict`, ended at `now`.
+    fn record(&self, verdict: Verdict, now: Instant, fall: u32, rise: u32) -> Option<Change> {
+        self.at.store(nanos(now).max(1), Relaxed);
+        self.verdict.store(verdict.encode(), Relaxed);
+        let down = self.down.load(Relaxed);
+        if verdict.passed() {
+            self.passed.fetch_add(1, Relaxed);
+            self.bad.store(0, Relaxed);
+            let good = self.good.load(Relaxed).saturating_add(1);
+            self.good.store(good, Relaxed);
+            if down && good >= rise {
+                self.down.store(false, Relaxed);
+                return Some(Change::Up);
+            }
+        } else {
+            self.failed.fetch_add(1, Relaxed);
+            self.good.store(0, Relaxed);
+            let bad = self.bad.load(Relaxed).saturating_add(1);
+            self.bad.store(bad, Relaxed);
+            if !down && bad >= fall {
+                self.down.store(true, Relaxed);
+                return Some(Change::Down);
+            }
+        }
+        None
+    }
+
+    fn state(&self) -> CheckState {
+        let at = self.at.load(Relaxed);
+        let epoch = *EPOCH.get_or_init(Instant::now);
+        let last = Verdict::decode(self.verdict.load(Relaxed))
+            .filter(|_| at > 0)
+            .map(|v| (epoch + Duration::from_nanos(at), v));
+        CheckState {
+            down: self.down.load(Relaxed),
+            good: self.good.load(Relaxed),
+            bad: self.bad.load(Relaxed),
+            last,
+            passed: self.passed.load(Relaxed),
+            failed: self.failed.load(Relaxed),
+        }
+    }
+
+    fn copy(&self) -> Checked {
+        Checked {
+            down: AtomicBool::new(self.down.load(Relaxed)),
+            good: AtomicU32::new(self.good.load(Relaxed)),
+            bad: AtomicU32::new(self.bad.load(Relaxed)),
+            at: AtomicU64::new(self.at.load(Relaxed)),
+            verdict: AtomicU32::new(self.verdict.load(Relaxed)),
+            passed: AtomicU64::new(self.passed.load(Relaxed)),
+            failed: AtomicU64::new(self.failed.load(Relaxed)),
+        }
+    }
+}
+
 /// Shared health and connection counts for one group's servers.
 #[derive(Debug)]
 pub(super) struct Health {
     servers: Box<[Counters]>,
+    /// Per server, in an `Arc` so that a reload can hand a server that
+    /// stays to the new configuration with what checks found of it.
+    checked: Box<[Arc<Checked>]>,
 }
 
 impl Health {
@@ -54,7 +163,34 @@ impl Health {
         nanos(Instant::now());
         Health {
             servers: (0..servers).map(|_| Counters::default()).collect(),
+            checked: (0..servers).map(|_| Arc::default()).collect(),
         }
+    }
+
+    /// Counts a check of `server`; see [`Checked::record`].
+    pub(super) fn checked(
+        &self,
+        server: usize,
+        verdict: Verdict,
+        now: Instant,
+        fall: u32,
+        rise: u32,
+    ) -> Option<Change> {
+        self.checked[server].record(verdict, now, fall, rise)
+    }
+
+    /// Whether checks marked `server` down.
+    pub(super) fn is_checked_down(&self, server: usize) -> bool {
+        self.checked[server].down.load(Relaxed)
+    }
+
+    pub(super) fn check_state(&self, server: usize) -> CheckState {
+        self.checked[server].state()
+    }
+
+    /// From now on `server` shares `from`'s server `other`'s active health.
+    pub(super) fn share_checks(&mut self, server: usize, from: &Health, other: usize) {
+        self.checked[server] = Arc::clone(&from.checked[other]);
     }
 
     /// Counts a failure at `now`. A failure more than `fail_timeout` after
@@ -120,6 +256,7 @@ impl Clone for Health {
         });
         Health {
             servers: servers.collect(),
+            checked: self.checked.iter().map(|c| Arc::new(c.copy())).collect(),
         }
     }
 }
@@ -221,6 +358,71 @@ mod tests {
         for (now, down) in table {
             assert_eq!(h.is_down(0, now, 2), down, "{:?} after", now - t0);
         }
+    }
+
+    /// Verdicts in a row, `P` passed and `F` failed, and whether the server
+    /// is down after each; fall 3, rise 2.
+    #[test]
+    fn checks_mark_down_after_fall_and_up_after_rise() {
+        let table: &[(&str, &str, &str)] = &[
+            ("starts up", "", ""),
+            ("down at the 3rd failure", "FFF", "..D"),
+            ("a pass breaks the run", "FFPFF", "....."),
+            ("up at the 2nd pass", "FFFPP", "..DDU"),
+            ("a failure breaks the rise", "FFFPFPP", "..DDDDU"),
+            ("down again", "FFFPPFFF", "..DDU..D"),
+        ];
+        let t0 = Instant::now();
+        for &(name, verdicts, want) in table {
+            let h = Health::new(2);
+            let mut got = String::new();
+            let mut down = false;
+            for (i, v) in verdicts.bytes().enumerate() {
+                let verdict = match v {
+                    b'P' => Verdict::Passed,
+                    _ => Verdict::Status(500),
+                };
+                let change = h.checked(0, verdict, t0 + MS * i as u32, 3, 2);
+                let now_down = h.is_checked_down(0);
+                match change {
+                    Some(Change::Down) => assert!(!down && now_down, "{name}"),
+                    Some(Change::Up) => assert!(down && !now_down, "{name}"),
+                    None => assert_eq!(down, now_down, "{name}"),
+                }
+                down = now_down;
+                got.push(match change {
+                    Some(Change::Down) => 'D',
+                    Some(Change::Up) => 'U',
+                    None if down => 'D',
+                    None => '.',
+                });
+            }
+            assert_eq!(got, want, "{name}");
+            assert!(!h.is_checked_down(1), "{name}: the other server");
+            let state = h.check_state(0);
+            let passes = verdicts.bytes().filter(|&v| v == b'P').count() as u64;
+            assert_eq!(state.passed, passes, "{name}");
+            assert_eq!(state.failed, verdicts.len() as u64 - passes, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_last_check_is_remembered_and_shared() {
+        let t0 = Instant::now();
+        let h = Health::new(1);
+        assert_eq!(h.check_state(0).last, None);
+        h.checked(0, Verdict::Refused, t0, 1, 1);
+        let (at, verdict) = h.check_state(0).last.expect("a check");
+        assert_eq!(verdict, Verdict::Refused);
+        assert!(at.max(t0) - at.min(t0) < MS, "{at:?} vs {t0:?}");
+        let mut next = Health::new(2);
+        next.share_checks(1, &h, 0);
+        assert!(next.is_checked_down(1) && !next.is_checked_down(0));
+        h.checked(0, Verdict::Passed, t0, 1, 1);
+        assert!(!next.is_checked_down(1), "shared, not copied");
+        let snapshot = h.clone();
+        h.checked(0, Verdict::Refused, t0, 1, 1);
+        assert!(!snapshot.is_checked_down(0), "a clone is a snapshot");
     }
 
     #[test]

@@ -6,20 +6,24 @@
 //! |---|---|
 //! | `mod.rs` | groups, smooth weighted round-robin, least-connections, attempts |
 //! | `hash.rs` | hash keys from a request, the consistent-hash ring |
-//! | `health.rs` | passive health and live counts, shared through atomics |
+//! | `health.rs` | passive and active health and live counts, shared through atomics |
+//! | `check.rs` | active health checks: their settings, the probe, its verdict |
 //!
 //! Balancing state (round-robin positions) is per worker and touches no
 //! shared memory; health and live counts are shared by every worker.
 
+mod check;
 mod hash;
 mod health;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+pub use check::{probe, CheckKind, HealthCheck, OnDown, Verdict};
 use hash::Ring;
 pub use hash::{key_of, HashKey};
 use health::Health;
+pub use health::{Change, CheckState};
 
 /// One upstream server of a group.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -113,6 +117,8 @@ pub struct Group {
     pub fail_timeout: Duration,
     /// Idle connections kept for plain requests.
     pub keepalive: Keepalive,
+    /// Active health checks of its servers, if configured.
+    pub check: Option<HealthCheck>,
     /// Only for [`Balance::Hash`].
     ring: Option<Ring>,
     health: Health,
@@ -146,6 +152,7 @@ impl Group {
             max_fails,
             fail_timeout,
             keepalive: Keepalive::default(),
+            check: None,
             ring,
             health,
         }
@@ -166,9 +173,47 @@ impl Group {
         self.health.succeeded(server);
     }
 
-    /// Whether `server` is to be skipped at `now`.
+    /// Whether `server` is to be skipped at `now`: passive health or
+    /// active checks say it is down (either is enough).
     pub fn is_down(&self, server: usize, now: Instant) -> bool {
+        self.health.is_checked_down(server) || self.health.is_down(server, now, self.max_fails)
+    }
+
+    /// Whether passive health alone has `server` down at `now`.
+    pub fn is_passively_down(&self, server: usize, now: Instant) -> bool {
         self.health.is_down(server, now, self.max_fails)
+    }
+
+    /// Active health: a check of `server` ended at `now` with `verdict`.
+    /// Returns the change it made, if it crossed `fall` or `rise`. Only
+    /// the checker thread calls this. Without a check configured nothing
+    /// changes.
+    pub fn check_ended(&self, server: usize, verdict: Verdict, now: Instant) -> Option<Change> {
+        let check = self.check.as_ref()?;
+        self.health
+            .checked(server, verdict, now, check.fall, check.rise)
+    }
+
+    /// What checks found of `server`.
+    pub fn check_state(&self, server: usize) -> CheckState {
+        self.health.check_state(server)
+    }
+
+    /// After a reload: each server that `old` (the same group in the
+    /// configuration before) has under the same name keeps what checks
+    /// found of it, shared, so the checker's next verdicts reach both.
+    /// Other servers start afresh (up), and so does every server of a
+    /// group that no longer has checks.
+    pub fn keep_checks(&mut self, old: &Group) {
+        if self.check.is_none() {
+            return;
+        }
+        for i in 0..self.servers.len() {
+            let name = &self.servers[i].name;
+            if let Some(j) = old.servers.iter().position(|s| &s.name == name) {
+                self.health.share_checks(i, &old.health, j);
+            }
+        }
     }
 
     /// Least-connections bookkeeping: a connection to `server` was opened.
@@ -532,6 +577,51 @@ mod tests {
             }
             assert_eq!(seen, want, "{servers} servers from {first}, down {down:?}");
         }
+    }
+
+    #[test]
+    fn checks_mark_down_and_a_reload_keeps_it_while_it_checks() {
+        let check = HealthCheck {
+            kind: CheckKind::Http,
+            path: "/".into(),
+            interval: TIMEOUT,
+            timeout: TIMEOUT,
+            fall: 2,
+            rise: 1,
+            host: None,
+            on_down: OnDown::Keep,
+        };
+        let mut g = group(&[1, 1], Balance::RoundRobin);
+        let now = Instant::now();
+        assert_eq!(
+            g.check_ended(0, Verdict::Refused, now),
+            None,
+            "no checks, no change"
+        );
+        g.check = Some(check);
+        assert_eq!(g.check_ended(0, Verdict::Refused, now), None);
+        assert_eq!(
+            g.check_ended(0, Verdict::Status(500), now),
+            Some(Change::Down)
+        );
+        assert!(g.is_down(0, now) && !g.is_passively_down(0, now));
+        let mut picker = Picker::new(std::slice::from_ref(&g), 0);
+        assert_eq!(picks(&mut picker, &g, None, 3), [1, 1, 1]);
+        let first = picker.first(0, &g, None, now);
+        assert_eq!(first.next(&g, now), None, "an attempt skips it too");
+
+        let mut kept = group(&[1, 1, 1], Balance::RoundRobin);
+        kept.check = g.check.clone();
+        kept.keep_checks(&g);
+        assert!(kept.is_down(0, now) && !kept.is_down(2, now));
+        let mut unchecked = group(&[1, 1], Balance::RoundRobin);
+        unchecked.keep_checks(&g);
+        assert!(
+            !unchecked.is_down(0, now),
+            "no checks: no check keeps it down"
+        );
+        assert_eq!(g.check_ended(0, Verdict::Passed, now), Some(Change::Up));
+        assert!(!kept.is_down(0, now), "shared with the kept group");
     }
 
     #[test]

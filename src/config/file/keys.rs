@@ -12,8 +12,9 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::sections::{
-    AddHeader, CertSection, DrainSection, FileSections, LimitSection, ListenerSection,
-    RedirectSection, Rewrite, RouteSection, ServerSection, TimeoutSection, TlsSection,
+    AddHeader, CertSection, DrainSection, FileSections, HealthSection, LimitSection,
+    ListenerSection, RedirectSection, Rewrite, RouteSection, ServerSection, TimeoutSection,
+    TlsSection,
     UpstreamSection, UpstreamTlsSection,
 };
 
@@ -104,7 +105,15 @@ const CERTIFICATE: Section = Section {
 const UPSTREAM: Section = Section {
     name: "[upstream.NAME]",
     keys: field_names::<UpstreamSection>,
-    nested: &[("tls", Nested::One(&UPSTREAM_TLS))],
+    nested: &[
+        ("tls", Nested::One(&UPSTREAM_TLS)),
+        ("health", Nested::One(&UPSTREAM_HEALTH)),
+    ],
+};
+const UPSTREAM_HEALTH: Section = Section {
+    name: "[upstream.NAME.health]",
+    keys: field_names::<HealthSection>,
+    nested: &[],
 };
 const UPSTREAM_TLS: Section = Section {
     name: "[upstream.NAME.tls]",
@@ -155,6 +164,7 @@ const ALL: &[&Section] = &[
     &CERTIFICATE,
     &UPSTREAM,
     &UPSTREAM_TLS,
+    &UPSTREAM_HEALTH,
     &SERVER,
     &ROUTE,
     &ADD_HEADER,

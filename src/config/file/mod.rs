@@ -34,7 +34,7 @@
 //! | `keys.rs` | keys no section has, each located, with the one probably meant |
 //! | `check.rs` | the whole file → `Config`: globals, timeouts, listeners and the sites on them |
 //! | `sites.rs` | `[[server]]` and `[[server.route]]`, and listener TLS |
-//! | `upstreams.rs` | `[upstream.NAME]` groups, their servers, balancing and TLS |
+//! | `upstreams.rs` | `[upstream.NAME]` groups, their servers, balancing, health checks and TLS |
 
 use std::fmt;
 use std::ops::Range;

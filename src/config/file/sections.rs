@@ -154,6 +154,20 @@ pub(super) struct UpstreamSection {
     pub(super) keepalive: Option<usize>,
     pub(super) keepalive_timeout: Option<Spanned<DurationText>>,
     pub(super) keepalive_requests: Option<Spanned<u32>>,
+    pub(super) health: Option<Spanned<HealthSection>>,
+}
+
+/// `[upstream.NAME.health]`: active health checks of the group's servers.
+#[derive(Deserialize)]
+pub(super) struct HealthSection {
+    pub(super) check: Option<Spanned<String>>,
+    pub(super) path: Option<Spanned<String>>,
+    pub(super) interval: Option<Spanned<DurationText>>,
+    pub(super) timeout: Option<Spanned<DurationText>>,
+    pub(super) fall: Option<Spanned<u32>>,
+    pub(super) rise: Option<Spanned<u32>>,
+    pub(super) host: Option<Spanned<String>>,
+    pub(super) on_down: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

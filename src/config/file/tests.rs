@@ -512,6 +512,92 @@ upstream = "127.0.0.1:9000"
         "{errors:?}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+// ----- [upstream.NAME.health] ----------------------------------------------
+
+/// A file with one group `a` whose `[upstream.a.health]` table is
+/// `health` (the table's header is on line 5).
+fn with_health(health: &str) -> String {
+    format!(
+        "[[listener]]\naddress = \"127.0.0.1:1\"\n[upstream.a]\nservers = [\"127.0.0.1:2\"]\n\
+         [upstream.a.health]\n{health}\n[[server]]\n[[server.route]]\nlocation = \"/\"\nupstream = \"a\"\n"
+    )
+}
+
+#[test]
+fn health_checks_take_their_defaults() {
+    use crate::config::{
+        HEALTH_CHECK, HEALTH_FALL, HEALTH_INTERVAL, HEALTH_ON_DOWN, HEALTH_PATH, HEALTH_RISE,
+        HEALTH_TIMEOUT,
+    };
+    use crate::upstream::{CheckKind, HealthCheck, OnDown};
+    let none = check(&with_health("").replace("[upstream.a.health]\n", "")).expect("loads");
+    assert_eq!(none.groups[0].check, None, "no table, no checks");
+    let c = check(&with_health("")).unwrap_or_else(|e| panic!("{e:#?}"));
+    assert_eq!(
+        c.groups[0].check,
+        Some(HealthCheck {
+            kind: HEALTH_CHECK,
+            path: HEALTH_PATH.into(),
+            interval: HEALTH_INTERVAL,
+            timeout: HEALTH_TIMEOUT,
+            fall: HEALTH_FALL,
+            rise: HEALTH_RISE,
+            host: None,
+            on_down: HEALTH_ON_DOWN,
+        })
+    );
+    let all = "check = \"websocket\"\npath = \"/ws/ping\"\ninterval = \"500ms\"\ntimeout = 1\n\
+               fall = 1\nrise = 4\nhost = \"app.internal\"\non_down = \"drain\"";
+    let c = check(&with_health(all)).unwrap_or_else(|e| panic!("{e:#?}"));
+    assert_eq!(
+        c.groups[0].check,
+        Some(HealthCheck {
+            kind: CheckKind::WebSocket,
+            path: "/ws/ping".into(),
+            interval: Duration::from_millis(500),
+            timeout: Duration::from_secs(1),
+            fall: 1,
+            rise: 4,
+            host: Some("app.internal".into()),
+            on_down: OnDown::Drain,
+        })
+    );
+    assert!(
+        c.summary()
+            .ends_with("a (127.0.0.1:2; websocket checks every 500ms)"),
+        "{}",
+        c.summary()
+    );
+    let http = check(&with_health("check = \"http\"")).expect("loads");
+    let kind = http.groups[0].check.as_ref().map(|c| c.kind);
+    assert_eq!(kind, Some(CheckKind::Http));
+}
+
+#[test]
+fn health_check_mistakes_are_located() {
+    let table: &[(&str, &str)] = &[
+        ("fall = 0", "t.toml:6:8: fall must be at least 1"),
+        ("rise = 0", "t.toml:6:8: rise must be at least 1"),
+        ("check = \"icmp\"", "t.toml:6:9: unknown check \"icmp\": use \"tcp\""),
+        ("on_down = \"close\"", "t.toml:6:11: unknown on_down \"close\""),
+        ("interval = 0", "t.toml:6:12: a check's interval must be more than zero"),
+        ("timeout = \"2 fortnights\"", "t.toml:6:11: a check's timeout:"),
+        ("check = \"http\"\npath = \"health\"", "t.toml:7:8: a check's path starts with /"),
+        ("path = \"/health\"", "t.toml:6:8: path applies to check = \"http\" or \"websocket\""),
+        ("intervall = 5", "t.toml:6:1: unknown key `intervall` in [upstream.NAME.health] (did you mean `interval`?)"),
+        ("fall = -1", "t.toml:6:8: "),
+    ];
+    for &(health, want) in table {
+        match check(&with_health(health)) {
+            Ok(_) => panic!("{health:?} loaded"),
+            Err(errors) => assert!(
+                errors.len() == 1 && errors[0].starts_with(want),
+                "{health:?}: {errors:#?}, want {want:?}"
+            ),
+        }
+    }
+    let errors = check(&with_health("fall = 0\nrise = 0\ncheck = \"ping\"")).expect_err("three");
+    assert_eq!(errors.len(), 3, "{errors:#?}");
 }
 
 const POLICY_ROUTE: &str = r#"

@@ -1,6 +1,6 @@
 //! `[upstream.NAME]` groups → [`Group`]s: their servers (resolved now),
-//! balancing, passive health and TLS; and a route's `upstream = "HOST:PORT"`
-//! standing for a group of one.
+//! balancing, passive health, active health checks and TLS; and a route's
+//! `upstream = "HOST:PORT"` standing for a group of one.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
@@ -9,11 +9,14 @@ use std::sync::Arc;
 use rustls::ClientConfig;
 use toml::Spanned;
 
-use super::sections::UpstreamSection;
+use super::sections::{HealthSection, UpstreamSection};
 use super::Checker;
-use crate::config::{is_tls_upstream, upstream_servers, FAIL_TIMEOUT, MAX_FAILS};
+use crate::config::{
+    is_tls_upstream, upstream_servers, FAIL_TIMEOUT, HEALTH_CHECK, HEALTH_FALL, HEALTH_INTERVAL,
+    HEALTH_ON_DOWN, HEALTH_PATH, HEALTH_RISE, HEALTH_TIMEOUT, MAX_FAILS,
+};
 use crate::tls::{self, CertFiles, UpstreamSettings};
-use crate::upstream::{Balance, Group, HashKey, Keepalive, Server};
+use crate::upstream::{Balance, CheckKind, Group, HashKey, HealthCheck, Keepalive, OnDown, Server};
 use crate::warn;
 
 /// Most upstream servers in one group (an attempt counts them in a u16).
@@ -54,6 +57,10 @@ impl Checker<'_> {
                 Some(text) => self.duration(text, "fail_timeout", true),
                 None => Some(FAIL_TIMEOUT),
             };
+            let check = u
+                .health
+                .as_ref()
+                .and_then(|h| self.health_check(h.get_ref()));
             names.insert(name.get_ref().clone(), groups.len());
             if servers.is_empty() {
                 continue;
@@ -66,9 +73,114 @@ impl Checker<'_> {
                 fail_timeout.unwrap_or(FAIL_TIMEOUT),
             );
             group.keepalive = self.upstream_keepalive(u);
+            group.check = check;
             groups.push(group);
         }
         (groups, names)
+    }
+
+    /// A group's `[upstream.NAME.health]`; `None` when it has a problem
+    /// (recorded).
+    fn health_check(&mut self, h: &HealthSection) -> Option<HealthCheck> {
+        let problems = self.problems.len();
+        let kind = match h.check.as_ref().map(|c| (c.get_ref().as_str(), c.span())) {
+            None => HEALTH_CHECK,
+            Some(("tcp", _)) => CheckKind::Tcp,
+            Some(("http", _)) => CheckKind::Http,
+            Some(("websocket", _)) => CheckKind::WebSocket,
+            Some((other, span)) => {
+                self.problem(
+                    span,
+                    format!(
+                        "unknown check {other:?}: use \"tcp\" (the server accepts a connection), \
+                         \"http\" (GET path answers 2xx or 3xx) or \"websocket\" (an upgrade to \
+                         path answers 101)"
+                    ),
+                );
+                HEALTH_CHECK
+            }
+        };
+        if kind == CheckKind::Tcp {
+            for (key, given) in [("path", &h.path), ("host", &h.host)] {
+                if let Some(given) = given {
+                    self.problem(
+                        given.span(),
+                        format!("{key} applies to check = \"http\" or \"websocket\", not \"tcp\""),
+                    );
+                }
+            }
+        }
+        let path = h
+            .path
+            .as_ref()
+            .map_or(HEALTH_PATH.to_string(), |p| p.get_ref().clone());
+        // Both go into the check's request head as they are.
+        let bad = |c: char| c.is_ascii_whitespace() || c.is_ascii_control();
+        if let Some(p) = &h.path {
+            if !path.starts_with('/') || path.contains(bad) {
+                self.problem(
+                    p.span(),
+                    "a check's path starts with / and has no spaces, e.g. \"/health\"",
+                );
+            }
+        }
+        if let Some(host) = &h.host {
+            if host.get_ref().is_empty() || host.get_ref().contains(bad) {
+                self.problem(
+                    host.span(),
+                    "a check's host is a name for the Host field, e.g. \"app.internal\"",
+                );
+            }
+        }
+        let interval = match &h.interval {
+            Some(text) => self.duration(text, "a check's interval", false),
+            None => Some(HEALTH_INTERVAL),
+        };
+        let timeout = match &h.timeout {
+            Some(text) => self.duration(text, "a check's timeout", false),
+            None => Some(HEALTH_TIMEOUT),
+        };
+        let mut count = |value: &Option<Spanned<u32>>, key: &str, default: u32| match value {
+            Some(n) if *n.get_ref() == 0 => {
+                self.problem(
+                    n.span(),
+                    format!("{key} must be at least 1: the checks in a row that change a server's state"),
+                );
+                default
+            }
+            Some(n) => *n.get_ref(),
+            None => default,
+        };
+        let fall = count(&h.fall, "fall", HEALTH_FALL);
+        let rise = count(&h.rise, "rise", HEALTH_RISE);
+        let on_down = match h.on_down.as_ref().map(|o| (o.get_ref().as_str(), o.span())) {
+            None => HEALTH_ON_DOWN,
+            Some(("keep", _)) => OnDown::Keep,
+            Some(("drain", _)) => OnDown::Drain,
+            Some((other, span)) => {
+                self.problem(
+                    span,
+                    format!(
+                        "unknown on_down {other:?}: use \"keep\" (open tunnels run on) or \
+                         \"drain\" (they get a Close frame, 1001)"
+                    ),
+                );
+                HEALTH_ON_DOWN
+            }
+        };
+        if self.problems.len() > problems {
+            return None;
+        }
+        Some(HealthCheck {
+            kind,
+            path,
+            interval: interval?,
+            timeout: timeout?,
+            fall,
+            rise,
+            host: h.host.as_ref().map(|h| h.get_ref().clone()),
+            on_down,
+        })
     }
 
     /// A group's `keepalive`, `keepalive_timeout` and `keepalive_requests`.
