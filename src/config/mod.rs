@@ -320,6 +320,10 @@ pub enum Target {
 pub struct Route {
     /// The location as written, for logs.
     pub location: String,
+    /// What the metrics call it (the `route` label): the file's `name`,
+    /// else the location as written. Routes may share a name, and then
+    /// share their series.
+    pub name: String,
     pub target: Target,
     pub path_edit: Option<PathEdit>,
     pub request: RequestEdits,
@@ -436,6 +440,7 @@ impl Config {
             }],
             routes: vec![Route {
                 location: "/".into(),
+                name: "/".into(),
                 target: Target::Upstream(0),
                 path_edit: None,
                 request: RequestEdits::default(),

@@ -171,6 +171,11 @@ fn mistakes_are_located_and_say_what_to_do() {
             "4:21",
             "set by the proxy",
         ),
+        (
+            "[[listener]]\naddress = \"127.0.0.1:1\"\n[[server]]\n[[server.route]]\nlocation = \"/\"\nname = \"\"\nupstream = \"127.0.0.1:2\"",
+            "6:8",
+            "metrics label",
+        ),
     ];
     for (text, at, want) in cases {
         let errors = check(text)
@@ -368,4 +373,21 @@ fn a_listener_host_name_listens_on_each_of_its_addresses() {
     )
     .unwrap_err();
     assert_eq!(errors, "t.toml:4:11: listener [::1]:80 is declared twice");
+}
+
+#[test]
+fn a_route_is_named_by_its_name_else_by_its_location() {
+    let config = check(
+        "[[listener]]\naddress = \"127.0.0.1:1\"\n[[server]]\n\
+         [[server.route]]\nlocation = \"^~ /ws\"\nname = \"chat\"\nupstream = \"127.0.0.1:2\"\n\
+         [[server.route]]\nlocation = \"^~ /api\"\nupstream = \"127.0.0.1:2\"\n\
+         [[server.route]]\nlocation = \"/\"\nname = \"chat\"\nupstream = \"127.0.0.1:2\"\n",
+    )
+    .unwrap();
+    let names: Vec<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["chat", "^~ /api", "chat"],
+        "a shared name is allowed"
+    );
 }
