@@ -75,6 +75,14 @@ pub enum Ending {
     Shutdown,
     /// A reload removed the tunnel's route or upstream server.
     Removed,
+    /// A side sent nothing within a Ping's interval and timeout.
+    Unresponsive(Side),
+    /// The tunnel lived its route's `max_lifetime`.
+    Lifetime,
+    /// The client sent a message past the route's `max_message_bytes`.
+    TooBig,
+    /// The client stayed over the route's rate limit too long.
+    RateLimited,
 }
 
 impl Ending {
@@ -99,6 +107,10 @@ impl Ending {
             Ending::Answered => "answered",
             Ending::Shutdown => "shutdown",
             Ending::Removed => "removed by reload",
+            Ending::Unresponsive(_) => "unresponsive",
+            Ending::Lifetime => "lifetime",
+            Ending::TooBig => "message too big",
+            Ending::RateLimited => "rate limited",
         }
     }
 }

@@ -46,6 +46,7 @@ pub struct Cli {
             "max_connections", "max_connections_per_ip", "tls_cert", "tls_key", "upstream_ca", "admin", "proxy_protocol", "access_log",
             "access_log_format", "drain_timeout", "drain_spread", "trusted_proxy",
             "keepalive_timeout", "keepalive_requests", "upstream_keepalive",
+            "ping_interval", "ping_timeout", "max_message_bytes",
         ]
     )]
     pub config: Option<PathBuf>,
@@ -167,6 +168,23 @@ pub struct Cli {
     /// connection per request.
     #[arg(long, value_name = "N", default_value_t = Keepalive::default().idle)]
     pub upstream_keepalive: usize,
+
+    /// Send the client a WebSocket Ping after this long without a byte
+    /// from it; its Pong is kept from the upstream. Off unless set.
+    #[arg(long, value_name = "DURATION")]
+    pub ping_interval: Option<Span>,
+
+    /// After a Ping, a client silent this much longer is taken for gone:
+    /// the upstream gets Close 1001 and the client's socket is closed
+    /// [default: 20s].
+    #[arg(long, value_name = "DURATION", requires = "ping_interval")]
+    pub ping_timeout: Option<Span>,
+
+    /// Largest WebSocket message a client may send, its fragments added
+    /// up; past it the client gets Close 1009 (Message Too Big) and the
+    /// upstream Close 1001. Off unless set.
+    #[arg(long, value_name = "BYTES")]
+    pub max_message_bytes: Option<u64>,
 
     /// Largest request head accepted, in bytes; a larger one gets 431.
     #[arg(long, value_name = "BYTES", default_value_t = config::MAX_HEAD_BYTES)]

@@ -25,12 +25,14 @@ use crate::upstream::{Balance, Group, Server};
 
 mod addr;
 mod file;
+mod tunnel;
 
 pub use addr::{
     is_tls_upstream, listen_addr, listen_addrs, listen_addrs_with, resolve, upstream_servers,
     ListenError, Resolver,
 };
 pub use file::{load, parse, parse_with, FileError, LoadError};
+pub use tunnel::{Lifetime, Ping, Rate, TunnelPolicy, PING_TIMEOUT};
 
 /// Idle tunnels live an hour by default: long-lived connections are the
 /// point, and nginx's 60 s `proxy_read_timeout` default is the complaint.
@@ -330,6 +332,8 @@ pub struct Route {
     pub response: ResponseEdits,
     /// Origins a WebSocket upgrade may come from; `None` allows any.
     pub origins: Option<Origins>,
+    /// What the route's tunnels get besides relaying.
+    pub tunnel: TunnelPolicy,
 }
 
 /// A command-line mistake, worded as what to change.
@@ -419,14 +423,24 @@ impl Config {
         if !(MIN_HEAD_BYTES..=MAX_HEAD_LIMIT).contains(&cli.max_header_bytes) {
             return Err(ConfigError::HeadLimit(cli.max_header_bytes));
         }
+        let pings = [
+            ("ping-interval", cli.ping_interval),
+            ("ping-timeout", cli.ping_timeout),
+        ];
         for (name, span) in [
-            ("handshake-timeout", cli.handshake_timeout),
-            ("connect-timeout", cli.connect_timeout),
-            ("response-timeout", cli.response_timeout),
-        ] {
-            if span.0.is_zero() {
+            ("handshake-timeout", Some(cli.handshake_timeout)),
+            ("connect-timeout", Some(cli.connect_timeout)),
+            ("response-timeout", Some(cli.response_timeout)),
+        ]
+        .into_iter()
+        .chain(pings)
+        {
+            if span.is_some_and(|s| s.0.is_zero()) {
                 return Err(ConfigError::ZeroTimeout(name));
             }
+        }
+        if cli.max_message_bytes == Some(0) {
+            return Err(ConfigError::ZeroTimeout("max-message-bytes"));
         }
         let pipes = cli.splice_pipes.unwrap_or_else(splice::default_limit);
         let everything = Location::parse("/").expect("/ is a location");
@@ -446,6 +460,15 @@ impl Config {
                 request: RequestEdits::default(),
                 response: ResponseEdits::default(),
                 origins: None,
+                tunnel: TunnelPolicy {
+                    ping: cli.ping_interval.map(|interval| Ping {
+                        interval: interval.0,
+                        timeout: cli.ping_timeout.map_or(PING_TIMEOUT, |t| t.0),
+                        upstream: false,
+                    }),
+                    max_message_bytes: cli.max_message_bytes,
+                    ..TunnelPolicy::default()
+                },
             }],
             groups: vec![{
                 let mut group = Group::new(

@@ -77,6 +77,37 @@ pub enum Reach {
     Header,
 }
 
+/// A frame header, as [`Frames::advance_with`] shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// FIN, RSV and opcode.
+    pub first: u8,
+    /// Payload length.
+    pub len: u64,
+}
+
+impl Header {
+    pub fn opcode(self) -> u8 {
+        self.first & 0x0f
+    }
+
+    /// The last frame of its message.
+    pub fn fin(self) -> bool {
+        self.first & 0x80 != 0
+    }
+}
+
+/// How far [`Frames::advance_with`] went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Followed {
+    /// This many bytes belong to the direction.
+    All(usize),
+    /// A header was refused: the bytes before `at` belong. `clean`: the
+    /// refused frame began at `at`; else it began in bytes followed
+    /// earlier, which went on already, and `at` is 0.
+    Refused { at: usize, clean: bool },
+}
+
 /// What a peek at the bytes ahead showed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ahead {
@@ -107,13 +138,24 @@ impl Frames {
     /// direction: all of them, unless a drain is under way, then those up
     /// to the next boundary.
     pub fn advance(&mut self, bytes: &[u8]) -> usize {
+        match self.advance_with(bytes, |_| true) {
+            Followed::All(n) => n,
+            Followed::Refused { at, .. } => at,
+        }
+    }
+
+    /// [`Frames::advance`], showing `seen` every header as it completes;
+    /// when `seen` refuses one, stops before that frame.
+    pub fn advance_with(&mut self, bytes: &[u8], mut seen: impl FnMut(Header) -> bool) -> Followed {
         if self.flags & (DRAIN | STOPPED) == DRAIN | STOPPED {
-            return 0;
+            return Followed::All(0);
         }
         let mut i = 0;
+        // Where the header being read began among `bytes`, if it did.
+        let mut head_at = None;
         while i < bytes.len() {
             if self.flags & LOST != 0 {
-                return bytes.len();
+                return Followed::All(bytes.len());
             }
             if self.got == 0 {
                 if self.left > 0 {
@@ -126,11 +168,24 @@ impl Frames {
                     self.flags |= STOPPED;
                     break;
                 }
+                head_at = Some(i);
             }
             self.header_byte(bytes[i]);
             i += 1;
+            if self.got == 0 && self.flags & LOST == 0 {
+                let header = Header {
+                    first: self.first,
+                    len: self.left,
+                };
+                if !seen(header) {
+                    return Followed::Refused {
+                        at: head_at.unwrap_or(0),
+                        clean: head_at.is_some(),
+                    };
+                }
+            }
         }
-        i
+        Followed::All(i)
     }
 
     /// Counts `n` payload bytes the splice relay moved; they lie within the
@@ -190,6 +245,17 @@ impl Frames {
         self.flags & LOST != 0
     }
 
+    /// Ends the direction where it stands, inside a frame whose header was
+    /// refused: at a boundary as far as the destination knows if the
+    /// refused frame sent nothing on (`clean`), else lost, so that no
+    /// Close frame follows a partial header.
+    pub fn cut(&mut self, clean: bool) {
+        self.got = 0;
+        self.need = 0;
+        self.left = 0;
+        self.flags |= if clean { DRAIN | STOPPED } else { DRAIN | LOST };
+    }
+
     /// Starts a drain: [`Frames::advance`] stops at the next boundary.
     pub fn drain(&mut self) {
         self.flags |= DRAIN;
@@ -233,24 +299,38 @@ impl Frames {
     /// the bytes are not frames or a Close already went this way: then the
     /// direction ends with FIN alone.
     pub fn write_close(&self, out: &mut Buf, key: [u8; 4]) -> Result<(), Full> {
+        self.write_close_with(out, key, GOING_AWAY, CLOSE_REASON)
+    }
+
+    /// [`Frames::write_close`] with another status and reason (at most 123
+    /// bytes).
+    pub fn write_close_with(
+        &self,
+        out: &mut Buf,
+        key: [u8; 4],
+        code: u16,
+        reason: &[u8],
+    ) -> Result<(), Full> {
         if self.flags & (LOST | CLOSED) != 0 {
             return Ok(());
         }
-        let mut payload = [0u8; 2 + CLOSE_REASON.len()];
-        payload[..2].copy_from_slice(&GOING_AWAY.to_be_bytes());
-        payload[2..].copy_from_slice(CLOSE_REASON);
+        let reason = &reason[..reason.len().min(123)];
+        let mut payload = [0u8; 125];
+        let payload = &mut payload[..2 + reason.len()];
+        payload[..2].copy_from_slice(&code.to_be_bytes());
+        payload[2..].copy_from_slice(reason);
         let len = payload.len() as u8;
         debug_assert!(len <= 125, "a control frame's payload fits in 125 bytes");
         if !self.masked {
             out.put(&[0x80 | OP_CLOSE, len])?;
-            return out.put(&payload);
+            return out.put(payload);
         }
         out.put(&[0x80 | OP_CLOSE, 0x80 | len])?;
         out.put(&key)?;
         for (i, b) in payload.iter_mut().enumerate() {
             *b ^= key[i % 4];
         }
-        out.put(&payload)
+        out.put(payload)
     }
 
     fn header_byte(&mut self, b: u8) {

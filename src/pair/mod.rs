@@ -122,10 +122,7 @@ impl Phase {
                 x.c2u.release(pool, pipes);
                 x.u2c.release(pool, pipes);
             }
-            Phase::Tunnel(mut t) => {
-                t.c2u.release(pool, pipes);
-                t.u2c.release(pool, pipes);
-            }
+            Phase::Tunnel(t) => t.release(res),
             Phase::Answer(answer::Answer { out, .. }) | Phase::File(answer::File { out, .. }) => {
                 pool.give(out)
             }

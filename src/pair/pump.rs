@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::{Core, Ctx, Step};
 use crate::access_log::Ending;
 use crate::buffer::Buf;
+use crate::relay::watch::Peer;
 use crate::relay::{self, Fault, Flow, Progress, Pumped};
 use crate::token::Side;
 use crate::{debug, info};
@@ -28,6 +29,14 @@ impl Dir {
             Dir::Down => Side::Upstream,
         }
     }
+
+    /// The peer the direction's bytes go to.
+    pub(super) fn destination(self) -> Peer {
+        match self {
+            Dir::Up => Peer::Upstream,
+            Dir::Down => Peer::Client,
+        }
+    }
 }
 
 /// What a relay turn did, and the bytes it read past the end of the
@@ -38,12 +47,13 @@ pub(super) struct Ran {
 }
 
 /// Runs one relay turn of `flow` in direction `dir`. `closing`: the
-/// source's event reported EOF or an error.
+/// source's event reported EOF or an error. `watch`: a tunnel's watch key.
 pub(super) fn run(
     flow: &mut Flow,
     dir: Dir,
     core: &mut Core,
     closing: bool,
+    watch: Option<u32>,
     ctx: &mut Ctx<'_>,
 ) -> Result<Ran, Fault> {
     let Some(upstream) = core.upstream.as_mut() else {
@@ -58,7 +68,8 @@ pub(super) fn run(
     if closing {
         flow.source_closing();
     }
-    let pumped = relay::pump(flow, src, dst, ctx.relay);
+    let watched = watch.map(|key| (key, dir.destination()));
+    let pumped = relay::pump(flow, src, dst, ctx.relay, watched);
     let surplus = ctx.relay.bufs.surplus.take();
     match pumped {
         Ok(progress) => Ok(Ran { progress, surplus }),

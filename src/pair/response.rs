@@ -148,7 +148,7 @@ impl Exchange {
 
 /// Moves the request up while the response is awaited.
 pub(super) fn pump_up(r: &mut Response, core: &mut Core, closing: bool, ctx: &mut Ctx<'_>) -> Step {
-    match pump::run(&mut r.c2u, Dir::Up, core, closing, ctx) {
+    match pump::run(&mut r.c2u, Dir::Up, core, closing, None, ctx) {
         Ok(pump::Ran { progress, surplus }) => {
             core.keep_ahead(surplus, ctx);
             let response = ctx.config.timeouts.response;
@@ -354,7 +354,7 @@ pub(super) fn pump_exchange(
         Dir::Up => &mut x.c2u,
         Dir::Down => &mut x.u2c,
     };
-    let (progress, surplus) = match pump::run(flow, dir, core, closing, ctx) {
+    let (progress, surplus) = match pump::run(flow, dir, core, closing, None, ctx) {
         Ok(pump::Ran { progress, surplus }) => (progress, surplus),
         Err(fault) => return pump::fault(dir, fault, core, false, ctx),
     };

@@ -79,6 +79,20 @@ impl<'a> Conn<'a> {
         }
     }
 
+    /// Looks at the plaintext ahead without taking it: under TLS, what one
+    /// record gave (the session reads the socket first if it holds none).
+    pub fn peek(&mut self, buf: &mut [u8]) -> io::Result<Got> {
+        match &mut self.tls {
+            None => peek(self.tcp, buf),
+            Some(tls) => match tls.peek(self.tcp, buf) {
+                Ok(0) => Ok(Got::Eof),
+                Ok(n) => Ok(Got::Bytes(n)),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Got::Blocked),
+                Err(e) => Err(e),
+            },
+        }
+    }
+
     /// Writes plaintext either way.
     pub fn write(&mut self, buf: &[u8]) -> io::Result<Put> {
         let written = match &mut self.tls {

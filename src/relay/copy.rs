@@ -3,8 +3,11 @@
 //! scratch buffer itself (a fresh one takes its place), so no byte is copied
 //! twice and an idle flow holds nothing.
 
-use super::{Conn, Fault, Flow, FlowState, Got, Mode, Parked, Progress, Put};
+use super::watch::{Peer, Pong, Watch, PING_FRAME};
+use super::{mask_key, Conn, Fault, Flow, FlowState, Got, Mode, Parked, Progress, Put};
 use crate::buffer::{Buf, Pool};
+use crate::framing::body::Advance;
+use crate::framing::frames::{Ahead, Followed, Frames, Reach};
 
 /// Reads one pump may do before yielding to other pairs (512 KiB at
 /// 32 KiB a read), so one bulk flow cannot starve a worker's other pairs.
@@ -46,12 +49,14 @@ impl Default for Buffers {
     }
 }
 
-/// The copy relay's turn: see [`super::pump`].
+/// The copy relay's turn: see [`super::pump`]. `watch`: the tunnel's
+/// watch and the peer this flow goes to.
 pub fn pump(
     flow: &mut Flow,
     src: &mut Conn<'_>,
     dst: &mut Conn<'_>,
     bufs: &mut Buffers,
+    mut watch: Option<(&mut Watch, Peer)>,
 ) -> Result<Progress, Fault> {
     debug_assert!(
         !matches!(flow.parked, Parked::Pipe(_)),
@@ -86,17 +91,27 @@ pub fn pump(
             return Ok(Progress::finished(moved));
         }
         if flow.close_due() {
-            flow.park_close(&mut bufs.pool);
+            let close = watch.as_ref().and_then(|(w, to)| w.close_for(*to));
+            flow.park_close(&mut bufs.pool, close);
             continue;
         }
         if flow.state == FlowState::Held {
             return Ok(Progress::blocked(moved));
         }
+        let mut limit = usize::MAX;
+        if let Some((w, to)) = watch.as_mut() {
+            match watched(flow, src, &mut bufs.pool, w, *to)? {
+                Watched::Read(most) => limit = most,
+                Watched::Again => continue,
+                Watched::Wait => return Ok(Progress::blocked(moved)),
+            }
+        }
 
         let scratch = &mut bufs.scratch;
         scratch.clear();
-        let room = scratch.space().len();
-        let n = match src.read(scratch.space()) {
+        let space = scratch.space();
+        let room = space.len().min(limit);
+        let n = match src.read(&mut space[..room]) {
             Ok(Got::Eof) if flow.state == FlowState::Discard => {
                 flow.state = FlowState::Shut;
                 continue;
@@ -113,6 +128,9 @@ pub fn pump(
         if src.peer_ended() {
             flow.src_closing = true;
         }
+        if let Some((w, to)) = watch.as_mut() {
+            w.heard(to.other());
+        }
         if flow.state == FlowState::Discard {
             // After the Close frame nothing more goes this way; the
             // source's own Close ends its side.
@@ -125,7 +143,13 @@ pub fn pump(
             }
             continue;
         }
-        let advance = flow.body.advance(scratch.data()).map_err(Fault::Framing)?;
+        let advance = match watch.as_mut() {
+            Some((w, Peer::Upstream)) if w.follows_client() && flow.follows_frames() => {
+                w.client_sent(n, n < room);
+                follow_client(flow, w, scratch.data())
+            }
+            _ => flow.body.advance(scratch.data()).map_err(Fault::Framing)?,
+        };
         if advance.done {
             flow.state = FlowState::Complete;
             if advance.used < n {
@@ -165,7 +189,7 @@ pub fn pump(
             flow.parked = Parked::Buf(parked);
             return Ok(Progress::blocked(moved));
         }
-        if n == room {
+        if n == room && limit >= room {
             if flow.mode != Mode::Streaming {
                 // A full read: this direction streams. Yield once so the
                 // next turn can pick the splice relay.
@@ -183,4 +207,129 @@ pub fn pump(
         }
     }
     Ok(Progress::yielded(moved))
+}
+
+/// What a watched flow does before its next read.
+enum Watched {
+    /// Read at most this many bytes: the proxy has a frame to add or look
+    /// for at the end of them, or the client's rate allows no more.
+    Read(usize),
+    /// The proxy parked a frame of its own or took one out: go round.
+    Again,
+    /// Nothing to read now: the Pong awaited is not all there, or the
+    /// client is held back by its rate limits.
+    Wait,
+}
+
+/// The proxy's part in a watched tunnel's direction toward `to`: its Ping
+/// parked at a frame boundary, the Pong to it taken out, the client's
+/// rate. Only while the flow is open and follows frames.
+fn watched(
+    flow: &mut Flow,
+    src: &mut Conn<'_>,
+    pool: &mut Pool,
+    w: &mut Watch,
+    to: Peer,
+) -> Result<Watched, Fault> {
+    let Some(frames) = flow.body.frames() else {
+        return Ok(Watched::Read(usize::MAX));
+    };
+    if flow.state != FlowState::Open || frames.is_lost() || frames.is_draining() {
+        return Ok(Watched::Read(usize::MAX));
+    }
+    let from = to.other();
+    let mut limit = usize::MAX;
+    if w.ping_wanted(to) {
+        if frames.at_boundary() {
+            debug_assert!(matches!(flow.parked, Parked::Nothing));
+            let mut out = pool.take();
+            // A 14-byte frame always fits a pooled buffer.
+            let _ = w.write_ping(to, &mut out, mask_key());
+            flow.parked = Parked::Buf(out);
+            return Ok(Watched::Again);
+        }
+        limit = to_frame_end(frames);
+    }
+    if w.pong_awaited(from) {
+        if !frames.at_boundary() {
+            limit = limit.min(to_frame_end(frames));
+        } else {
+            let mut ahead = [0u8; PING_FRAME];
+            match src.peek(&mut ahead).map_err(Fault::Source)? {
+                Got::Bytes(k) => match w.pong(from, &ahead[..k]) {
+                    Pong::Ours(len) => {
+                        take_exactly(src, len)?;
+                        w.ponged(from);
+                        return Ok(Watched::Again);
+                    }
+                    // More of it will raise an event. Under TLS a peek
+                    // sees one record's plaintext: a Pong split over two
+                    // records is relayed like any other.
+                    Pong::Partial if !src.is_tls() => return Ok(Watched::Wait),
+                    Pong::Partial | Pong::Other => match frames.ahead(&ahead[..k]) {
+                        Ahead::Frame(len) => {
+                            limit = limit.min(usize::try_from(len).unwrap_or(usize::MAX))
+                        }
+                        Ahead::Partial => limit = limit.min(k),
+                        Ahead::Lost => {}
+                    },
+                },
+                Got::Blocked => return Ok(Watched::Wait),
+                Got::Eof => {}
+            }
+        }
+    }
+    if from == Peer::Client && w.follows_client() {
+        match w.client_allowance() {
+            0 => return Ok(Watched::Wait),
+            allow => limit = limit.min(allow),
+        }
+    }
+    Ok(Watched::Read(limit))
+}
+
+/// Bytes to the end of the current frame; one at a time inside a header
+/// (rare: a read ended in one).
+fn to_frame_end(frames: &Frames) -> usize {
+    match frames.reach() {
+        Reach::Any => usize::MAX,
+        Reach::Payload(n) => usize::try_from(n).unwrap_or(usize::MAX),
+        Reach::Header => 1,
+    }
+}
+
+/// Reads and drops the `len` bytes a peek showed (the proxy's Pong).
+fn take_exactly(src: &mut Conn<'_>, len: usize) -> Result<(), Fault> {
+    let mut sink = [0u8; PING_FRAME];
+    let mut got = 0;
+    while got < len {
+        match src.read(&mut sink[got..len]).map_err(Fault::Source)? {
+            Got::Bytes(n) => got += n,
+            // A peek saw them; they cannot be gone.
+            Got::Eof | Got::Blocked => {
+                return Err(Fault::Source(std::io::ErrorKind::UnexpectedEof.into()))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Follows the client's frames through `bytes`, each header shown to the
+/// watch; a frame that breaks the message limit is refused before any of
+/// it goes on, and the direction ends there.
+fn follow_client(flow: &mut Flow, w: &mut Watch, bytes: &[u8]) -> Advance {
+    let Some(frames) = flow.body.frames_mut() else {
+        return Advance {
+            used: bytes.len(),
+            done: false,
+        };
+    };
+    let used = match frames.advance_with(bytes, |h| w.client_header(h)) {
+        Followed::All(n) => n,
+        Followed::Refused { at, clean } => {
+            flow.end_refused(clean);
+            at
+        }
+    };
+    Advance { used, done: false }
 }

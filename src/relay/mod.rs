@@ -17,6 +17,7 @@ pub mod conn;
 pub mod copy;
 pub mod splice;
 pub mod tls;
+pub mod watch;
 
 use std::io;
 
@@ -27,6 +28,7 @@ pub use conn::{Conn, Got, Put};
 use copy::Buffers;
 use splice::{Pipe, PipePool};
 pub use tls::Tls;
+use watch::{Peer, Watches};
 
 /// Which relay tunnels use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
@@ -48,6 +50,8 @@ pub struct Resources {
     pub bufs: Buffers,
     pub pipes: PipePool,
     pub policy: Policy,
+    /// State of the tunnels whose routes ask for pings or limits.
+    pub watches: Watches,
 }
 
 impl Resources {
@@ -56,6 +60,7 @@ impl Resources {
             bufs: Buffers::new(),
             pipes,
             policy,
+            watches: Watches::default(),
         }
     }
 }
@@ -341,12 +346,15 @@ impl Flow {
 
     /// Parks the Close frame that ends a drained direction (none when its
     /// bytes are not frames, or when a Close already went this way).
-    fn park_close(&mut self, pool: &mut Pool) {
+    fn park_close(&mut self, pool: &mut Pool, close: Option<(u16, &[u8])>) {
         debug_assert!(matches!(self.parked, Parked::Nothing));
         let mut out = pool.take();
         if let Some(frames) = self.body.frames() {
-            // A 35-byte frame always fits a pooled buffer.
-            let _ = frames.write_close(&mut out, mask_key());
+            // A Close frame (at most 129 bytes) always fits a pooled buffer.
+            let _ = match close {
+                Some((code, reason)) => frames.write_close_with(&mut out, mask_key(), code, reason),
+                None => frames.write_close(&mut out, mask_key()),
+            };
         }
         if out.is_empty() {
             pool.give(out);
@@ -354,6 +362,30 @@ impl Flow {
             self.parked = Parked::Buf(out);
         }
         self.state = FlowState::Closing;
+    }
+
+    /// Ends the direction now, though its tracker stands inside a frame:
+    /// the source's frame was refused before any of it went on (`clean`),
+    /// so the bytes relayed end on a boundary and the Close frame follows
+    /// them; else they do not, and the direction ends with FIN alone.
+    pub fn end_refused(&mut self, clean: bool) {
+        if let Some(frames) = self.body.frames_mut() {
+            frames.cut(clean);
+        }
+    }
+
+    /// The destination is gone: drops what is parked for it and reads the
+    /// source only to spot its Close frame or its end.
+    pub fn abandon(&mut self, bufs: &mut Pool, pipes: &mut PipePool) {
+        self.release(bufs, pipes);
+        if !matches!(self.state, FlowState::Complete | FlowState::Shut) {
+            self.state = FlowState::Discard;
+        }
+    }
+
+    /// The frames this direction carries are being followed.
+    pub fn follows_frames(&self) -> bool {
+        self.body.frames().is_some_and(|f| !f.is_lost())
     }
 
     /// Gives a parked buffer or pipe back.
@@ -390,16 +422,31 @@ impl Flow {
 /// Moves bytes from `src` to `dst` until one blocks, the flow ends, or the
 /// turn is used up. A TLS side always takes the copy relay: its bytes must
 /// pass through rustls.
+///
+/// `watched`: the tunnel's [`watch::Watch`] and the peer the flow goes
+/// to. Where the proxy adds or takes out frames, or follows each header,
+/// the copy relay carries the direction; a splice in flight finishes
+/// first.
 pub fn pump(
     flow: &mut Flow,
     src: &mut Conn<'_>,
     dst: &mut Conn<'_>,
     res: &mut Resources,
+    watched: Option<(u32, Peer)>,
 ) -> Result<Progress, Fault> {
-    if !src.is_tls() && !dst.is_tls() && flow.splices(res.policy, &res.pipes) {
-        splice::pump(flow, src, dst, &mut res.pipes)
+    let Resources {
+        bufs,
+        pipes,
+        policy,
+        watches,
+    } = res;
+    let watch = watched.and_then(|(key, to)| Some((watches.get_mut(key)?, to)));
+    let hand_over = watch.as_ref().is_some_and(|(w, to)| w.needs_copy(*to));
+    let splices = !hand_over || matches!(flow.parked, Parked::Pipe(_));
+    if splices && !src.is_tls() && !dst.is_tls() && flow.splices(*policy, pipes) {
+        splice::pump(flow, src, dst, pipes, hand_over)
     } else {
-        copy::pump(flow, src, dst, &mut res.bufs)
+        copy::pump(flow, src, dst, bufs, watch)
     }
 }
 

@@ -216,11 +216,14 @@ enum Limit {
 }
 
 /// The splice relay's turn: see [`super::pump`].
+/// `hand_over`: once what is in the pipe is out, the copy relay takes the
+/// direction.
 pub fn pump(
     flow: &mut Flow,
     src: &mut Conn<'_>,
     dst: &mut Conn<'_>,
     pipes: &mut PipePool,
+    hand_over: bool,
 ) -> Result<Progress, Fault> {
     debug_assert!(
         !matches!(flow.parked, Parked::Buf(_)),
@@ -249,8 +252,9 @@ pub fn pump(
         if flow.ended(dst) {
             return Ok(Progress::finished(moved));
         }
-        if flow.is_draining() {
-            // The Close frame goes through the copy relay.
+        if flow.is_draining() || hand_over {
+            // The Close frame goes through the copy relay, and so do the
+            // proxy's Pings and the Pongs it takes out.
             return Ok(Progress::yielded(moved));
         }
         let mut head = [0u8; PEEK_BYTES];

@@ -182,6 +182,38 @@ impl Tls {
         }
     }
 
+    /// Copies the plaintext ahead into `buf` without taking it: as much as
+    /// the first record held, `Ok(0)` at the peer's end, `WouldBlock` when
+    /// there is none.
+    pub fn peek(&mut self, tcp: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
+        use std::io::BufRead;
+        let mut emptied = false;
+        loop {
+            let mut reader = self.conn.reader();
+            match reader.fill_buf() {
+                Ok([]) => {
+                    self.peer_ended = true;
+                    return Ok(0);
+                }
+                Ok(ahead) => {
+                    let n = ahead.len().min(buf.len());
+                    buf[..n].copy_from_slice(&ahead[..n]);
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                    self.peer_ended = true;
+                    return Ok(0);
+                }
+                Err(e) => return Err(e),
+            }
+            if emptied {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            emptied = self.receive(tcp)?;
+        }
+    }
+
     /// Reads records from the socket and processes them, answering what
     /// the session must answer (handshake, alerts). `WouldBlock`: the
     /// socket is empty; `Ok(true)`: it is empty now, the read took less

@@ -229,6 +229,18 @@ pub(super) struct RouteSection {
     #[serde(default)]
     pub(super) hide_headers: Vec<Spanned<String>>,
     pub(super) origins: Option<Spanned<Vec<String>>>,
+    pub(super) idle_timeout: Option<Spanned<DurationText>>,
+    pub(super) ping_interval: Option<Spanned<DurationText>>,
+    pub(super) ping_timeout: Option<Spanned<DurationText>>,
+    pub(super) ping_upstream: Option<Spanned<bool>>,
+    pub(super) max_lifetime: Option<Spanned<DurationText>>,
+    pub(super) lifetime_jitter: Option<Spanned<DurationText>>,
+    pub(super) max_message_bytes: Option<Spanned<u64>>,
+    pub(super) max_messages_per_s: Option<Spanned<u32>>,
+    pub(super) max_bytes_per_s: Option<Spanned<u64>>,
+    pub(super) max_messages_burst: Option<Spanned<u32>>,
+    pub(super) max_bytes_burst: Option<Spanned<u64>>,
+    pub(super) rate_limit_close_after: Option<Spanned<DurationText>>,
 }
 
 #[derive(Deserialize)]

@@ -8,7 +8,7 @@ use toml::Spanned;
 
 use super::sections::{HeaderSection, RouteSection, ServerSection, TlsSection};
 use super::{Checker, Inherited};
-use crate::config::{Route, Site, Target};
+use crate::config::{Lifetime, Ping, Rate, Route, Site, Target, TunnelPolicy, PING_TIMEOUT};
 use crate::files::Root;
 use crate::handshake::edits::{RequestEdits, ResponseEdits};
 use crate::route::{Location, Origins, PathEdit, Routes};
@@ -151,7 +151,118 @@ impl Checker<'_> {
             request: settings.request,
             response: settings.response,
             origins: settings.origins,
+            tunnel: self.tunnel_policy(r),
         })
+    }
+
+    /// A route's tunnel policy, every key checked.
+    fn tunnel_policy(&mut self, r: &RouteSection) -> TunnelPolicy {
+        let idle = r
+            .idle_timeout
+            .as_ref()
+            .and_then(|t| self.duration(t, "idle_timeout", true));
+        let interval = r
+            .ping_interval
+            .as_ref()
+            .and_then(|t| self.duration(t, "ping_interval", false));
+        let timeout = r
+            .ping_timeout
+            .as_ref()
+            .and_then(|t| self.duration(t, "ping_timeout", false));
+        for (key, value) in [
+            ("ping_timeout", r.ping_timeout.as_ref().map(Spanned::span)),
+            ("ping_upstream", r.ping_upstream.as_ref().map(Spanned::span)),
+        ] {
+            if let (Some(span), None) = (value, &r.ping_interval) {
+                self.problem(
+                    span,
+                    format!("{key} needs ping_interval = DURATION on the same route"),
+                );
+            }
+        }
+        let ping = interval.map(|interval| Ping {
+            interval,
+            timeout: timeout.unwrap_or(PING_TIMEOUT),
+            upstream: r.ping_upstream.as_ref().is_some_and(|u| *u.get_ref()),
+        });
+        let max = r
+            .max_lifetime
+            .as_ref()
+            .and_then(|t| self.duration(t, "max_lifetime", false));
+        let jitter = r
+            .lifetime_jitter
+            .as_ref()
+            .and_then(|t| self.duration(t, "lifetime_jitter", true));
+        if let (Some(j), None) = (&r.lifetime_jitter, &r.max_lifetime) {
+            self.problem(
+                j.span(),
+                "lifetime_jitter needs max_lifetime = DURATION on the same route",
+            );
+        }
+        let lifetime = max.map(|max| Lifetime {
+            max,
+            jitter: jitter.unwrap_or_default(),
+        });
+        let mut positive = |value: Option<&Spanned<u64>>, key: &str| {
+            let v = value?;
+            if *v.get_ref() == 0 {
+                self.problem(v.span(), format!("{key} must be more than zero"));
+                return None;
+            }
+            Some(*v.get_ref())
+        };
+        let max_message_bytes = positive(r.max_message_bytes.as_ref(), "max_message_bytes");
+        let bytes_per_s = positive(r.max_bytes_per_s.as_ref(), "max_bytes_per_s");
+        let byte_burst = positive(r.max_bytes_burst.as_ref(), "max_bytes_burst");
+        let widen = |v: &Option<Spanned<u32>>| {
+            v.as_ref()
+                .map(|v| Spanned::new(v.span(), u64::from(*v.get_ref())))
+        };
+        let messages_per_s = positive(widen(&r.max_messages_per_s).as_ref(), "max_messages_per_s");
+        let message_burst = positive(widen(&r.max_messages_burst).as_ref(), "max_messages_burst");
+        let close_after = r
+            .rate_limit_close_after
+            .as_ref()
+            .and_then(|t| self.duration(t, "rate_limit_close_after", false));
+        let rate = (messages_per_s.is_some() || bytes_per_s.is_some()).then(|| Rate {
+            messages_per_s: messages_per_s.map(|m| m as u32),
+            bytes_per_s,
+            message_burst: message_burst.or(messages_per_s).unwrap_or(0) as u32,
+            byte_burst: byte_burst.or(bytes_per_s).unwrap_or(0),
+            close_after,
+        });
+        if rate.is_none() {
+            for (key, value) in [
+                (
+                    "max_messages_burst",
+                    r.max_messages_burst.as_ref().map(Spanned::span),
+                ),
+                (
+                    "max_bytes_burst",
+                    r.max_bytes_burst.as_ref().map(Spanned::span),
+                ),
+                (
+                    "rate_limit_close_after",
+                    r.rate_limit_close_after.as_ref().map(Spanned::span),
+                ),
+            ] {
+                if let Some(span) = value {
+                    self.problem(
+                        span,
+                        format!(
+                            "{key} needs max_messages_per_s or max_bytes_per_s on the same route"
+                        ),
+                    );
+                }
+            }
+        }
+        TunnelPolicy {
+            idle,
+            ping,
+            lifetime,
+            max_message_bytes,
+            rate,
+        }
     }
 
     /// What a route hands requests to: an upstream group or a static root.
