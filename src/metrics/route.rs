@@ -150,6 +150,7 @@ impl RouteSet {
     /// when it closes.
     #[inline]
     pub fn bytes_up(&self, route: u16, n: u64) {
+        debug_assert!(self.get(route).is_some(), "bytes relayed without a route");
         if let Some(s) = self.get(route) {
             s.bytes[0].add(n);
         }
@@ -159,6 +160,7 @@ impl RouteSet {
     /// [`RouteSet::bytes_up`].
     #[inline]
     pub fn bytes_down(&self, route: u16, n: u64) {
+        debug_assert!(self.get(route).is_some(), "bytes relayed without a route");
         if let Some(s) = self.get(route) {
             s.bytes[1].add(n);
         }
