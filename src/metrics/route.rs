@@ -49,8 +49,9 @@ pub enum LimitKind {
     /// A message longer than the limit: Close 1009, "message too big"
     /// (RFC 6455 §7.4.1).
     MessageSize = 0,
-    /// Messages or bytes faster than the rate limit: Close 1008, "policy
-    /// violation" (RFC 6455 §7.4.1).
+    /// A client stayed over its route's message or byte rate for
+    /// `rate_limit_close_after`: Close 1008, "policy violation" (RFC 6455
+    /// §7.4.1).
     Rate = 1,
 }
 

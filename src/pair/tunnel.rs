@@ -64,7 +64,7 @@ impl Tunnel {
         self.c2u.release(&mut res.bufs.pool, &mut res.pipes);
         self.u2c.release(&mut res.bufs.pool, &mut res.pipes);
         if let Some(key) = self.watch_key() {
-            res.watches.remove(key);
+            res.watches.remove(key, &mut res.bufs.pool);
         }
     }
 
@@ -139,11 +139,6 @@ fn relay(t: &mut Tunnel, dir: Dir, core: &mut Core, closing: bool, ctx: &mut Ctx
     // A draining tunnel keeps its deadline; a watched one settles its own.
     let idle = (!t.draining && watch.is_none()).then_some(ctx.config.timeouts.idle);
     pump::count(&progress, dir, core, idle, ctx);
-    if progress.moved > 0 {
-        if let Some(w) = watch.and_then(|key| ctx.relay.watches.get_mut(key)) {
-            w.heard(dir.destination().other());
-        }
-    }
     // The first direction to finish says who closed.
     let finished = match dir {
         Dir::Up => t.c2u.is_finished(),
@@ -328,7 +323,7 @@ fn unresponsive(t: &mut Tunnel, core: &mut Core, peer: Peer, ctx: &mut Ctx<'_>) 
         Peer::Upstream => Side::Upstream,
     };
     info!(
-        "{} {}: no byte since a Ping and its timeout; closing the tunnel (client {})",
+        "{} {}: unresponsive: no byte within ping_interval + ping_timeout; closing the tunnel (client {})",
         side.name(),
         core.peer_name(side, ctx.config),
         core.client_addr

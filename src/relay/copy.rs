@@ -107,24 +107,42 @@ pub fn pump(
             }
         }
 
+        // Client bytes a rate pause kept go before any still in the socket.
+        let unstashed = match watch.as_mut() {
+            Some((w, Peer::Upstream)) => w.unstash(),
+            _ => None,
+        };
+        let from_stash = unstashed.is_some();
         let scratch = &mut bufs.scratch;
         scratch.clear();
-        let space = scratch.space();
-        let room = space.len().min(limit);
-        let n = match src.read(&mut space[..room]) {
-            Ok(Got::Eof) if flow.state == FlowState::Discard => {
-                flow.state = FlowState::Shut;
-                continue;
+        let (n, room) = match unstashed {
+            Some(stash) => {
+                // They came from one read: they fit.
+                let _ = scratch.put(stash.data());
+                let n = stash.len();
+                bufs.pool.give(stash);
+                (n, usize::MAX)
             }
-            Ok(Got::Eof) => {
-                flow.state = FlowState::Eof;
-                continue;
+            None => {
+                let space = scratch.space();
+                let room = space.len().min(limit);
+                let n = match src.read(&mut space[..room]) {
+                    Ok(Got::Eof) if flow.state == FlowState::Discard => {
+                        flow.state = FlowState::Shut;
+                        continue;
+                    }
+                    Ok(Got::Eof) => {
+                        flow.state = FlowState::Eof;
+                        continue;
+                    }
+                    Ok(Got::Bytes(n)) => n,
+                    Ok(Got::Blocked) => return Ok(Progress::blocked(moved)),
+                    Err(e) => return Err(Fault::Source(e)),
+                };
+                scratch.fill(n);
+                (n, room)
             }
-            Ok(Got::Bytes(n)) => n,
-            Ok(Got::Blocked) => return Ok(Progress::blocked(moved)),
-            Err(e) => return Err(Fault::Source(e)),
         };
-        scratch.fill(n);
         if src.peer_ended() {
             flow.src_closing = true;
         }
@@ -143,12 +161,27 @@ pub fn pump(
             }
             continue;
         }
+        let mut paused = false;
         let advance = match watch.as_mut() {
             Some((w, Peer::Upstream)) if w.follows_client() && flow.follows_frames() => {
-                w.client_sent(n, n < room);
-                follow_client(flow, w, scratch.data())
+                if !from_stash {
+                    w.client_sent(n, n < room);
+                }
+                let scratch = &bufs.scratch;
+                let (advance, pause) = follow_client(flow, w, scratch.data());
+                if let Some(at) = pause {
+                    let mut stash = bufs.pool.take();
+                    // Bytes of one read fit any buffer.
+                    let _ = stash.put(&bufs.scratch.data()[at..]);
+                    w.stash(stash);
+                    paused = true;
+                }
+                advance
             }
-            _ => flow.body.advance(scratch.data()).map_err(Fault::Framing)?,
+            _ => flow
+                .body
+                .advance(bufs.scratch.data())
+                .map_err(Fault::Framing)?,
         };
         if advance.done {
             flow.state = FlowState::Complete;
@@ -181,13 +214,21 @@ pub fn pump(
         // Set before parking too: after a full read the source may hold
         // more (inside a TLS session, where no event will say so), so the
         // flow reads again once the parked bytes are out.
-        flow.src_drained = n < room;
+        flow.src_drained = !from_stash && n < room;
         if written < advance.used {
             let mut parked = bufs.take_scratch();
             parked.truncate(advance.used);
             parked.consume(written);
             flow.parked = Parked::Buf(parked);
             return Ok(Progress::blocked(moved));
+        }
+        if paused {
+            // The rest waits for the rate: the watch's timer resumes it.
+            return Ok(Progress::blocked(moved));
+        }
+        if from_stash {
+            // The socket may hold more, with no event to say so.
+            continue;
         }
         if n == room && limit >= room {
             if flow.mode != Mode::Streaming {
@@ -316,20 +357,24 @@ fn take_exactly(src: &mut Conn<'_>, len: usize) -> Result<(), Fault> {
 
 /// Follows the client's frames through `bytes`, each header shown to the
 /// watch; a frame that breaks the message limit is refused before any of
-/// it goes on, and the direction ends there.
-fn follow_client(flow: &mut Flow, w: &mut Watch, bytes: &[u8]) -> Advance {
+/// it goes on, and the direction ends there; a message the rate does not
+/// allow yet pauses the flow before it (the second value: where the bytes
+/// that wait begin).
+fn follow_client(flow: &mut Flow, w: &mut Watch, bytes: &[u8]) -> (Advance, Option<usize>) {
     let Some(frames) = flow.body.frames_mut() else {
-        return Advance {
+        let all = Advance {
             used: bytes.len(),
             done: false,
         };
+        return (all, None);
     };
-    let used = match frames.advance_with(bytes, |h| w.client_header(h)) {
-        Followed::All(n) => n,
+    let (used, pause) = match frames.advance_with(bytes, |h| w.client_header(h)) {
+        Followed::All(n) => (n, None),
+        Followed::Paused { at } => (at, Some(at)),
         Followed::Refused { at, clean } => {
             flow.end_refused(clean);
-            at
+            (at, None)
         }
     };
-    Advance { used, done: false }
+    (Advance { used, done: false }, pause)
 }

@@ -440,11 +440,17 @@ pub fn pump(
         policy,
         watches,
     } = res;
-    let watch = watched.and_then(|(key, to)| Some((watches.get_mut(key)?, to)));
+    let mut watch = watched.and_then(|(key, to)| Some((watches.get_mut(key)?, to)));
     let hand_over = watch.as_ref().is_some_and(|(w, to)| w.needs_copy(*to));
     let splices = !hand_over || matches!(flow.parked, Parked::Pipe(_));
     if splices && !src.is_tls() && !dst.is_tls() && flow.splices(*policy, pipes) {
-        splice::pump(flow, src, dst, pipes, hand_over)
+        let progress = splice::pump(flow, src, dst, pipes, hand_over)?;
+        if let Some((w, to)) = watch.as_mut().filter(|_| progress.moved > 0) {
+            // Spliced bytes are the source's own (the copy relay, which
+            // also moves the proxy's frames, says when it reads).
+            w.heard(to.other());
+        }
+        Ok(progress)
     } else {
         copy::pump(flow, src, dst, bufs, watch)
     }

@@ -16,7 +16,7 @@ use slab::Slab;
 
 use crate::buffer::{Buf, Full};
 use crate::config::TunnelPolicy;
-use crate::framing::frames::{Header, GOING_AWAY};
+use crate::framing::frames::{Header, Verdict, GOING_AWAY};
 use crate::timer::{self, Tick, NEVER};
 
 /// Length of the payload of the proxy's Pings: long enough that a Pong of
@@ -176,7 +176,7 @@ impl Bucket {
 }
 
 /// The client's rate limits.
-#[derive(Clone, Copy, Debug)]
+#[derive(Debug)]
 struct Limiter {
     messages: Option<Bucket>,
     bytes: Option<Bucket>,
@@ -185,6 +185,8 @@ struct Limiter {
     /// client once running dry; `NEVER` when it is not.
     over_since: Tick,
     close_after: Tick,
+    /// Client bytes read past a rate pause, not yet followed.
+    stash: Option<Buf>,
 }
 
 /// One watched tunnel's state.
@@ -202,7 +204,8 @@ pub struct Watch {
     max_message: u64,
     /// Payload bytes of the client's current message so far.
     message: u64,
-    limiter: Option<Limiter>,
+    /// Boxed: most watched routes have no rate limit.
+    limiter: Option<Box<Limiter>>,
     /// Reading the client is held back by the rate limits.
     throttled: bool,
     breach: Option<Breach>,
@@ -227,14 +230,17 @@ impl Watch {
         let lifetime_end = policy.lifetime.map_or(NEVER, |l| {
             timer::deadline(now, l.max + l.jitter.mul_f64(jitter.clamp(0.0, 1.0)))
         });
-        let limiter = policy.rate.map(|r| Limiter {
-            messages: r
-                .messages_per_s
-                .map(|m| Bucket::new(u64::from(m), u64::from(r.message_burst))),
-            bytes: r.bytes_per_s.map(|b| Bucket::new(b, r.byte_burst)),
-            refilled: now,
-            over_since: NEVER,
-            close_after: r.close_after.map_or(NEVER, timer::ticks),
+        let limiter = policy.rate.map(|r| {
+            Box::new(Limiter {
+                messages: r
+                    .messages_per_s
+                    .map(|m| Bucket::new(u64::from(m), u64::from(r.message_burst))),
+                bytes: r.bytes_per_s.map(|b| Bucket::new(b, r.byte_burst)),
+                refilled: now,
+                over_since: NEVER,
+                close_after: r.close_after.map_or(NEVER, timer::ticks),
+                stash: None,
+            })
         });
         Watch {
             now,
@@ -396,23 +402,63 @@ impl Watch {
     }
 
     /// Follows a frame header from the client: message sizes and the
-    /// message rate. False when the frame breaks the size limit.
-    pub fn client_header(&mut self, header: Header) -> bool {
-        match header.opcode() {
-            0x1 | 0x2 => self.message = header.len,
-            0x0 => self.message = self.message.saturating_add(header.len),
-            _ => return true,
-        }
-        if self.message > self.max_message {
+    /// message rate. A frame that breaks the size limit is refused; a
+    /// message that begins when the rate allows none waits.
+    pub fn client_header(&mut self, header: Header) -> Verdict {
+        let message = match header.opcode() {
+            0x1 | 0x2 => header.len,
+            0x0 => self.message.saturating_add(header.len),
+            _ => return Verdict::Pass,
+        };
+        if message > self.max_message && self.breach.is_none() {
             self.breach = Some(Breach::TooBig);
-            return false;
+            return Verdict::Refuse;
         }
-        if header.fin() {
+        if header.opcode() != 0x0 && self.breach.is_none() {
             if let Some(m) = self.limiter.as_mut().and_then(|l| l.messages.as_mut()) {
+                if m.available() == 0 {
+                    self.throttled = true;
+                    return Verdict::Pause;
+                }
                 m.take(1);
             }
         }
-        true
+        self.message = message;
+        Verdict::Pass
+    }
+
+    /// Keeps client bytes read past a pause until the rate allows them.
+    pub fn stash(&mut self, bytes: Buf) {
+        let now = self.now;
+        let Some(l) = self.limiter.as_mut() else {
+            debug_assert!(false, "only a rate pauses");
+            return;
+        };
+        debug_assert!(l.stash.is_none(), "one pause at a time");
+        l.stash = Some(bytes);
+        if l.over_since == NEVER {
+            l.over_since = now;
+        }
+    }
+
+    /// The client bytes kept from a pause, once the rate allows some.
+    pub fn unstash(&mut self) -> Option<Buf> {
+        if !self.has_stash() || self.client_allowance() == 0 {
+            return None;
+        }
+        self.limiter.as_mut().and_then(|l| l.stash.take())
+    }
+
+    /// Client bytes are kept from a pause.
+    pub fn has_stash(&self) -> bool {
+        self.limiter.as_ref().is_some_and(|l| l.stash.is_some())
+    }
+
+    /// Gives the kept bytes' buffer back.
+    pub fn release(&mut self, pool: &mut crate::buffer::Pool) {
+        if let Some(buf) = self.limiter.as_mut().and_then(|l| l.stash.take()) {
+            pool.give(buf);
+        }
     }
 
     /// The route limits the client's messages or rate: its bytes must be
@@ -440,7 +486,9 @@ impl Watch {
                 b.refill(ticks);
             }
         }
-        let messages_out = l.messages.is_some_and(|m| m.available() == 0);
+        // Out of messages, only a stash's pause holds the client back: a
+        // message under way may go on.
+        let messages_out = l.stash.is_some() && l.messages.is_some_and(|m| m.available() == 0);
         let allow = match (messages_out, &l.bytes) {
             (true, _) => 0,
             (false, Some(b)) => usize::try_from(b.available()).unwrap_or(usize::MAX),
@@ -588,9 +636,9 @@ impl Watches {
         self.slab.get_mut(key as usize)
     }
 
-    pub fn remove(&mut self, key: u32) {
+    pub fn remove(&mut self, key: u32, pool: &mut crate::buffer::Pool) {
         if self.slab.contains(key as usize) {
-            self.slab.remove(key as usize);
+            self.slab.remove(key as usize).release(pool);
         }
     }
 
@@ -618,6 +666,14 @@ mod tests {
             ..TunnelPolicy::default()
         };
         Watch::new(&policy, Duration::ZERO, 0, 0.0)
+    }
+
+    /// A watch is kept for every tunnel of a watched route, beside its
+    /// pair (idle-pair RSS target: 512 bytes all told).
+    #[test]
+    fn a_watch_stays_small() {
+        let size = std::mem::size_of::<Watch>();
+        assert!(size <= 80, "Watch grew to {size} bytes");
     }
 
     #[test]
@@ -682,14 +738,22 @@ mod tests {
         };
         let mut w = Watch::new(&policy, Duration::ZERO, 0, 0.0);
         let h = |first: u8, len: u64| Header { first, len };
-        assert!(w.client_header(h(0x01, 400)));
-        assert!(w.client_header(h(0x89, 5)), "a Ping between fragments");
-        assert!(w.client_header(h(0x00, 400)));
-        assert!(!w.client_header(h(0x80, 201)));
+        assert_eq!(w.client_header(h(0x01, 400)), Verdict::Pass);
+        assert_eq!(
+            w.client_header(h(0x89, 5)),
+            Verdict::Pass,
+            "a Ping between fragments"
+        );
+        assert_eq!(w.client_header(h(0x00, 400)), Verdict::Pass);
+        assert_eq!(w.client_header(h(0x80, 201)), Verdict::Refuse);
         assert_eq!(w.breach(), Some(Breach::TooBig));
         let mut w = Watch::new(&policy, Duration::ZERO, 0, 0.0);
         for _ in 0..10 {
-            assert!(w.client_header(h(0x82, 1000)), "each message on its own");
+            assert_eq!(
+                w.client_header(h(0x82, 1000)),
+                Verdict::Pass,
+                "each message on its own"
+            );
         }
     }
 

@@ -21,6 +21,7 @@ pub use wsbench::ws;
 pub mod heads;
 pub mod http;
 pub mod tls;
+pub mod upstreams;
 
 pub use http::{read_response, Messages};
 

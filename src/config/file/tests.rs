@@ -391,3 +391,79 @@ fn a_route_is_named_by_its_name_else_by_its_location() {
         "a shared name is allowed"
     );
 }
+
+const POLICY_ROUTE: &str = r#"
+[[listener]]
+address = "127.0.0.1:8080"
+[[server]]
+[[server.route]]
+location = "/"
+upstream = "127.0.0.1:9000"
+"#;
+
+#[test]
+fn a_routes_tunnel_policy_is_read_with_its_defaults() {
+    let c = check(&format!(
+        "{POLICY_ROUTE}idle_timeout = \"10m\"\nping_interval = 30\nmax_lifetime = \"6h\"\n\
+         lifetime_jitter = \"30m\"\nmax_message_bytes = 65536\nmax_messages_per_s = 50\n\
+         rate_limit_close_after = \"10s\"\n"
+    ))
+    .unwrap();
+    let p = &c.routes[0].tunnel;
+    assert_eq!(p.idle, Some(Duration::from_secs(600)));
+    let ping = p.ping.unwrap();
+    assert_eq!(ping.interval, Duration::from_secs(30));
+    assert_eq!(ping.timeout, crate::config::PING_TIMEOUT);
+    assert!(!ping.upstream);
+    let life = p.lifetime.unwrap();
+    assert_eq!(
+        (life.max, life.jitter),
+        (Duration::from_secs(21600), Duration::from_secs(1800))
+    );
+    assert_eq!(p.max_message_bytes, Some(65536));
+    let rate = p.rate.unwrap();
+    assert_eq!(rate.messages_per_s, Some(50));
+    assert_eq!(rate.message_burst, 50, "a second's worth");
+    assert_eq!(rate.bytes_per_s, None);
+    assert_eq!(rate.close_after, Some(Duration::from_secs(10)));
+    assert!(p.watches());
+    let plain = check(POLICY_ROUTE).unwrap();
+    assert!(!plain.routes[0].tunnel.watches(), "off unless set");
+}
+
+#[test]
+fn tunnel_policy_mistakes_are_located() {
+    for (extra, want) in [
+        (
+            "ping_timeout = 5\n",
+            "t.toml:8:16: ping_timeout needs ping_interval",
+        ),
+        (
+            "ping_upstream = true\n",
+            "t.toml:8:17: ping_upstream needs ping_interval",
+        ),
+        (
+            "ping_interval = 0\n",
+            "t.toml:8:17: ping_interval must be more than zero",
+        ),
+        (
+            "max_message_bytes = 0\n",
+            "t.toml:8:21: max_message_bytes must be more than zero",
+        ),
+        (
+            "lifetime_jitter = 5\n",
+            "t.toml:8:19: lifetime_jitter needs max_lifetime",
+        ),
+        (
+            "rate_limit_close_after = 5\n",
+            "t.toml:8:26: rate_limit_close_after needs max_messages_per_s or max_bytes_per_s",
+        ),
+        ("ping_intervl = 5\n", "did you mean `ping_interval`?"),
+    ] {
+        let errors = check(&format!("{POLICY_ROUTE}{extra}")).unwrap_err();
+        assert!(
+            errors.iter().any(|e| e.contains(want)),
+            "{extra}: {errors:?}"
+        );
+    }
+}
