@@ -6,7 +6,9 @@
 //! cache line shared with another writer), and the scrape only reads. The
 //! two histograms are hdrhistograms behind a mutex that the worker takes
 //! once per handshake or tunnel, never per message, and the scrape takes
-//! briefly to merge.
+//! briefly to merge. Per-route series are in [`route`].
+
+mod route;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -18,6 +20,7 @@ use hdrhistogram::Histogram;
 
 use crate::config::Config;
 use crate::shed::Class;
+pub use route::{LimitKind, RouteEvent, RouteSet};
 
 /// Status codes counted apart; others land in "other".
 const CODES: [u16; 22] = [
@@ -86,9 +89,6 @@ pub struct Shard {
     /// Handshakes by the status the client got, indexed like [`CODES`],
     /// "other" last.
     answered: [Counter; CODES.len() + 1],
-    /// Tunnel bytes: client → upstream, upstream → client.
-    pub bytes_up: Counter,
-    pub bytes_down: Counter,
     pub connect_failures: Counter,
     /// Tunnels ended by a drain (shutdown, or a reload that removed their
     /// route or server).
@@ -108,40 +108,37 @@ pub struct Shard {
     /// Client connections closed to make room at the connection limit:
     /// idle between requests, and with their request head unfinished.
     shed: [Counter; 2],
-    /// Open tunnels by route location and by (group, server) name: keyed
-    /// by name, so tunnels opened under an older configuration (a reload
-    /// keeps them) still count against theirs. Touched once per tunnel
-    /// opened or closed, never per message; the lock is this worker's.
+    /// Open tunnels by (group, server) name: keyed by name, so tunnels
+    /// opened under an older configuration (a reload keeps them) still
+    /// count against theirs. Touched once per tunnel opened or closed,
+    /// never per message; the lock is this worker's.
     tunnels: Mutex<Tunnels>,
+    /// The series of every route name this worker has served, by name:
+    /// locked when a configuration arrives ([`Shard::route_set`]) and by
+    /// the scrape, never by a pair, which goes through its
+    /// configuration's [`RouteSet`]. Tunnel bytes are counted there too.
+    routes: Mutex<BTreeMap<String, Arc<route::Series>>>,
     /// Microseconds from accept to the answer's head.
     handshake_us: Mutex<Histogram<u64>>,
     /// Milliseconds tunnels lived.
     tunnel_ms: Mutex<Histogram<u64>>,
 }
 
-/// Open tunnels by name.
+/// Open tunnels by upstream server name.
 #[derive(Debug, Default)]
 struct Tunnels {
-    by_route: HashMap<String, i64>,
     by_server: HashMap<(String, String), i64>,
 }
 
 /// Where a tunnel goes, by the names the metrics use.
 #[derive(Debug)]
 pub struct TunnelNames<'a> {
-    pub route: &'a str,
     pub group: &'a str,
     pub server: &'a str,
 }
 
 impl Tunnels {
     fn add(&mut self, names: &TunnelNames<'_>, delta: i64) {
-        match self.by_route.get_mut(names.route) {
-            Some(n) => *n += delta,
-            None => {
-                self.by_route.insert(names.route.to_string(), delta);
-            }
-        }
         let key = (names.group.to_string(), names.server.to_string());
         *self.by_server.entry(key).or_insert(0) += delta;
     }
@@ -157,8 +154,6 @@ impl Shard {
             epoch: Instant::now(),
             accepted: Counter::default(),
             answered: Default::default(),
-            bytes_up: Counter::default(),
-            bytes_down: Counter::default(),
             connect_failures: Counter::default(),
             tunnels_drained: Counter::default(),
             tls_failures: Default::default(),
@@ -169,6 +164,7 @@ impl Shard {
             linger_bytes: Counter::default(),
             shed: Default::default(),
             tunnels: Mutex::default(),
+            routes: Mutex::default(),
             handshake_us: histogram(HANDSHAKE_MAX_US),
             tunnel_ms: histogram(TUNNEL_MAX_MS),
         })
@@ -316,13 +312,8 @@ pub fn render(shards: &[Arc<Shard>], config: &Config) -> String {
         }
     }
 
-    // Every route and server of the current configuration, at 0 if idle,
-    // plus any an older configuration's tunnels still hold.
-    let mut by_route: BTreeMap<String, i64> = config
-        .routes
-        .iter()
-        .map(|r| (r.location.clone(), 0))
-        .collect();
+    // Every server of the current configuration, at 0 if idle, plus any
+    // an older configuration's tunnels still hold.
     let mut by_server: BTreeMap<(String, String), i64> = config
         .groups
         .iter()
@@ -336,17 +327,9 @@ pub fn render(shards: &[Arc<Shard>], config: &Config) -> String {
         let Ok(t) = shard.tunnels.lock() else {
             continue;
         };
-        for (route, n) in &t.by_route {
-            *by_route.entry(route.clone()).or_insert(0) += n;
-        }
         for (server, n) in &t.by_server {
             *by_server.entry(server.clone()).or_insert(0) += n;
         }
-    }
-    let name = "wsproxy_tunnels_active";
-    header(&mut out, name, "gauge", "Open tunnels, by route.");
-    for (route, n) in &by_route {
-        let _ = writeln!(out, "{name}{{route=\"{}\"}} {n}", label(route));
     }
     let name = "wsproxy_upstream_tunnels_active";
     header(&mut out, name, "gauge", "Open tunnels, by upstream server.");
@@ -361,8 +344,7 @@ pub fn render(shards: &[Arc<Shard>], config: &Config) -> String {
 
     let name = "wsproxy_tunnel_bytes_total";
     header(&mut out, name, "counter", "Bytes relayed, by direction.");
-    let up = sum(shards, |s| s.bytes_up.get());
-    let down = sum(shards, |s| s.bytes_down.get());
+    let [up, down] = route::bytes(shards);
     let _ = writeln!(out, "{name}{{direction=\"client_to_upstream\"}} {up}");
     let _ = writeln!(out, "{name}{{direction=\"upstream_to_client\"}} {down}");
 
@@ -471,6 +453,7 @@ pub fn render(shards: &[Arc<Shard>], config: &Config) -> String {
         &TUNNEL_BUCKETS,
         1e-3,
     );
+    route::render(&mut out, shards, config);
     crate::status::write_metrics(&mut out, config, Instant::now());
     out
 }

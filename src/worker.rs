@@ -33,7 +33,7 @@ use slab::Slab;
 use crate::access_log::{Ending, Sink};
 use crate::config::{Config, Removed};
 use crate::limits::Admission;
-use crate::metrics::Shard;
+use crate::metrics::{RouteSet, Shard};
 use crate::pair::{Ctx, Kept, Outcome, Owner, Pair, Ready};
 use crate::relay::splice::PipePool;
 use crate::relay::Resources;
@@ -113,6 +113,7 @@ macro_rules! ctx {
             wheel: &mut $worker.wheel,
             picker: &mut generation.picker,
             metrics: &$worker.metrics,
+            routes: &generation.routes,
             admission: &$worker.control.admission,
             draining: $worker.drain.as_ref().map(|d| d.until),
             stale: !current,
@@ -133,6 +134,8 @@ mod down;
 struct Generation {
     config: Arc<Config>,
     picker: Picker,
+    /// Its routes' metrics series in this worker's shard.
+    routes: RouteSet,
     /// Pairs that use it; an old generation goes when its last pair does.
     pairs: usize,
 }
@@ -248,6 +251,7 @@ impl Worker {
         let mut gens = Slab::new();
         let current = gens.insert(Generation {
             picker: Picker::new(&config.groups, id),
+            routes: metrics.route_set(&config),
             config: Arc::clone(&config),
             pairs: 0,
         });
@@ -661,6 +665,7 @@ impl Worker {
         pair.close(
             &mut self.relay,
             config,
+            &self.gens[gen].routes,
             &self.metrics,
             self.now,
             &mut self.access,
@@ -834,6 +839,7 @@ impl Worker {
         self.kept.clear();
         self.current = self.gens.insert(Generation {
             picker: Picker::new(&reload.config.groups, self.id),
+            routes: self.metrics.route_set(&reload.config),
             config: reload.config,
             pairs: 0,
         });

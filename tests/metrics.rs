@@ -1,8 +1,11 @@
 //! The admin listener: `/metrics` counters and gauges move as tunnels open,
-//! carry bytes and close; `/healthz` answers.
+//! carry bytes and close, process-wide and per route (across a reload
+//! too); `/healthz` answers.
 
 mod common;
 
+use std::io::Write;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
@@ -153,5 +156,205 @@ fn the_access_log_has_a_line_per_exchange_with_every_field() {
     assert!(
         answered.contains("\"upstream\":null") && answered.contains("\"reason\":\"answered\""),
         "{answered}"
+    );
+}
+
+/// Routes "chat" (origins checked) and "feed" to the echo server, and an
+/// unnamed "/gone" to an upstream that answers every upgrade 404. `renamed`:
+/// the reload's version, where "chat" is called "talk" and "feed" is gone.
+fn routes_file(echo: SocketAddr, refuser: SocketAddr, renamed: bool) -> String {
+    let (chat, feed) = if renamed {
+        ("talk", "")
+    } else {
+        (
+            "chat",
+            "[[server.route]]\nlocation = \"/feed\"\nname = \"feed\"\nupstream = \"ECHO\"\n",
+        )
+    };
+    format!(
+        "workers = 2\nadmin = \"127.0.0.1:0\"\n[[listener]]\naddress = \"127.0.0.1:0\"\n\
+         [[server]]\n\
+         [[server.route]]\nlocation = \"/chat\"\nname = \"{chat}\"\nupstream = \"ECHO\"\n\
+         origins = [\"http://good.test\"]\n\
+         {feed}\
+         [[server.route]]\nlocation = \"/gone\"\nupstream = \"{refuser}\"\n"
+    )
+    .replace("ECHO", &echo.to_string())
+}
+
+/// The upgrade heads the echo server got for `path`, and their bytes as
+/// sent (each with its blank line).
+fn head_bytes(echo: &EchoServer, path: &str) -> usize {
+    let start = format!("GET {path} ");
+    echo.request_heads()
+        .iter()
+        .filter(|h| h.starts_with(&start))
+        .map(|h| h.len() + 4)
+        .sum()
+}
+
+/// A text frame as a client sends it: 2 header bytes, a 4-byte mask, the
+/// payload (under 126 bytes).
+fn masked(text: &str) -> usize {
+    2 + 4 + text.len()
+}
+
+#[test]
+fn per_route_series_follow_upgrades_tunnels_and_bytes_through_a_reload() {
+    let _w = watchdog();
+    let echo = EchoServer::start();
+    let refuser = RawUpstream::start(|mut stream| {
+        if ws::read_head(&mut stream).is_ok() {
+            let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    let dir = TempDir::new();
+    let path = dir.write("wsproxy.toml", &routes_file(echo.addr, refuser.addr, false));
+    let proxy = Proxy::start(&["--config", path.to_str().unwrap(), "--log-level", "debug"]);
+    let addr = proxy.addr();
+    let series =
+        |family: &str, route: &str, more: &str| format!("{family}{{route=\"{route}\"{more}}}");
+    let active = |route: &str| series("wsproxy_tunnels_active", route, "");
+    let upgrades = |route: &str, code: &str| {
+        series(
+            "wsproxy_route_upgrades_total",
+            route,
+            &format!(",code=\"{code}\""),
+        )
+    };
+    let bytes = |route: &str, direction: &str| {
+        series(
+            "wsproxy_route_bytes_total",
+            route,
+            &format!(",direction=\"{direction}\""),
+        )
+    };
+
+    // Every route shows, at 0, before any request: the unnamed one by its
+    // location.
+    let text = proxy.scrape();
+    for route in ["chat", "feed", "/gone"] {
+        assert_eq!(sample(&text, &active(route)), Some(0.0), "{route}\n{text}");
+        assert_eq!(sample(&text, &upgrades(route, "101")), Some(0.0), "{route}");
+    }
+
+    let good = [("Origin", "http://good.test")];
+    let mut chat: Vec<ws::Client> = (0..2)
+        .map(|_| ws::Client::connect_with(addr, "/chat", &good).unwrap())
+        .collect();
+    let mut feed = ws::Client::connect(addr, "/feed").unwrap();
+    let refused = ws::Client::connect_with(addr, "/chat", &[("Origin", "http://evil.test")]);
+    assert!(refused.is_err_and(|e| e.to_string().contains(" 403 ")));
+    let gone = ws::Client::connect(addr, "/gone");
+    assert!(gone.is_err_and(|e| e.to_string().contains(" 404 ")));
+    // A plain request on a route is no upgrade: not counted per route.
+    let mut plain = send(addr, b"GET /gone HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(status_of(&read_response(&mut plain).0), 404);
+
+    let messages = ["hello", "a longer message, still one frame"];
+    for (i, text) in messages.iter().enumerate() {
+        chat[i].send_text(text).unwrap();
+        assert_eq!(chat[i].recv().unwrap().text(), Some(*text));
+    }
+    feed.send_text("news").unwrap();
+    assert_eq!(feed.recv().unwrap().text(), Some("news"));
+
+    let text = proxy.scrape();
+    let at = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("{series}\n{text}"));
+    assert_eq!(at(&active("chat")), 2.0);
+    assert_eq!(at(&active("feed")), 1.0);
+    assert_eq!(at(&active("/gone")), 0.0);
+    assert_eq!(at(&upgrades("chat", "101")), 2.0);
+    assert_eq!(at(&upgrades("chat", "403")), 1.0, "the origin refused");
+    assert_eq!(at(&upgrades("feed", "101")), 1.0);
+    assert_eq!(at(&upgrades("/gone", "101")), 0.0);
+    assert_eq!(
+        at(&upgrades("/gone", "404")),
+        1.0,
+        "the upstream refused, once"
+    );
+    assert_eq!(sample(&text, &upgrades("feed", "403")), None);
+
+    // Bytes: the heads as the upstream got them and the frames up; the
+    // 101s as the clients got them and the echoes down (a server's frame
+    // is unmasked: 4 bytes less). The last echo's count may trail its
+    // arrival by a moment.
+    let chat_up = head_bytes(&echo, "/chat") + messages.iter().map(|m| masked(m)).sum::<usize>();
+    let chat_down = chat
+        .iter()
+        .map(|c| c.response_head().len() + 4)
+        .sum::<usize>()
+        + messages.iter().map(|m| masked(m) - 4).sum::<usize>();
+    let feed_up = head_bytes(&echo, "/feed") + masked("news");
+    let feed_down = feed.response_head().len() + 4 + masked("news") - 4;
+    for (series, want) in [
+        (bytes("chat", "client_to_upstream"), chat_up),
+        (bytes("chat", "upstream_to_client"), chat_down),
+        (bytes("feed", "client_to_upstream"), feed_up),
+        (bytes("feed", "upstream_to_client"), feed_down),
+    ] {
+        assert!(
+            eventually(Duration::from_secs(5), || proxy.metric(&series)
+                == want as f64),
+            "{series} should be {want}\n{}",
+            proxy.scrape()
+        );
+    }
+
+    // A reload renames "chat" to "talk" and removes "feed": the tunnels
+    // opened before stay counted under the names they opened with.
+    dir.write("wsproxy.toml", &routes_file(echo.addr, refuser.addr, true));
+    proxy.signal(libc::SIGHUP);
+    let switched = || {
+        proxy
+            .log()
+            .iter()
+            .filter(|l| l.contains("configuration reloaded;"))
+            .count()
+    };
+    assert!(
+        eventually(IO_TIMEOUT, || switched() == 2),
+        "{:?}",
+        proxy.log()
+    );
+    let mut talk = ws::Client::connect_with(addr, "/chat", &good).unwrap();
+    let text = proxy.scrape();
+    let at = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("{series}\n{text}"));
+    assert_eq!(at(&active("chat")), 2.0);
+    assert_eq!(at(&active("feed")), 1.0);
+    assert_eq!(at(&active("talk")), 1.0);
+    assert_eq!(at(&upgrades("talk", "101")), 1.0);
+    assert_eq!(at(&upgrades("chat", "101")), 2.0, "counters stay");
+
+    for mut client in chat.into_iter().chain([feed]) {
+        client.close(1000).unwrap();
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || {
+            let text = proxy.scrape();
+            sample(&text, &active("chat")) == Some(0.0)
+                && sample(&text, &active("feed")) == Some(0.0)
+        }),
+        "{}",
+        proxy.scrape()
+    );
+    let text = proxy.scrape();
+    let at = |series: &str| sample(&text, series).unwrap_or_else(|| panic!("{series}\n{text}"));
+    assert_eq!(at(&active("talk")), 1.0, "the new tunnel is still open");
+    let lived = "wsproxy_route_tunnel_duration_seconds";
+    assert_eq!(at(&format!("{lived}_count{{route=\"chat\"}}")), 2.0);
+    assert_eq!(
+        at(&format!("{lived}_bucket{{route=\"chat\",le=\"60\"}}")),
+        2.0
+    );
+    assert_eq!(at(&format!("{lived}_count{{route=\"feed\"}}")), 1.0);
+    assert_eq!(at(&format!("{lived}_count{{route=\"talk\"}}")), 0.0);
+    talk.close(1000).unwrap();
+    drop(talk);
+    assert!(
+        eventually(Duration::from_secs(5), || proxy.metric(&active("talk"))
+            == 0.0),
+        "{}",
+        proxy.scrape()
     );
 }

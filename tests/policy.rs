@@ -174,6 +174,13 @@ fn a_silent_client_is_pinged_then_closed_and_the_upstream_gets_1001() {
             "{via:?}: {:?}",
             proxy.log()
         );
+        let route = |series: &str| proxy.metric(&format!("{series}{{route=\"/\"}}"));
+        assert_eq!(
+            route("wsproxy_route_peers_unresponsive_total"),
+            1.0,
+            "{via:?}"
+        );
+        assert_eq!(route("wsproxy_route_pings_sent_total"), 1.0, "{via:?}");
     }
 }
 
@@ -309,6 +316,11 @@ fn a_message_past_the_limit_gets_1009_and_the_upstream_1001() {
                 "{via:?}: {passed} bytes of the message went on"
             );
             assert!(proxy.wait_for_log("max_message_bytes"));
+            assert_eq!(
+                proxy
+                    .metric(r#"wsproxy_route_limit_closes_total{route="/",reason="message_size"}"#),
+                1.0
+            );
         }
     }
 }
@@ -400,6 +412,7 @@ fn a_client_kept_over_the_rate_is_closed_with_1008() {
         "rate.toml",
         &format!(
             r#"
+admin = "127.0.0.1:0"
 [[listener]]
 address = "127.0.0.1:0"
 [upstream.app]
@@ -407,6 +420,7 @@ servers = ["{}"]
 [[server]]
 [[server.route]]
 location = "/"
+name = "uploads"
 upstream = "app"
 max_bytes_per_s = 10000
 rate_limit_close_after = "1s"
@@ -427,6 +441,10 @@ rate_limit_close_after = "1s"
     );
     let up = upstream_frames(&seen);
     assert_eq!(up.last().unwrap().close_code(), Some(GOING_AWAY));
+    assert_eq!(
+        proxy.metric(r#"wsproxy_route_limit_closes_total{route="uploads",reason="rate"}"#),
+        1.0
+    );
     // What went on before the close is whole messages, in order.
     for (i, f) in up[..up.len() - 1].iter().enumerate() {
         assert_eq!(f.payload, pattern(1000, i as u64), "message {i}");

@@ -423,6 +423,10 @@ pub const REDIRECT_STATUSES: [u16; 5] = [301, 302, 303, 307, 308];
 pub struct Route {
     /// The location as written, for logs.
     pub location: String,
+    /// What the metrics call it (the `route` label): the file's `name`,
+    /// else the location as written. Routes may share a name, and then
+    /// share their series.
+    pub name: String,
     pub target: Target,
     pub path_edit: Option<PathEdit>,
     pub request: RequestEdits,
@@ -561,6 +565,7 @@ impl Config {
             }],
             routes: vec![Route {
                 location: "/".into(),
+                name: "/".into(),
                 target: Target::Upstream(0),
                 path_edit: None,
                 request: RequestEdits::default(),

@@ -11,6 +11,7 @@ use crate::buffer::Buf;
 use crate::files;
 use crate::framing::body::Body;
 use crate::handshake::answer::{self, Reject};
+use crate::handshake::request::Kind;
 use crate::relay::copy::READS_PER_TURN;
 use crate::relay::Got;
 use crate::timer;
@@ -80,9 +81,9 @@ pub(super) fn refuse(
     core.persistence = core.persistence_now(ctx);
     let edits = core.edits(ctx.config);
     let written = answer::write_head(&mut out, reject, b"", edits, core.persistence).and_then(
-        |()| match core.to_head {
-            true => Ok(()),
-            false => answer::write_body(&mut out, reject),
+        |()| match core.kind {
+            Kind::Plain { head: true } => Ok(()),
+            _ => answer::write_body(&mut out, reject),
         },
     );
     if written.is_err() {

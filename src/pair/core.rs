@@ -14,7 +14,7 @@ use crate::buffer::Buf;
 use crate::config::Config;
 use crate::handshake::edits::ResponseEdits;
 use crate::handshake::fields::Persistence;
-use crate::handshake::request::Peer;
+use crate::handshake::request::{Kind, Peer};
 use crate::metrics::{TlsSide, TunnelNames};
 use crate::shed::{Class, Shed};
 use crate::timer::{self, Timer};
@@ -64,9 +64,11 @@ pub(super) struct Core {
     /// The stamp of this pair's latest entry in the worker's shedding
     /// queues (0: none): its earlier entries are stale.
     pub(super) shed_stamp: u16,
-    /// The current request is a HEAD: its answers carry no body, the
-    /// proxy's own included (a body would be read as the next answer).
-    pub(super) to_head: bool,
+    /// What the current request asks for: a HEAD's answers carry no body,
+    /// the proxy's own included (a body would be read as the next answer),
+    /// and an upgrade's answer is counted for its route. A plain GET's
+    /// until a request head is parsed.
+    pub(super) kind: Kind,
     /// Bytes of the next request(s), read along with the current one
     /// (pipelining).
     pub(super) ahead: Option<Box<Buf>>,
@@ -84,9 +86,13 @@ impl Core {
         }
     }
 
-    /// Counts the answer the client got, for the metrics and the log.
+    /// Counts the answer the client got, for the metrics (its route's too,
+    /// if it answers an upgrade) and the log.
     pub(super) fn answered(&mut self, code: u16, ctx: &Ctx<'_>) {
         let us = ctx.metrics.answered(code, self.started, ctx.at);
+        if self.kind == Kind::Upgrade {
+            ctx.routes.upgrade_answered(self.route, code);
+        }
         if let Some(x) = &mut self.record {
             x.status = code;
             x.handshake_us = us;
@@ -230,11 +236,10 @@ impl Core {
         }
     }
 
-    /// The names a tunnel's gauges go by.
+    /// The names a tunnel's server gauge goes by.
     pub(super) fn tunnel_names<'c>(&self, config: &'c Config) -> TunnelNames<'c> {
         let group = &config.groups[usize::from(self.group)];
         TunnelNames {
-            route: &config.routes[usize::from(self.route)].location,
             group: &group.name,
             server: &group.servers[usize::from(self.server)].name,
         }

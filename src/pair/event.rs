@@ -10,7 +10,7 @@ use super::pool::Kept;
 use crate::access_log::Sink;
 use crate::config::Config;
 use crate::limits::Admission;
-use crate::metrics::Shard;
+use crate::metrics::{RouteSet, Shard};
 use crate::relay::Resources;
 use crate::shed::Shed;
 use crate::timer::{Tick, Wheel};
@@ -30,6 +30,9 @@ pub struct Ctx<'a> {
     pub wheel: &'a mut Wheel,
     pub picker: &'a mut Picker,
     pub metrics: &'a Shard,
+    /// The series of the routes of `config`, by route index: a pair's
+    /// route counters are `routes`' entry at its `Core::route`.
+    pub routes: &'a RouteSet,
     pub admission: &'a Admission,
     /// The worker is draining until then: a tunnel that opens now is
     /// drained at once, and a connection closes after its exchange.

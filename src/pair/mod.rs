@@ -50,7 +50,8 @@ use crate::framing::body::Body;
 use crate::handshake::answer::Reject;
 use crate::handshake::edits::ResponseEdits;
 use crate::handshake::fields::Persistence;
-use crate::metrics::Shard;
+use crate::handshake::request::Kind;
+use crate::metrics::{RouteSet, Shard};
 use crate::relay::{Flow, Resources, Tls};
 use crate::shed::Class;
 use crate::timer::{self, Tick, Timer};
@@ -244,7 +245,7 @@ impl Pair {
                 gen: index(gen),
                 served: 0,
                 persistence: Persistence::Close,
-                to_head: false,
+                kind: Kind::Plain { head: false },
                 client_readable: false,
                 shed_stamp: 0,
                 kept_slot: core::NO_SLOT,
@@ -508,7 +509,8 @@ impl Pair {
         }
         let names = self.core.tunnel_names(config);
         let site = &config.sites[usize::from(self.core.site)].name;
-        Some((site, names.route, names.group, names.server))
+        let location = &config.routes[usize::from(self.core.route)].location;
+        Some((site, location, names.group, names.server))
     }
 
     /// A reload removed this tunnel's route or server and says to close it.
@@ -565,11 +567,15 @@ impl Pair {
         Ok(())
     }
 
-    /// Releases everything before the worker drops the pair.
+    /// Releases everything before the worker drops the pair. `config` and
+    /// `routes`: its own configuration and that configuration's route
+    /// series.
+    #[allow(clippy::too_many_arguments)]
     pub fn close(
         &mut self,
         res: &mut Resources,
         config: &Config,
+        routes: &RouteSet,
         metrics: &Shard,
         now: Tick,
         log: &mut Sink,
@@ -580,6 +586,7 @@ impl Pair {
         if let Phase::Tunnel(_) = self.phase {
             let lived = timer::TICK * now.saturating_sub(core.started);
             metrics.tunnel_closed(&core.tunnel_names(config), lived);
+            routes.tunnel_closed(core.route, lived);
             tunnel = Some(lived);
         }
         if self.is_idle() {

@@ -95,9 +95,12 @@ pub(super) fn count(
         return;
     }
     let moved = progress.moved as u64;
+    // Counted against the route only (the process-wide total is their
+    // sum, made by the scrape): one indexed add per turn that moved
+    // bytes, as the total alone cost before.
     match dir {
-        Dir::Up => ctx.metrics.bytes_up.add(moved),
-        Dir::Down => ctx.metrics.bytes_down.add(moved),
+        Dir::Up => ctx.routes.bytes_up(core.route, moved),
+        Dir::Down => ctx.routes.bytes_down(core.route, moved),
     }
     if let Some(x) = &mut core.record {
         match dir {

@@ -60,6 +60,9 @@ impl Request {
 /// queues itself for shedding; so does [`read`] when an idle one's next
 /// head begins, and `Pair::start` for a first head.
 pub(super) fn start(req: &mut Request, core: &mut Core, ctx: &mut Ctx<'_>) -> Step {
+    // Until its head is parsed, the request is nothing the last one was:
+    // a 400 or 408 to it is no upgrade's answer, and has a body.
+    core.kind = Kind::Plain { head: false };
     if core.served == 0 {
         return read(req, core, false, ctx);
     }
@@ -169,7 +172,7 @@ pub(super) fn read(req: &mut Request, core: &mut Core, closing: bool, ctx: &mut 
             Err(reject) => return Step::Refuse(reject),
         };
         core.served = core.served.saturating_add(1);
-        core.to_head = head.method == "HEAD";
+        core.kind = head.kind;
         if core.served > 1 {
             // Each request on a kept connection is timed from its head.
             core.started = ctx.metrics.stamp(ctx.at);

@@ -245,6 +245,7 @@ pub(super) fn read(r: &mut Response, core: &mut Core, closing: bool, ctx: &mut C
                 r.head.clear(&mut bufs.pool);
                 core.answered(101, ctx);
                 ctx.metrics.tunnel_opened(&core.tunnel_names(ctx.config));
+                ctx.routes.tunnel_opened(core.route);
                 core.started = ctx.now;
                 debug!(
                     "client {}: tunnel open to upstream {}",

@@ -12,6 +12,7 @@ use super::response::Response;
 use super::{Core, Ctx, Outcome, Step};
 use crate::access_log::Ending;
 use crate::buffer::Pool;
+use crate::metrics::{LimitKind, RouteEvent};
 use crate::relay::watch::{self, Breach, Due, End, Peer, Watch};
 use crate::relay::{Flow, Resources};
 use crate::timer::{self, Tick};
@@ -139,6 +140,11 @@ fn relay(t: &mut Tunnel, dir: Dir, core: &mut Core, closing: bool, ctx: &mut Ctx
     // A draining tunnel keeps its deadline; a watched one settles its own.
     let idle = (!t.draining && watch.is_none()).then_some(ctx.config.timeouts.idle);
     pump::count(&progress, dir, core, idle, ctx);
+    if let Some(w) = watch.and_then(|key| ctx.relay.watches.get_mut(key)) {
+        for _ in 0..w.take_pings() {
+            ctx.routes.event(core.route, RouteEvent::PingSent);
+        }
+    }
     // The first direction to finish says who closed.
     let finished = match dir {
         Dir::Up => t.c2u.is_finished(),
@@ -307,10 +313,11 @@ fn breached(t: &mut Tunnel, core: &mut Core, b: Breach, ctx: &mut Ctx<'_>) -> St
             Breach::Rate => "stayed over the route's rate limit for rate_limit_close_after",
         }
     );
-    let why = match b {
-        Breach::TooBig => Ending::TooBig,
-        Breach::Rate => Ending::RateLimited,
+    let (why, kind) = match b {
+        Breach::TooBig => (Ending::TooBig, LimitKind::MessageSize),
+        Breach::Rate => (Ending::RateLimited, LimitKind::Rate),
     };
+    ctx.routes.event(core.route, RouteEvent::LimitClose(kind));
     policy_close(t, core, why, ctx)
 }
 
@@ -331,6 +338,7 @@ fn unresponsive(t: &mut Tunnel, core: &mut Core, peer: Peer, ctx: &mut Ctx<'_>) 
     if let Some(w) = t.watch_key().and_then(|key| ctx.relay.watches.get_mut(key)) {
         w.end(End::Dead(peer));
     }
+    ctx.routes.event(core.route, RouteEvent::PeerDead);
     let gone = match peer {
         Peer::Client => Some(&core.client),
         Peer::Upstream => core.upstream.as_ref(),

@@ -210,6 +210,8 @@ pub struct Watch {
     throttled: bool,
     breach: Option<Breach>,
     end: Option<End>,
+    /// Pings written since the tunnel last counted them.
+    pings: u8,
 }
 
 /// Why the policy drains a tunnel, besides a breach.
@@ -257,6 +259,7 @@ impl Watch {
             throttled: false,
             breach: None,
             end: None,
+            pings: 0,
         }
     }
 
@@ -357,7 +360,13 @@ impl Watch {
     pub fn write_ping(&mut self, peer: Peer, out: &mut Buf, key: [u8; 4]) -> Result<(), Full> {
         write_control(out, OP_PING, peer.masked_toward(), key)?;
         self.pinging[peer as usize] = Pinging::Sent(self.now);
+        self.pings = self.pings.saturating_add(1);
         Ok(())
+    }
+
+    /// Pings written since the last call, for the route's counter.
+    pub fn take_pings(&mut self) -> u8 {
+        std::mem::take(&mut self.pings)
     }
 
     /// Reads the bytes at a frame boundary from `peer` (peeked, not taken):

@@ -14,8 +14,7 @@ use toml::Spanned;
 use super::sections::{
     AddHeader, CertSection, DrainSection, FileSections, HealthSection, LimitSection,
     ListenerSection, RedirectSection, Rewrite, RouteSection, ServerSection, TimeoutSection,
-    TlsSection,
-    UpstreamSection, UpstreamTlsSection,
+    TlsSection, UpstreamSection, UpstreamTlsSection,
 };
 
 /// A key no section here has, located.

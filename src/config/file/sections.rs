@@ -234,6 +234,7 @@ pub(super) struct AddHeader {
 #[derive(Deserialize)]
 pub(super) struct RouteSection {
     pub(super) location: Spanned<String>,
+    pub(super) name: Option<Spanned<String>>,
     pub(super) upstream: Option<Spanned<String>>,
     pub(super) root: Option<Spanned<String>>,
     pub(super) try_files: Option<Spanned<Vec<String>>>,

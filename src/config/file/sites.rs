@@ -146,8 +146,20 @@ impl Checker<'_> {
             }
             (None, None) => None,
         };
+        let name = match &r.name {
+            Some(name) if name.get_ref().is_empty() => {
+                self.problem(
+                    name.span(),
+                    "a route's name is its metrics label: give it one, e.g. name = \"chat\", or remove the key to use the location",
+                );
+                None
+            }
+            Some(name) => Some(name.get_ref().clone()),
+            None => Some(r.location.get_ref().clone()),
+        };
         Some(Route {
             location: r.location.get_ref().clone(),
+            name: name?,
             target: target?,
             path_edit,
             request: settings.request,

@@ -171,6 +171,11 @@ fn mistakes_are_located_and_say_what_to_do() {
             "4:21",
             "set by the proxy",
         ),
+        (
+            "[[listener]]\naddress = \"127.0.0.1:1\"\n[[server]]\n[[server.route]]\nlocation = \"/\"\nname = \"\"\nupstream = \"127.0.0.1:2\"",
+            "6:8",
+            "metrics label",
+        ),
     ];
     for (text, at, want) in cases {
         let errors = check(text)
@@ -512,6 +517,8 @@ upstream = "127.0.0.1:9000"
         "{errors:?}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
 // ----- [upstream.NAME.health] ----------------------------------------------
 
 /// A file with one group `a` whose `[upstream.a.health]` table is
@@ -598,6 +605,23 @@ fn health_check_mistakes_are_located() {
     }
     let errors = check(&with_health("fall = 0\nrise = 0\ncheck = \"ping\"")).expect_err("three");
     assert_eq!(errors.len(), 3, "{errors:#?}");
+}
+
+#[test]
+fn a_route_is_named_by_its_name_else_by_its_location() {
+    let config = check(
+        "[[listener]]\naddress = \"127.0.0.1:1\"\n[[server]]\n\
+         [[server.route]]\nlocation = \"^~ /ws\"\nname = \"chat\"\nupstream = \"127.0.0.1:2\"\n\
+         [[server.route]]\nlocation = \"^~ /api\"\nupstream = \"127.0.0.1:2\"\n\
+         [[server.route]]\nlocation = \"/\"\nname = \"chat\"\nupstream = \"127.0.0.1:2\"\n",
+    )
+    .unwrap();
+    let names: Vec<&str> = config.routes.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["chat", "^~ /api", "chat"],
+        "a shared name is allowed"
+    );
 }
 
 const POLICY_ROUTE: &str = r#"
