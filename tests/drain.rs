@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::upstreams::{next_frame, ws_upstream, Seen};
+use common::upstreams::{answer_close, next_frame, ws_upstream, Seen};
 use common::*;
 use ws::{EchoServer, Frame, Opcode};
 
@@ -25,26 +25,6 @@ fn close_from_proxy(client: &mut ws::Client) -> Frame {
             return frame;
         }
     }
-}
-
-/// Answers a Close the way clients do, then reads to the proxy's FIN.
-fn answer_close(client: &mut ws::Client) {
-    let mut out = Vec::new();
-    let payload = ws::close_payload(GOING_AWAY, "");
-    ws::encode_frame(
-        &mut out,
-        true,
-        Opcode::Close,
-        &payload,
-        Some(ws::random_mask()),
-    );
-    client.stream().write_all(&out).unwrap();
-    let mut rest = Vec::new();
-    client
-        .stream()
-        .read_to_end(&mut rest)
-        .expect("the proxy ends the stream with FIN, not a reset");
-    assert!(rest.is_empty(), "nothing after the Close: {rest:?}");
 }
 
 #[test]

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::upstreams::answer_close;
 use common::*;
 use serde_json::Value;
 use ws::{Frame, Opcode};
@@ -385,21 +386,7 @@ fn on_down_drain_sends_close_1001_to_both_ends_of_its_tunnels() {
     ));
     assert!(proxy.metric("wsproxy_tunnels_drained_total") >= 1.0);
     // The client answers the Close as clients do; the proxy then ends it.
-    let mut out = Vec::new();
-    let payload = ws::close_payload(GOING_AWAY, "");
-    ws::encode_frame(
-        &mut out,
-        true,
-        Opcode::Close,
-        &payload,
-        Some(ws::random_mask()),
-    );
-    on_a_client.stream().write_all(&out).unwrap();
-    let mut rest = Vec::new();
-    on_a_client
-        .stream()
-        .read_to_end(&mut rest)
-        .expect("the proxy ends the stream with FIN");
+    answer_close(&mut on_a_client);
     assert!(eventually(SLACK, || {
         server_status(&status(&proxy), a.addr())["tunnels"] == 0
     }));

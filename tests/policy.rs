@@ -51,6 +51,33 @@ fn proxy(via: Via, upstream: SocketAddr, extra: &[&str]) -> Proxy {
     proxy_to(&[upstream], &args)
 }
 
+/// A proxy started from a file: one listener (TLS when `via` says so), the
+/// group `app` of `upstream`, then one catch-all server whose `routes`
+/// (each the keys of a `[[server.route]]` besides its upstream) all send
+/// to `app`; `top` goes first (top-level keys, `[timeouts]`). The
+/// directory keeps the file while the proxy runs.
+fn proxy_from_file(via: Via, upstream: SocketAddr, top: &str, routes: &[&str]) -> (Proxy, TempDir) {
+    let tls = match via {
+        Via::Tls => format!(
+            "tls = {{ cert = \"{}\", key = \"{}\" }}",
+            certs().join("localhost.pem").display(),
+            certs().join("localhost.key").display()
+        ),
+        _ => String::new(),
+    };
+    let mut text = format!(
+        "{top}\n[[listener]]\naddress = \"127.0.0.1:0\"\n{tls}\n\
+         [upstream.app]\nservers = [\"{upstream}\"]\n[[server]]\n"
+    );
+    for route in routes {
+        text.push_str(&format!("[[server.route]]\nupstream = \"app\"\n{route}\n"));
+    }
+    let dir = TempDir::new();
+    let config = dir.write("wsproxy.toml", &text);
+    let proxy = Proxy::start(&["--config", config.to_str().unwrap()]);
+    (proxy, dir)
+}
+
 trait Stream: Read + Write {}
 impl<T: Read + Write> Stream for T {}
 
@@ -350,35 +377,12 @@ fn a_client_at_ten_times_the_rate_is_slowed_to_it_without_loss() {
     let _w = watchdog_for(Duration::from_secs(90));
     for via in [Via::Copy, Via::Tls] {
         let (upstream, seen) = ws_upstream(None);
-        let dir = TempDir::new();
-        let config = dir.write(
-            "rate.toml",
-            &format!(
-                r#"
-[[listener]]
-address = "127.0.0.1:0"
-{tls}
-[upstream.app]
-servers = ["{up}"]
-[[server]]
-[[server.route]]
-location = "/"
-upstream = "app"
-max_messages_per_s = 100
-max_messages_burst = 10
-"#,
-                tls = match via {
-                    Via::Tls => format!(
-                        "tls = {{ cert = \"{}\", key = \"{}\" }}",
-                        certs().join("localhost.pem").display(),
-                        certs().join("localhost.key").display()
-                    ),
-                    _ => String::new(),
-                },
-                up = upstream.addr
-            ),
+        let (proxy, _dir) = proxy_from_file(
+            via,
+            upstream.addr,
+            "",
+            &["location = \"/\"\nmax_messages_per_s = 100\nmax_messages_burst = 10"],
         );
-        let proxy = Proxy::start(&["--config", config.to_str().unwrap()]);
         let mut c = client(via, proxy.addr());
         let started = Instant::now();
         // Four seconds' worth at 100 a second, written at once: far over
@@ -407,28 +411,15 @@ max_messages_burst = 10
 fn a_client_kept_over_the_rate_is_closed_with_1008() {
     let _w = watchdog();
     let (upstream, seen) = ws_upstream(None);
-    let dir = TempDir::new();
-    let config = dir.write(
-        "rate.toml",
-        &format!(
-            r#"
-admin = "127.0.0.1:0"
-[[listener]]
-address = "127.0.0.1:0"
-[upstream.app]
-servers = ["{}"]
-[[server]]
-[[server.route]]
-location = "/"
-name = "uploads"
-upstream = "app"
-max_bytes_per_s = 10000
-rate_limit_close_after = "1s"
-"#,
-            upstream.addr
-        ),
+    let (proxy, _dir) = proxy_from_file(
+        Via::Copy,
+        upstream.addr,
+        "admin = \"127.0.0.1:0\"",
+        &[
+            "location = \"/\"\nname = \"uploads\"\nmax_bytes_per_s = 10000\n\
+           rate_limit_close_after = \"1s\"",
+        ],
     );
-    let proxy = Proxy::start(&["--config", config.to_str().unwrap()]);
     let mut c = client(Via::Copy, proxy.addr());
     let started = Instant::now();
     blast(&mut *c, 100, 1000);
@@ -455,32 +446,15 @@ rate_limit_close_after = "1s"
 fn lifetimes_and_route_idle_timeouts_end_tunnels_on_time() {
     let _w = watchdog();
     let (upstream, seen) = ws_upstream(None);
-    let dir = TempDir::new();
-    let config = dir.write(
-        "routes.toml",
-        &format!(
-            r#"
-[timeouts]
-idle = "1h"
-[[listener]]
-address = "127.0.0.1:0"
-[upstream.app]
-servers = ["{}"]
-[[server]]
-[[server.route]]
-location = "/short"
-upstream = "app"
-max_lifetime = "1s"
-lifetime_jitter = "1s"
-[[server.route]]
-location = "/quiet"
-upstream = "app"
-idle_timeout = "1s"
-"#,
-            upstream.addr
-        ),
+    let (proxy, _dir) = proxy_from_file(
+        Via::Copy,
+        upstream.addr,
+        "[timeouts]\nidle = \"1h\"",
+        &[
+            "location = \"/short\"\nmax_lifetime = \"1s\"\nlifetime_jitter = \"1s\"",
+            "location = \"/quiet\"\nidle_timeout = \"1s\"",
+        ],
     );
-    let proxy = Proxy::start(&["--config", config.to_str().unwrap()]);
     // A lifetime ends the tunnel like a drain: Close 1001 both ways.
     let started = Instant::now();
     let mut c = ws::Client::connect(proxy.addr(), "/short").unwrap();
@@ -519,27 +493,12 @@ idle_timeout = "1s"
 fn an_upstream_that_never_answers_a_ping_is_found_dead_when_asked() {
     let _w = watchdog();
     let (upstream, seen) = ws_upstream(None);
-    let dir = TempDir::new();
-    let config = dir.write(
-        "ping.toml",
-        &format!(
-            r#"
-[[listener]]
-address = "127.0.0.1:0"
-[upstream.app]
-servers = ["{}"]
-[[server]]
-[[server.route]]
-location = "/"
-upstream = "app"
-ping_interval = "1s"
-ping_timeout = "1s"
-ping_upstream = true
-"#,
-            upstream.addr
-        ),
+    let (proxy, _dir) = proxy_from_file(
+        Via::Copy,
+        upstream.addr,
+        "",
+        &["location = \"/\"\nping_interval = \"1s\"\nping_timeout = \"1s\"\nping_upstream = true"],
     );
-    let proxy = Proxy::start(&["--config", config.to_str().unwrap()]);
     let mut c = client(Via::Copy, proxy.addr());
     let started = Instant::now();
     // The client answers its Pings; the upstream, which only reads, does not.

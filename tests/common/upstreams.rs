@@ -1,4 +1,5 @@
-//! Upstreams that speak WebSocket and report what they receive.
+//! Upstreams that speak WebSocket and report what they receive, and the
+//! client's side of a closing handshake.
 
 use std::io::{Cursor, Read, Write};
 use std::sync::mpsc;
@@ -74,4 +75,24 @@ pub fn next_frame(rx: &mpsc::Receiver<Seen>) -> Frame {
         Seen::Frame(frame) => frame,
         Seen::End => panic!("the upstream saw the end before a frame"),
     }
+}
+
+/// Answers a Close the way clients do, then reads to the proxy's FIN.
+pub fn answer_close(client: &mut ws::Client) {
+    let mut out = Vec::new();
+    let payload = ws::close_payload(1001, "");
+    ws::encode_frame(
+        &mut out,
+        true,
+        Opcode::Close,
+        &payload,
+        Some(ws::random_mask()),
+    );
+    client.stream().write_all(&out).unwrap();
+    let mut rest = Vec::new();
+    client
+        .stream()
+        .read_to_end(&mut rest)
+        .expect("the proxy ends the stream with FIN, not a reset");
+    assert!(rest.is_empty(), "nothing after the Close: {rest:?}");
 }
