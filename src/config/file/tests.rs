@@ -45,7 +45,7 @@ redirect_port = 8443
 address = "127.0.0.1:8443"
 
 [upstream.app]
-servers = ["127.0.0.1:9000", "127.0.0.1:9001 weight=3"]
+servers = ["127.0.0.1:9000", "127.0.0.1:9001 weight=3", "127.0.0.1:9002 backup"]
 balance = "hash"
 hash_key = "query:sid"
 fail_timeout = "30s"
@@ -95,6 +95,8 @@ fn a_full_file_loads() {
     ));
     assert_eq!(c.groups.len(), 2, "app and one inline group, shared");
     assert_eq!(c.groups[0].servers[1].weight, 3);
+    let backups: Vec<bool> = c.groups[0].servers.iter().map(|s| s.backup).collect();
+    assert_eq!(backups, [false, false, true]);
     assert_eq!(c.groups[0].fail_timeout, Duration::from_secs(30));
     assert_eq!(c.sites.len(), 2);
     assert_eq!(c.routes.len(), 3);
@@ -165,6 +167,16 @@ fn mistakes_are_located_and_say_what_to_do() {
             "[[listener]]\naddress = \"127.0.0.1:1\"\n[upstream.a]\nservers = [\"127.0.0.1:2 weight=0\"]\n[[server]]\n[[server.route]]\nlocation = \"/\"\nupstream = \"a\"",
             "4:12",
             "weight",
+        ),
+        (
+            "[[listener]]\naddress = \"127.0.0.1:1\"\n[upstream.a]\nservers = [\"127.0.0.1:2 backup\"]\n[[server]]\n[[server.route]]\nlocation = \"/\"\nupstream = \"a\"",
+            "4:11",
+            "every server is a backup",
+        ),
+        (
+            "[[listener]]\naddress = \"127.0.0.1:1\"\n[upstream.a]\nservers = [\"127.0.0.1:2 standby\"]\n[[server]]\n[[server.route]]\nlocation = \"/\"\nupstream = \"a\"",
+            "4:12",
+            "the options are weight=N and backup",
         ),
         (
             "[[listener]]\naddress = \"127.0.0.1:1\"\n[[server]]\nrequest_headers = { Upgrade = \"$http_upgrade\" }\n[[server.route]]\nlocation = \"/\"\nupstream = \"127.0.0.1:2\"",
