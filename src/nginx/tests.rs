@@ -120,10 +120,6 @@ fn what_cannot_be_expressed_is_refused_with_its_place() {
             "t.conf:1:30: auth_request: the proxy does not authenticate",
         ),
         (
-            "http { upstream a { server 1.2.3.4 backup; server 1.2.3.5; } }",
-            "t.conf:1:21: server: backup servers are not supported",
-        ),
-        (
             "http { server { listen 80; location ~ x { proxy_pass http://a/b; } } }",
             "t.conf:1:43: proxy_pass: a URI in proxy_pass in a regex location",
         ),
@@ -290,6 +286,7 @@ http {
     least_conn;
     server 10.0.0.5:9000 weight=3 max_fails=2 fail_timeout=30s;
     server 10.0.0.6:9000 down;
+    server 10.0.0.8:9000 weight=2 backup;
     keepalive 16;
   }
   upstream tls_app { hash $cookie_sid consistent; server 10.0.0.7:8443; }
@@ -338,8 +335,12 @@ http {
     let app = &parsed["upstream"]["app"];
     assert_eq!(app["servers"][0].as_str(), Some("10.0.0.5:9000 weight=3"));
     assert_eq!(
+        app["servers"][1].as_str(),
+        Some("10.0.0.8:9000 weight=2 backup")
+    );
+    assert_eq!(
         app["servers"].as_array().unwrap().len(),
-        1,
+        2,
         "down is left out"
     );
     assert_eq!(app["balance"].as_str(), Some("least_conn"));
@@ -371,14 +372,35 @@ http {
         "t.conf:8:3: keepalive_timeout: its second value",
         "t.conf:9:3: access_log: lines are in the proxy's own text format",
         "t.conf:13:5: server: marked down: left out of the group",
-        "t.conf:18:5: listen: ipv6only=off",
-        "t.conf:18:5: listen: backlog dropped",
-        "t.conf:20:5: charset: dropped",
-        "t.conf:22:7: limit_conn: written in a location",
-        "t.conf:30:7: proxy_ssl_protocols: versions before TLSv1.2 dropped",
+        "t.conf:19:5: listen: ipv6only=off",
+        "t.conf:19:5: listen: backlog dropped",
+        "t.conf:21:5: charset: dropped",
+        "t.conf:23:7: limit_conn: written in a location",
+        "t.conf:31:7: proxy_ssl_protocols: versions before TLSv1.2 dropped",
     ] {
         assert!(notes.contains(want), "want {want}\nin\n{notes}");
     }
+}
+
+#[test]
+fn backup_servers_are_kept_and_take_over_when_the_others_are_marked_down() {
+    let text = "http {
+  upstream a { server 10.0.0.1:80; server 10.0.0.2:80 weight=2 backup; }
+  upstream b { server 10.0.0.3:80 down; server 10.0.0.4:80 backup; }
+  server { listen 80; location /a { proxy_pass http://a; } location /b { proxy_pass http://b; } }
+}";
+    let parsed: toml::Table = toml::from_str(&toml_of(text)).unwrap();
+    let servers = |group: &str| -> Vec<String> {
+        let list = parsed["upstream"][group]["servers"].as_array().unwrap();
+        list.iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(servers("a"), ["10.0.0.1:80", "10.0.0.2:80 weight=2 backup"]);
+    assert_eq!(servers("b"), ["10.0.0.4:80"]);
+    assert!(notes_of(text)
+        .iter()
+        .any(|n| n.starts_with("t.conf:3:3: upstream: upstream b has only backup servers up")));
 }
 
 #[test]
