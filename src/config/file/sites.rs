@@ -15,7 +15,7 @@ use crate::config::{
 use crate::files::Root;
 use crate::handshake::answer::Status;
 use crate::handshake::edits::{RequestEdits, ResponseEdits, Template};
-use crate::route::{Access, Location, Origins, PathEdit, Routes};
+use crate::route::{Access, Location, Origins, PathEdit, RewriteRedirect, Routes};
 use crate::tls::{self, CertFiles, ServerSettings, ServerTls};
 use crate::upstream::Group;
 
@@ -129,7 +129,22 @@ impl Checker<'_> {
                 "origins only apply to WebSocket routes with an upstream: remove them here",
             );
         }
+        let mut rewrite_redirect = None;
         let path_edit = match (&r.rewrite, &r.strip_prefix) {
+            (Some(rw), _) if rw.get_ref().redirect.is_some() => {
+                let rewrite = rw.get_ref();
+                let status = rewrite.redirect.unwrap_or_default();
+                rewrite_redirect = self.check(
+                    rw.span(),
+                    RewriteRedirect::new(&rewrite.pattern, &rewrite.to, status),
+                );
+                match &r.strip_prefix {
+                    Some(strip) => {
+                        self.check(strip.span(), PathEdit::strip_prefix(strip.get_ref()))
+                    }
+                    None => None,
+                }
+            }
             (Some(_), Some(strip)) => {
                 self.problem(
                     strip.span(),
@@ -161,6 +176,7 @@ impl Checker<'_> {
             location: r.location.get_ref().clone(),
             name: name?,
             target: target?,
+            rewrite_redirect,
             path_edit,
             request: settings.request,
             response: settings.response,
