@@ -800,4 +800,5 @@ differential_tests! {
     admin_access => "admin-access.conf",
     two_sites => "two-sites.conf",
     backup_servers => "backup.conf",
+    rewrite_redirects => "rewrite-redirect.conf",
 }

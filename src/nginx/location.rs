@@ -1,8 +1,9 @@
 //! `location` blocks → `[[server.route]]` sections: the match, the target
 //! (`proxy_pass` to a group or an address, `root`/`alias` with `try_files`
 //! and its named-location fallback, or a `return` redirect), nginx's URI
-//! rules for `proxy_pass` and `rewrite … break`, access lists and
-//! timeouts. The header directives are `headers.rs`'s.
+//! rules for `proxy_pass` and `rewrite` (`break`, and the redirecting
+//! flags), access lists and timeouts. The header directives are
+//! `headers.rs`'s.
 
 use super::emit::{Section, Value};
 use super::grammar::Directive;
@@ -97,7 +98,11 @@ impl Translator {
             }
             return Some(route);
         }
-        let edit = self.rewrite(&rewrites);
+        let (edit, redirect) = match self.rewrite(&rewrites) {
+            Some(Rewritten::Path(edit)) => (Some(edit), None),
+            Some(Rewritten::Redirect(redirect)) => (None, Some(redirect)),
+            None => (None, None),
+        };
         match proxy_pass {
             Some(pp) => {
                 if let Some(p) = prefix
@@ -135,6 +140,18 @@ impl Translator {
                     }
                 }
                 self.try_files(own(d, "try_files"), &inherited, server, context, &mut route);
+            }
+        }
+        if let (Some(redirect), Some(first)) = (redirect, rewrites.first()) {
+            if route.keys.iter().any(|(k, _)| k == "rewrite") {
+                self.notes.error(
+                    &first.at,
+                    "rewrite",
+                    "a redirecting rewrite beside a path edit (a URI in proxy_pass, or alias) is not supported \
+                     (a route has one rewrite): give the redirect a location of its own",
+                );
+            } else {
+                route.set("rewrite", redirect);
             }
         }
         self.route_response_headers(&inherited, server, &mut route);
@@ -242,8 +259,11 @@ impl Translator {
         route.set("access", Value::Strs(entries));
     }
 
-    /// `rewrite REGEX REPLACEMENT break`: the route's path edit.
-    fn rewrite(&mut self, rewrites: &[&Directive]) -> Option<Value> {
+    /// `rewrite REGEX REPLACEMENT break`: the route's path edit;
+    /// `… redirect` or `… permanent` (or a replacement that is an
+    /// `http://` or `https://` URL): the route's redirect when the regex
+    /// matches.
+    fn rewrite(&mut self, rewrites: &[&Directive]) -> Option<Rewritten> {
         let (first, rest) = rewrites.split_first()?;
         for extra in rest {
             self.notes.error(
@@ -265,24 +285,13 @@ impl Translator {
                 return None;
             }
         };
-        match flag {
-            Some("break") => {}
-            Some("redirect" | "permanent") => {
-                self.notes.error(
-                    &first.at,
-                    "rewrite",
-                    "redirects from a location are not supported: redirect in the application, or rewrite with break",
-                );
-                return None;
-            }
-            _ if to.starts_with("http://") || to.starts_with("https://") => {
-                self.notes.error(
-                    &first.at,
-                    "rewrite",
-                    "redirects from a location are not supported: redirect in the application, or rewrite with break",
-                );
-                return None;
-            }
+        let absolute = to.starts_with("http://") || to.starts_with("https://");
+        let redirect = match flag {
+            Some("permanent") => Some(301),
+            Some("redirect") => Some(302),
+            // nginx redirects to a URL whatever the flag.
+            _ if absolute => Some(302),
+            Some("break") => None,
             _ => {
                 self.notes.error(
                     &first.at,
@@ -291,7 +300,7 @@ impl Translator {
                 );
                 return None;
             }
-        }
+        };
         if let Some(var) = values::variables(to)
             .into_iter()
             .find(|v| !v.chars().all(|c| c.is_ascii_digit()))
@@ -303,10 +312,17 @@ impl Translator {
             );
             return None;
         }
-        Some(Value::Inline(vec![
+        let mut keys = vec![
             ("pattern".into(), Value::str(pattern)),
             ("to".into(), Value::str(to)),
-        ]))
+        ];
+        Some(match redirect {
+            Some(status) => {
+                keys.push(("redirect".into(), Value::Int(status)));
+                Rewritten::Redirect(Value::Inline(keys))
+            }
+            None => Rewritten::Path(Value::Inline(keys)),
+        })
     }
 
     fn alias(&mut self, a: &Directive, prefix: Option<&str>, route: &mut Section, rewrites: bool) {
@@ -718,4 +734,12 @@ impl Translator {
             }
         }
     }
+}
+
+/// What a location's `rewrite` becomes on its route.
+enum Rewritten {
+    /// `break`: the path edit.
+    Path(Value),
+    /// `redirect`, `permanent` or a URL: the redirect when it matches.
+    Redirect(Value),
 }

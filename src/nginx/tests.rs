@@ -383,6 +383,32 @@ http {
 }
 
 #[test]
+fn rewrites_that_redirect_become_the_routes_redirect_when_matched() {
+    let text = "http { server { listen 80;
+  location /old/ { rewrite ^/old/(.*)$ /new/$1 permanent; proxy_pass http://127.0.0.1:1; }
+  location /tmp/ { rewrite ^/tmp/(.*)$ /t/$1 redirect; root /srv; }
+  location /go/ { rewrite ^/go/(.*)$ https://example.com/$1?; proxy_pass http://127.0.0.1:1; }
+  location /api/ { rewrite ^/api/x$ /y redirect; proxy_pass http://127.0.0.1:1/v1/; }
+} }";
+    let errors = errors_of(text);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("t.conf:5:20: rewrite: a redirecting rewrite beside a path edit"),
+        "{errors:?}"
+    );
+    let ok = text.replace("http://127.0.0.1:1/v1/", "http://127.0.0.1:1");
+    let toml = toml_of(&ok);
+    for want in [
+        "rewrite = { pattern = \"^/old/(.*)$\", to = \"/new/$1\", redirect = 301 }",
+        "rewrite = { pattern = \"^/tmp/(.*)$\", to = \"/t/$1\", redirect = 302 }",
+        "rewrite = { pattern = \"^/go/(.*)$\", to = \"https://example.com/$1?\", redirect = 302 }",
+        "rewrite = { pattern = \"^/api/x$\", to = \"/y\", redirect = 302 }",
+    ] {
+        assert!(toml.contains(want), "want {want}\nin\n{toml}");
+    }
+}
+
+#[test]
 fn backup_servers_are_kept_and_take_over_when_the_others_are_marked_down() {
     let text = "http {
   upstream a { server 10.0.0.1:80; server 10.0.0.2:80 weight=2 backup; }
