@@ -263,7 +263,7 @@ impl Translator {
     /// `… redirect` or `… permanent` (or a replacement that is an
     /// `http://` or `https://` URL): the route's redirect when the regex
     /// matches.
-    fn rewrite(&mut self, rewrites: &[&Directive]) -> Option<Rewritten> {
+    pub(super) fn rewrite(&mut self, rewrites: &[&Directive]) -> Option<Rewritten> {
         let (first, rest) = rewrites.split_first()?;
         for extra in rest {
             self.notes.error(
@@ -737,7 +737,7 @@ impl Translator {
 }
 
 /// What a location's `rewrite` becomes on its route.
-enum Rewritten {
+pub(super) enum Rewritten {
     /// `break`: the path edit.
     Path(Value),
     /// `redirect`, `permanent` or a URL: the redirect when it matches.

@@ -409,6 +409,52 @@ fn rewrites_that_redirect_become_the_routes_redirect_when_matched() {
 }
 
 #[test]
+fn a_servers_redirecting_rewrite_goes_on_every_route() {
+    let text = "http { server { listen 80; root /nonexistent;
+  rewrite ^/old/(.*)$ /new/$1 permanent;
+  location /a/ { proxy_pass http://127.0.0.1:1; }
+  location = /b { return 404; }
+} }";
+    let parsed: toml::Table = toml::from_str(&toml_of(text)).unwrap();
+    let routes = parsed["server"][0]["route"].as_array().unwrap();
+    let locations: Vec<&str> = routes
+        .iter()
+        .map(|r| r["location"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        locations,
+        ["/a/", "= /b", "/"],
+        "what no location matches: 404"
+    );
+    assert_eq!(routes[2]["status"].as_integer(), Some(404));
+    for route in routes {
+        assert_eq!(route["rewrite"]["to"].as_str(), Some("/new/$1"));
+        assert_eq!(route["rewrite"]["redirect"].as_integer(), Some(301));
+    }
+    let refused = [
+        (
+            "http { server { listen 80; rewrite ^/a /b break; location / { root /; } } }",
+            "t.conf:1:28: rewrite: a rewrite … break outside a location",
+        ),
+        (
+            "http { server { listen 80; rewrite ^/a /b redirect; location / { rewrite ^/c /d break; root /; } } }",
+            "t.conf:1:28: rewrite: the server's redirecting rewrite cannot join `location /`",
+        ),
+        (
+            "http { server { listen 80; rewrite ^/a /b redirect; return 404; } }",
+            "t.conf:1:28: rewrite: a rewrite beside the server's return",
+        ),
+    ];
+    for (text, want) in refused {
+        let errors = errors_of(text);
+        assert!(
+            errors.iter().any(|e| e.starts_with(want)),
+            "want {want}\nin {errors:?}"
+        );
+    }
+}
+
+#[test]
 fn backup_servers_are_kept_and_take_over_when_the_others_are_marked_down() {
     let text = "http {
   upstream a { server 10.0.0.1:80; server 10.0.0.2:80 weight=2 backup; }
