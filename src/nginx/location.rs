@@ -18,6 +18,9 @@ pub(super) struct ServerContext {
     pub(super) port: Option<u16>,
     /// Named locations (`@x`), which only `try_files` reaches.
     pub(super) named: Vec<Directive>,
+    /// Every location's words (`["^~", "/api/"]`), to tell where a
+    /// rewritten path lands.
+    pub(super) locations: Vec<Vec<String>>,
 }
 
 /// A block's own `name` directive (the last one), for the directives a
@@ -98,7 +101,7 @@ impl Translator {
             }
             return Some(route);
         }
-        let (edit, redirect) = match self.rewrite(&rewrites) {
+        let (edit, redirect) = match self.rewrite(&rewrites, Some((&words, context))) {
             Some(Rewritten::Path(edit)) => (Some(edit), None),
             Some(Rewritten::Redirect(redirect)) => (None, Some(redirect)),
             None => (None, None),
@@ -263,7 +266,13 @@ impl Translator {
     /// `… redirect` or `… permanent` (or a replacement that is an
     /// `http://` or `https://` URL): the route's redirect when the regex
     /// matches.
-    pub(super) fn rewrite(&mut self, rewrites: &[&Directive]) -> Option<Rewritten> {
+    /// `here`: the location's words and its server, where the rewrite is
+    /// in a location (`last` is `break` when the new path surely stays).
+    pub(super) fn rewrite(
+        &mut self,
+        rewrites: &[&Directive],
+        here: Option<(&[&str], &ServerContext)>,
+    ) -> Option<Rewritten> {
         let (first, rest) = rewrites.split_first()?;
         for extra in rest {
             self.notes.error(
@@ -292,6 +301,20 @@ impl Translator {
             // nginx redirects to a URL whatever the flag.
             _ if absolute => Some(302),
             Some("break") => None,
+            Some("last")
+                if here.is_some_and(|(at, server)| last_stays(pattern, to, at, server)) =>
+            {
+                None
+            }
+            Some("last") => {
+                self.notes.error(
+                    &first.at,
+                    "rewrite",
+                    "rewrite … last is supported where the new path surely lands in this same location and does not match again \
+                     (then it is break): use break, and put the route the new path should reach here",
+                );
+                return None;
+            }
             _ => {
                 self.notes.error(
                     &first.at,
@@ -742,4 +765,46 @@ pub(super) enum Rewritten {
     Path(Value),
     /// `redirect`, `permanent` or a URL: the redirect when it matches.
     Redirect(Value),
+}
+
+/// Whether `rewrite PATTERN TO last` in the location `here` acts as
+/// `break`: nginx searches the locations again with the new path, and
+/// runs this location's rewrite again if it lands here. Sure only when
+/// `here` is a prefix location the new path's literal start (`TO` up to
+/// its first capture or query) stays under, no regex location can take
+/// it (none in the server, or `here` is `^~`), no longer prefix or exact
+/// location may, and `PATTERN` (anchored) cannot match it again.
+fn last_stays(pattern: &str, to: &str, here: &[&str], server: &ServerContext) -> bool {
+    let (prefix, stops_regexes) = match here {
+        [p] => (*p, false),
+        ["^~", p] => (*p, true),
+        _ => return false,
+    };
+    let literal = &to[..to.find(['$', '?']).unwrap_or(to.len())];
+    if !literal.starts_with(prefix) {
+        return false;
+    }
+    let others = server.locations.iter().filter(|w| w.as_slice() != here);
+    for words in others {
+        let taken = match words.as_slice() {
+            [m, _] if m == "~" || m == "~*" => !stops_regexes,
+            [m, x] if m == "=" => x.starts_with(literal),
+            [q] | [_, q] => {
+                q.len() > prefix.len()
+                    && (literal.starts_with(q.as_str()) || q.starts_with(literal))
+            }
+            _ => false,
+        };
+        if taken {
+            return false;
+        }
+    }
+    // The regex's own literal start: what it must see first to match (an
+    // alternation may leave its other branches unanchored).
+    let Some(anchored) = pattern.strip_prefix('^').filter(|p| !p.contains('|')) else {
+        return false;
+    };
+    let meta = |c: char| "\\.+*?()[]{}|^$".contains(c);
+    let start = &anchored[..anchored.find(meta).unwrap_or(anchored.len())];
+    !(start.starts_with(literal) || literal.starts_with(start))
 }

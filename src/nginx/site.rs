@@ -229,6 +229,10 @@ impl Translator {
                 .filter(|l| l.args.first().is_some_and(|a| a.text.starts_with('@')))
                 .map(|l| (*l).clone())
                 .collect(),
+            locations: locations
+                .iter()
+                .map(|l| l.words().iter().map(|w| w.to_string()).collect())
+                .collect(),
         };
         let mut sections = vec![server];
         if let Some(ServerReturn::Route { at }) = redirect {
@@ -279,7 +283,7 @@ impl Translator {
         let Some(first) = rewrites.first() else {
             return;
         };
-        let redirect = match self.rewrite(rewrites) {
+        let redirect = match self.rewrite(rewrites, None) {
             Some(Rewritten::Redirect(redirect)) => redirect,
             Some(Rewritten::Path(_)) => {
                 self.notes.error(

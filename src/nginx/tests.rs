@@ -109,7 +109,7 @@ fn what_cannot_be_expressed_is_refused_with_its_place() {
         ),
         (
             "http { server { listen 80; location / { rewrite ^ /x last; root /; } } }",
-            "t.conf:1:41: rewrite: only the break flag is supported",
+            "t.conf:1:41: rewrite: rewrite … last is supported where the new path surely lands",
         ),
         (
             "http { lua_shared_dict x 1m; }",
@@ -451,6 +451,84 @@ fn a_servers_redirecting_rewrite_goes_on_every_route() {
             errors.iter().any(|e| e.starts_with(want)),
             "want {want}\nin {errors:?}"
         );
+    }
+}
+
+#[test]
+fn rewrite_last_is_break_where_the_new_path_surely_stays() {
+    // (the server's other locations, the location, its rewrite, stays)
+    let table: &[(&str, &str, &str, bool)] = &[
+        ("", "/api/", "^/api/old/(.*)$ /api/new/$1", true),
+        ("", "^~ /api/", "^/api/old/(.*)$ /api/new/$1?x=1", true),
+        // The new path matches the regex again: nginx loops.
+        ("", "/api/", "^/api/(.*)$ /api/v2/$1", false),
+        ("", "/api/", "^/api/old|/x /api/new", false),
+        ("", "/api/", "(?i)^/api/old/(.*)$ /api/new/$1", false),
+        // It leaves the location.
+        ("", "/api/", "^/api/old/(.*)$ /v2/$1", false),
+        ("", "/api/", "^/api/old/(.*)$ $1", false),
+        // Another location may take it.
+        (
+            "location ~ \\.php$ { root /; }",
+            "/api/",
+            "^/api/old/(.*)$ /api/new/$1",
+            false,
+        ),
+        (
+            "location ~ \\.php$ { root /; }",
+            "^~ /api/",
+            "^/api/old/(.*)$ /api/new/$1",
+            true,
+        ),
+        (
+            "location /api/new/v { root /; }",
+            "/api/",
+            "^/api/old/(.*)$ /api/new/$1",
+            false,
+        ),
+        (
+            "location /api/n { root /; }",
+            "/api/",
+            "^/api/old/(.*)$ /api/new/$1",
+            false,
+        ),
+        (
+            "location = /api/new/x { root /; }",
+            "/api/",
+            "^/api/old/(.*)$ /api/new/$1",
+            false,
+        ),
+        (
+            "location /other/ { root /; }",
+            "/api/",
+            "^/api/old/(.*)$ /api/new/$1",
+            true,
+        ),
+        // Not a prefix location.
+        ("", "~ ^/api/", "^/api/old/(.*)$ /api/new/$1", false),
+    ];
+    for &(others, location, rewrite, stays) in table {
+        let text = format!(
+            "http {{ server {{ listen 80; {others} location {location} {{ rewrite {rewrite} last; proxy_pass http://127.0.0.1:1; }} }} }}"
+        );
+        match translate_text(&text, "t.conf", Path::new("/srv/nginx")) {
+            Ok(t) => {
+                assert!(stays, "translated: {text}");
+                let (pattern, to) = rewrite.split_once(' ').unwrap();
+                let want = format!("rewrite = {{ pattern = {pattern:?}, to = {to:?} }}");
+                assert!(t.toml.contains(&want), "want {want}\nin\n{}", t.toml);
+            }
+            Err(errors) => {
+                let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                assert!(!stays, "refused: {text}\n{errors:?}");
+                assert!(
+                    errors
+                        .iter()
+                        .any(|e| e.contains("rewrite … last is supported where")),
+                    "{text}\n{errors:?}"
+                );
+            }
+        }
     }
 }
 
