@@ -129,22 +129,20 @@ impl Checker<'_> {
                 "origins only apply to WebSocket routes with an upstream: remove them here",
             );
         }
-        let mut rewrite_redirect = None;
-        let path_edit = match (&r.rewrite, &r.strip_prefix) {
-            (Some(rw), _) if rw.get_ref().redirect.is_some() => {
-                let rewrite = rw.get_ref();
-                let status = rewrite.redirect.unwrap_or_default();
-                rewrite_redirect = self.check(
-                    rw.span(),
-                    RewriteRedirect::new(&rewrite.pattern, &rewrite.to, status),
-                );
-                match &r.strip_prefix {
-                    Some(strip) => {
-                        self.check(strip.span(), PathEdit::strip_prefix(strip.get_ref()))
-                    }
-                    None => None,
+        // A rewrite with `redirect` answers; it is not a path edit, so it
+        // may sit beside strip_prefix.
+        let (rewrite, rewrite_redirect) = match &r.rewrite {
+            Some(rw) => match rw.get_ref().redirect {
+                Some(status) => {
+                    let (pattern, to) = (&rw.get_ref().pattern, &rw.get_ref().to);
+                    let rule = RewriteRedirect::new(pattern, to, status);
+                    (None, self.check(rw.span(), rule))
                 }
-            }
+                None => (Some(rw), None),
+            },
+            None => (None, None),
+        };
+        let path_edit = match (rewrite, &r.strip_prefix) {
             (Some(_), Some(strip)) => {
                 self.problem(
                     strip.span(),
