@@ -6,7 +6,7 @@
 //!
 //! | file | owns |
 //! |---|---|
-//! | `mod.rs` | groups, smooth weighted round-robin, least-connections, attempts |
+//! | `mod.rs` | groups, smooth weighted round-robin, least-connections, backups, attempts |
 //! | `hash.rs` | hash keys from a request, the consistent-hash ring |
 //! | `health.rs` | passive and active health and live counts, shared through atomics |
 //! | `check.rs` | active health checks: their settings, the probe, its verdict |
