@@ -94,7 +94,7 @@ spawn "$work/wsproxy.log" "${WSPROXY_BIN:-$BIN/wsproxy-fast}" --config "$work/ws
 proxy_pid=$SPAWNED
 wait_line "$work/wsproxy.log" ' main: admin endpoints on ' 10 "$proxy_pid" || die "wsproxy-fast did not start"
 proxy_addr=$(sed -n 's/.* main: listening on //p' "$work/wsproxy.log" | head -n 1)
-metrics_url=$(sed -n 's|.* main: admin endpoints on \(http://[^ ]*/metrics\) .*|\1|p' "$work/wsproxy.log" | head -n 1)
+metrics_url=$(sed -n 's|.* main: admin endpoints on \(http://[^ ,]*/metrics\)[ ,].*|\1|p' "$work/wsproxy.log" | head -n 1)
 [ -n "$proxy_addr" ] && [ -n "$metrics_url" ] || die "no listening or admin address in $work/wsproxy.log"
 # The certificate names localhost; Chromium pools connections per host and
 # port, so the page, its assets, the API and the WebSocket share this origin.
