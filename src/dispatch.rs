@@ -115,6 +115,14 @@ pub fn decide(head: &Head<'_, '_>, early: &[u8], inputs: Inputs<'_>, out: &mut B
         }
     }
 
+    if let Some(rule) = &route.rewrite_redirect {
+        let port = config.listeners[inputs.listener].addr.port();
+        let scheme = inputs.peer.scheme;
+        if let Some(location) = rule.location(head.target, scheme, &host, Some(port)) {
+            plan.action = reply_redirect(out, rule.status, &location, inputs.persistence);
+            return plan;
+        }
+    }
     let target = match &route.path_edit {
         None => head.target.into(),
         Some(edit) => match edit.apply(head.target) {
@@ -150,18 +158,7 @@ pub fn decide(head: &Head<'_, '_>, early: &[u8], inputs: Inputs<'_>, out: &mut B
                 request_uri: head.target,
             };
             let location = to.to.render(&vars);
-            match answer::write_redirect_with(
-                out,
-                to.status,
-                &[location.as_bytes()],
-                inputs.persistence,
-            ) {
-                Ok(()) => Action::Reply { status: to.status },
-                Err(_) => refuse(
-                    Status::HeaderTooLarge,
-                    "request target too long to redirect",
-                ),
-            }
+            reply_redirect(out, to.status, &location, inputs.persistence)
         }
         Target::Upstream(group) => {
             if !origin_allowed(head, route) {
@@ -172,6 +169,17 @@ pub fn decide(head: &Head<'_, '_>, early: &[u8], inputs: Inputs<'_>, out: &mut B
         }
     };
     plan
+}
+
+/// A redirect with `status` to `location`, written into `out`.
+fn reply_redirect(out: &mut Buf, status: u16, location: &str, persistence: Persistence) -> Action {
+    match answer::write_redirect_with(out, status, &[location.as_bytes()], persistence) {
+        Ok(()) => Action::Reply { status },
+        Err(_) => refuse(
+            Status::HeaderTooLarge,
+            "request target too long to redirect",
+        ),
+    }
 }
 
 /// Whether an upgrade's `Origin` is on the route's list (a request that

@@ -8,6 +8,10 @@
 //! through an upgrade. The differences the translation's notes announce
 //! are the only ones let through; [`DIFFERENCES`] lists them.
 //!
+//! A file names its upstreams by placeholders: `@UP@` records and
+//! answers, `@DOWN@` refuses every connection, `@STANDBY@` answers 503
+//! (a backup that must not be reached while its primary is up).
+//!
 //! A file lists its requests in comments:
 //! `# request: P1 GET /path [upgrade [idle-close]] [tls=SNI] [host=HOST] [xff=VALUE]`;
 //! `idle-close` waits, after the echo, for the tunnel to be closed for
@@ -207,6 +211,39 @@ impl Recorder {
     }
 }
 
+/// The upstreams a file's placeholders name.
+struct Upstreams {
+    /// `@UP@`: the [`Recorder`].
+    up: SocketAddr,
+    /// `@DOWN@`: bound and never listening, so connects are refused and
+    /// nobody else can take the port meanwhile.
+    down: SocketAddr,
+    /// `@STANDBY@`: answers every request 503 `standby`.
+    standby: SocketAddr,
+}
+
+/// A TCP socket bound to a port on 127.0.0.1 and not listening: connects
+/// to it are refused for as long as it is kept.
+fn refusing() -> socket2::Socket {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    socket
+}
+
+/// An upstream that answers every request 503 `standby`.
+fn standby() -> RawUpstream {
+    RawUpstream::start(|mut stream| {
+        if ws::read_head(&mut stream).is_ok() {
+            let _ = stream.write_all(
+                b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 7\r\nConnection: close\r\n\r\nstandby",
+            );
+        }
+    })
+}
+
 /// A port nothing listens on now, on 127.0.0.1 and ::1 both. Someone
 /// may take it before nginx or the proxy binds it: they are started again
 /// on fresh ports when that happens.
@@ -227,7 +264,7 @@ fn render(
     dir: &Path,
     name: &str,
     ports: &HashMap<String, u16>,
-    upstream: SocketAddr,
+    upstreams: &Upstreams,
     nginx: bool,
 ) -> PathBuf {
     std::fs::create_dir_all(dir.join("certs")).unwrap();
@@ -251,7 +288,10 @@ fn render(
         std::fs::write(path, text).unwrap();
     }
     let mut text = std::fs::read_to_string(data().join(name)).unwrap();
-    text = text.replace("@UP@", &upstream.to_string());
+    text = text
+        .replace("@UP@", &upstreams.up.to_string())
+        .replace("@DOWN@", &upstreams.down.to_string())
+        .replace("@STANDBY@", &upstreams.standby.to_string());
     for (name, port) in ports {
         text = text.replace(&format!("@{name}@"), &port.to_string());
     }
@@ -320,7 +360,7 @@ fn start_nginx(
     tmp: &Path,
     name: &str,
     text: &str,
-    upstream: SocketAddr,
+    upstreams: &Upstreams,
 ) -> (Nginx, HashMap<String, u16>) {
     let binary = nginx_binary();
     for attempt in 0..5 {
@@ -329,7 +369,7 @@ fn start_nginx(
             .into_iter()
             .map(|n| (n, free_port()))
             .collect();
-        let conf = render(&dir, name, &ports, upstream, true);
+        let conf = render(&dir, name, &ports, upstreams, true);
         let d = dir.display();
         let child = Command::new(&binary)
             .arg("-p")
@@ -378,7 +418,7 @@ fn start_proxy(
     tmp: &Path,
     name: &str,
     text: &str,
-    upstream: SocketAddr,
+    upstreams: &Upstreams,
 ) -> (Proxy, HashMap<String, u16>) {
     let binary = env!("CARGO_BIN_EXE_wsproxy-fast");
     for attempt in 0..5 {
@@ -387,7 +427,7 @@ fn start_proxy(
             .into_iter()
             .map(|n| (n, free_port()))
             .collect();
-        let conf = render(&dir, name, &ports, upstream, false);
+        let conf = render(&dir, name, &ports, upstreams, false);
         let check = Command::new(binary)
             .args(["--check", "--nginx-config"])
             .arg(&conf)
@@ -524,9 +564,15 @@ fn differential(name: &str) {
     assert!(!table.is_empty(), "{name} lists no requests");
     let tmp = TempDir::new();
     let recorder = Recorder::start();
-    let upstream = recorder.upstream.addr;
-    let (nginx, nginx_ports) = start_nginx(&tmp.0, name, &text, upstream);
-    let (proxy, proxy_ports) = start_proxy(&tmp.0, name, &text, upstream);
+    let down = refusing();
+    let standby = standby();
+    let upstreams = Upstreams {
+        up: recorder.upstream.addr,
+        down: down.local_addr().unwrap().as_socket().unwrap(),
+        standby: standby.addr,
+    };
+    let (nginx, nginx_ports) = start_nginx(&tmp.0, name, &text, &upstreams);
+    let (proxy, proxy_ports) = start_proxy(&tmp.0, name, &text, &upstreams);
     let mut let_through: BTreeMap<&str, usize> = BTreeMap::new();
     let mut problems = Vec::new();
     let mut statuses: Vec<u16> = Vec::new();
@@ -753,4 +799,6 @@ differential_tests! {
     uptime_kuma => "uptime-kuma.conf",
     admin_access => "admin-access.conf",
     two_sites => "two-sites.conf",
+    backup_servers => "backup.conf",
+    rewrite_redirects => "rewrite-redirect.conf",
 }

@@ -39,6 +39,8 @@ fn fixed(dir: &Path, name: &str) -> PathBuf {
     let text = std::fs::read_to_string(data().join(name))
         .unwrap()
         .replace("@UP@", "127.0.0.1:9000")
+        .replace("@DOWN@", "127.0.0.1:9001")
+        .replace("@STANDBY@", "127.0.0.1:9002")
         .replace("@P1@", "8443")
         .replace("@P2@", "8080")
         .replace("@P3@", "8081");
@@ -182,7 +184,6 @@ fn untranslatable_directives_are_all_listed_and_nothing_is_written() {
         .collect();
     let want = [
         "wsproxy-fast: error: @DIR@/nginx.conf:3:5: lua_package_path: the proxy runs no scripts",
-        "wsproxy-fast: error: @DIR@/nginx.conf:4:43: server: backup servers are not supported",
         "wsproxy-fast: error: @DIR@/nginx.conf:8:13: if: conditions are not supported",
         "wsproxy-fast: error: @DIR@/nginx.conf:9:13: auth_request: the proxy does not authenticate",
     ];

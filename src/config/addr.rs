@@ -142,6 +142,7 @@ pub fn upstream_servers(
         name,
         weight,
         tls: tls.clone(),
+        backup: false,
     };
     if let Ok(addr) = with_port.parse::<SocketAddr>() {
         return Ok(vec![server(addr, bare.to_string())]);

@@ -21,7 +21,7 @@ use crate::handshake::request::REWRITE_SLACK;
 use crate::limits::Limits;
 use crate::log;
 use crate::relay::{splice, Policy};
-use crate::route::{Access, Location, Origins, PathEdit, Routes, VirtualHosts};
+use crate::route::{Access, Location, Origins, PathEdit, RewriteRedirect, Routes, VirtualHosts};
 use crate::tls::{self, CertFiles, ServerSettings, ServerTls, UpstreamSettings};
 use crate::upstream::{Balance, CheckKind, Group, OnDown, Server};
 
@@ -428,6 +428,9 @@ pub struct Route {
     /// share their series.
     pub name: String,
     pub target: Target,
+    /// Answers a redirect instead of `target` when its regex matches
+    /// (nginx's `rewrite … redirect|permanent`).
+    pub rewrite_redirect: Option<RewriteRedirect>,
     pub path_edit: Option<PathEdit>,
     pub request: RequestEdits,
     pub response: ResponseEdits,
@@ -567,6 +570,7 @@ impl Config {
                 location: "/".into(),
                 name: "/".into(),
                 target: Target::Upstream(0),
+                rewrite_redirect: None,
                 path_edit: None,
                 request: RequestEdits::default(),
                 response: ResponseEdits::default(),

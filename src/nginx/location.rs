@@ -1,8 +1,9 @@
 //! `location` blocks → `[[server.route]]` sections: the match, the target
 //! (`proxy_pass` to a group or an address, `root`/`alias` with `try_files`
 //! and its named-location fallback, or a `return` redirect), nginx's URI
-//! rules for `proxy_pass` and `rewrite … break`, access lists and
-//! timeouts. The header directives are `headers.rs`'s.
+//! rules for `proxy_pass` and `rewrite` (`break`, and the redirecting
+//! flags), access lists and timeouts. The header directives are
+//! `headers.rs`'s.
 
 use super::emit::{Section, Value};
 use super::grammar::Directive;
@@ -17,6 +18,9 @@ pub(super) struct ServerContext {
     pub(super) port: Option<u16>,
     /// Named locations (`@x`), which only `try_files` reaches.
     pub(super) named: Vec<Directive>,
+    /// Every location's words (`["^~", "/api/"]`), to tell where a
+    /// rewritten path lands.
+    pub(super) locations: Vec<Vec<String>>,
 }
 
 /// A block's own `name` directive (the last one), for the directives a
@@ -97,7 +101,11 @@ impl Translator {
             }
             return Some(route);
         }
-        let edit = self.rewrite(&rewrites);
+        let (edit, redirect) = match self.rewrite(&rewrites, Some((&words, context))) {
+            Some(Rewritten::Path(edit)) => (Some(edit), None),
+            Some(Rewritten::Redirect(redirect)) => (None, Some(redirect)),
+            None => (None, None),
+        };
         match proxy_pass {
             Some(pp) => {
                 if let Some(p) = prefix
@@ -135,6 +143,18 @@ impl Translator {
                     }
                 }
                 self.try_files(own(d, "try_files"), &inherited, server, context, &mut route);
+            }
+        }
+        if let (Some(redirect), Some(first)) = (redirect, rewrites.first()) {
+            if route.keys.iter().any(|(k, _)| k == "rewrite") {
+                self.notes.error(
+                    &first.at,
+                    "rewrite",
+                    "a redirecting rewrite beside a path edit (a URI in proxy_pass, or alias) is not supported \
+                     (a route has one rewrite): give the redirect a location of its own",
+                );
+            } else {
+                route.set("rewrite", redirect);
             }
         }
         self.route_response_headers(&inherited, server, &mut route);
@@ -242,8 +262,17 @@ impl Translator {
         route.set("access", Value::Strs(entries));
     }
 
-    /// `rewrite REGEX REPLACEMENT break`: the route's path edit.
-    fn rewrite(&mut self, rewrites: &[&Directive]) -> Option<Value> {
+    /// `rewrite REGEX REPLACEMENT break`: the route's path edit;
+    /// `… redirect` or `… permanent` (or a replacement that is an
+    /// `http://` or `https://` URL): the route's redirect when the regex
+    /// matches.
+    /// `here`: the location's words and its server, where the rewrite is
+    /// in a location (`last` is `break` when the new path surely stays).
+    pub(super) fn rewrite(
+        &mut self,
+        rewrites: &[&Directive],
+        here: Option<(&[&str], &ServerContext)>,
+    ) -> Option<Rewritten> {
         let (first, rest) = rewrites.split_first()?;
         for extra in rest {
             self.notes.error(
@@ -265,21 +294,24 @@ impl Translator {
                 return None;
             }
         };
-        match flag {
-            Some("break") => {}
-            Some("redirect" | "permanent") => {
-                self.notes.error(
-                    &first.at,
-                    "rewrite",
-                    "redirects from a location are not supported: redirect in the application, or rewrite with break",
-                );
-                return None;
+        let absolute = to.starts_with("http://") || to.starts_with("https://");
+        let redirect = match flag {
+            Some("permanent") => Some(301),
+            Some("redirect") => Some(302),
+            // nginx redirects to a URL whatever the flag.
+            _ if absolute => Some(302),
+            Some("break") => None,
+            Some("last")
+                if here.is_some_and(|(at, server)| last_stays(pattern, to, at, server)) =>
+            {
+                None
             }
-            _ if to.starts_with("http://") || to.starts_with("https://") => {
+            Some("last") => {
                 self.notes.error(
                     &first.at,
                     "rewrite",
-                    "redirects from a location are not supported: redirect in the application, or rewrite with break",
+                    "rewrite … last is supported where the new path surely lands in this same location and does not match again \
+                     (then it is break): use break, and put the route the new path should reach here",
                 );
                 return None;
             }
@@ -291,7 +323,7 @@ impl Translator {
                 );
                 return None;
             }
-        }
+        };
         if let Some(var) = values::variables(to)
             .into_iter()
             .find(|v| !v.chars().all(|c| c.is_ascii_digit()))
@@ -303,10 +335,17 @@ impl Translator {
             );
             return None;
         }
-        Some(Value::Inline(vec![
+        let mut keys = vec![
             ("pattern".into(), Value::str(pattern)),
             ("to".into(), Value::str(to)),
-        ]))
+        ];
+        Some(match redirect {
+            Some(status) => {
+                keys.push(("redirect".into(), Value::Int(status)));
+                Rewritten::Redirect(Value::Inline(keys))
+            }
+            None => Rewritten::Path(Value::Inline(keys)),
+        })
     }
 
     fn alias(&mut self, a: &Directive, prefix: Option<&str>, route: &mut Section, rewrites: bool) {
@@ -718,4 +757,54 @@ impl Translator {
             }
         }
     }
+}
+
+/// What a location's `rewrite` becomes on its route.
+pub(super) enum Rewritten {
+    /// `break`: the path edit.
+    Path(Value),
+    /// `redirect`, `permanent` or a URL: the redirect when it matches.
+    Redirect(Value),
+}
+
+/// Whether `rewrite PATTERN TO last` in the location `here` acts as
+/// `break`: nginx searches the locations again with the new path, and
+/// runs this location's rewrite again if it lands here. Sure only when
+/// `here` is a prefix location the new path's literal start (`TO` up to
+/// its first capture or query) stays under, no regex location can take
+/// it (none in the server, or `here` is `^~`), no longer prefix or exact
+/// location may, and `PATTERN` (anchored) cannot match it again.
+fn last_stays(pattern: &str, to: &str, here: &[&str], server: &ServerContext) -> bool {
+    let (prefix, stops_regexes) = match here {
+        [p] => (*p, false),
+        ["^~", p] => (*p, true),
+        _ => return false,
+    };
+    let literal = &to[..to.find(['$', '?']).unwrap_or(to.len())];
+    if !literal.starts_with(prefix) {
+        return false;
+    }
+    let others = server.locations.iter().filter(|w| w.as_slice() != here);
+    for words in others {
+        let taken = match words.as_slice() {
+            [m, _] if m == "~" || m == "~*" => !stops_regexes,
+            [m, x] if m == "=" => x.starts_with(literal),
+            [q] | [_, q] => {
+                q.len() > prefix.len()
+                    && (literal.starts_with(q.as_str()) || q.starts_with(literal))
+            }
+            _ => false,
+        };
+        if taken {
+            return false;
+        }
+    }
+    // The regex's own literal start: what it must see first to match (an
+    // alternation may leave its other branches unanchored).
+    let Some(anchored) = pattern.strip_prefix('^').filter(|p| !p.contains('|')) else {
+        return false;
+    };
+    let meta = |c: char| "\\.+*?()[]{}|^$".contains(c);
+    let start = &anchored[..anchored.find(meta).unwrap_or(anchored.len())];
+    !(start.starts_with(literal) || literal.starts_with(start))
 }

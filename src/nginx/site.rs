@@ -6,6 +6,7 @@
 use super::emit::{Section, Value};
 use super::grammar::{Directive, Place};
 use super::inherit::{self, Inherited};
+use super::location::Rewritten;
 use super::translate::Translator;
 use super::values;
 
@@ -124,6 +125,7 @@ impl Translator {
         let mut names = Vec::new();
         let mut redirect = None;
         let mut locations = Vec::new();
+        let mut rewrites = Vec::new();
         let mut ssl_on = false;
         for c in d.children() {
             match c.name.as_str() {
@@ -133,11 +135,7 @@ impl Translator {
                 // Taken by the route for what no location matches.
                 "try_files" => {}
                 "return" => redirect = self.server_return(c),
-                "rewrite" => self.notes.error(
-                    &c.at,
-                    "rewrite",
-                    "a rewrite outside a location is not supported: move it into the location it serves, with the flag break",
-                ),
+                "rewrite" => rewrites.push(c),
                 "ssl" => {
                     ssl_on = c.words() == ["on"];
                     self.notes.note(
@@ -176,6 +174,14 @@ impl Translator {
             for l in &mut listens {
                 l.ssl = true;
             }
+        }
+        if let (Some(_), Some(r)) = (&redirect, rewrites.first()) {
+            self.notes.error(
+                &r.at,
+                "rewrite",
+                "a rewrite beside the server's return is not supported: keep the one that answers",
+            );
+            rewrites.clear();
         }
         let https = matches!(redirect, Some(ServerReturn::Https { .. }));
         let addresses = self.place_listens(&listens, &inherited, https);
@@ -223,6 +229,10 @@ impl Translator {
                 .filter(|l| l.args.first().is_some_and(|a| a.text.starts_with('@')))
                 .map(|l| (*l).clone())
                 .collect(),
+            locations: locations
+                .iter()
+                .map(|l| l.words().iter().map(|w| w.to_string()).collect())
+                .collect(),
         };
         let mut sections = vec![server];
         if let Some(ServerReturn::Route { at }) = redirect {
@@ -245,10 +255,65 @@ impl Translator {
                 .iter()
                 .any(|l| matches!(l.words().as_slice(), ["/"] | ["^~", "/"]));
             if !catch_all {
-                sections.extend(self.implicit_root(d, &inherited, &context));
+                match self.implicit_root(d, &inherited, &context) {
+                    Some(root) => sections.push(root),
+                    // nginx answers 404, after the server's rewrites.
+                    None if !rewrites.is_empty() => {
+                        let mut route = Section::new(
+                            "[[server.route]]",
+                            Some((d.at.clone(), "server (what no location matches)".into())),
+                        );
+                        route.set("location", Value::str("/"));
+                        route.set("status", Value::Int(404));
+                        sections.push(route);
+                    }
+                    None => {}
+                }
             }
         }
+        self.server_rewrite(&rewrites, &mut sections[1..]);
         self.servers.push(sections);
+    }
+
+    /// A server's `rewrite … redirect|permanent`, which nginx applies
+    /// before it chooses a location: every route of the server gets it.
+    /// `break` and `last` go on to a location chosen by the new path,
+    /// which a route cannot express.
+    fn server_rewrite(&mut self, rewrites: &[&Directive], routes: &mut [Section]) {
+        let Some(first) = rewrites.first() else {
+            return;
+        };
+        let redirect = match self.rewrite(rewrites, None) {
+            Some(Rewritten::Redirect(redirect)) => redirect,
+            Some(Rewritten::Path(_)) => {
+                self.notes.error(
+                    &first.at,
+                    "rewrite",
+                    "a rewrite … break outside a location is not supported (nginx then chooses the location by the new path): \
+                     move it into the location it serves",
+                );
+                return;
+            }
+            None => return,
+        };
+        for route in routes {
+            if route.keys.iter().any(|(k, _)| k == "rewrite") {
+                let location = route
+                    .from
+                    .as_ref()
+                    .map_or("a location", |(_, what)| what.as_str());
+                self.notes.error(
+                    &first.at,
+                    "rewrite",
+                    format!(
+                        "the server's redirecting rewrite cannot join `{location}`, which has its own rewrite \
+                         (a route has one): move the redirect into the locations it serves"
+                    ),
+                );
+                return;
+            }
+            route.set("rewrite", redirect.clone());
+        }
     }
 
     /// What no location of a server matches, nginx serves from the

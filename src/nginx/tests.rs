@@ -109,7 +109,7 @@ fn what_cannot_be_expressed_is_refused_with_its_place() {
         ),
         (
             "http { server { listen 80; location / { rewrite ^ /x last; root /; } } }",
-            "t.conf:1:41: rewrite: only the break flag is supported",
+            "t.conf:1:41: rewrite: rewrite … last is supported where the new path surely lands",
         ),
         (
             "http { lua_shared_dict x 1m; }",
@@ -118,10 +118,6 @@ fn what_cannot_be_expressed_is_refused_with_its_place() {
         (
             "http { server { location / { auth_request /auth; } } }",
             "t.conf:1:30: auth_request: the proxy does not authenticate",
-        ),
-        (
-            "http { upstream a { server 1.2.3.4 backup; server 1.2.3.5; } }",
-            "t.conf:1:21: server: backup servers are not supported",
         ),
         (
             "http { server { listen 80; location ~ x { proxy_pass http://a/b; } } }",
@@ -290,6 +286,7 @@ http {
     least_conn;
     server 10.0.0.5:9000 weight=3 max_fails=2 fail_timeout=30s;
     server 10.0.0.6:9000 down;
+    server 10.0.0.8:9000 weight=2 backup;
     keepalive 16;
   }
   upstream tls_app { hash $cookie_sid consistent; server 10.0.0.7:8443; }
@@ -338,8 +335,12 @@ http {
     let app = &parsed["upstream"]["app"];
     assert_eq!(app["servers"][0].as_str(), Some("10.0.0.5:9000 weight=3"));
     assert_eq!(
+        app["servers"][1].as_str(),
+        Some("10.0.0.8:9000 weight=2 backup")
+    );
+    assert_eq!(
         app["servers"].as_array().unwrap().len(),
-        1,
+        2,
         "down is left out"
     );
     assert_eq!(app["balance"].as_str(), Some("least_conn"));
@@ -371,14 +372,185 @@ http {
         "t.conf:8:3: keepalive_timeout: its second value",
         "t.conf:9:3: access_log: lines are in the proxy's own text format",
         "t.conf:13:5: server: marked down: left out of the group",
-        "t.conf:18:5: listen: ipv6only=off",
-        "t.conf:18:5: listen: backlog dropped",
-        "t.conf:20:5: charset: dropped",
-        "t.conf:22:7: limit_conn: written in a location",
-        "t.conf:30:7: proxy_ssl_protocols: versions before TLSv1.2 dropped",
+        "t.conf:19:5: listen: ipv6only=off",
+        "t.conf:19:5: listen: backlog dropped",
+        "t.conf:21:5: charset: dropped",
+        "t.conf:23:7: limit_conn: written in a location",
+        "t.conf:31:7: proxy_ssl_protocols: versions before TLSv1.2 dropped",
     ] {
         assert!(notes.contains(want), "want {want}\nin\n{notes}");
     }
+}
+
+#[test]
+fn rewrites_that_redirect_become_the_routes_redirect_when_matched() {
+    let text = "http { server { listen 80;
+  location /old/ { rewrite ^/old/(.*)$ /new/$1 permanent; proxy_pass http://127.0.0.1:1; }
+  location /tmp/ { rewrite ^/tmp/(.*)$ /t/$1 redirect; root /srv; }
+  location /go/ { rewrite ^/go/(.*)$ https://example.com/$1?; proxy_pass http://127.0.0.1:1; }
+  location /api/ { rewrite ^/api/x$ /y redirect; proxy_pass http://127.0.0.1:1/v1/; }
+} }";
+    let errors = errors_of(text);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("t.conf:5:20: rewrite: a redirecting rewrite beside a path edit"),
+        "{errors:?}"
+    );
+    let ok = text.replace("http://127.0.0.1:1/v1/", "http://127.0.0.1:1");
+    let toml = toml_of(&ok);
+    for want in [
+        "rewrite = { pattern = \"^/old/(.*)$\", to = \"/new/$1\", redirect = 301 }",
+        "rewrite = { pattern = \"^/tmp/(.*)$\", to = \"/t/$1\", redirect = 302 }",
+        "rewrite = { pattern = \"^/go/(.*)$\", to = \"https://example.com/$1?\", redirect = 302 }",
+        "rewrite = { pattern = \"^/api/x$\", to = \"/y\", redirect = 302 }",
+    ] {
+        assert!(toml.contains(want), "want {want}\nin\n{toml}");
+    }
+}
+
+#[test]
+fn a_servers_redirecting_rewrite_goes_on_every_route() {
+    let text = "http { server { listen 80; root /nonexistent;
+  rewrite ^/old/(.*)$ /new/$1 permanent;
+  location /a/ { proxy_pass http://127.0.0.1:1; }
+  location = /b { return 404; }
+} }";
+    let parsed: toml::Table = toml::from_str(&toml_of(text)).unwrap();
+    let routes = parsed["server"][0]["route"].as_array().unwrap();
+    let locations: Vec<&str> = routes
+        .iter()
+        .map(|r| r["location"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        locations,
+        ["/a/", "= /b", "/"],
+        "what no location matches: 404"
+    );
+    assert_eq!(routes[2]["status"].as_integer(), Some(404));
+    for route in routes {
+        assert_eq!(route["rewrite"]["to"].as_str(), Some("/new/$1"));
+        assert_eq!(route["rewrite"]["redirect"].as_integer(), Some(301));
+    }
+    let refused = [
+        (
+            "http { server { listen 80; rewrite ^/a /b break; location / { root /; } } }",
+            "t.conf:1:28: rewrite: a rewrite … break outside a location",
+        ),
+        (
+            "http { server { listen 80; rewrite ^/a /b redirect; location / { rewrite ^/c /d break; root /; } } }",
+            "t.conf:1:28: rewrite: the server's redirecting rewrite cannot join `location /`",
+        ),
+        (
+            "http { server { listen 80; rewrite ^/a /b redirect; return 404; } }",
+            "t.conf:1:28: rewrite: a rewrite beside the server's return",
+        ),
+    ];
+    for (text, want) in refused {
+        let errors = errors_of(text);
+        assert!(
+            errors.iter().any(|e| e.starts_with(want)),
+            "want {want}\nin {errors:?}"
+        );
+    }
+}
+
+#[test]
+fn rewrite_last_is_break_where_the_new_path_surely_stays() {
+    // (the server's other locations, the location, its rewrite, stays)
+    let table: &[(&str, &str, &str, bool)] = &[
+        ("", "/api/", "^/api/old/(.*)$ /api/new/$1", true),
+        ("", "^~ /api/", "^/api/old/(.*)$ /api/new/$1?x=1", true),
+        // The new path matches the regex again: nginx loops.
+        ("", "/api/", "^/api/(.*)$ /api/v2/$1", false),
+        ("", "/api/", "^/api/old|/x /api/new", false),
+        ("", "/api/", "(?i)^/api/old/(.*)$ /api/new/$1", false),
+        // It leaves the location.
+        ("", "/api/", "^/api/old/(.*)$ /v2/$1", false),
+        ("", "/api/", "^/api/old/(.*)$ $1", false),
+        // Another location may take it.
+        (
+            "location ~ \\.php$ { root /; }",
+            "/api/",
+            "^/api/old/(.*)$ /api/new/$1",
+            false,
+        ),
+        (
+            "location ~ \\.php$ { root /; }",
+            "^~ /api/",
+            "^/api/old/(.*)$ /api/new/$1",
+            true,
+        ),
+        (
+            "location /api/new/v { root /; }",
+            "/api/",
+            "^/api/old/(.*)$ /api/new/$1",
+            false,
+        ),
+        (
+            "location /api/n { root /; }",
+            "/api/",
+            "^/api/old/(.*)$ /api/new/$1",
+            false,
+        ),
+        (
+            "location = /api/new/x { root /; }",
+            "/api/",
+            "^/api/old/(.*)$ /api/new/$1",
+            false,
+        ),
+        (
+            "location /other/ { root /; }",
+            "/api/",
+            "^/api/old/(.*)$ /api/new/$1",
+            true,
+        ),
+        // Not a prefix location.
+        ("", "~ ^/api/", "^/api/old/(.*)$ /api/new/$1", false),
+    ];
+    for &(others, location, rewrite, stays) in table {
+        let text = format!(
+            "http {{ server {{ listen 80; {others} location {location} {{ rewrite {rewrite} last; proxy_pass http://127.0.0.1:1; }} }} }}"
+        );
+        match translate_text(&text, "t.conf", Path::new("/srv/nginx")) {
+            Ok(t) => {
+                assert!(stays, "translated: {text}");
+                let (pattern, to) = rewrite.split_once(' ').unwrap();
+                let want = format!("rewrite = {{ pattern = {pattern:?}, to = {to:?} }}");
+                assert!(t.toml.contains(&want), "want {want}\nin\n{}", t.toml);
+            }
+            Err(errors) => {
+                let errors: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                assert!(!stays, "refused: {text}\n{errors:?}");
+                assert!(
+                    errors
+                        .iter()
+                        .any(|e| e.contains("rewrite … last is supported where")),
+                    "{text}\n{errors:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn backup_servers_are_kept_and_take_over_when_the_others_are_marked_down() {
+    let text = "http {
+  upstream a { server 10.0.0.1:80; server 10.0.0.2:80 weight=2 backup; }
+  upstream b { server 10.0.0.3:80 down; server 10.0.0.4:80 backup; }
+  server { listen 80; location /a { proxy_pass http://a; } location /b { proxy_pass http://b; } }
+}";
+    let parsed: toml::Table = toml::from_str(&toml_of(text)).unwrap();
+    let servers = |group: &str| -> Vec<String> {
+        let list = parsed["upstream"][group]["servers"].as_array().unwrap();
+        list.iter()
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(servers("a"), ["10.0.0.1:80", "10.0.0.2:80 weight=2 backup"]);
+    assert_eq!(servers("b"), ["10.0.0.4:80"]);
+    assert!(notes_of(text)
+        .iter()
+        .any(|n| n.starts_with("t.conf:3:3: upstream: upstream b has only backup servers up")));
 }
 
 #[test]

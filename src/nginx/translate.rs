@@ -503,23 +503,26 @@ impl Translator {
                             "weight" => entry.push_str(&format!(" weight={value}")),
                             "max_fails" => match value.parse::<i64>() {
                                 Ok(n) => fails.push((n, s.at.clone())),
-                                Err(_) => self.notes.error(&s.at, "server", "max_fails takes a number"),
+                                Err(_) => {
+                                    self.notes
+                                        .error(&s.at, "server", "max_fails takes a number")
+                                }
                             },
                             "fail_timeout" => match values::duration(value) {
                                 Some(t) => fail_timeouts.push((t, s.at.clone())),
-                                None => self.notes.error(&s.at, "server", "fail_timeout takes a time"),
+                                None => {
+                                    self.notes
+                                        .error(&s.at, "server", "fail_timeout takes a time")
+                                }
                             },
                             "down" => down = true,
-                            "backup" => self.notes.error(
-                                &s.at,
-                                "server",
-                                "backup servers are not supported (the proxy has no standby servers): \
-                                 remove the line, or drop `backup` to let it take traffic like the others",
-                            ),
+                            "backup" => entry.push_str(" backup"),
                             "max_conns" | "slow_start" => self.notes.note(
                                 &s.at,
                                 "server",
-                                format!("{key} dropped (no per-server connection cap or slow start)"),
+                                format!(
+                                    "{key} dropped (no per-server connection cap or slow start)"
+                                ),
                             ),
                             _ => self.notes.error(
                                 &s.at,
@@ -600,6 +603,17 @@ impl Translator {
                 "upstream",
                 format!("upstream {name} has no server that takes traffic: add one"),
             );
+        } else if servers.iter().all(|e| e.ends_with(" backup")) {
+            // Every other server is marked down: nginx sends everything to
+            // the backups, which the proxy does by taking them as primaries.
+            self.notes.note(
+                &d.at,
+                "upstream",
+                format!("upstream {name} has only backup servers up: they take the traffic as ordinary servers"),
+            );
+            for entry in &mut servers {
+                entry.truncate(entry.len() - " backup".len());
+            }
         }
         self.upstreams.push(Upstream {
             name,

@@ -264,6 +264,7 @@ mod tests {
                 name: format!("s{i}"),
                 weight: 1,
                 tls: None,
+                backup: false,
             })
             .collect();
         let mut g = Group::new(

@@ -19,7 +19,7 @@ mod tests;
 pub use access::Access;
 pub use hosts::{host_name, ServerName, VirtualHosts};
 pub use origins::Origins;
-pub use rewrite::PathEdit;
+pub use rewrite::{PathEdit, RewriteRedirect, REWRITE_REDIRECT_STATUSES};
 
 /// One `location`, written as in nginx: `= /exact`, `/prefix`, `^~ /prefix`
 /// (a prefix that, when it is the longest prefix match, wins over regexes),

@@ -1,6 +1,7 @@
 //! How a route edits the request target before it goes upstream or to
 //! the static root: nginx's `rewrite … break` with captures, and
-//! prefix stripping.
+//! prefix stripping; and nginx's `rewrite … redirect|permanent`, which
+//! answers a redirect when its regex matches.
 
 use regex::Regex;
 
@@ -31,37 +32,12 @@ impl PathEdit {
         let pattern = compile_regex(pattern, pattern)?;
         if !replacement.starts_with(['/', '$']) {
             return Err(format!(
-                "rewrite replacement {replacement:?}: write a path starting with '/', as in \"/$1\" (redirects are not supported)"
+                "rewrite replacement {replacement:?}: write a path starting with '/', as in \"/$1\" (or add redirect = 301 or 302 to answer a redirect)"
             ));
-        }
-        if replacement.contains([' ', '\r', '\n', '\0']) {
-            return Err(format!(
-                "rewrite replacement {replacement:?}: write it without spaces or control characters (percent-encode them)"
-            ));
-        }
-        let mut expanded = String::with_capacity(replacement.len() + 8);
-        let mut chars = replacement.chars();
-        while let Some(c) = chars.next() {
-            if c != '$' {
-                expanded.push(c);
-                continue;
-            }
-            match chars.next() {
-                Some(digit @ '1'..='9') => {
-                    expanded.push_str("${");
-                    expanded.push(digit);
-                    expanded.push('}');
-                }
-                _ => {
-                    return Err(format!(
-                        "rewrite replacement {replacement:?}: '$' is followed by a capture number 1 to 9, as in \"/$1\"; variables are not supported"
-                    ))
-                }
-            }
         }
         Ok(PathEdit::Rewrite {
             pattern,
-            replacement: expanded,
+            replacement: expansion(replacement)?,
         })
     }
 
@@ -114,21 +90,9 @@ impl PathEdit {
                 pattern,
                 replacement,
             } => {
-                let Some(captures) = pattern.captures(path) else {
+                let Some(edited) = expand(pattern, replacement, path, query) else {
                     return Ok(None);
                 };
-                let mut edited = String::with_capacity(replacement.len() + target.len());
-                captures.expand(replacement, &mut edited);
-                if edited.ends_with('?') {
-                    edited.pop();
-                } else if edited.contains('?') {
-                    if query.len() > 1 {
-                        edited.push('&');
-                        edited.push_str(&query[1..]);
-                    }
-                } else {
-                    edited.push_str(query);
-                }
                 if !edited.starts_with('/') {
                     return Err("the rewritten path does not start with '/'");
                 }
@@ -139,4 +103,122 @@ impl PathEdit {
             }
         }
     }
+}
+
+/// nginx `rewrite REGEX REPLACEMENT redirect|permanent`: when REGEX
+/// matches the path, the route answers `status` with the replacement as
+/// `Location` (captures filled in, the query kept as a path rewrite keeps
+/// it); when it does not, the request goes on to the route's target
+/// unchanged.
+#[derive(Clone, Debug)]
+pub struct RewriteRedirect {
+    /// 301 (`permanent`) or 302 (`redirect`).
+    pub status: u16,
+    pattern: Regex,
+    /// In `Captures::expand` syntax, as [`PathEdit::Rewrite`]'s.
+    replacement: String,
+}
+
+/// The statuses a rewrite's redirect answers with: nginx's `permanent`
+/// and `redirect` flags.
+pub const REWRITE_REDIRECT_STATUSES: [u16; 2] = [301, 302];
+
+impl RewriteRedirect {
+    /// `replacement` is a path (`/new/$1`) or an `http://` or `https://`
+    /// URL, with captures `$1`..`$9`.
+    pub fn new(pattern: &str, replacement: &str, status: u16) -> Result<RewriteRedirect, String> {
+        let pattern = compile_regex(pattern, pattern)?;
+        if !REWRITE_REDIRECT_STATUSES.contains(&status) {
+            return Err(format!(
+                "a rewrite redirects with 301 (nginx's permanent) or 302 (redirect), not {status}"
+            ));
+        }
+        let absolute = replacement.starts_with("http://") || replacement.starts_with("https://");
+        if !absolute && !replacement.starts_with(['/', '$']) {
+            return Err(format!(
+                "rewrite replacement {replacement:?}: redirect to a path starting with '/' or to an http:// or https:// URL"
+            ));
+        }
+        Ok(RewriteRedirect {
+            status,
+            pattern,
+            replacement: expansion(replacement)?,
+        })
+    }
+
+    /// Where to redirect the origin-form `target` to, or None when the
+    /// pattern does not match its path. A replacement that is a path is
+    /// made absolute as nginx makes it: `scheme://host`, then `:port` when
+    /// the port is not the scheme's own. Without a `host` it stays a path.
+    pub fn location(
+        &self,
+        target: &str,
+        scheme: &str,
+        host: &str,
+        port: Option<u16>,
+    ) -> Option<String> {
+        let (path, query) = target.split_at(target.find('?').unwrap_or(target.len()));
+        let edited = expand(&self.pattern, &self.replacement, path, query)?;
+        if !edited.starts_with('/') || host.is_empty() {
+            return Some(edited);
+        }
+        let default = if scheme == "https" { 443 } else { 80 };
+        Some(match port.filter(|&p| p != default && p != 0) {
+            Some(port) => format!("{scheme}://{host}:{port}{edited}"),
+            None => format!("{scheme}://{host}{edited}"),
+        })
+    }
+}
+
+/// nginx's `$1`..`$9` in a replacement as `Captures::expand` syntax
+/// (`${1}`), the replacement checked for what no target may hold.
+fn expansion(replacement: &str) -> Result<String, String> {
+    if replacement.contains([' ', '\r', '\n', '\0']) {
+        return Err(format!(
+            "rewrite replacement {replacement:?}: write it without spaces or control characters (percent-encode them)"
+        ));
+    }
+    let mut expanded = String::with_capacity(replacement.len() + 8);
+    let mut chars = replacement.chars();
+    while let Some(c) = chars.next() {
+        if c != '$' {
+            expanded.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some(digit @ '1'..='9') => {
+                expanded.push_str("${");
+                expanded.push(digit);
+                expanded.push('}');
+            }
+            _ => {
+                return Err(format!(
+                    "rewrite replacement {replacement:?}: '$' is followed by a capture number 1 to 9, as in \"/$1\"; variables are not supported"
+                ))
+            }
+        }
+    }
+    Ok(expanded)
+}
+
+/// `replacement` expanded with `pattern`'s captures in `path`, and the
+/// `query` (empty or starting with '?') kept as nginx keeps it: appended
+/// after '&' when the replacement has a '?', dropped (with that '?') when
+/// it ends with one, else appended as it was. None when `pattern` does
+/// not match.
+fn expand(pattern: &Regex, replacement: &str, path: &str, query: &str) -> Option<String> {
+    let captures = pattern.captures(path)?;
+    let mut edited = String::with_capacity(replacement.len() + path.len() + query.len());
+    captures.expand(replacement, &mut edited);
+    if edited.ends_with('?') {
+        edited.pop();
+    } else if edited.contains('?') {
+        if query.len() > 1 {
+            edited.push('&');
+            edited.push_str(&query[1..]);
+        }
+    } else {
+        edited.push_str(query);
+    }
+    Some(edited)
 }

@@ -477,3 +477,145 @@ fn origins_reject_entries_with_one_line_advice() {
         assert!(!err.contains('\n'), "{entry:?}: {err}");
     }
 }
+
+#[test]
+fn rewrite_redirects_answer_only_what_matches() {
+    /// (pattern, replacement, target, scheme, host, port, Location)
+    type Case = (
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+        Option<u16>,
+        Option<&'static str>,
+    );
+    let table: &[Case] = &[
+        (
+            r"^/old/(.*)$",
+            "/new/$1",
+            "/old/a/b",
+            "http",
+            "h",
+            Some(80),
+            Some("http://h/new/a/b"),
+        ),
+        (
+            r"^/old/(.*)$",
+            "/new/$1",
+            "/old/a?x=1",
+            "http",
+            "h",
+            Some(8080),
+            Some("http://h:8080/new/a?x=1"),
+        ),
+        (
+            r"^/old/(.*)$",
+            "/new/$1",
+            "/old/a",
+            "https",
+            "h",
+            Some(443),
+            Some("https://h/new/a"),
+        ),
+        (
+            r"^/old/(.*)$",
+            "/new/$1",
+            "/old/a",
+            "https",
+            "h",
+            Some(80),
+            Some("https://h:80/new/a"),
+        ),
+        (
+            r"^/old/(.*)$",
+            "/new/$1",
+            "/old/a",
+            "http",
+            "h",
+            None,
+            Some("http://h/new/a"),
+        ),
+        (
+            r"^/old/(.*)$",
+            "/new/$1",
+            "/old/a",
+            "http",
+            "",
+            Some(80),
+            Some("/new/a"),
+        ),
+        (
+            r"^/old/(.*)$",
+            "/new/$1",
+            "/other?x=1",
+            "http",
+            "h",
+            Some(80),
+            None,
+        ),
+        (
+            r"^/old/(.*)$",
+            "/new/$1?",
+            "/old/a?x=1",
+            "http",
+            "h",
+            Some(80),
+            Some("http://h/new/a"),
+        ),
+        (
+            r"^/old/(.*)$",
+            "/new?p=$1",
+            "/old/a?x=1",
+            "http",
+            "h",
+            Some(80),
+            Some("http://h/new?p=a&x=1"),
+        ),
+        (
+            r"^/go/(\w+)$",
+            "https://example.com/$1",
+            "/go/abc?q=2",
+            "http",
+            "h",
+            Some(80),
+            Some("https://example.com/abc?q=2"),
+        ),
+        (
+            r"^/go/(\w+)$",
+            "https://example.com/$1?",
+            "/go/abc?q=2",
+            "http",
+            "h",
+            Some(80),
+            Some("https://example.com/abc"),
+        ),
+    ];
+    for &(pattern, replacement, target, scheme, host, port, want) in table {
+        let rule = RewriteRedirect::new(pattern, replacement, 301).unwrap();
+        assert_eq!(
+            rule.location(target, scheme, host, port).as_deref(),
+            want,
+            "{pattern} {replacement} {target}"
+        );
+    }
+}
+
+#[test]
+fn rewrite_redirects_refuse_what_cannot_be_a_location() {
+    let table = [
+        ("(", "/x", 301, "not a valid regex"),
+        ("^/a", "/x", 307, "301 (nginx's permanent) or 302"),
+        ("^/a", "x", 302, "starting with '/' or to an http://"),
+        ("^/a", "ftp://h/", 302, "starting with '/' or to an http://"),
+        ("^/a", "/a b", 302, "without spaces"),
+        ("^/a", "/$host", 302, "capture number"),
+    ];
+    for (pattern, replacement, status, want) in table {
+        let err = RewriteRedirect::new(pattern, replacement, status).unwrap_err();
+        assert!(
+            err.contains(want),
+            "{pattern} {replacement} {status}: {err}"
+        );
+    }
+}

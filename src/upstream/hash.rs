@@ -150,6 +150,7 @@ mod tests {
                 name: names[i].to_string(),
                 weight: weights[i],
                 tls: None,
+                backup: false,
             })
             .collect()
     }

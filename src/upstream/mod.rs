@@ -1,10 +1,12 @@
 //! Upstream groups: their servers and balancing rule ([`Group`]), which
 //! server a new connection tries first ([`Picker`], one per worker), and
 //! the order of the others when a connect fails ([`Attempt`]).
+//! A backup server takes connections only while every other server of
+//! its group is down (nginx's `backup`).
 //!
 //! | file | owns |
 //! |---|---|
-//! | `mod.rs` | groups, smooth weighted round-robin, least-connections, attempts |
+//! | `mod.rs` | groups, smooth weighted round-robin, least-connections, backups, attempts |
 //! | `hash.rs` | hash keys from a request, the consistent-hash ring |
 //! | `health.rs` | passive and active health and live counts, shared through atomics |
 //! | `check.rs` | active health checks: their settings, the probe, its verdict |
@@ -37,6 +39,9 @@ pub struct Server {
     pub weight: u32,
     /// TLS to a `wss://` or `https://` server.
     pub tls: Option<UpstreamTls>,
+    /// A standby: picked only while every primary (non-backup) server of
+    /// the group is down.
+    pub backup: bool,
 }
 
 /// How to speak TLS to one server: the group's client settings and the
@@ -126,7 +131,8 @@ pub struct Group {
 
 impl Group {
     /// A group with fresh health. The caller has validated the servers: at
-    /// least one, at most `u16::MAX`, every weight at least 1.
+    /// least one, at most `u16::MAX`, every weight at least 1, at least one
+    /// not a backup.
     pub fn new(
         name: String,
         servers: Vec<Server>,
@@ -138,6 +144,10 @@ impl Group {
         debug_assert!(
             servers.iter().all(|s| s.weight >= 1),
             "group {name}: weight 0"
+        );
+        debug_assert!(
+            servers.iter().any(|s| !s.backup),
+            "group {name}: only backup servers"
         );
         assert!(
             servers.len() <= usize::from(u16::MAX),
@@ -177,6 +187,26 @@ impl Group {
     /// active checks say it is down (either is enough).
     pub fn is_down(&self, server: usize, now: Instant) -> bool {
         self.health.is_checked_down(server) || self.health.is_down(server, now, self.max_fails)
+    }
+
+    /// Which servers may take a new connection at `now`: those up, and of
+    /// the backups only while every primary server is down. Health is read
+    /// once for the primaries, then once per server asked about.
+    pub fn usable(&self, now: Instant) -> impl Fn(usize) -> bool + '_ {
+        let standby = self.primaries_down(now, |_| false);
+        move |i| !self.is_down(i, now) && (standby || !self.servers[i].backup)
+    }
+
+    /// Whether every primary server is down at `now` or `out` (already
+    /// tried, say).
+    fn primaries_down(&self, now: Instant, out: impl Fn(usize) -> bool) -> bool {
+        let mut primaries = self.servers.iter().enumerate().filter(|(_, s)| !s.backup);
+        primaries.all(|(i, _)| out(i) || self.is_down(i, now))
+    }
+
+    /// Whether `server` is a primary (not a backup).
+    fn is_primary(&self, server: usize) -> bool {
+        !self.servers[server].backup
     }
 
     /// Whether passive health alone has `server` down at `now`.
@@ -248,10 +278,11 @@ impl Picker {
     pub fn new(groups: &[Group], worker: usize) -> Picker {
         let current = groups.iter().map(|group| {
             let mut current = vec![0; group.servers.len()].into_boxed_slice();
-            // The sequence repeats every `total` picks.
-            let total: u64 = group.servers.iter().map(|s| u64::from(s.weight)).sum();
-            for _ in 0..(worker as u64 % total) {
-                smooth(&mut current, group, |_| true);
+            // The primaries' sequence repeats every `total` picks.
+            let primaries = group.servers.iter().filter(|s| !s.backup);
+            let total: u64 = primaries.map(|s| u64::from(s.weight)).sum();
+            for _ in 0..(worker as u64 % total.max(1)) {
+                smooth(&mut current, group, |i| group.is_primary(i));
             }
             current
         });
@@ -263,9 +294,10 @@ impl Picker {
     /// The first server for a new connection to group `index`. `key`: the
     /// hash key bytes when the group hashes (for ClientIp the caller passes
     /// the IP's octets); a hashing group with key None falls back to
-    /// round-robin. Down servers are skipped; if every server is down, pick
-    /// as if none were (better to try than to refuse). LeastConn: the
-    /// healthy server with the fewest active/weight, ties broken by this
+    /// round-robin. Down servers are skipped, and backups while a primary
+    /// is up ([`Group::usable`]); if every server is down, pick among the
+    /// primaries as if none were (better to try than to refuse). LeastConn:
+    /// the usable server with the fewest active/weight, ties broken by this
     /// worker's smooth weighted round-robin so equal counts spread.
     pub fn first(
         &mut self,
@@ -281,16 +313,17 @@ impl Picker {
             "group {index} is not {}",
             group.name
         );
-        let up = |i: usize| !group.is_down(i, now);
+        let up = group.usable(now);
+        let primary = |i: usize| group.is_primary(i);
         let server = match (&group.balance, &group.ring, key) {
             (Balance::Hash(_), Some(ring), Some(key)) => Some(ring.lookup(hash::hash(key), up)),
             (Balance::LeastConn, ..) => {
-                least_conn(current, group, up).or_else(|| least_conn(current, group, |_| true))
+                least_conn(current, group, up).or_else(|| least_conn(current, group, primary))
             }
             _ => smooth(current, group, up),
         };
         let server = server
-            .or_else(|| smooth(current, group, |_| true))
+            .or_else(|| smooth(current, group, primary))
             .unwrap_or(0);
         Attempt::new(server)
     }
@@ -337,11 +370,13 @@ fn smooth(current: &mut [i64], group: &Group, usable: impl Fn(usize) -> bool) ->
 }
 
 /// One connection's walk through a group's servers: the first pick, then
-/// each other server at most once, in index order after the first, until
-/// one accepts.
+/// each other server at most once, in index order after the first (the
+/// primaries, then the backups), until one accepts.
 ///
 /// The rule for down servers: each step skips servers that are down at
-/// that step, and the walk ends once every untried server is down —
+/// that step, and backups while some primary server is neither down nor
+/// tried (so a walk reaches the backups once every primary has failed it,
+/// as nginx's); the walk ends once every untried server is skipped —
 /// unless every server of the group is down, in which case nothing is
 /// skipped (as [`Picker::first`]: better to try than to refuse).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -371,12 +406,20 @@ impl Attempt {
     pub fn next(self, group: &Group, now: Instant) -> Option<Attempt> {
         let n = group.servers.len();
         let first = usize::from(self.first);
-        let mut untried = (1..n)
-            .map(|step| (self.server() + step) % n)
-            .take_while(|&i| i != first);
-        let server = match untried.clone().find(|&i| !group.is_down(i, now)) {
+        // Walk order: the primaries in index order from `first`, then the
+        // backups likewise; the servers before this one have been tried.
+        let order = |i: usize| (group.servers[i].backup, (i + n - first) % n);
+        let here = order(self.server());
+        let untried = (0..n).filter(|&i| order(i) > here);
+        let standby = group.primaries_down(now, |i| order(i) <= here);
+        let usable = |i: usize| !group.is_down(i, now) && (standby || group.is_primary(i));
+        let found = untried
+            .clone()
+            .filter(|&i| usable(i))
+            .min_by_key(|&i| order(i));
+        let server = match found {
             Some(up) => up,
-            None if (0..n).all(|i| group.is_down(i, now)) => untried.next()?,
+            None if (0..n).all(|i| group.is_down(i, now)) => untried.min_by_key(|&i| order(i))?,
             None => return None,
         };
         Some(Attempt {
@@ -398,8 +441,16 @@ mod tests {
             name: format!("10.0.0.{}:80", i + 1),
             weight,
             tls: None,
+            backup: false,
         });
         Group::new("g".into(), servers.collect(), balance, 1, TIMEOUT)
+    }
+
+    /// A group whose servers at `backups` are backups.
+    fn with_backups(weights: &[u32], backups: &[usize], balance: Balance) -> Group {
+        let mut servers = group(weights, balance.clone()).servers;
+        backups.iter().for_each(|&i| servers[i].backup = true);
+        Group::new("g".into(), servers, balance, 1, TIMEOUT)
     }
 
     fn picks(picker: &mut Picker, g: &Group, key: Option<&[u8]>, n: usize) -> Vec<usize> {
@@ -622,6 +673,112 @@ mod tests {
         );
         assert_eq!(g.check_ended(0, Verdict::Passed, now), Some(Change::Up));
         assert!(!kept.is_down(0, now), "shared with the kept group");
+    }
+
+    #[test]
+    fn backups_take_connections_only_while_every_primary_is_down() {
+        let ip: &[u8] = &[192, 0, 2, 7];
+        /// (balance, key, weights, backups, down, want from four picks)
+        type Case = (
+            Balance,
+            Option<&'static [u8]>,
+            &'static [usize],
+            &'static [usize],
+            &'static [usize],
+        );
+        let table: &[Case] = &[
+            (Balance::RoundRobin, None, &[2], &[], &[0, 1, 0, 1]),
+            (Balance::RoundRobin, None, &[2], &[0], &[1, 1, 1, 1]),
+            (Balance::RoundRobin, None, &[2], &[0, 1], &[2, 2, 2, 2]),
+            (Balance::RoundRobin, None, &[1, 2], &[0], &[1, 2, 1, 2]),
+            (Balance::RoundRobin, None, &[1, 2], &[0, 2], &[1, 1, 1, 1]),
+            (Balance::RoundRobin, None, &[2], &[0, 1, 2], &[0, 1, 0, 1]),
+            (Balance::LeastConn, None, &[2], &[], &[0, 1, 0, 1]),
+            (Balance::LeastConn, None, &[2], &[0, 1], &[2, 2, 2, 2]),
+            (Balance::LeastConn, None, &[2], &[0, 1, 2], &[0, 1, 0, 1]),
+            (
+                Balance::Hash(HashKey::ClientIp),
+                Some(ip),
+                &[2],
+                &[0, 1],
+                &[2, 2, 2, 2],
+            ),
+            (
+                Balance::Hash(HashKey::ClientIp),
+                None,
+                &[2],
+                &[0, 1],
+                &[2, 2, 2, 2],
+            ),
+        ];
+        for (balance, key, backups, down, want) in table {
+            let g = with_backups(&[1, 1, 1], backups, balance.clone());
+            let now = Instant::now();
+            down.iter().for_each(|&s| g.connect_failed(s, now));
+            let mut picker = Picker::new(std::slice::from_ref(&g), 0);
+            let got = picks(&mut picker, &g, *key, 4);
+            assert_eq!(got, *want, "{balance:?} backups {backups:?} down {down:?}");
+        }
+    }
+
+    #[test]
+    fn a_hashed_key_never_lands_on_a_backup_while_a_primary_is_up() {
+        let g = with_backups(&[1, 1, 1], &[2], Balance::Hash(HashKey::ClientIp));
+        let mut picker = Picker::new(std::slice::from_ref(&g), 0);
+        let now = Instant::now();
+        for k in 0..200u8 {
+            let key: &[u8] = &[10, 0, 0, k];
+            assert_ne!(picker.first(0, &g, Some(key), now).server(), 2, "key {k}");
+        }
+        g.connect_failed(0, now);
+        g.connect_failed(1, now);
+        for k in 0..200u8 {
+            let key: &[u8] = &[10, 0, 0, k];
+            assert_eq!(picker.first(0, &g, Some(key), now).server(), 2, "key {k}");
+        }
+    }
+
+    #[test]
+    fn attempts_reach_the_backups_after_every_primary() {
+        /// (backups, first, down before the walk, failures mark down, want)
+        type Case = (
+            &'static [usize],
+            usize,
+            &'static [usize],
+            bool,
+            &'static [usize],
+        );
+        let table: &[Case] = &[
+            // Failures mark down: the backup comes after both primaries.
+            (&[1], 0, &[], true, &[0, 2, 1]),
+            (&[0], 1, &[], true, &[1, 2, 0]),
+            // Failures leave them up (max_fails 0): tried is enough.
+            (&[1], 0, &[], false, &[0, 2, 1]),
+            (&[2], 1, &[], false, &[1, 0, 2]),
+            // Primaries down before the walk starts at a backup.
+            (&[2], 2, &[0, 1], false, &[2]),
+            (&[1, 2], 1, &[0], false, &[1, 2]),
+            // Everything down: every server, in order.
+            (&[2], 0, &[0, 1, 2], false, &[0, 1, 2]),
+        ];
+        for &(backups, first, down, mark, want) in table {
+            let g = with_backups(&[1, 1, 1], backups, Balance::RoundRobin);
+            let now = Instant::now();
+            down.iter().for_each(|&s| g.connect_failed(s, now));
+            let mut seen = Vec::new();
+            let mut attempt = Some(Attempt::new(first));
+            while let Some(a) = attempt {
+                seen.push(a.server());
+                if mark {
+                    g.connect_failed(a.server(), now);
+                }
+                attempt = a.next(&g, now);
+            }
+            assert_eq!(
+                seen, want,
+                "backups {backups:?} from {first}, down {down:?}"
+            );
+        }
     }
 
     #[test]

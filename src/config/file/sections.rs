@@ -275,4 +275,6 @@ pub(super) struct RedirectSection {
 pub(super) struct Rewrite {
     pub(super) pattern: String,
     pub(super) to: String,
+    /// 301 or 302: answer a redirect when the pattern matches.
+    pub(super) redirect: Option<u16>,
 }

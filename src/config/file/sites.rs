@@ -15,7 +15,7 @@ use crate::config::{
 use crate::files::Root;
 use crate::handshake::answer::Status;
 use crate::handshake::edits::{RequestEdits, ResponseEdits, Template};
-use crate::route::{Access, Location, Origins, PathEdit, Routes};
+use crate::route::{Access, Location, Origins, PathEdit, RewriteRedirect, Routes};
 use crate::tls::{self, CertFiles, ServerSettings, ServerTls};
 use crate::upstream::Group;
 
@@ -129,7 +129,20 @@ impl Checker<'_> {
                 "origins only apply to WebSocket routes with an upstream: remove them here",
             );
         }
-        let path_edit = match (&r.rewrite, &r.strip_prefix) {
+        // A rewrite with `redirect` answers; it is not a path edit, so it
+        // may sit beside strip_prefix.
+        let (rewrite, rewrite_redirect) = match &r.rewrite {
+            Some(rw) => match rw.get_ref().redirect {
+                Some(status) => {
+                    let (pattern, to) = (&rw.get_ref().pattern, &rw.get_ref().to);
+                    let rule = RewriteRedirect::new(pattern, to, status);
+                    (None, self.check(rw.span(), rule))
+                }
+                None => (Some(rw), None),
+            },
+            None => (None, None),
+        };
+        let path_edit = match (rewrite, &r.strip_prefix) {
             (Some(_), Some(strip)) => {
                 self.problem(
                     strip.span(),
@@ -161,6 +174,7 @@ impl Checker<'_> {
             location: r.location.get_ref().clone(),
             name: name?,
             target: target?,
+            rewrite_redirect,
             path_edit,
             request: settings.request,
             response: settings.response,

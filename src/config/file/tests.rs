@@ -45,7 +45,7 @@ redirect_port = 8443
 address = "127.0.0.1:8443"
 
 [upstream.app]
-servers = ["127.0.0.1:9000", "127.0.0.1:9001 weight=3"]
+servers = ["127.0.0.1:9000", "127.0.0.1:9001 weight=3", "127.0.0.1:9002 backup"]
 balance = "hash"
 hash_key = "query:sid"
 fail_timeout = "30s"
@@ -72,6 +72,7 @@ default = true
 [[server.route]]
 location = "/"
 upstream = "127.0.0.1:32000"
+rewrite = { pattern = '^/old/(.*)$', to = '/new/$1', redirect = 301 }
 "#;
 
 #[test]
@@ -95,6 +96,8 @@ fn a_full_file_loads() {
     ));
     assert_eq!(c.groups.len(), 2, "app and one inline group, shared");
     assert_eq!(c.groups[0].servers[1].weight, 3);
+    let backups: Vec<bool> = c.groups[0].servers.iter().map(|s| s.backup).collect();
+    assert_eq!(backups, [false, false, true]);
     assert_eq!(c.groups[0].fail_timeout, Duration::from_secs(30));
     assert_eq!(c.sites.len(), 2);
     assert_eq!(c.routes.len(), 3);
@@ -108,6 +111,10 @@ fn a_full_file_loads() {
     assert!(!ws.response.passes("server"));
     assert!(matches!(c.routes[2].target, Target::Upstream(1)));
     assert!(c.routes[1].path_edit.is_some());
+    assert!(c.routes[1].rewrite_redirect.is_none());
+    let moved = c.routes[2].rewrite_redirect.as_ref().expect("a redirect");
+    assert_eq!(moved.status, 301);
+    assert!(c.routes[2].path_edit.is_none(), "a redirect edits no path");
     assert!(c.trusted_proxies.trusts("10.2.3.4".parse().unwrap()));
     assert!(c.trusted_proxies.trusts("127.0.0.1".parse().unwrap()));
     assert!(!c.trusted_proxies.trusts("127.0.0.2".parse().unwrap()));
@@ -165,6 +172,21 @@ fn mistakes_are_located_and_say_what_to_do() {
             "[[listener]]\naddress = \"127.0.0.1:1\"\n[upstream.a]\nservers = [\"127.0.0.1:2 weight=0\"]\n[[server]]\n[[server.route]]\nlocation = \"/\"\nupstream = \"a\"",
             "4:12",
             "weight",
+        ),
+        (
+            "[[listener]]\naddress = \"127.0.0.1:1\"\n[upstream.a]\nservers = [\"127.0.0.1:2 backup\"]\n[[server]]\n[[server.route]]\nlocation = \"/\"\nupstream = \"a\"",
+            "4:11",
+            "every server is a backup",
+        ),
+        (
+            "[[listener]]\naddress = \"127.0.0.1:1\"\n[[server]]\n[[server.route]]\nlocation = \"/\"\nupstream = \"127.0.0.1:2\"\nrewrite = { pattern = \"^/a\", to = \"/b\", redirect = 307 }",
+            "7:11",
+            "301 (nginx's permanent) or 302",
+        ),
+        (
+            "[[listener]]\naddress = \"127.0.0.1:1\"\n[upstream.a]\nservers = [\"127.0.0.1:2 standby\"]\n[[server]]\n[[server.route]]\nlocation = \"/\"\nupstream = \"a\"",
+            "4:12",
+            "the options are weight=N and backup",
         ),
         (
             "[[listener]]\naddress = \"127.0.0.1:1\"\n[[server]]\nrequest_headers = { Upgrade = \"$http_upgrade\" }\n[[server.route]]\nlocation = \"/\"\nupstream = \"127.0.0.1:2\"",

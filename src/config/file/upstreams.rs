@@ -34,10 +34,12 @@ impl Checker<'_> {
             let u = section.get_ref();
             let tls = self.group_tls(name.get_ref(), u);
             let mut servers = Vec::new();
+            let mut refused = false;
             for entry in u.servers.get_ref() {
                 let found = server_entry(entry.get_ref(), tls.as_ref());
-                if let Some(found) = self.check(entry.span(), found) {
-                    servers.extend(found);
+                match self.check(entry.span(), found) {
+                    Some(found) => servers.extend(found),
+                    None => refused = true,
                 }
             }
             if u.servers.get_ref().is_empty() {
@@ -45,6 +47,17 @@ impl Checker<'_> {
                     u.servers.span(),
                     "an upstream group needs servers, e.g. servers = [\"127.0.0.1:9000\"]",
                 );
+            }
+            if servers.iter().all(|s| s.backup) {
+                // Said only when every entry was read: else the entry
+                // refused may be the primary.
+                if !refused && !servers.is_empty() {
+                    self.problem(
+                        u.servers.span(),
+                        "every server is a backup: a group needs one without `backup` to take traffic",
+                    );
+                }
+                servers.clear();
             }
             if servers.len() > MAX_GROUP_SERVERS {
                 self.problem(
@@ -338,25 +351,29 @@ impl Checker<'_> {
 }
 
 /// `HOST:PORT` (or a `ws[s]://`, `http[s]://` URL), optionally followed by
-/// ` weight=N`.
+/// ` weight=N` and ` backup`.
 fn server_entry(text: &str, tls: Option<&Arc<ClientConfig>>) -> Result<Vec<Server>, String> {
     let mut words = text.split_whitespace();
     let addr = words
         .next()
         .ok_or("an empty server: use \"HOST:PORT\" or \"HOST:PORT weight=2\"")?;
     let mut weight = 1;
+    let mut backup = false;
     for word in words {
         match word.strip_prefix("weight=").map(str::parse::<u32>) {
             Some(Ok(w)) if (1..=1000).contains(&w) => weight = w,
             Some(_) => return Err(format!("{word}: a weight is a number from 1 to 1000")),
+            None if word == "backup" => backup = true,
             None => {
                 return Err(format!(
-                    "unknown server option {word:?}: the only one is weight=N"
+                    "unknown server option {word:?}: the options are weight=N and backup"
                 ))
             }
         }
     }
-    upstream_servers(addr, weight, tls).map_err(|e| format!("{addr}: {e}"))
+    let mut servers = upstream_servers(addr, weight, tls).map_err(|e| format!("{addr}: {e}"))?;
+    servers.iter_mut().for_each(|s| s.backup = backup);
+    Ok(servers)
 }
 
 fn hash_key(text: &str) -> Result<HashKey, String> {
