@@ -456,10 +456,15 @@ pub fn pump(
     }
 }
 
-/// A masking key for a Close frame the proxy sends an upstream: "derived
-/// from a strong source of entropy" (RFC 6455 §5.3), here the standard
-/// library's per-process random hash keys, mixed with a counter.
+/// A masking key for a frame the proxy sends an upstream: "derived from a
+/// strong source of entropy" (RFC 6455 §5.3).
 fn mask_key() -> [u8; 4] {
+    (random() as u32).to_ne_bytes()
+}
+
+/// 64 random bits: the standard library's per-process random hash keys
+/// (one set per thread), mixed with a counter.
+fn random() -> u64 {
     use std::cell::Cell;
     use std::hash::{BuildHasher, RandomState};
     thread_local! {
@@ -470,6 +475,5 @@ fn mask_key() -> [u8; 4] {
         c.set(c.get() + 1);
         c.get()
     });
-    let hash = STATE.with(|s| s.hash_one(n));
-    (hash as u32).to_ne_bytes()
+    STATE.with(|s| s.hash_one(n))
 }

@@ -613,20 +613,9 @@ fn write_control(out: &mut Buf, opcode: u8, masked: bool, key: [u8; 4]) -> Resul
     out.put(&body)
 }
 
-/// A tunnel's share of its lifetime's jitter, in 0..=1: "derived from" the
-/// standard library's per-process random hash keys and a counter.
+/// A tunnel's share of its lifetime's jitter, in 0..=1.
 pub fn jitter() -> f64 {
-    use std::cell::Cell;
-    use std::hash::{BuildHasher, RandomState};
-    thread_local! {
-        static STATE: RandomState = RandomState::new();
-        static COUNT: Cell<u64> = const { Cell::new(0) };
-    }
-    let n = COUNT.with(|c| {
-        c.set(c.get() + 1);
-        c.get()
-    });
-    STATE.with(|s| s.hash_one(n)) as f64 / u64::MAX as f64
+    super::random() as f64 / u64::MAX as f64
 }
 
 /// The worker's watched tunnels, by the index each tunnel keeps.
