@@ -62,14 +62,7 @@ pub fn translate(path: &Path, prefix: Option<&Path>) -> Result<Translation, Vec<
     let includes = grammar::Includes {
         conf_dir: conf_dir.clone(),
     };
-    let tree = grammar::parse_file(path, &includes).map_err(|e| {
-        vec![Note {
-            at: e.at,
-            directive: String::new(),
-            text: e.message,
-            severity: Severity::Error,
-        }]
-    })?;
+    let tree = grammar::parse_file(path, &includes).map_err(syntax_error)?;
     translate_tree(&tree, path, translate::Paths { prefix, conf_dir })
 }
 
@@ -172,18 +165,21 @@ fn note_error(n: Note) -> FileError {
     }
 }
 
+/// A file nginx's grammar refuses: one located error, for no directive.
+fn syntax_error(e: grammar::SyntaxError) -> Vec<Note> {
+    vec![Note {
+        at: e.at,
+        directive: String::new(),
+        text: e.message,
+        severity: Severity::Error,
+    }]
+}
+
 /// Translates nginx text directly (no `include`), for tests and fuzzing:
 /// the TOML, or every error as `file:line:col: …`.
 pub fn translate_text(text: &str, name: &str, prefix: &Path) -> Result<Translation, Vec<Note>> {
     let file = std::sync::Arc::new(PathBuf::from(name));
-    let tree = grammar::parse_text(text, file).map_err(|e| {
-        vec![Note {
-            at: e.at,
-            directive: String::new(),
-            text: e.message,
-            severity: Severity::Error,
-        }]
-    })?;
+    let tree = grammar::parse_text(text, file).map_err(syntax_error)?;
     translate_tree(
         &tree,
         Path::new(name),

@@ -433,6 +433,23 @@ impl Attempt {
 mod tests {
     use super::*;
 
+    /// The servers a connection tries from `first`, with `down` failed
+    /// beforehand and, if `mark`, each tried one failing too.
+    fn walk(g: &Group, first: usize, down: &[usize], mark: bool) -> Vec<usize> {
+        let now = Instant::now();
+        down.iter().for_each(|&s| g.connect_failed(s, now));
+        let mut seen = Vec::new();
+        let mut attempt = Some(Attempt::new(first));
+        while let Some(a) = attempt {
+            seen.push(a.server());
+            if mark {
+                g.connect_failed(a.server(), now);
+            }
+            attempt = a.next(g, now);
+        }
+        seen
+    }
+
     const TIMEOUT: Duration = Duration::from_secs(10);
 
     fn group(weights: &[u32], balance: Balance) -> Group {
@@ -615,17 +632,7 @@ mod tests {
         ];
         for &(servers, first, down, mark, want) in table {
             let g = group(&vec![1; servers], Balance::RoundRobin);
-            let now = Instant::now();
-            down.iter().for_each(|&s| g.connect_failed(s, now));
-            let mut seen = Vec::new();
-            let mut attempt = Some(Attempt::new(first));
-            while let Some(a) = attempt {
-                seen.push(a.server());
-                if mark {
-                    g.connect_failed(a.server(), now);
-                }
-                attempt = a.next(&g, now);
-            }
+            let seen = walk(&g, first, down, mark);
             assert_eq!(seen, want, "{servers} servers from {first}, down {down:?}");
         }
     }
@@ -763,17 +770,7 @@ mod tests {
         ];
         for &(backups, first, down, mark, want) in table {
             let g = with_backups(&[1, 1, 1], backups, Balance::RoundRobin);
-            let now = Instant::now();
-            down.iter().for_each(|&s| g.connect_failed(s, now));
-            let mut seen = Vec::new();
-            let mut attempt = Some(Attempt::new(first));
-            while let Some(a) = attempt {
-                seen.push(a.server());
-                if mark {
-                    g.connect_failed(a.server(), now);
-                }
-                attempt = a.next(&g, now);
-            }
+            let seen = walk(&g, first, down, mark);
             assert_eq!(
                 seen, want,
                 "backups {backups:?} from {first}, down {down:?}"
