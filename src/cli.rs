@@ -243,6 +243,21 @@ pub struct Cli {
     #[arg(long, value_name = "N")]
     pub splice_pipes: Option<usize>,
 
+    /// Serve a Unix control socket at PATH, through which a new process
+    /// (--takeover PATH) takes the listening sockets over. Also
+    /// `control_socket` in a configuration file, which this overrides.
+    #[arg(long, value_name = "PATH")]
+    pub control_socket: Option<PathBuf>,
+
+    /// Take the listening sockets over from the process serving the
+    /// control socket PATH: accept on them, then have it stop accepting
+    /// and drain its tunnels as SIGTERM does. With the same flags or
+    /// --config as a normal start (this binary may be newer); add
+    /// --control-socket PATH to be taken over in turn. Listeners this
+    /// configuration lacks are closed, new ones bound.
+    #[arg(long, value_name = "PATH")]
+    pub takeover: Option<PathBuf>,
+
     /// Log detail on stderr.
     #[arg(long, value_name = "LEVEL", value_enum, default_value_t = Level::Info)]
     pub log_level: Level,

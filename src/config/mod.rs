@@ -218,6 +218,9 @@ pub struct Config {
     pub limits: Limits,
     /// Where `/metrics` and `/healthz` are served, if anywhere.
     pub admin: Option<SocketAddr>,
+    /// The Unix socket a new process takes the listeners over from
+    /// (`--takeover`), if any.
+    pub control_socket: Option<std::path::PathBuf>,
     /// Where finished exchanges are logged, and how.
     pub access_log: access_log::Destination,
     pub access_log_format: access_log::Format,
@@ -615,6 +618,7 @@ impl Config {
                 .transpose()?,
             access_log: cli.access_log.clone(),
             access_log_format: cli.access_log_format,
+            control_socket: cli.control_socket.clone(),
             drain: Drain {
                 timeout: cli.drain_timeout.0,
                 spread: cli.drain_spread.0.min(cli.drain_timeout.0),

@@ -19,6 +19,7 @@ pub(super) struct FileSections {
     pub(super) splice_pipes: Option<usize>,
     pub(super) max_header_bytes: Option<Spanned<usize>>,
     pub(super) admin: Option<Spanned<String>>,
+    pub(super) control_socket: Option<String>,
     pub(super) access_log: Option<String>,
     pub(super) access_log_format: Option<access_log::Format>,
     #[serde(default)]
