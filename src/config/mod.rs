@@ -23,7 +23,7 @@ use crate::log;
 use crate::relay::{splice, Policy};
 use crate::route::{Access, Location, Origins, PathEdit, RewriteRedirect, Routes, VirtualHosts};
 use crate::tls::{self, CertFiles, ServerSettings, ServerTls, UpstreamSettings};
-use crate::upstream::{Balance, CheckKind, Group, OnDown, Server};
+use crate::upstream::{source, Balance, CheckKind, Group, OnDown, Server, Sources};
 
 mod addr;
 mod file;
@@ -462,6 +462,8 @@ pub enum ConfigError {
     NoUpstream,
     #[error("--upstream {0:?}: {1}")]
     BadUpstream(String, String),
+    #[error("--source-address {0}")]
+    BadSource(String),
     #[error("--max-header-bytes {0} is out of range: use {MIN_HEAD_BYTES} to {MAX_HEAD_LIMIT}")]
     HeadLimit(usize),
     #[error("--workers {0} is more than {MAX_WORKERS}")]
@@ -526,6 +528,13 @@ impl Config {
         let mut servers = Vec::new();
         for text in &cli.upstream {
             servers.extend(resolve_upstream(text, 1, tls.as_ref())?);
+        }
+        let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
+        if let Some((_, problem)) = source::problems(&cli.source_address, &addrs)
+            .into_iter()
+            .next()
+        {
+            return Err(ConfigError::BadSource(problem));
         }
         let workers = match cli.workers {
             Workers::Count(n) if n.get() > MAX_WORKERS => {
@@ -595,6 +604,11 @@ impl Config {
                     FAIL_TIMEOUT,
                 );
                 group.keepalive.idle = cli.upstream_keepalive;
+                let fix = match cli.source_address.is_empty() {
+                    true => "give --source-address",
+                    false => "add more --source-address",
+                };
+                group.sources = Sources::new(&cli.source_address, fix.into());
                 group
             }],
             workers,
