@@ -23,7 +23,7 @@ use crate::log;
 use crate::relay::{splice, Policy};
 use crate::route::{Access, Location, Origins, PathEdit, RewriteRedirect, Routes, VirtualHosts};
 use crate::tls::{self, CertFiles, ServerSettings, ServerTls, UpstreamSettings};
-use crate::upstream::{source, Balance, CheckKind, Group, OnDown, Server, Sources};
+use crate::upstream::{Balance, CheckKind, Group, OnDown, Server, Sources};
 
 mod addr;
 mod file;
@@ -529,13 +529,8 @@ impl Config {
         for text in &cli.upstream {
             servers.extend(resolve_upstream(text, 1, tls.as_ref())?);
         }
-        let addrs: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
-        if let Some((_, problem)) = source::problems(&cli.source_address, &addrs)
-            .into_iter()
-            .next()
-        {
-            return Err(ConfigError::BadSource(problem));
-        }
+        let sources =
+            Sources::from_flags(&cli.source_address, &servers).map_err(ConfigError::BadSource)?;
         let workers = match cli.workers {
             Workers::Count(n) if n.get() > MAX_WORKERS => {
                 return Err(ConfigError::TooManyWorkers(n.get()))
@@ -604,11 +599,7 @@ impl Config {
                     FAIL_TIMEOUT,
                 );
                 group.keepalive.idle = cli.upstream_keepalive;
-                let fix = match cli.source_address.is_empty() {
-                    true => "give --source-address",
-                    false => "add more --source-address",
-                };
-                group.sources = Sources::new(&cli.source_address, fix.into());
+                group.sources = sources;
                 group
             }],
             workers,

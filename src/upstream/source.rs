@@ -63,6 +63,20 @@ impl Sources {
         }
     }
 
+    /// Quick mode's `--source-address` flags for the `--upstream`
+    /// servers; `Err` says the first problem.
+    pub fn from_flags(addrs: &[IpAddr], servers: &[super::Server]) -> Result<Sources, String> {
+        let to: Vec<SocketAddr> = servers.iter().map(|s| s.addr).collect();
+        if let Some((_, problem)) = problems(addrs, &to).into_iter().next() {
+            return Err(problem);
+        }
+        let fix = match addrs {
+            [] => "give --source-address",
+            _ => "add more --source-address",
+        };
+        Ok(Sources::new(addrs, fix.into()))
+    }
+
     /// The addresses a connection to `server` may come from; empty: the
     /// kernel picks.
     pub fn for_server(&self, server: SocketAddr) -> &[IpAddr] {
