@@ -329,7 +329,7 @@ fn source_address_flags_are_checked() {
         ),
         (
             &["--source-address", "::1"],
-            "--source-address ::1 is IPv6 and no upstream server it applies to is",
+            "--source-address ::1 is IPv6, but no upstream server it applies to is IPv6",
         ),
         (&["--source-address", "10.0.0.2:80"], "invalid value"),
     ];

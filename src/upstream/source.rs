@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use socket2::{Domain, Protocol, Socket, Type};
 
-use crate::sys;
+use crate::{sys, warn};
 
 /// How often, at most, a worker says that source ports ran out (the first
 /// time is said at once).
@@ -74,7 +74,16 @@ impl Sources {
             [] => "give --source-address",
             _ => "add more --source-address",
         };
-        Ok(Sources::new(addrs, fix.into()))
+        let sources = Sources::new(addrs, fix.into());
+        let uncovered = to.iter().find(|s| sources.for_server(**s).is_empty());
+        if let (Some(server), false) = (uncovered, addrs.is_empty()) {
+            let family = if server.is_ipv6() { "IPv6" } else { "IPv4" };
+            warn!(
+                "no --source-address is {family}, so connections to {family} upstream \
+                 servers such as {server} come from the address the kernel picks"
+            );
+        }
+        Ok(sources)
     }
 
     /// The addresses a connection to `server` may come from; empty: the
@@ -110,8 +119,8 @@ pub fn problems(addrs: &[IpAddr], servers: &[SocketAddr]) -> Vec<(usize, String)
             found.push((
                 i,
                 format!(
-                    "{addr} is {family} and no upstream server it applies to is: \
-                     no connection could come from it"
+                    "{addr} is {family}, but no upstream server it applies to is \
+                     {family}: no connection could come from it"
                 ),
             ));
         }
@@ -245,8 +254,9 @@ impl Spread {
     pub fn next(&mut self, group: usize) -> usize {
         match self.next.get_mut(group) {
             Some(at) => {
-                *at = at.wrapping_add(1);
-                *at - 1
+                let now = *at;
+                *at = now.wrapping_add(1);
+                now
             }
             None => 0,
         }

@@ -225,7 +225,7 @@ mod tests {
             (
                 "source_addresses = [\"10.0.0.2\", \"fd00::2\"]",
                 "source_addresses = [\"127.0.0.2\"]",
-                "t.toml:1:33: fd00::2 is IPv6 and no upstream server it applies to is",
+                "t.toml:1:33: fd00::2 is IPv6, but no upstream server it applies to is IPv6",
             ),
             (
                 "",
