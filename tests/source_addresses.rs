@@ -314,6 +314,50 @@ fn holding_echo_upstream() -> RawUpstream {
     })
 }
 
+/// Outside any namespace: health checks and tunnels alike reach the
+/// upstream from the group's source address, not the kernel's choice.
+#[test]
+fn checks_and_tunnels_come_from_the_source_address() {
+    let _watchdog = watchdog_for(LIMIT);
+    let (seen_tx, seen) = std::sync::mpsc::channel::<IpAddr>();
+    let seen_tx = std::sync::Mutex::new(seen_tx);
+    let upstream = RawUpstream::start(move |mut stream| {
+        let from = stream.peer_addr().unwrap().ip();
+        let _ = seen_tx.lock().unwrap().send(from);
+        // A tcp check closes at once; a tunnel is answered and echoed.
+        if accept_upgrade(&mut stream).is_ok() {
+            let mut buf = [0; 1024];
+            while matches!(stream.read(&mut buf), Ok(1..)) {}
+        }
+    });
+    let dir = TempDir::new();
+    let file = dir.write(
+        "wsproxy.toml",
+        &format!(
+            "workers = 1\nsource_addresses = [\"127.0.0.3\"]\n\
+             [[listener]]\naddress = \"127.0.0.1:0\"\n\
+             [upstream.app]\nservers = [\"{}\"]\n\
+             [upstream.app.health]\ncheck = \"tcp\"\ninterval = \"100ms\"\n\
+             [[server]]\n[[server.route]]\nlocation = \"/\"\nupstream = \"app\"\n",
+            upstream.addr
+        ),
+    );
+    let proxy = Proxy::start(&["--config", file.to_str().unwrap()]);
+    let check = seen
+        .recv_timeout(common::IO_TIMEOUT)
+        .expect("a health check");
+    assert_eq!(check.to_string(), "127.0.0.3", "the check's source");
+    let _client = ws::Client::connect(proxy.addr(), "/").expect("a tunnel");
+    // The upstream told its peer before answering 101, so the tunnel's
+    // connection is among those queued now.
+    let since: Vec<IpAddr> = seen.try_iter().collect();
+    assert!(!since.is_empty(), "the tunnel's connection was seen");
+    assert!(
+        since.iter().all(|ip| ip.to_string() == "127.0.0.3"),
+        "{since:?}"
+    );
+}
+
 #[test]
 fn source_address_flags_are_checked() {
     let _watchdog = watchdog_for(LIMIT);
