@@ -36,6 +36,26 @@ pub fn set_defer_accept(fd: BorrowedFd<'_>, seconds: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// `IP_BIND_ADDRESS_NO_PORT`: a later `bind(addr:0)` fixes only the
+/// source address and leaves the port to `connect`, which needs it unique
+/// per destination (address and port) rather than per source address: one
+/// source address then serves the whole local port range to every
+/// upstream server, instead of the whole range once. Linux 4.2+; works on
+/// IPv6 sockets too.
+pub fn set_bind_address_no_port(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // Arguments: a live socket fd (borrowed for the call), a pointer to a
+    // c_int that outlives the call, and that c_int's exact size.
+    syscall!(setsockopt(
+        fd.as_raw_fd(),
+        libc::IPPROTO_IP,
+        libc::IP_BIND_ADDRESS_NO_PORT,
+        (&on as *const libc::c_int).cast(),
+        std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+    ))?;
+    Ok(())
+}
+
 /// A pipe as (read end, write end), both non-blocking and close-on-exec.
 pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [-1 as libc::c_int; 2];
@@ -346,6 +366,17 @@ mod tests {
             io::ErrorKind::WouldBlock,
             "pipes are non-blocking"
         );
+    }
+
+    #[test]
+    fn bind_address_no_port_leaves_the_port_to_connect() {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        set_bind_address_no_port(socket.as_fd()).unwrap();
+        let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+        socket.bind(&any.into()).unwrap();
+        let bound = socket.local_addr().unwrap().as_socket().unwrap();
+        assert_eq!(bound.port(), 0, "no port taken at bind");
     }
 
     #[test]

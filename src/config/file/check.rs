@@ -79,6 +79,8 @@ impl Checker<'_> {
             sites.push(site);
             site_listens.push(listens);
         }
+        let top = file.source_addresses.as_deref();
+        self.sources(top, &file.upstream, &mut groups, &names);
         let listeners = self.bind_sites(
             &file.listener,
             listeners,
