@@ -17,6 +17,13 @@
 #   matplotlib  pip install matplotlib into the same venv, for the plots
 #   systemd-analyze  apt-get install systemd, for tests/deploy.rs (which
 #               verifies the systemd units in deploy/; no running systemd needed)
+#   podman      apt-get install podman runc ca-certificates (Debian 12:
+#               podman 4.3.1), for scripts/image.sh: podman builds and runs
+#               the image, runc runs it where crun refuses the host's
+#               cgroups (v1 or hybrid), the CA bundle goes into the image
+#   musl        apt-get install musl-tools and rustup target add
+#               x86_64-unknown-linux-musl: the static binary of scripts/image.sh
+#               (musl-gcc compiles ring's C for that target)
 #   chromium    apt-get install chromium chromium-driver (Debian 12: 148), the
 #               browser scripts/browser.sh drives headless, and its matching
 #               driver /usr/bin/chromedriver
@@ -118,6 +125,30 @@ install_wrk() {
   fi
   echo "setup: installing wrk with apt-get"
   apt_install wrk
+}
+
+install_podman() {
+  if have podman && have_sbin runc && [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+    echo "setup: podman present ($(podman --version))"
+    return
+  fi
+  echo "setup: installing podman, runc and ca-certificates with apt-get"
+  apt_install podman runc ca-certificates
+}
+
+install_musl() {
+  if have x86_64-linux-musl-gcc; then
+    echo "setup: musl-gcc present"
+  else
+    echo "setup: installing musl-tools (musl-gcc) with apt-get"
+    apt_install musl-tools
+  fi
+  if rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
+    echo "setup: rustup target x86_64-unknown-linux-musl present"
+  else
+    echo "setup: rustup target add x86_64-unknown-linux-musl"
+    rustup target add x86_64-unknown-linux-musl
+  fi
 }
 
 # The browser and its driver come from the same source package, so their
@@ -257,10 +288,12 @@ for tool in "${tools[@]}"; do
     autobahn) install_autobahn ;;
     systemd-analyze) install_systemd_analyze ;;
     chromium) install_chromium ;;
+    podman) install_podman ;;
+    musl) install_musl ;;
     selenium) install_selenium ;;
     websockets) install_websockets ;;
     *)
-      echo "setup: unknown tool '$tool' (known: websocat nginx haproxy wrk k6 matplotlib autobahn systemd-analyze chromium selenium websockets)" >&2
+      echo "setup: unknown tool '$tool' (known: websocat nginx haproxy wrk k6 matplotlib autobahn systemd-analyze podman musl chromium selenium websockets)" >&2
       exit 2
       ;;
   esac
