@@ -17,6 +17,8 @@
 #   matplotlib  pip install matplotlib into the same venv, for the plots
 #   systemd-analyze  apt-get install systemd, for tests/deploy.rs (which
 #               verifies the systemd units in deploy/; no running systemd needed)
+#   systemd-nspawn  apt-get install systemd-container, for
+#               scripts/systemd-upgrade.sh (boots systemd in a container)
 #   podman      apt-get install podman runc ca-certificates (Debian 12:
 #               podman 4.3.1), for scripts/image.sh: podman builds and runs
 #               the image, runc runs it where crun refuses the host's
@@ -110,6 +112,15 @@ install_systemd_analyze() {
   fi
   echo "setup: installing systemd (for systemd-analyze) with apt-get"
   apt_install systemd
+}
+
+install_systemd_nspawn() {
+  if have systemd-nspawn; then
+    echo "setup: systemd-nspawn present"
+    return
+  fi
+  echo "setup: installing systemd-container (for systemd-nspawn) with apt-get"
+  apt_install systemd-container
 }
 
 install_apt_daemon() {
@@ -303,6 +314,7 @@ for tool in "${tools[@]}"; do
     matplotlib) install_matplotlib ;;
     autobahn) install_autobahn ;;
     systemd-analyze) install_systemd_analyze ;;
+    systemd-nspawn) install_systemd_nspawn ;;
     chromium) install_chromium ;;
     podman) install_podman ;;
     musl) install_musl ;;
@@ -310,7 +322,7 @@ for tool in "${tools[@]}"; do
     websockets) install_websockets ;;
     kubernetes-validate) install_kubernetes_validate ;;
     *)
-      echo "setup: unknown tool '$tool' (known: websocat nginx haproxy wrk k6 matplotlib autobahn systemd-analyze podman musl chromium selenium websockets kubernetes-validate)" >&2
+      echo "setup: unknown tool '$tool' (known: websocat nginx haproxy wrk k6 matplotlib autobahn systemd-analyze systemd-nspawn podman musl chromium selenium websockets kubernetes-validate)" >&2
       exit 2
       ;;
   esac
