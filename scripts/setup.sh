@@ -9,6 +9,8 @@
 #   nginx       apt-get install nginx     (Debian 12: 1.22.1); the oracle of
 #               tests/nginx.rs, so scripts/test.sh installs it
 #   haproxy     apt-get install haproxy   (Debian 12: 2.6.12)
+#   nftables    apt-get install nftables  (Debian 12: 1.0.6), the in-kernel
+#               balancer (jhash DNAT) of scripts/fleet.sh --balancer nft
 #   wrk         apt-get install wrk       (Debian 12: 4.1.0), the HTTP/1.1
 #               load generator of scripts/compare.sh's keep-alive HTTP
 #               workloads (LuaJIT scripting, https through OpenSSL)
@@ -101,14 +103,16 @@ install_systemd_analyze() {
   apt_install systemd
 }
 
+# install_apt_daemon NAME [PACKAGE]: the package (default NAME) whose
+# binary is NAME.
 install_apt_daemon() {
-  local name=$1
+  local name=$1 package=${2:-$1}
   if have_sbin "$name"; then
     echo "setup: $name present"
     return
   fi
-  echo "setup: installing $name with apt-get"
-  apt_install "$name"
+  echo "setup: installing $package with apt-get"
+  apt_install "$package"
 }
 
 install_wrk() {
@@ -251,6 +255,7 @@ for tool in "${tools[@]}"; do
   case "$tool" in
     websocat) install_websocat ;;
     nginx | haproxy) install_apt_daemon "$tool" ;;
+    nftables) install_apt_daemon nft nftables ;;
     wrk) install_wrk ;;
     k6) install_k6 ;;
     matplotlib) install_matplotlib ;;
@@ -260,7 +265,7 @@ for tool in "${tools[@]}"; do
     selenium) install_selenium ;;
     websockets) install_websockets ;;
     *)
-      echo "setup: unknown tool '$tool' (known: websocat nginx haproxy wrk k6 matplotlib autobahn systemd-analyze chromium selenium websockets)" >&2
+      echo "setup: unknown tool '$tool' (known: websocat nginx haproxy nftables wrk k6 matplotlib autobahn systemd-analyze chromium selenium websockets)" >&2
       exit 2
       ;;
   esac
