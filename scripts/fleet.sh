@@ -11,7 +11,7 @@
 #
 # Options: --nodes N (default 3), --upstreams M (default 3), --balancer
 # haproxy|nft (default haproxy), --scenarios "keys rolling capacity kill"
-# (default all four), --keys N and --rounds R (keys: 1000 x 5; smoke 200 x
+# (default all four, run in this order), --keys N and --rounds R (keys: 1000 x 5; smoke 200 x
 # 3), --conns N (steady connections of rolling and kill: 300; smoke 60),
 # --capacity N (tunnels per node to hold: 9000; smoke 300), --out DIR
 # (default target/fleet/<date>), --no-plot. Needs root (namespaces), ip
@@ -118,6 +118,10 @@ case "$balancer" in haproxy | nft) ;; *) die "--balancer is haproxy or nft" ;; e
 for s in $scenarios; do
   case "$s" in keys | rolling | capacity | kill) ;; *) die "unknown scenario '$s'" ;; esac
 done
+# In this order whatever the order given: kill leaves a node down.
+ordered=
+for s in keys rolling capacity kill; do [[ " $scenarios " != *" $s "* ]] || ordered+="${ordered:+ }$s"; done
+scenarios=$ordered
 [[ " $scenarios " != *" kill "* ]] || [ "$nodes" -ge 2 ] || die "kill needs --nodes 2 or more"
 
 # --- tools ---------------------------------------------------------------------------
@@ -529,7 +533,7 @@ scenario_capacity() {
     n=$((total / procs + (p < total % procs ? 1 : 0)))
     logs[p]=$out/logs/hold-$p.log
     spawn "${logs[p]}" ip netns exec "$ns_cli" "$BIN/wsbench" hold --url "ws://$vip:$port/hold" --conns "$n" \
-      --hold "$hold_secs" --src-ips 1 --json
+      --hold "$hold_secs" --probe-timeout 60 --src-ips 1 --json
     pids[p]=$SPAWNED
   done
   for ((p = 0; p < procs; p++)); do

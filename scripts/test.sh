@@ -16,3 +16,5 @@ cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
 scripts/demo.sh --once
 scripts/smoke.sh
+# Three nodes in network namespaces behind HAProxy: keys, capacity, a node killed.
+scripts/fleet.sh --smoke

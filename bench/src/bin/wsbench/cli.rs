@@ -232,6 +232,11 @@ pub struct HoldArgs {
     /// connections than one address has ephemeral ports can be opened.
     #[arg(long, value_name = "N", default_value_t = 32)]
     pub src_ips: u32,
+    /// How long the probe echoes, all sent at once after the hold, may take
+    /// to come back: tens of thousands through several hops on a small
+    /// machine take longer than the default.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    pub probe_timeout: Duration,
 }
 
 /// What `attack` does with each of its connections.
