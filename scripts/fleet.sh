@@ -67,7 +67,7 @@
 #             until every client is back on the other nodes (their
 #             /metrics add up to --conns again); must recover within 60 s
 #
-# Every node's tunnels and RSS are sampled every 250 ms (scripts/fleet/
+# Every node's tunnels and RSS are sampled every 100 ms (scripts/fleet/
 # sample.py, in the balancer namespace). Outputs in OUT: summary.md (the
 # table, also printed), samples.csv, events.csv, fleet.png (connections
 # per node over time, scripts/fleet/plot.py), each scenario's JSON, env.txt
@@ -163,6 +163,8 @@ ns_lb=wsf-$run-lb ns_cli=wsf-$run-cli ns_up=wsf-$run-up
 ns_node=()
 for ((i = 1; i <= nodes; i++)); do ns_node[i]=wsf-$run-n$i; done
 vip=10.90.1.1 port=8080 admin_port=9901 upstream_port=9000
+# Seconds between two samples of every node's /metrics and RSS.
+sample_s=0.1
 node_ip() { echo "10.90.2.$((10 + $1))"; }
 up_ip() { echo "10.90.2.$((100 + $1))"; }
 created_ns=()
@@ -600,7 +602,7 @@ scenario_kill() {
     if awk -v e="$elapsed" 'BEGIN { exit !(e > 60) }'; then break; fi
     sleep 0.1
   done
-  event "kill: clients back"
+  event "kill: node$victim down, clients back"
   stop_steady kill
   [ -n "$down_after" ] || fail "kill: the balancer did not mark node$victim down within 60 s"
   [ -n "$recovered" ] || fail "kill: clients not back on the other nodes within 60 s"
@@ -639,6 +641,7 @@ started=$SECONDS
   echo "capacity_per_node=$capacity"
   echo "haproxy_processes=$haproxy_procs"
   echo "drain=$drain_spread/$drain_timeout"
+  echo "sample_s=$sample_s"
 } >"$out/env.txt"
 : >"$out/events.csv"
 
@@ -658,7 +661,7 @@ else
   spawn "$out/logs/nft-check.log" nft_checker
 fi
 wait_balancer
-spawn "$out/logs/sample.log" ip netns exec "$ns_lb" python3 "$ROOT/scripts/fleet/sample.py" "$out" 0.25 "${admins[@]}"
+spawn "$out/logs/sample.log" ip netns exec "$ns_lb" python3 "$ROOT/scripts/fleet/sample.py" "$out" "$sample_s" "${admins[@]}"
 event "fleet up: $nodes nodes, $upstreams upstreams, $balancer"
 
 for s in $scenarios; do
