@@ -329,32 +329,65 @@ if [ "$balancer" = haproxy ] && [[ " $scenarios " == *" capacity "* ]]; then
   haproxy_procs=$(((nodes * capacity + 7999) / 8000))
 fi
 
+# HAProxy process K's configuration: all the same but for the stats socket.
+haproxy_config() {
+  local k=$1 i
+  echo "# scripts/fleet.sh: the L4 balancer in front of $nodes nodes (process $k of $haproxy_procs)."
+  echo "global"
+  echo "    nbthread 1"
+  echo "    stats socket $out/haproxy-$k.sock"
+  echo "    maxconn 9000"
+  echo "defaults"
+  echo "    mode tcp"
+  echo "    maxconn 9000"
+  echo "    timeout connect 2s"
+  echo "    timeout client 1h"
+  echo "    timeout server 1h"
+  echo "    retries 3"
+  echo "    option redispatch 1"
+  echo "frontend fleet"
+  echo "    bind $vip:$port"
+  echo "    default_backend nodes"
+  echo "backend nodes"
+  echo "    balance roundrobin"
+  echo "    default-server send-proxy-v2 check check-send-proxy inter 500ms fall 2 rise 2"
+  for ((i = 1; i <= nodes; i++)); do echo "    server node$i $(node_ip "$i"):$port"; done
+}
+
 start_haproxy() {
-  local i k cfg=$out/haproxy.cfg
-  {
-    echo "# scripts/fleet.sh: the L4 balancer in front of $nodes nodes."
-    echo "global"
-    echo "    nbthread 1"
-    echo "    maxconn 9000"
-    echo "defaults"
-    echo "    mode tcp"
-    echo "    maxconn 9000"
-    echo "    timeout connect 2s"
-    echo "    timeout client 1h"
-    echo "    timeout server 1h"
-    echo "    retries 3"
-    echo "    option redispatch 1"
-    echo "frontend fleet"
-    echo "    bind $vip:$port"
-    echo "    default_backend nodes"
-    echo "backend nodes"
-    echo "    balance roundrobin"
-    echo "    default-server send-proxy-v2 check check-send-proxy inter 500ms fall 2 rise 2"
-    for ((i = 1; i <= nodes; i++)); do echo "    server node$i $(node_ip "$i"):$port"; done
-  } >"$cfg"
+  local k
   for ((k = 1; k <= haproxy_procs; k++)); do
-    spawn "$out/logs/haproxy-$k.log" ip netns exec "$ns_lb" haproxy -db -f "$cfg"
+    haproxy_config "$k" >"$out/haproxy-$k.cfg"
+    spawn "$out/logs/haproxy-$k.log" ip netns exec "$ns_lb" haproxy -db -f "$out/haproxy-$k.cfg"
   done
+}
+
+# What HAProxy met connecting to the nodes, all processes added up (its
+# stats socket, backend "nodes"): "ECON WRETR WREDIS", connection errors,
+# retries and redispatches; "- - -" with the nft balancer.
+haproxy_errors() {
+  [ "$balancer" = haproxy ] || { echo "- - -"; return; }
+  python3 - "$out"/haproxy-*.sock <<'PY'
+import socket, sys
+
+totals = {"econ": 0, "wretr": 0, "wredis": 0}
+for path in sys.argv[1:]:
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(2)
+    s.connect(path)
+    s.sendall(b"show stat\n")
+    data = b""
+    while chunk := s.recv(65536):
+        data += chunk
+    lines = data.decode().splitlines()
+    names = lines[0].lstrip("# ").split(",")
+    for line in lines[1:]:
+        row = dict(zip(names, line.split(",")))
+        if row.get("pxname") == "nodes" and row.get("svname") == "BACKEND":
+            for key in totals:
+                totals[key] += int(row[key] or 0)
+print(totals["econ"], totals["wretr"], totals["wredis"])
+PY
 }
 
 # nft_rule IP...: the DNAT rule spreads new connections over these nodes.
@@ -493,10 +526,24 @@ stop_steady() {
   tail -n 1 "$out/logs/$name.log" >&2
 }
 
+# errors_since "ECON WRETR WREDIS": HAProxy's figures since then, as
+# "connection errors E, retries R, redispatches D" ("-" with nft).
+errors_since() {
+  local e0 r0 d0 e1 r1 d1
+  read -r e0 r0 d0 <<<"$1"
+  read -r e1 r1 d1 <<<"$(haproxy_errors)"
+  if [ "$e0" = - ]; then
+    echo "-"
+  else
+    echo "connection errors $((e1 - e0)), retries $((r1 - r0)), redispatches $((d1 - d0))"
+  fi
+}
+
 scenario_rolling() {
-  local i old_pid old_sock res=$out/rolling.json deadline back
+  local i old_pid old_sock res=$out/rolling.json deadline back errors0 errors
   event "rolling: steady load, $conns connections"
   start_steady rolling
+  errors0=$(haproxy_errors)
   for ((i = 1; i <= nodes; i++)); do
     old_pid=${node_pid[i]}
     old_sock=$out/nodes/$i/control-${node_gen[i]}.sock
@@ -512,6 +559,7 @@ scenario_rolling() {
     back=$(wait_tunnels "$conns" 30) || fail "rolling: clients did not all come back after node$i"
     note "node$i replaced; every client back ${back:-?} s after the old process exited"
   done
+  errors=$(errors_since "$errors0")
   stop_steady rolling
   row rolling "nodes replaced (--takeover)" "$nodes"
   row rolling "messages sent / echoed" "$(json "$res" 'd["sent"]') / $(json "$res" 'd["echoed"]')"
@@ -523,6 +571,14 @@ scenario_rolling() {
   check_zero rolling "messages unanswered at a Close" "$(json "$res" 'd["lost_at_close"]')"
   check_zero rolling "connections dropped without a Close" "$(json "$res" 'd["dropped"]')"
   check_zero rolling "keys on two upstreams" "$(json "$res" 'd["violations"]')"
+  if [ "$errors" != - ]; then
+    if [[ $errors == "connection errors 0, retries 0, "* ]]; then
+      row rolling "HAProxy → nodes" "$errors" "no connection refused: ok"
+    else
+      row rolling "HAProxy → nodes" "$errors" "no connection refused: **FAILED**"
+      failures=$((failures + 1))
+    fi
+  fi
 }
 
 scenario_capacity() {
@@ -576,9 +632,10 @@ scenario_capacity() {
 
 scenario_kill() {
   local victim=1 pid t0 now elapsed down_after="" recovered="" res=$out/kill.json counts total i
-  local logs=("$out"/logs/haproxy-*.log "$out/logs/nft-check.log")
+  local logs=("$out"/logs/haproxy-*.log "$out/logs/nft-check.log") errors0 errors
   event "kill: steady load, $conns connections"
   start_steady kill
+  errors0=$(haproxy_errors)
   pid=${node_pid[victim]}
   event "SIGKILL node$victim"
   t0=$(date +%s.%N)
@@ -603,6 +660,7 @@ scenario_kill() {
     sleep 0.1
   done
   event "kill: node$victim down, clients back"
+  errors=$(errors_since "$errors0")
   stop_steady kill
   [ -n "$down_after" ] || fail "kill: the balancer did not mark node$victim down within 60 s"
   [ -n "$recovered" ] || fail "kill: clients not back on the other nodes within 60 s"
@@ -614,6 +672,7 @@ scenario_kill() {
   row kill "connections dropped by the kill" "$(json "$res" 'd["dropped"]')"
   row kill "messages lost in flight" "$(json "$res" 'd["lost_at_drop"] + d["lost_at_close"]')"
   row kill "attempts refused / reset" "$(json "$res" 'd["failures"]["refused"]') / $(json "$res" 'd["failures"]["reset"]')"
+  [ "$errors" = - ] || row kill "HAProxy → nodes" "$errors"
   check_zero kill "keys on two upstreams" "$(json "$res" 'd["violations"]')"
 }
 
