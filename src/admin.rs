@@ -10,6 +10,8 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use mio::{Events, Interest, Poll, Token, Waker};
+
 use crate::config::Config;
 use crate::metrics::{self, Shard};
 use crate::worker::Control;
@@ -21,29 +23,77 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest request head read; an admin request is one short line.
 const MAX_REQUEST: usize = 4096;
 
-/// Serves the admin endpoints on `listener` until the process exits.
-pub fn serve(
-    listener: TcpListener,
-    shards: Vec<Arc<Shard>>,
-    current: Arc<Mutex<Arc<Config>>>,
-    control: Arc<Control>,
-) {
-    for stream in listener.incoming() {
-        match stream {
-            Ok(stream) => {
+/// The admin listener's thread: waits on the listener and a waker, which
+/// ends it once another process has taken the listener over.
+#[derive(Debug)]
+pub struct Admin {
+    poll: Poll,
+    listener: mio::net::TcpListener,
+}
+
+const LISTENER: Token = Token(0);
+const WAKER: Token = Token(1);
+
+impl Admin {
+    /// Watches `listener`; the waker stops [`Admin::serve`] once
+    /// `control.handed_over` is set.
+    pub fn new(listener: TcpListener) -> io::Result<(Admin, Arc<Waker>)> {
+        listener.set_nonblocking(true)?;
+        let mut listener = mio::net::TcpListener::from_std(listener);
+        let poll = Poll::new()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        Ok((Admin { poll, listener }, waker))
+    }
+
+    /// Serves the admin endpoints until the process exits or hands the
+    /// listener over.
+    pub fn serve(
+        mut self,
+        shards: Vec<Arc<Shard>>,
+        current: Arc<Mutex<Arc<Config>>>,
+        control: Arc<Control>,
+    ) {
+        let mut events = Events::with_capacity(4);
+        loop {
+            if let Err(e) = self.poll.poll(&mut events, None) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    warn!("admin: {e}");
+                    return;
+                }
+            }
+            // Checked before accepting: once the listener is another
+            // process's, every client queued on it is that process's.
+            if control.handed_over.load(Ordering::Acquire) {
+                return;
+            }
+            loop {
+                let stream = match self.listener.accept() {
+                    Ok((stream, _)) => stream,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) => {
+                        warn!("admin: accept failed: {e}");
+                        std::thread::sleep(Duration::from_millis(100));
+                        break;
+                    }
+                };
                 // The configuration in force: a reload swaps it.
                 let config = match current.lock() {
                     Ok(c) => Arc::clone(&c),
                     Err(poisoned) => Arc::clone(&poisoned.into_inner()),
                 };
                 let draining = control.draining.load(Ordering::Acquire);
-                if let Err(e) = answer(stream, &shards, &config, draining) {
+                let stream = TcpStream::from(std::os::fd::OwnedFd::from(stream));
+                let answered = stream
+                    .set_nonblocking(false)
+                    .and_then(|()| answer(stream, &shards, &config, draining));
+                if let Err(e) = answered {
                     debug!("admin: {e}");
                 }
-            }
-            Err(e) => {
-                warn!("admin: accept failed: {e}");
-                std::thread::sleep(Duration::from_millis(100));
+                if control.handed_over.load(Ordering::Acquire) {
+                    return;
+                }
             }
         }
     }

@@ -16,6 +16,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -123,6 +124,9 @@ fn run(current: &Mutex<Arc<Config>>, workers: &[(mpsc::Sender<Command>, Arc<Wake
     }
 }
 
+/// Checks started so far: which source address the next one uses.
+static CHECKS_STARTED: AtomicUsize = AtomicUsize::new(0);
+
 /// Starts checking server `s` of group `g` in a thread of its own; false
 /// when the thread could not start (said, and retried at the next
 /// interval).
@@ -138,7 +142,18 @@ fn start(config: &Arc<Config>, g: usize, s: usize, tx: &mpsc::Sender<Ended>) -> 
                 .check
                 .as_ref()
                 .expect("only groups with checks are checked");
-            let verdict = probe(server.addr, &server.name, server.tls.as_ref(), check);
+            // Checks take the proxy's path: each from the group's next
+            // source address, in turn.
+            let sources = group.sources.for_server(server.addr);
+            let turn = CHECKS_STARTED.fetch_add(1, Ordering::Relaxed);
+            let source = (!sources.is_empty()).then(|| sources[turn % sources.len()]);
+            let verdict = probe(
+                server.addr,
+                source,
+                &server.name,
+                server.tls.as_ref(),
+                check,
+            );
             let at = Instant::now();
             let _ = tx.send(Ended {
                 config: Arc::clone(&config),

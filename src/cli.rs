@@ -49,6 +49,7 @@ pub struct Cli {
             "access_log_format", "drain_timeout", "drain_spread", "trusted_proxy",
             "keepalive_timeout", "keepalive_requests", "upstream_keepalive",
             "ping_interval", "ping_timeout", "max_message_bytes",
+            "source_address",
         ]
     )]
     pub config: Option<PathBuf>,
@@ -67,6 +68,7 @@ pub struct Cli {
             "access_log_format", "drain_timeout", "drain_spread", "trusted_proxy",
             "keepalive_timeout", "keepalive_requests", "upstream_keepalive",
             "ping_interval", "ping_timeout", "max_message_bytes",
+            "source_address",
         ]
     )]
     pub nginx_config: Option<PathBuf>,
@@ -195,6 +197,15 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = Keepalive::default().idle)]
     pub upstream_keepalive: usize,
 
+    /// Connect to the upstream servers from this local address, e.g.
+    /// 10.0.0.2 (repeatable: connections take them in turn, and one with
+    /// no free port to a server is passed over for the next). Each address
+    /// adds a local port range's worth of connections to each server. A
+    /// server connects from those of its own family; with none of its
+    /// family, from the address the kernel picks.
+    #[arg(long, value_name = "IP")]
+    pub source_address: Vec<std::net::IpAddr>,
+
     /// Send the client a WebSocket Ping after this long without a byte
     /// from it; its Pong is kept from the upstream. Off unless set.
     #[arg(long, value_name = "DURATION")]
@@ -242,6 +253,21 @@ pub struct Cli {
     /// the limit tunnels copy.
     #[arg(long, value_name = "N")]
     pub splice_pipes: Option<usize>,
+
+    /// Serve a Unix control socket at PATH, through which a new process
+    /// (--takeover PATH) takes the listening sockets over. Also
+    /// `control_socket` in a configuration file, which this overrides.
+    #[arg(long, value_name = "PATH")]
+    pub control_socket: Option<PathBuf>,
+
+    /// Take the listening sockets over from the process serving the
+    /// control socket PATH: accept on them, then have it stop accepting
+    /// and drain its tunnels as SIGTERM does. With the same flags or
+    /// --config as a normal start (this binary may be newer); add
+    /// --control-socket PATH to be taken over in turn. Listeners this
+    /// configuration lacks are closed, new ones bound.
+    #[arg(long, value_name = "PATH")]
+    pub takeover: Option<PathBuf>,
 
     /// Log detail on stderr.
     #[arg(long, value_name = "LEVEL", value_enum, default_value_t = Level::Info)]

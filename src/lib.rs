@@ -4,11 +4,13 @@
 #![warn(missing_debug_implementations, unsafe_op_in_unsafe_fn)]
 
 pub mod access_log;
+pub mod activation;
 pub mod admin;
 pub mod buffer;
 pub mod checker;
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod dispatch;
 pub mod files;
 pub mod framing;

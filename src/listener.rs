@@ -75,6 +75,51 @@ fn new_socket(addr: SocketAddr) -> io::Result<Socket> {
     Ok(socket)
 }
 
+/// One more socket for the `SO_REUSEPORT` group listening on `addr` (a
+/// worker more than the group had sockets for); no exclusive probe, the
+/// group being this process's.
+pub fn join(addr: SocketAddr, defer: Duration) -> Result<mio::net::TcpListener, BindError> {
+    listen(addr, defer).map_err(|e| BindError {
+        addr,
+        why: explain(&e, addr),
+    })
+}
+
+/// A listening socket this process did not bind (a service manager passed
+/// it): what it listens on, made ready for a worker as [`bind`]'s are
+/// (non-blocking, `TCP_NODELAY` for what it accepts, the same
+/// `TCP_DEFER_ACCEPT`). An error when it is not a listening TCP socket.
+pub fn adopt(
+    fd: std::os::fd::OwnedFd,
+    defer: Duration,
+) -> io::Result<(SocketAddr, std::net::TcpListener)> {
+    let socket = Socket::from(fd);
+    let not_tcp = || io::Error::new(io::ErrorKind::InvalidInput, "not a TCP socket");
+    if socket.r#type()? != Type::STREAM {
+        return Err(not_tcp());
+    }
+    if !socket.is_listener()? {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not listening"));
+    }
+    let addr = socket.local_addr()?.as_socket().ok_or_else(not_tcp)?;
+    socket.set_nonblocking(true)?;
+    socket.set_tcp_nodelay(true)?;
+    let seconds = u32::try_from(defer.as_secs().max(1)).unwrap_or(u32::MAX);
+    sys::set_defer_accept(socket.as_fd(), seconds)?;
+    Ok((addr, socket.into()))
+}
+
+/// A worker's socket for one configured listener.
+#[derive(Debug)]
+pub struct Listening {
+    /// Which listener of the configuration it serves.
+    pub index: usize,
+    pub socket: mio::net::TcpListener,
+    /// Another process holds it too (a service manager that passed it):
+    /// stopping leaves it open and its queue to them.
+    pub shared: bool,
+}
+
 /// Fails if anything already listens on `addr`.
 fn probe_exclusive(addr: SocketAddr) -> io::Result<()> {
     new_socket(addr)?.bind(&SockAddr::from(addr))

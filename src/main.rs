@@ -15,13 +15,16 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
 use wsproxy_fast::access_log::{self, Sink};
+use wsproxy_fast::activation::Passed;
+use wsproxy_fast::admin::Admin;
 use wsproxy_fast::cli::{Cli, ImportCli};
 use wsproxy_fast::config::{self, Config, ConfigError, LoadError};
+use wsproxy_fast::control::{self, ControlSocket, Giver, TakeoverError};
 use wsproxy_fast::listener::BindError;
 use wsproxy_fast::log::{self, Level};
 use wsproxy_fast::metrics::Shard;
 use wsproxy_fast::reload::{Reloader, Sockets};
-use wsproxy_fast::worker::{Command, Control, Worker};
+use wsproxy_fast::worker::{Command, Control, Drain, Worker};
 use wsproxy_fast::{error, info, warn};
 use wsproxy_fast::{nginx, sys};
 
@@ -39,6 +42,12 @@ enum RunError {
     AccessLog(wsproxy_fast::access_log::Destination, std::io::Error),
     #[error("cannot serve the admin endpoints on {0}: {1}")]
     Admin(std::net::SocketAddr, std::io::Error),
+    #[error(transparent)]
+    Takeover(#[from] TakeoverError),
+    #[error("cannot serve the control socket {0}: {1}")]
+    Control(std::path::PathBuf, std::io::Error),
+    #[error("socket activation: {0}")]
+    Activation(String),
     #[error("a worker failed; stopped the others")]
     WorkerFailed,
 }
@@ -160,7 +169,43 @@ impl Drop for Finished {
 /// Below this many open files the proxy says the limit is low.
 const LOW_NOFILE: u64 = 65_536;
 
+/// Every worker's command channel and waker.
+type Workers = Vec<(mpsc::Sender<Command>, Arc<mio::Waker>)>;
+
+/// Tells every worker to stop accepting and drain; returns once each has
+/// let go of its listeners (false if one did not take the command).
+fn drain_workers(workers: &Workers, drain: config::Drain, handing_over: bool) -> bool {
+    let deadline = Instant::now() + drain.timeout;
+    let (released, acks) = mpsc::channel();
+    for (tx, waker) in workers {
+        let command = Command::Drain(Drain {
+            deadline,
+            spread: drain.spread,
+            handing_over,
+            released: Some(released.clone()),
+        });
+        if tx.send(command).is_err() || waker.wake().is_err() {
+            return false;
+        }
+    }
+    drop(released);
+    // Every sender is dropped once its worker has answered, or has ended.
+    let limit = Instant::now() + std::time::Duration::from_secs(5);
+    while acks
+        .recv_timeout(limit.saturating_duration_since(Instant::now()))
+        .is_ok()
+    {}
+    true
+}
+
+/// Whether a socket bound to `actual` serves the configured `addr`.
+fn serves(addr: std::net::SocketAddr, actual: std::net::SocketAddr) -> bool {
+    addr == actual || (addr.port() == 0 && addr.ip() == actual.ip())
+}
+
 fn run(cli: &Cli) -> Result<(), RunError> {
+    // Before anything opens a descriptor: those a service manager passed.
+    let passed = Passed::take().map_err(RunError::Activation)?;
     // Before the configuration, whose default connection limit follows it.
     let nofile = raise_nofile_limit();
     let source = match (&cli.config, &cli.nginx_config) {
@@ -174,10 +219,13 @@ fn run(cli: &Cli) -> Result<(), RunError> {
         }),
         (None, None) => None,
     };
-    let config = match &source {
+    let mut config = match &source {
         Some(source) => source.load()?,
         None => Config::from_cli(cli)?,
     };
+    if let Some(path) = &cli.control_socket {
+        config.control_socket = Some(path.clone());
+    }
     if cli.check {
         let source = source.as_ref().map_or_else(
             || "the command line".into(),
@@ -195,18 +243,63 @@ fn run(cli: &Cli) -> Result<(), RunError> {
     // Bind everything before starting anything, so a bad address fails
     // startup instead of leaving a half-working proxy. The main thread
     // keeps a duplicate of each socket for reloads.
+    // Sockets another process hands over, or a service manager passed,
+    // are used for the listeners with their addresses.
+    let defer = config.timeouts.handshake;
     let mut sockets = Sockets::default();
-    let assigned = sockets.assign(&config, config.workers, config.timeouts.handshake)?;
-    let bound = assigned.added;
+    let mut admin = None;
+    let mut control_socket = None;
+    let mut taken = match &cli.takeover {
+        Some(path) => Some(control::take_over(path, defer)?),
+        None => None,
+    };
+    if let Some(taken) = &mut taken {
+        for (configured, actual, shared, group) in taken.listeners.drain(..) {
+            sockets.adopt(configured, actual, group, shared);
+        }
+        admin = taken.admin.take();
+        control_socket = taken.control.take();
+    }
+    for passed in passed.listeners(defer) {
+        info!(
+            "socket activation: {:?} passed, listening on {}",
+            passed.name, passed.addr
+        );
+        if config.admin == Some(passed.addr) {
+            admin = Some(passed.socket);
+        } else if config.listeners.iter().any(|l| l.addr == passed.addr) {
+            let socket = mio::net::TcpListener::from_std(passed.socket);
+            sockets.adopt(passed.addr, passed.addr, vec![socket], true);
+        } else {
+            warn!(
+                "a passed socket ({:?}) listens on {}, which the configuration does not: \
+                 closing it",
+                passed.name, passed.addr
+            );
+        }
+    }
+    let assigned = sockets.assign(&config, config.workers, defer)?;
     let per_worker = assigned.per_worker;
+    let listening = assigned.addrs;
+    let sockets = Arc::new(Mutex::new(sockets));
     // Registered before any worker runs, so no signal is missed.
     let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP])?;
 
     // The admin listener too, before anything starts.
     let admin = match config.admin {
-        Some(addr) => {
-            Some(std::net::TcpListener::bind(addr).map_err(|e| RunError::Admin(addr, e))?)
-        }
+        Some(addr) => Some(
+            match admin.filter(|a| a.local_addr().is_ok_and(|actual| serves(addr, actual))) {
+                Some(socket) => socket,
+                None => std::net::TcpListener::bind(addr).map_err(|e| RunError::Admin(addr, e))?,
+            },
+        ),
+        None => None,
+    };
+    let control_socket = match &config.control_socket {
+        Some(path) => Some(match control_socket.filter(|c| c.path() == path) {
+            Some(socket) => socket,
+            None => ControlSocket::bind(path).map_err(|e| RunError::Control(path.clone(), e))?,
+        }),
         None => None,
     };
     let control = Control::new();
@@ -265,7 +358,7 @@ fn run(cli: &Cli) -> Result<(), RunError> {
     }
     // Startup lines print at any log level: scripts that ask for port 0
     // learn the real one from them.
-    for addr in &bound {
+    for addr in &listening {
         log::write(Level::Info, format_args!("listening on {addr}"));
     }
     let current = Arc::new(Mutex::new(Arc::clone(&config)));
@@ -274,13 +367,20 @@ fn run(cli: &Cli) -> Result<(), RunError> {
     if cli.config.is_some() {
         wsproxy_fast::checker::spawn(Arc::clone(&current), commands.clone())?;
     }
+    let mut admin_copy = None;
+    let mut admin_waker = None;
     if let Some(admin) = admin {
         let addr = admin.local_addr()?;
+        if control_socket.is_some() {
+            admin_copy = Some(admin.try_clone()?);
+        }
+        let (server, waker) = Admin::new(admin)?;
+        admin_waker = Some(waker);
         let config = Arc::clone(&current);
         let control = Arc::clone(&control);
         thread::Builder::new()
             .name("admin".into())
-            .spawn(move || wsproxy_fast::admin::serve(admin, shards, config, control))?;
+            .spawn(move || server.serve(shards, config, control))?;
         log::write(
             Level::Info,
             format_args!("admin endpoints on http://{addr}/metrics, /status and /healthz"),
@@ -295,6 +395,56 @@ fn run(cli: &Cli) -> Result<(), RunError> {
             config.summary()
         ),
     );
+
+    if let Some(taken) = &taken {
+        match taken.confirm() {
+            Ok(()) => control::log_taken(taken),
+            Err(e) => warn!(
+                "process {} did not say it stopped accepting ({e}): it may accept until it exits",
+                taken.from
+            ),
+        }
+    }
+    drop(taken);
+    let mut giving = None;
+    if let Some(socket) = control_socket {
+        let path = socket.path().display().to_string();
+        let workers = commands.clone();
+        let in_force = Arc::clone(&current);
+        let control = Arc::clone(&control);
+        let draining = Arc::clone(&control);
+        let giver = Giver {
+            sockets: Arc::clone(&sockets),
+            admin: admin_copy,
+            draining: Box::new(move || draining.draining.load(Ordering::Acquire)),
+            stop: Box::new(move |pid| {
+                control.handed_over.store(true, Ordering::Release);
+                control.draining.store(true, Ordering::Release);
+                if let Some(waker) = &admin_waker {
+                    let _ = waker.wake();
+                }
+                let drain = in_force.lock().unwrap_or_else(|p| p.into_inner()).drain;
+                if !drain_workers(&workers, drain, true) {
+                    error!("a worker did not take the drain");
+                }
+                info!(
+                    "handed the listeners to process {pid}; draining: Close frames (1001) to \
+                     every tunnel over {}, stopping within {}",
+                    log::Rounded(drain.spread),
+                    log::Rounded(drain.timeout)
+                );
+            }),
+        };
+        giving = Some(
+            thread::Builder::new()
+                .name("control".into())
+                .spawn(move || control::serve(socket, giver))?,
+        );
+        log::write(
+            Level::Info,
+            format_args!("control socket on {path} (--takeover {path} replaces this process)"),
+        );
+    }
 
     let stop = {
         let control = Arc::clone(&control);
@@ -316,7 +466,7 @@ fn run(cli: &Cli) -> Result<(), RunError> {
     // With a file, SIGHUP reloads all of it; in quick mode, certificates.
     let mut reloader = source.map(|source| Reloader {
         source,
-        sockets,
+        sockets: Arc::clone(&sockets),
         workers: commands.clone(),
         current,
     });
@@ -347,25 +497,18 @@ fn run(cli: &Cli) -> Result<(), RunError> {
                     on_signal();
                     return;
                 }
+                drain_control.draining.store(true, Ordering::Release);
+                if !drain_workers(&commands, drain, false) {
+                    error!("a worker did not take the drain; stopping");
+                    on_signal();
+                    return;
+                }
                 info!(
                     "{name} received; draining: no new clients, Close frames (1001) to every \
                      tunnel over {}, stopping within {} ({name} again stops at once)",
                     log::Rounded(drain.spread),
                     log::Rounded(drain.timeout)
                 );
-                drain_control.draining.store(true, Ordering::Release);
-                let deadline = Instant::now() + drain.timeout;
-                for (tx, waker) in &commands {
-                    let command = Command::Drain {
-                        deadline,
-                        spread: drain.spread,
-                    };
-                    if tx.send(command).is_err() || waker.wake().is_err() {
-                        error!("a worker did not take the drain; stopping");
-                        on_signal();
-                        return;
-                    }
-                }
             }
         })?;
 
@@ -396,6 +539,12 @@ fn run(cli: &Cli) -> Result<(), RunError> {
         }
     }
     signal_handle.close();
+    // Its last words to the process that took over.
+    if control.handed_over.load(Ordering::Acquire) {
+        if let Some(giving) = giving {
+            let _ = giving.join();
+        }
+    }
     if failed {
         return Err(RunError::WorkerFailed);
     }

@@ -90,6 +90,8 @@ pub struct Shard {
     /// "other" last.
     answered: [Counter; CODES.len() + 1],
     pub connect_failures: Counter,
+    /// Upstream connects given up for want of a free source port.
+    pub source_ports_exhausted: Counter,
     /// Tunnels ended by a drain (shutdown, or a reload that removed their
     /// route or server).
     pub tunnels_drained: Counter,
@@ -155,6 +157,7 @@ impl Shard {
             accepted: Counter::default(),
             answered: Default::default(),
             connect_failures: Counter::default(),
+            source_ports_exhausted: Counter::default(),
             tunnels_drained: Counter::default(),
             tls_failures: Default::default(),
             pipes_in_use: Counter::default(),
@@ -356,6 +359,16 @@ pub fn render(shards: &[Arc<Shard>], config: &Config) -> String {
         "Upstream connects refused, timed out or failed their TLS handshake.",
     );
     let _ = writeln!(out, "{name} {}", sum(shards, |s| s.connect_failures.get()));
+
+    let name = "wsproxy_upstream_source_ports_exhausted_total";
+    header(
+        &mut out,
+        name,
+        "counter",
+        "Upstream connects given up because no source address had a free port to the server.",
+    );
+    let n = sum(shards, |s| s.source_ports_exhausted.get());
+    let _ = writeln!(out, "{name} {n}");
 
     let name = "wsproxy_tunnels_drained_total";
     header(

@@ -36,6 +36,26 @@ pub fn set_defer_accept(fd: BorrowedFd<'_>, seconds: u32) -> io::Result<()> {
     Ok(())
 }
 
+/// `IP_BIND_ADDRESS_NO_PORT`: a later `bind(addr:0)` fixes only the
+/// source address and leaves the port to `connect`, which needs it unique
+/// per destination (address and port) rather than per source address: one
+/// source address then serves the whole local port range to every
+/// upstream server, instead of the whole range once. Linux 4.2+; works on
+/// IPv6 sockets too.
+pub fn set_bind_address_no_port(fd: BorrowedFd<'_>) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // Arguments: a live socket fd (borrowed for the call), a pointer to a
+    // c_int that outlives the call, and that c_int's exact size.
+    syscall!(setsockopt(
+        fd.as_raw_fd(),
+        libc::IPPROTO_IP,
+        libc::IP_BIND_ADDRESS_NO_PORT,
+        (&on as *const libc::c_int).cast(),
+        std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+    ))?;
+    Ok(())
+}
+
 /// A pipe as (read end, write end), both non-blocking and close-on-exec.
 pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [-1 as libc::c_int; 2];
@@ -178,6 +198,150 @@ pub fn open_beneath(dir: BorrowedFd<'_>, path: &std::ffi::CStr) -> io::Result<Ow
     }
 }
 
+/// Most descriptors one `SCM_RIGHTS` message carries (`SCM_MAX_FD`).
+pub const MAX_FDS_PER_MESSAGE: usize = 253;
+
+/// Sends `data` on a connected Unix socket with `fds` attached as
+/// `SCM_RIGHTS`: the receiver gets its own descriptors for the same open
+/// files (sockets keep their queues). At most [`MAX_FDS_PER_MESSAGE`].
+pub fn send_with_fds(
+    socket: BorrowedFd<'_>,
+    data: &[u8],
+    fds: &[BorrowedFd<'_>],
+) -> io::Result<()> {
+    assert!(
+        fds.len() <= MAX_FDS_PER_MESSAGE,
+        "too many descriptors for one message"
+    );
+    let raw: Vec<libc::c_int> = fds.iter().map(|fd| fd.as_raw_fd()).collect();
+    let payload = std::mem::size_of_val(raw.as_slice()) as libc::c_uint;
+    // SAFETY: CMSG_SPACE only computes a size from its argument.
+    let space = unsafe { libc::CMSG_SPACE(payload) } as usize;
+    // u64 words keep the control buffer aligned for `cmsghdr`.
+    let mut control = vec![0u64; space.div_ceil(8).max(1)];
+    let mut iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // SAFETY: an all-zero msghdr is a valid empty one; fields are set below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if !raw.is_empty() {
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = space as _;
+        // SAFETY: msg_control points at `space` zeroed, aligned bytes,
+        // enough for one header carrying `payload` bytes, so the first
+        // header exists and its data area holds `raw` exactly.
+        unsafe {
+            let header = libc::CMSG_FIRSTHDR(&msg);
+            (*header).cmsg_level = libc::SOL_SOCKET;
+            (*header).cmsg_type = libc::SCM_RIGHTS;
+            (*header).cmsg_len = libc::CMSG_LEN(payload) as _;
+            std::ptr::copy_nonoverlapping(
+                raw.as_ptr(),
+                libc::CMSG_DATA(header).cast::<libc::c_int>(),
+                raw.len(),
+            );
+        }
+    }
+    loop {
+        // SAFETY: `msg` points at `iov` (over `data`) and `control`, all
+        // alive for the call; the descriptors in it are borrowed, so open.
+        let sent = unsafe { libc::sendmsg(socket.as_raw_fd(), &msg, libc::MSG_NOSIGNAL) };
+        if sent >= 0 {
+            return if sent as usize == data.len() {
+                Ok(())
+            } else {
+                Err(io::Error::new(
+                    io::ErrorKind::WriteZero,
+                    "message cut short",
+                ))
+            };
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Receives one message into `buf` and the descriptors attached to it
+/// (close-on-exec): (bytes, descriptors). 0 bytes and none: the peer
+/// closed.
+pub fn recv_with_fds(socket: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<(usize, Vec<OwnedFd>)> {
+    let payload = (MAX_FDS_PER_MESSAGE * std::mem::size_of::<libc::c_int>()) as libc::c_uint;
+    // SAFETY: CMSG_SPACE only computes a size from its argument.
+    let space = unsafe { libc::CMSG_SPACE(payload) } as usize;
+    let mut control = vec![0u64; space.div_ceil(8)];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: an all-zero msghdr is a valid empty one; fields are set below.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = space as _;
+    let received = loop {
+        // SAFETY: `msg` points at `iov` (over `buf`) and `control`, both
+        // writable and alive for the call, with their lengths.
+        let n = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, libc::MSG_CMSG_CLOEXEC) };
+        if n >= 0 {
+            break n as usize;
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    };
+    let mut fds = Vec::new();
+    // SAFETY: the kernel filled `msg`'s control area; CMSG_FIRSTHDR and
+    // CMSG_NXTHDR walk only within msg_controllen. Each SCM_RIGHTS
+    // descriptor is new to this process and owned by nothing else, so it
+    // is wrapped exactly once (closing any that a cut message left).
+    unsafe {
+        let mut header = libc::CMSG_FIRSTHDR(&msg);
+        while !header.is_null() {
+            if (*header).cmsg_level == libc::SOL_SOCKET && (*header).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(header).cast::<libc::c_int>();
+                let bytes = (*header).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                for i in 0..bytes / std::mem::size_of::<libc::c_int>() {
+                    fds.push(OwnedFd::from_raw_fd(data.add(i).read_unaligned()));
+                }
+            }
+            header = libc::CMSG_NXTHDR(&msg, header);
+        }
+    }
+    if msg.msg_flags & (libc::MSG_CTRUNC | libc::MSG_TRUNC) != 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            "message cut short",
+        ));
+    }
+    Ok((received, fds))
+}
+
+/// Socket activation (`sd_listen_fds`): the `count` descriptors from 3 on
+/// that the service manager passed, owned from now on and close-on-exec.
+/// A descriptor that is not open is an error.
+pub fn take_inherited(count: usize) -> io::Result<Vec<OwnedFd>> {
+    const FIRST: libc::c_int = 3;
+    let mut fds = Vec::with_capacity(count);
+    for i in 0..count {
+        let fd = FIRST + libc::c_int::try_from(i).map_err(|_| io::ErrorKind::InvalidInput)?;
+        // Arguments: an integer descriptor (EBADF if it is not open).
+        syscall!(fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC))?;
+        // SAFETY: the descriptor is open (fcntl succeeded) and, by the
+        // activation protocol (LISTEN_PID names this process), was passed
+        // for this process to own; nothing else here wraps it, since it
+        // is taken once, at startup, before anything opens a descriptor.
+        fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+    Ok(fds)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -202,6 +366,17 @@ mod tests {
             io::ErrorKind::WouldBlock,
             "pipes are non-blocking"
         );
+    }
+
+    #[test]
+    fn bind_address_no_port_leaves_the_port_to_connect() {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        set_bind_address_no_port(socket.as_fd()).unwrap();
+        let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+        socket.bind(&any.into()).unwrap();
+        let bound = socket.local_addr().unwrap().as_socket().unwrap();
+        assert_eq!(bound.port(), 0, "no port taken at bind");
     }
 
     #[test]

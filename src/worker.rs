@@ -13,26 +13,29 @@
 //! lets handshakes in flight finish, and gives each tunnel its turn to be
 //! drained (a Close frame each way, see [`Pair::drain`]) at moments spread
 //! evenly over the drain window. It returns once its last pair is gone, or
-//! at the deadline, closing whatever is left.
+//! at the deadline, closing whatever is left. When another process has
+//! taken the listeners over (`--takeover`), or a service manager holds
+//! them, the worker only lets go of its descriptors: their queues and the
+//! open sockets are the other process's.
 //!
 //! A server that health checks mark down under `on_down = "drain"` has its
 //! tunnels drained the same way, the rest of the worker running on
 //! (`down.rs`).
 
-use std::collections::VecDeque;
 use std::io;
-use std::net::{Shutdown, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use mio::net::{TcpListener, TcpStream};
+use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Waker};
 use slab::Slab;
 
 use crate::access_log::{Ending, Sink};
 use crate::config::{Config, Removed};
 use crate::limits::Admission;
+use crate::listener::Listening;
 use crate::metrics::{RouteSet, Shard};
 use crate::pair::{Ctx, Kept, Outcome, Owner, Pair, Ready};
 use crate::relay::splice::PipePool;
@@ -81,6 +84,8 @@ const TRIM_AFTER: Duration = Duration::from_secs(2);
 #[derive(Debug)]
 pub struct Control {
     pub stop: AtomicBool,
+    /// Another process took the listeners: the admin endpoints stop here.
+    pub handed_over: AtomicBool,
     /// A drain is under way: `/healthz` says so.
     pub draining: AtomicBool,
     /// Client connections held, for the connection limits.
@@ -91,6 +96,7 @@ impl Control {
     pub fn new() -> Arc<Control> {
         Arc::new(Control {
             stop: AtomicBool::new(false),
+            handed_over: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             admission: Admission::default(),
         })
@@ -126,6 +132,10 @@ macro_rules! ctx {
 }
 
 mod down;
+mod drain;
+
+pub use drain::Drain;
+use drain::Draining;
 
 /// A configuration this worker serves with: the current one, or an older
 /// one that pairs accepted before a reload still use (they hold indices
@@ -145,39 +155,24 @@ struct Generation {
 #[derive(Debug)]
 pub struct Reload {
     pub config: Arc<Config>,
-    pub listeners: Vec<TcpListener>,
+    pub listeners: Vec<Listening>,
 }
 
 /// What the main thread tells a worker, after waking it.
 #[derive(Debug)]
 pub enum Command {
     Reload(Reload),
-    /// Stop accepting and drain every tunnel: Close frames spread over
-    /// `spread`, everything closed by `deadline`.
-    Drain {
-        deadline: Instant,
-        spread: Duration,
-    },
+    Drain(Drain),
     /// The health checker marked an upstream server down, and its group
     /// says to drain its tunnels.
     ServerDown(Arc<ServerDown>),
-}
-
-/// A drain under way.
-#[derive(Debug)]
-struct Draining {
-    deadline: Instant,
-    /// `deadline` on the timer wheel: draining tunnels' timers.
-    until: Tick,
-    /// Pairs waiting for their turn, with when it comes, earliest first.
-    queue: VecDeque<(Instant, usize)>,
 }
 
 #[derive(Debug)]
 pub struct Worker {
     id: usize,
     poll: Poll,
-    listeners: Vec<TcpListener>,
+    listeners: Vec<Listening>,
     /// Accepting is paused until then (out of descriptors, or past the
     /// connection limits).
     accept_paused_until: Option<Instant>,
@@ -233,7 +228,7 @@ impl Worker {
     /// once `control.stop` is set.
     pub fn new(
         id: usize,
-        listeners: Vec<TcpListener>,
+        listeners: Vec<Listening>,
         config: Arc<Config>,
         control: Arc<Control>,
         metrics: Arc<Shard>,
@@ -244,8 +239,11 @@ impl Worker {
         let waker = Arc::new(Waker::new(poll.registry(), token::WAKER)?);
         let mut listeners = listeners;
         for (i, listener) in listeners.iter_mut().enumerate() {
-            poll.registry()
-                .register(listener, token::listener(i), Interest::READABLE)?;
+            poll.registry().register(
+                &mut listener.socket,
+                token::listener(i),
+                Interest::READABLE,
+            )?;
         }
         let clock = Clock::new();
         let mut gens = Slab::new();
@@ -313,9 +311,7 @@ impl Worker {
                         while let Ok(command) = self.commands.try_recv() {
                             match command {
                                 Command::Reload(reload) => self.switch(reload),
-                                Command::Drain { deadline, spread } => {
-                                    self.start_draining(deadline, spread, now)
-                                }
+                                Command::Drain(drain) => self.start_draining(drain, now),
                                 Command::ServerDown(down) => self.server_down(down, now),
                             }
                         }
@@ -471,8 +467,8 @@ impl Worker {
             let Some(listener) = self.listeners.get(index) else {
                 return Accepted::All;
             };
-            match listener.accept() {
-                Ok((stream, addr)) => self.admit(stream, addr, index),
+            match listener.socket.accept() {
+                Ok((stream, addr)) => self.admit(stream, addr, listener.index),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Accepted::All,
                 Err(e) if is_transient_accept_error(&e) => continue,
                 Err(e) => {
@@ -491,7 +487,7 @@ impl Worker {
     fn pause_accepting(&mut self, now: Instant) {
         self.to_accept.clear();
         for listener in &mut self.listeners {
-            if let Err(e) = self.poll.registry().deregister(listener) {
+            if let Err(e) = self.poll.registry().deregister(&mut listener.socket) {
                 error!("cannot pause listener: {e}");
             }
         }
@@ -505,11 +501,11 @@ impl Worker {
         self.accept_paused_until = None;
         // Registering reports connections already queued, so none is missed.
         for (i, listener) in self.listeners.iter_mut().enumerate() {
-            if let Err(e) =
-                self.poll
-                    .registry()
-                    .register(listener, token::listener(i), Interest::READABLE)
-            {
+            if let Err(e) = self.poll.registry().register(
+                &mut listener.socket,
+                token::listener(i),
+                Interest::READABLE,
+            ) {
                 error!("cannot resume listener: {e}");
             }
         }
@@ -680,89 +676,6 @@ impl Worker {
         }
     }
 
-    /// Stops accepting and queues every pair for its drain turn; see the
-    /// module's documentation.
-    fn start_draining(&mut self, deadline: Instant, spread: Duration, now: Instant) {
-        if self.drain.is_some() {
-            return;
-        }
-        // Clients the kernel queued already were in flight: take them all.
-        if self.accept_paused_until.is_none() {
-            for i in 0..self.listeners.len() {
-                self.accept(i, usize::MAX, now);
-            }
-        }
-        self.to_accept.clear();
-        for mut listener in self.listeners.drain(..) {
-            if self.accept_paused_until.is_none() {
-                let _ = self.poll.registry().deregister(&mut listener);
-            }
-            // The socket is shared with the main thread's copy (kept for
-            // reloads): shutting it, not just closing this descriptor,
-            // makes the kernel refuse new clients at once.
-            let _ = socket2::SockRef::from(&listener).shutdown(Shutdown::Both);
-        }
-        self.accept_paused_until = None;
-        self.kept.clear();
-        self.close_idle(|_| true);
-        let keys: Vec<usize> = self.pairs.iter().map(|(key, _)| key).collect();
-        let n = keys.len().max(1) as u32;
-        let queue = keys
-            .into_iter()
-            .enumerate()
-            .map(|(i, key)| (now + spread * i as u32 / n, key))
-            .collect();
-        let until = timer::deadline(self.now, deadline.saturating_duration_since(now));
-        debug!(
-            "draining {} over {}, until {} from now",
-            crate::log::count(self.pairs.len(), "connection"),
-            crate::log::Rounded(spread),
-            crate::log::Rounded(deadline.saturating_duration_since(now))
-        );
-        self.drain = Some(Draining {
-            deadline,
-            until,
-            queue,
-        });
-    }
-
-    /// Drains the pairs whose turn came. True when the worker is done:
-    /// no pair left, or the deadline passed (the rest are closed).
-    fn drain_turns(&mut self, now: Instant) -> bool {
-        let Some(drain) = &mut self.drain else {
-            return false;
-        };
-        let until = drain.until;
-        let mut due = Vec::new();
-        while let Some(&(at, key)) = drain.queue.front() {
-            if at > now {
-                break;
-            }
-            drain.queue.pop_front();
-            due.push(key);
-        }
-        let past = now >= drain.deadline;
-        for key in due {
-            let Some(pair) = self.pairs.get_mut(key) else {
-                continue;
-            };
-            let mut ctx = ctx!(self, key, pair.gen());
-            let outcome = pair.drain(until, Ending::Shutdown, &mut ctx);
-            self.settle(key, outcome);
-        }
-        if past && !self.pairs.is_empty() {
-            info!(
-                "drain timeout: closing {} connections still open",
-                self.pairs.len()
-            );
-            let keys: Vec<usize> = self.pairs.iter().map(|(key, _)| key).collect();
-            for key in keys {
-                self.settle(key, Outcome::Close);
-            }
-        }
-        self.pairs.is_empty()
-    }
-
     /// After a reload: drains or closes the tunnels whose route or upstream
     /// server the new configuration no longer has, as it says.
     fn end_removed(&mut self) {
@@ -817,7 +730,7 @@ impl Worker {
         let paused = self.accept_paused_until.is_some();
         for listener in &mut self.listeners {
             if !paused {
-                let _ = self.poll.registry().deregister(listener);
+                let _ = self.poll.registry().deregister(&mut listener.socket);
             }
         }
         self.listeners = reload.listeners;
@@ -825,11 +738,11 @@ impl Worker {
         self.to_accept.clear();
         if !paused {
             for (i, listener) in self.listeners.iter_mut().enumerate() {
-                if let Err(e) =
-                    self.poll
-                        .registry()
-                        .register(listener, token::listener(i), Interest::READABLE)
-                {
+                if let Err(e) = self.poll.registry().register(
+                    &mut listener.socket,
+                    token::listener(i),
+                    Interest::READABLE,
+                ) {
                     error!("cannot watch a reloaded listener: {e}");
                 }
             }

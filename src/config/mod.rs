@@ -23,7 +23,7 @@ use crate::log;
 use crate::relay::{splice, Policy};
 use crate::route::{Access, Location, Origins, PathEdit, RewriteRedirect, Routes, VirtualHosts};
 use crate::tls::{self, CertFiles, ServerSettings, ServerTls, UpstreamSettings};
-use crate::upstream::{Balance, CheckKind, Group, OnDown, Server};
+use crate::upstream::{Balance, CheckKind, Group, OnDown, Server, Sources};
 
 mod addr;
 mod file;
@@ -218,6 +218,9 @@ pub struct Config {
     pub limits: Limits,
     /// Where `/metrics` and `/healthz` are served, if anywhere.
     pub admin: Option<SocketAddr>,
+    /// The Unix socket a new process takes the listeners over from
+    /// (`--takeover`), if any.
+    pub control_socket: Option<std::path::PathBuf>,
     /// Where finished exchanges are logged, and how.
     pub access_log: access_log::Destination,
     pub access_log_format: access_log::Format,
@@ -462,6 +465,8 @@ pub enum ConfigError {
     NoUpstream,
     #[error("--upstream {0:?}: {1}")]
     BadUpstream(String, String),
+    #[error("--source-address {0}")]
+    BadSource(String),
     #[error("--max-header-bytes {0} is out of range: use {MIN_HEAD_BYTES} to {MAX_HEAD_LIMIT}")]
     HeadLimit(usize),
     #[error("--workers {0} is more than {MAX_WORKERS}")]
@@ -527,6 +532,8 @@ impl Config {
         for text in &cli.upstream {
             servers.extend(resolve_upstream(text, 1, tls.as_ref())?);
         }
+        let sources =
+            Sources::from_flags(&cli.source_address, &servers).map_err(ConfigError::BadSource)?;
         let workers = match cli.workers {
             Workers::Count(n) if n.get() > MAX_WORKERS => {
                 return Err(ConfigError::TooManyWorkers(n.get()))
@@ -595,6 +602,7 @@ impl Config {
                     FAIL_TIMEOUT,
                 );
                 group.keepalive.idle = cli.upstream_keepalive;
+                group.sources = sources;
                 group
             }],
             workers,
@@ -615,6 +623,7 @@ impl Config {
                 .transpose()?,
             access_log: cli.access_log.clone(),
             access_log_format: cli.access_log_format,
+            control_socket: cli.control_socket.clone(),
             drain: Drain {
                 timeout: cli.drain_timeout.0,
                 spread: cli.drain_spread.0.min(cli.drain_timeout.0),

@@ -22,12 +22,13 @@ const LISTS: [&str; 6] = [
 
 /// Single-valued directives carried down to where they take effect
 /// (`try_files` is not among them: nginx does not pass it down).
-const SCALARS: [&str; 29] = [
+const SCALARS: [&str; 30] = [
     "root",
     "index",
     "proxy_http_version",
     "proxy_read_timeout",
     "proxy_connect_timeout",
+    "proxy_bind",
     "proxy_send_timeout",
     "ssl_protocols",
     "ssl_ciphers",

@@ -510,6 +510,7 @@ impl Translator {
         }
         self.request_headers(pp, inherited, context, &proxy_host, route);
         self.timeouts(pp, inherited, route);
+        self.proxy_bind(pp, inherited);
         if inherited.word("proxy_http_version") != Some("1.1") {
             self.notes.note(
                 &pp.at,

@@ -12,6 +12,7 @@
 //! | `translate.rs` | the main, `events` and `http` contexts, `upstream`, `map`, `limit_conn` |
 //! | `site.rs` | `server`: listeners, `server_name`, the HTTPS redirect, TLS |
 //! | `location.rs` | `location`: targets, `proxy_pass` URI rules, `rewrite`, `return`, `try_files`, `allow`/`deny`, timeouts |
+//! | `bind.rs` | `proxy_bind`: one source address for every upstream connection |
 //! | `headers.rs` | `proxy_set_header`, `add_header`, `proxy_hide_header` |
 //! | `emit.rs` | the TOML sections, rendered with each block's nginx origin |
 //! | `notes.rs` | notes and errors, located |
@@ -20,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{self, Config, FileError, LoadError};
 
+mod bind;
 mod emit;
 mod grammar;
 mod headers;

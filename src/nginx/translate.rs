@@ -97,6 +97,8 @@ pub(super) struct Translator {
     pub(super) per_ip_zones: Vec<String>,
     pub(super) read_timeouts: Agreed,
     pub(super) connect_timeouts: Agreed,
+    /// Each proxying location's `proxy_bind` (none: without one).
+    pub(super) binds: Vec<super::bind::Bind>,
     pub(super) per_ip: Option<(i64, Place)>,
     pub(super) trusted: Vec<String>,
     /// Said once: nginx's 60 s tunnel cut-off is not carried over.
@@ -120,6 +122,7 @@ impl Translator {
             per_ip_zones: Vec::new(),
             read_timeouts: Agreed::default(),
             connect_timeouts: Agreed::default(),
+            binds: Vec::new(),
             per_ip: None,
             trusted: Vec::new(),
             said_default_read_timeout: false,
@@ -410,6 +413,7 @@ impl Translator {
             self.timeouts
                 .set("connect", Value::str(values::duration_text(t)));
         }
+        self.settle_binds();
         if let Some((n, _)) = self.per_ip {
             self.limits.set("max_connections_per_ip", Value::Int(n));
         }

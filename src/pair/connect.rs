@@ -2,8 +2,6 @@
 //! TLS handshake, to a `wss://` server), moving on past servers that
 //! refuse or time out until one accepts or none is left.
 
-use mio::net::TcpStream;
-
 use super::end::End;
 use super::{Core, Ctx, Failure, Ready, Step};
 use crate::buffer::{Buf, Pool};
@@ -13,7 +11,8 @@ use crate::handshake::request::Kind;
 use crate::metrics::TlsSide;
 use crate::relay::splice::PipePool;
 use crate::relay::{Flow, Tls};
-use crate::upstream::Attempt;
+use crate::upstream::source::{self, Refused};
+use crate::upstream::{Attempt, Group};
 use crate::{debug, warn};
 
 /// Connecting; the rewritten request head waits in `c2u`.
@@ -98,7 +97,9 @@ pub(super) fn start(c: &mut Connect, core: &mut Core, ctx: &mut Ctx<'_>) -> Step
             return connected(core, ctx);
         }
         let addr = group.servers[server].addr;
-        match TcpStream::connect(addr) {
+        let sources = group.sources.for_server(addr);
+        let first = ctx.picker.sources.next(usize::from(core.group));
+        match source::connect(addr, sources, first) {
             Ok(stream) => {
                 group.opened(server);
                 // Small frames go out at once; a WebSocket is interactive.
@@ -114,24 +115,69 @@ pub(super) fn start(c: &mut Connect, core: &mut Core, ctx: &mut Ctx<'_>) -> Step
                 core.arm(ctx, ctx.config.timeouts.connect);
                 return Step::Wait;
             }
-            Err(e) => {
+            Err(Refused::Connect(e)) => {
                 warn!(
                     "upstream {addr}: connect failed: {e} (client {})",
                     core.client_addr
                 );
                 group.connect_failed(server, ctx.at);
                 ctx.metrics.connect_failures.add(1);
-                match c.attempt.next(group, ctx.at) {
-                    Some(next) => c.attempt = next,
-                    None => {
-                        return Step::Refuse(Reject::new(
-                            Status::BadGateway,
-                            "no upstream server accepted the connection",
-                        ))
-                    }
-                }
+            }
+            // The proxy's own limit: the server is not to blame, so its
+            // health is left alone; the next server may still have ports.
+            Err(refused) => said_unusable(group, addr, refused, ctx),
+        }
+        match c.attempt.next(group, ctx.at) {
+            Some(next) => c.attempt = next,
+            None => {
+                return Step::Refuse(Reject::new(
+                    Status::BadGateway,
+                    "no upstream server accepted the connection",
+                ))
             }
         }
+    }
+}
+
+/// Says (at most every few seconds per worker) that no source address
+/// could reach `addr`, and what to change.
+fn said_unusable(group: &Group, addr: std::net::SocketAddr, refused: Refused, ctx: &mut Ctx<'_>) {
+    let spread = &mut ctx.picker.sources;
+    let more = |unsaid: u64| match unsaid {
+        0 => String::new(),
+        n => format!(" ({n} more since last said)"),
+    };
+    match refused {
+        Refused::Exhausted => {
+            ctx.metrics.source_ports_exhausted.add(1);
+            let Some(unsaid) = spread.exhausted.occurred(ctx.at) else {
+                return;
+            };
+            let sources = group.sources.for_server(addr);
+            let from = match sources {
+                [] => String::new(),
+                _ => {
+                    let list: Vec<String> = sources.iter().map(ToString::to_string).collect();
+                    format!(" from {}", list.join(", "))
+                }
+            };
+            warn!(
+                "no free source port to {addr}{from}: {} or widen net.ipv4.ip_local_port_range{}",
+                group.sources.fix(),
+                more(unsaid)
+            );
+        }
+        Refused::Bind(source, e) => {
+            let Some(unsaid) = spread.unbound.occurred(ctx.at) else {
+                return;
+            };
+            warn!(
+                "cannot connect to {addr} from source address {source}: {e}: \
+                 is it an address of this host?{}",
+                more(unsaid)
+            );
+        }
+        Refused::Connect(_) => {}
     }
 }
 

@@ -5,7 +5,7 @@
 
 use std::fmt;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -174,15 +174,17 @@ const MAX_ANSWER_HEAD: usize = 16 * 1024;
 const WEBSOCKET_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /// Checks the server at `addr` (named `name`, for the default `Host`) as
-/// `check` says, within `check.timeout`. Blocks the calling thread.
+/// `check` says, within `check.timeout`, connecting from `source` if
+/// given (as the proxy's own connections do). Blocks the calling thread.
 pub fn probe(
     addr: SocketAddr,
+    source: Option<IpAddr>,
     name: &str,
     tls: Option<&UpstreamTls>,
     check: &HealthCheck,
 ) -> Verdict {
     let deadline = Instant::now() + check.timeout;
-    match run(addr, name, tls, check, deadline) {
+    match run(addr, source, name, tls, check, deadline) {
         Ok(verdict) => verdict,
         Err(e) => Verdict::of(&e),
     }
@@ -190,12 +192,13 @@ pub fn probe(
 
 fn run(
     addr: SocketAddr,
+    source: Option<IpAddr>,
     name: &str,
     tls: Option<&UpstreamTls>,
     check: &HealthCheck,
     deadline: Instant,
 ) -> io::Result<Verdict> {
-    let tcp = TcpStream::connect_timeout(&addr, check.timeout)?;
+    let tcp = super::source::connect_blocking(addr, source, check.timeout)?;
     let _ = tcp.set_nodelay(true);
     let mut stream = Timed { tcp, deadline };
     match tls {
@@ -518,7 +521,7 @@ mod tests {
         ];
         for &(kind, answer, want) in table {
             let addr = answering(answer);
-            let got = probe(addr, "app.test", None, &check(kind));
+            let got = probe(addr, None, "app.test", None, &check(kind));
             assert_eq!(got, want, "{kind:?}");
         }
     }
@@ -529,14 +532,14 @@ mod tests {
             .and_then(|l| l.local_addr())
             .expect("a port");
         assert_eq!(
-            probe(addr, "x", None, &check(CheckKind::Tcp)),
+            probe(addr, None, "x", None, &check(CheckKind::Tcp)),
             Verdict::Refused
         );
         let silent = TcpListener::bind("127.0.0.1:0").expect("bind");
         let mut quick = check(CheckKind::Http);
         quick.timeout = Duration::from_millis(200);
         let addr = silent.local_addr().expect("addr");
-        assert_eq!(probe(addr, "x", None, &quick), Verdict::TimedOut);
+        assert_eq!(probe(addr, None, "x", None, &quick), Verdict::TimedOut);
     }
 
     #[test]
@@ -576,12 +579,13 @@ mod tests {
         };
         let http = check(CheckKind::Http);
         assert_eq!(
-            probe(addr, "up.test", Some(&tls("up.test")), &http),
+            probe(addr, None, "up.test", Some(&tls("up.test")), &http),
             Verdict::Passed
         );
         assert_eq!(
             probe(
                 addr,
+                None,
                 "up.test",
                 Some(&tls("up.test")),
                 &check(CheckKind::Tcp)
@@ -590,7 +594,7 @@ mod tests {
             "a tcp check of a wss:// server completes TLS"
         );
         assert_eq!(
-            probe(addr, "other.test", Some(&tls("other.test")), &http),
+            probe(addr, None, "other.test", Some(&tls("other.test")), &http),
             Verdict::Tls,
             "a certificate for another name"
         );

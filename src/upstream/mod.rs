@@ -10,6 +10,7 @@
 //! | `hash.rs` | hash keys from a request, the consistent-hash ring |
 //! | `health.rs` | passive and active health and live counts, shared through atomics |
 //! | `check.rs` | active health checks: their settings, the probe, its verdict |
+//! | `source.rs` | source addresses: binding before connect, their rotation, running out of ports |
 //!
 //! Balancing state (round-robin positions) is per worker and touches no
 //! shared memory; health and live counts are shared by every worker.
@@ -17,6 +18,7 @@
 mod check;
 mod hash;
 mod health;
+pub mod source;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -26,6 +28,8 @@ use hash::Ring;
 pub use hash::{key_of, HashKey};
 use health::Health;
 pub use health::{Change, CheckState};
+pub use source::Sources;
+use source::Spread;
 
 /// One upstream server of a group.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -124,6 +128,8 @@ pub struct Group {
     pub keepalive: Keepalive,
     /// Active health checks of its servers, if configured.
     pub check: Option<HealthCheck>,
+    /// Local addresses its connections come from; none: the kernel picks.
+    pub sources: Sources,
     /// Only for [`Balance::Hash`].
     ring: Option<Ring>,
     health: Health,
@@ -163,6 +169,7 @@ impl Group {
             fail_timeout,
             keepalive: Keepalive::default(),
             check: None,
+            sources: Sources::default(),
             ring,
             health,
         }
@@ -270,6 +277,9 @@ impl Group {
 pub struct Picker {
     /// Per group, each server's current weight.
     current: Vec<Box<[i64]>>,
+    /// Per group, the rotation over its source addresses; and running
+    /// out of source ports, as said.
+    pub sources: Spread,
 }
 
 impl Picker {
@@ -288,6 +298,7 @@ impl Picker {
         });
         Picker {
             current: current.collect(),
+            sources: Spread::new(groups.len()),
         }
     }
 

@@ -101,10 +101,11 @@ impl Proxy {
         Proxy::try_start_command(command)
     }
 
-    /// Runs the binary under `sh` after the shell `setup` (e.g. `ulimit`
-    /// lines), then waits until it is ready.
+    /// Runs the binary under bash after the shell `setup` (e.g. `ulimit`
+    /// lines, or redirections of descriptors past 9, which dash lacks),
+    /// then waits until it is ready.
     pub fn start_in_shell(setup: &str, args: &[&str]) -> Proxy {
-        let mut command = Command::new("sh");
+        let mut command = Command::new("bash");
         command
             .arg("-c")
             .arg(format!("{setup} && exec \"$0\" \"$@\""))

@@ -79,6 +79,8 @@ impl Checker<'_> {
             sites.push(site);
             site_listens.push(listens);
         }
+        let top = file.source_addresses.as_deref();
+        self.sources(top, &file.upstream, &mut groups, &names);
         let listeners = self.bind_sites(
             &file.listener,
             listeners,
@@ -124,6 +126,7 @@ impl Checker<'_> {
                     }
                 }),
             access_log_format: file.access_log_format.unwrap_or(access_log::Format::Text),
+            control_socket: file.control_socket.as_ref().map(|p| self.base.join(p)),
             drain,
             trusted_proxies: self.trusted_proxies(&file.trusted_proxies),
             admin: file.admin.as_ref().and_then(|a| {

@@ -35,6 +35,7 @@
 //! | `check.rs` | the whole file → `Config`: globals, timeouts, listeners and the sites on them |
 //! | `sites.rs` | `[[server]]` and `[[server.route]]`, and listener TLS |
 //! | `upstreams.rs` | `[upstream.NAME]` groups, their servers, balancing, health checks and TLS |
+//! | `sources.rs` | `source_addresses`: each group's own, or the file's default |
 
 use std::fmt;
 use std::ops::Range;
@@ -54,6 +55,7 @@ mod check;
 mod keys;
 mod sections;
 mod sites;
+mod sources;
 #[cfg(test)]
 mod tests;
 mod upstreams;

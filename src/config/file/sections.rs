@@ -19,6 +19,7 @@ pub(super) struct FileSections {
     pub(super) splice_pipes: Option<usize>,
     pub(super) max_header_bytes: Option<Spanned<usize>>,
     pub(super) admin: Option<Spanned<String>>,
+    pub(super) control_socket: Option<String>,
     pub(super) access_log: Option<String>,
     pub(super) access_log_format: Option<access_log::Format>,
     #[serde(default)]
@@ -37,6 +38,7 @@ pub(super) struct FileSections {
     pub(super) trusted_proxies: Vec<Spanned<String>>,
     pub(super) keepalive_timeout: Option<Spanned<DurationText>>,
     pub(super) keepalive_requests: Option<Spanned<u32>>,
+    pub(super) source_addresses: Option<Vec<Spanned<String>>>,
 }
 
 /// A duration as written: `"500ms"`, `"10s"`, `"5m"`, `"1h"`, or a bare
@@ -155,6 +157,7 @@ pub(super) struct UpstreamSection {
     pub(super) keepalive_timeout: Option<Spanned<DurationText>>,
     pub(super) keepalive_requests: Option<Spanned<u32>>,
     pub(super) health: Option<Spanned<HealthSection>>,
+    pub(super) source_addresses: Option<Vec<Spanned<String>>>,
 }
 
 /// `[upstream.NAME.health]`: active health checks of the group's servers.
