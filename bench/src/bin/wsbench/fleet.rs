@@ -12,10 +12,12 @@
 //! - `steady`: `--conns` connections, one key each, each sending a message
 //!   every `--interval-ms` and awaiting its echo. A connection the server
 //!   closes (Close frame) or drops is opened again at once; the report
-//!   counts messages unanswered when that happened, every failed connection
-//!   attempt by kind (refused, reset, answered with another status than 101,
-//!   timed out), and how long connections stayed away (outages: from the
-//!   loss to the next successful upgrade).
+//!   counts messages unanswered when that happened (with how long before
+//!   the Close each was sent: one sent within a round trip crossed it on
+//!   the wire, and the closing handshake leaves it unanswered), every
+//!   failed connection attempt by kind (refused, reset, answered with
+//!   another status than 101, timed out), and how long connections stayed
+//!   away (outages: from the loss to the next successful upgrade).
 //!
 //! One blocking thread per connection (`steady`) or per worker (`keys`),
 //! with the test client of `wsbench::ws`: these modes count and classify,
@@ -54,6 +56,9 @@ const ECHO_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How often `steady` looks for its `--stop-file`.
 const STOP_POLL: Duration = Duration::from_millis(50);
+
+/// Ages of unanswered messages kept for the report.
+const MAX_AGES: usize = 1000;
 
 /// The close code a client sends when its run is over (RFC 6455 §7.4.1).
 const CLOSE_NORMAL: u16 = 1000;
@@ -245,6 +250,11 @@ impl Landings {
     }
 }
 
+fn uint_array(values: &[u64]) -> String {
+    let items: Vec<String> = values.iter().map(u64::to_string).collect();
+    format!("[{}]", items.join(","))
+}
+
 fn counts_json(counts: &BTreeMap<String, u64>) -> String {
     let mut out = String::from("{");
     for (i, (name, n)) in counts.iter().enumerate() {
@@ -382,6 +392,9 @@ struct SteadyTally {
     dropped: u64,
     /// Messages sent whose echo had not come when a Close arrived.
     lost_at_close: u64,
+    /// How long before that Close each was sent (µs; the first
+    /// [`MAX_AGES`]): within about one round trip, it crossed the Close.
+    lost_ages_us: Vec<u64>,
     /// Messages sent whose echo had not come when the connection dropped.
     lost_at_drop: u64,
     /// Echoes that took longer than [`ECHO_TIMEOUT`].
@@ -404,6 +417,9 @@ impl SteadyTally {
         }
         self.dropped += other.dropped;
         self.lost_at_close += other.lost_at_close;
+        let room = MAX_AGES.saturating_sub(self.lost_ages_us.len());
+        self.lost_ages_us
+            .extend(other.lost_ages_us.iter().take(room).copied());
         self.lost_at_drop += other.lost_at_drop;
         self.echo_timeouts += other.echo_timeouts;
         self.outages.merge(&other.outages);
@@ -529,6 +545,7 @@ pub fn steady(args: &SteadyArgs) -> Result<Outcome, SetupError> {
                 .raw("closes_by_server", &closes.finish())
                 .uint("dropped", total.dropped)
                 .uint("lost_at_close", total.lost_at_close)
+                .raw("lost_at_close_ages_us", &uint_array(&total.lost_ages_us))
                 .uint("lost_at_drop", total.lost_at_drop)
                 .uint("echo_timeouts", total.echo_timeouts),
         )
@@ -648,6 +665,12 @@ fn session(
                 }
                 Ok(frame) if frame.opcode == Opcode::Close => {
                     tally.lost_at_close += 1;
+                    if tally.lost_ages_us.len() < MAX_AGES {
+                        let age = sent_at.elapsed().as_micros();
+                        tally
+                            .lost_ages_us
+                            .push(u64::try_from(age).unwrap_or(u64::MAX));
+                    }
                     answer_close(client, tally, frame.close_code());
                     return Ended::Lost;
                 }
