@@ -4,16 +4,18 @@
 # backends, and what the fleet does when keys, upgrades, load and failures
 # hit it.
 #
-#   scripts/fleet.sh                   every scenario, full counts (about 3 minutes)
-#   scripts/fleet.sh --smoke           3 nodes, small counts, seconds each; exits
+#   scripts/fleet.sh                   every scenario, full counts (about 40 s
+#                                      on 2 cores, plus builds)
+#   scripts/fleet.sh --smoke           3 nodes, small counts, about 10 s; exits
 #                                      non-zero on any violation (CI: scripts/test.sh)
 #   scripts/fleet.sh --balancer nft --scenarios "keys kill"
 #
 # Options: --nodes N (default 3), --upstreams M (default 3), --balancer
 # haproxy|nft (default haproxy), --scenarios "keys rolling capacity kill"
-# (default all four, run in this order), --keys N and --rounds R (keys: 1000 x 5; smoke 200 x
-# 3), --conns N (steady connections of rolling and kill: 300; smoke 60),
-# --capacity N (tunnels per node to hold: 9000; smoke 300), --out DIR
+# (default all four, run in this order), --keys N and --rounds R (keys:
+# 1000 x 5; smoke 200 x 3), --conns N (steady connections of rolling and
+# kill: 300; smoke 60), --capacity N (tunnels per node to hold: 9000; smoke
+# 300; a node has room for 9200 under a 20000-descriptor limit), --out DIR
 # (default target/fleet/<date>), --no-plot. Needs root (namespaces), ip
 # (iproute2), python3, and HAProxy or nftables (installed through
 # scripts/setup.sh when missing; if that fails it says what to install).
@@ -73,10 +75,12 @@
 #             /metrics add up to --conns again); must recover within 60 s
 #
 # Every node's tunnels and RSS are sampled every 100 ms (scripts/fleet/
-# sample.py, in the balancer namespace). Outputs in OUT: summary.md (the
-# table, also printed), samples.csv, events.csv, fleet.png (connections
-# per node over time, scripts/fleet/plot.py), each scenario's JSON, env.txt
-# and logs/.
+# sample.py, in the balancer namespace; a node's /metrics is its admin
+# listener's, which a takeover hands to the new process, so a replaced
+# node's line shows the new process while the old one drains). Outputs in
+# OUT: summary.md (the table, also printed), samples.csv, events.csv,
+# fleet.png (connections per node over time, one panel per scenario,
+# scripts/fleet/plot.py), each scenario's JSON, env.txt and logs/.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
