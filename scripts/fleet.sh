@@ -486,6 +486,21 @@ wait_balancer() {
   done
 }
 
+# log_marks FILE...: "FILE:SIZE" for each existing file, its size now.
+log_marks() {
+  local f
+  for f in "$@"; do [ ! -f "$f" ] || echo "$f:$(stat -c %s "$f")"; done
+}
+
+# count_since MARKS RE: lines matching RE written to the files since MARKS.
+count_since() {
+  local mark n=0
+  for mark in $1; do
+    n=$((n + $(tail -c +"$((${mark##*:} + 1))" "${mark%:*}" | grep -c -- "$2" || true)))
+  done
+  echo "$n"
+}
+
 rss_kib() {
   awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"
 }
@@ -598,8 +613,9 @@ scenario_rolling() {
 
 scenario_capacity() {
   local total=$((nodes * capacity)) per_proc=8000 procs p n i pids=() logs=() counts before=() held=()
-  local rc res tunnels survivors opened
+  local rc res tunnels survivors opened marks
   procs=$(((total + per_proc - 1) / per_proc))
+  marks=$(log_marks "$out"/logs/haproxy-*.log "$out/logs/nft-check.log")
   for ((i = 1; i <= nodes; i++)); do before[i]=$(rss_kib "${node_pid[i]}"); done
   event "capacity: $total tunnels"
   for ((p = 0; p < procs; p++)); do
@@ -637,6 +653,7 @@ scenario_capacity() {
         'BEGIN { if (n > 0) printf "%.0f bytes per tunnel", (b - a) * 1024 / n }')"
   done
   row capacity "tunnels held by the fleet" "$tunnels of $total ($procs client processes)"
+  row capacity "times the balancer marked a node down meanwhile" "$(count_since "$marks" ' is DOWN')"
   check_zero capacity "connections not opened" "$((total - opened))"
   check_zero capacity "held connections that no longer echo" "$((total - survivors))"
   (
@@ -647,11 +664,12 @@ scenario_capacity() {
 
 scenario_kill() {
   local victim=1 pid t0 now elapsed down_after="" recovered="" res=$out/kill.json counts total i
-  local logs=("$out"/logs/haproxy-*.log "$out/logs/nft-check.log") errors0 errors
+  local marks errors0 errors
   event "kill: steady load, $conns connections"
   start_steady kill
   errors0=$(haproxy_errors)
   pid=${node_pid[victim]}
+  marks=$(log_marks "$out"/logs/haproxy-*.log "$out/logs/nft-check.log")
   event "SIGKILL node$victim"
   t0=$(date +%s.%N)
   kill -KILL "$pid"
@@ -663,7 +681,7 @@ scenario_kill() {
     read -ra counts <<<"$(node_tunnels)"
     now=$(date +%s.%N)
     elapsed=$(awk -v a="$t0" -v b="$now" 'BEGIN { printf "%.2f", b - a }')
-    if [ -z "$down_after" ] && grep -qs "node$victim is DOWN" "${logs[@]}"; then down_after=$elapsed; fi
+    if [ -z "$down_after" ] && [ "$(count_since "$marks" "node$victim is DOWN")" -gt 0 ]; then down_after=$elapsed; fi
     if [ -z "$recovered" ]; then
       total=0
       for ((i = 1; i <= nodes; i++)); do
