@@ -156,7 +156,7 @@ build_release
 cp "$BIN/wsproxy-fast" "$BIN/wsbench" "$out/bin/"
 BIN=$out/bin
 takeover=false
-"$BIN/wsproxy-fast" --help 2>/dev/null | grep -q -- '--takeover' && takeover=true
+[[ $("$BIN/wsproxy-fast" --help 2>&1) != *--takeover* ]] || takeover=true
 if ! $takeover && [[ " $scenarios " == *" rolling "* ]]; then
   [ -z "$explicit_scenarios" ] || die "rolling: this wsproxy-fast has no --takeover"
   note "rolling: skipped, this wsproxy-fast has no --takeover"
