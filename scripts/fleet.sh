@@ -6,7 +6,7 @@
 #
 #   scripts/fleet.sh                   every scenario, full counts (about 40 s
 #                                      on 2 cores, plus builds)
-#   scripts/fleet.sh --smoke           3 nodes, small counts, about 10 s; exits
+#   scripts/fleet.sh --smoke           3 nodes, small counts, about 15 s; exits
 #                                      non-zero on any violation (CI: scripts/test.sh)
 #   scripts/fleet.sh --balancer nft --scenarios "keys kill"
 #
