@@ -9,6 +9,8 @@
 #   nginx       apt-get install nginx     (Debian 12: 1.22.1); the oracle of
 #               tests/nginx.rs, so scripts/test.sh installs it
 #   haproxy     apt-get install haproxy   (Debian 12: 2.6.12)
+#   nftables    apt-get install nftables  (Debian 12: 1.0.6), the in-kernel
+#               balancer (jhash DNAT) of scripts/fleet.sh --balancer nft
 #   wrk         apt-get install wrk       (Debian 12: 4.1.0), the HTTP/1.1
 #               load generator of scripts/compare.sh's keep-alive HTTP
 #               workloads (LuaJIT scripting, https through OpenSSL)
@@ -125,14 +127,16 @@ install_systemd_nspawn() {
   apt_install systemd-container
 }
 
+# install_apt_daemon NAME [PACKAGE]: the package (default NAME) whose
+# binary is NAME.
 install_apt_daemon() {
-  local name=$1
+  local name=$1 package=${2:-$1}
   if have_sbin "$name"; then
     echo "setup: $name present"
     return
   fi
-  echo "setup: installing $name with apt-get"
-  apt_install "$name"
+  echo "setup: installing $package with apt-get"
+  apt_install "$package"
 }
 
 install_iproute2() {
@@ -320,6 +324,7 @@ for tool in "${tools[@]}"; do
   case "$tool" in
     websocat) install_websocat ;;
     nginx | haproxy) install_apt_daemon "$tool" ;;
+    nftables) install_apt_daemon nft nftables ;;
     wrk) install_wrk ;;
     k6) install_k6 ;;
     matplotlib) install_matplotlib ;;
@@ -334,7 +339,7 @@ for tool in "${tools[@]}"; do
     websockets) install_websockets ;;
     kubernetes-validate) install_kubernetes_validate ;;
     *)
-      echo "setup: unknown tool '$tool' (known: websocat nginx haproxy wrk k6 matplotlib autobahn systemd-analyze iproute2 systemd-nspawn podman musl chromium selenium websockets kubernetes-validate)" >&2
+      echo "setup: unknown tool '$tool' (known: websocat nginx haproxy nftables wrk k6 matplotlib autobahn systemd-analyze iproute2 systemd-nspawn podman musl chromium selenium websockets kubernetes-validate)" >&2
       exit 2
       ;;
   esac

@@ -18,3 +18,6 @@ cargo clippy --workspace --all-targets -- -D warnings
 cargo test --workspace
 scripts/demo.sh --once
 scripts/smoke.sh
+# Three nodes in network namespaces behind HAProxy: keys, a rolling upgrade
+# by --takeover, capacity, a node killed (about 15 s).
+scripts/fleet.sh --smoke

@@ -45,6 +45,16 @@ pub enum Command {
     /// `attacking` on stderr once they are all connected, then reports
     /// connections opened, failed and closed by the server.
     Attack(AttackArgs),
+    /// Keyed clients of a fleet of proxies: every key connects --rounds
+    /// times, and must reach the same backend each time (the 101's
+    /// X-Upstream field, from echo-server --name); reports keys seen on more
+    /// than one backend (violations) and failed connection attempts.
+    Keys(KeysArgs),
+    /// Steady keyed echo load on a fleet: --conns connections, a message
+    /// every --interval-ms each; a connection the server closes or drops is
+    /// opened again at once. Reports messages unanswered at a close, failed
+    /// connection attempts by kind, outages and key violations.
+    Steady(SteadyArgs),
     /// Mixed load for a set time (long echo streams, paced bulk streams,
     /// connection churn, injected aborts), checking every echoed byte of
     /// every stream against what was sent, and checksums at each stream's
@@ -71,6 +81,21 @@ pub struct EchoServerArgs {
     /// Reactor threads, each with its own listener on the same port.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: u16,
+    /// Name this backend in every 101 answer (`X-Upstream: NAME`), so that
+    /// a client behind proxies learns which backend it reached (`keys` and
+    /// `steady` read it). Off by default: the answer carries no such field.
+    #[arg(long, value_name = "NAME", value_parser = parse_field_value)]
+    pub name: Option<String>,
+}
+
+/// A header field value: visible ASCII and spaces, nothing that could end
+/// the line.
+fn parse_field_value(text: &str) -> Result<String, String> {
+    if !text.is_empty() && text.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+        Ok(text.to_owned())
+    } else {
+        Err("a name is printable ASCII (letters, digits, punctuation, spaces)".into())
+    }
 }
 
 #[derive(Debug, Args)]
@@ -207,6 +232,11 @@ pub struct HoldArgs {
     /// connections than one address has ephemeral ports can be opened.
     #[arg(long, value_name = "N", default_value_t = 32)]
     pub src_ips: u32,
+    /// How long the probe echoes, all sent at once after the hold, may take
+    /// to come back: tens of thousands through several hops on a small
+    /// machine take longer than the default.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    pub probe_timeout: Duration,
 }
 
 /// What `attack` does with each of its connections.
@@ -374,6 +404,65 @@ pub struct SoakArgs {
     /// RST during the opening handshake.
     #[arg(long, value_name = "PERCENT", default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..=100))]
     pub abort_percent: u32,
+    /// Print one JSON object on stdout (the summary line goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Flags of the keyed modes' requests.
+#[derive(Debug, Args)]
+pub struct KeyArgs {
+    /// The query argument that carries the key (the proxies' `hash_key =
+    /// "query:NAME"`).
+    #[arg(long, value_name = "NAME", default_value = "key")]
+    pub key_query: String,
+    /// Keys are this prefix and the client's index.
+    #[arg(long, value_name = "TEXT", default_value = "k")]
+    pub key_prefix: String,
+}
+
+#[derive(Debug, Args)]
+pub struct KeysArgs {
+    /// Where to connect: ws://HOST:PORT/PATH; the key is appended as a
+    /// query argument.
+    #[arg(long, value_name = "ws://HOST:PORT/PATH", value_parser = parse_url)]
+    pub url: Target,
+    /// Distinct keys (clients).
+    #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub keys: u32,
+    /// Connections per key: every key once, then every key again.
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub rounds: u32,
+    /// Client threads, each one connection at a time.
+    #[arg(long, value_name = "N", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: u16,
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// Print one JSON object on stdout (the summary line goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SteadyArgs {
+    /// Where to connect: ws://HOST:PORT/PATH; the key is appended as a
+    /// query argument.
+    #[arg(long, value_name = "ws://HOST:PORT/PATH", value_parser = parse_url)]
+    pub url: Target,
+    /// Connections (one thread and one key each).
+    #[arg(long, value_name = "N", default_value_t = 100, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub conns: u32,
+    /// Milliseconds between two messages of a connection (one in flight).
+    #[arg(long, value_name = "MS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+    pub interval_ms: u64,
+    /// Seconds to run; then every connection closes cleanly.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    pub duration: Duration,
+    /// End the run early, as at --duration, once this file exists.
+    #[arg(long, value_name = "PATH")]
+    pub stop_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub key: KeyArgs,
     /// Print one JSON object on stdout (the summary line goes to stderr).
     #[arg(long)]
     pub json: bool,

@@ -17,6 +17,7 @@
 //! | `send.rs` | the `send` subcommand |
 //! | `load/` | the load modes, their connection state machine and transport (TCP or TLS), messages |
 //! | `soak/` | the `soak` mode: mixed streams, injected aborts, every echoed byte checked |
+//! | `fleet.rs` | the `keys` and `steady` modes: keyed clients of a fleet of proxies, which backend answered, reconnects |
 //! | `attack.rs` | the `attack` mode: connection flood, slowloris, slow readers, header bombs, idle connections |
 //! | `report.rs` | latency histograms, error counts, summary line and JSON |
 //! | `error.rs` | set-up errors |
@@ -24,6 +25,7 @@
 mod attack;
 mod cli;
 mod error;
+mod fleet;
 mod frames;
 mod load;
 mod net;
@@ -52,7 +54,8 @@ fn main() -> ExitCode {
     let (json, result) = match &cli.command {
         Command::EchoServer(args) => (
             false,
-            server::run(args.listen, usize::from(args.threads)).map(|()| None),
+            server::run(args.listen, usize::from(args.threads), args.name.as_deref())
+                .map(|()| None),
         ),
         Command::Send(args) => {
             return match send::run(args) {
@@ -70,6 +73,8 @@ fn main() -> ExitCode {
         Command::Rate(args) => (args.load.json, load::rate::run(args).map(Some)),
         Command::Handshakes(args) => (args.load.json, load::handshakes::run(args).map(Some)),
         Command::Hold(args) => (args.load.json, load::hold::run(args).map(Some)),
+        Command::Keys(args) => (args.json, fleet::keys(args).map(Some)),
+        Command::Steady(args) => (args.json, fleet::steady(args).map(Some)),
         Command::Soak(args) => (args.json, soak::run(args).map(Some)),
         Command::Attack(args) => (args.json, attack::run(args).map(Some)),
     };

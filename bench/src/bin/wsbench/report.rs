@@ -47,6 +47,11 @@ impl Latency {
         self.histogram.len()
     }
 
+    /// The largest sample in milliseconds (0 without samples).
+    pub fn max_ms(&self) -> f64 {
+        self.histogram.max() as f64 / 1000.0
+    }
+
     fn quantile(&self, q: f64) -> u64 {
         if self.histogram.is_empty() {
             0

@@ -10,6 +10,8 @@
 //!
 //! Requests are answered by [`reply_to`], exactly as by the test
 //! `EchoServer`: plain HTTP gets `200` and `echo server: <METHOD> <PATH>`.
+//! With `--name NAME` every 101 also carries `X-Upstream: NAME`, so a client
+//! behind proxies and balancers learns which backend answered.
 
 use std::io::{self, Read, Write};
 use std::mem;
@@ -50,9 +52,12 @@ const HEAD_TOO_LARGE: &[u8] = b"HTTP/1.1 431 Request Header Fields Too Large\r\n
 const NOT_TEXT: &[u8] =
     b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
+/// The field naming this backend in its 101 answers (`--name`).
+const NAME_FIELD: &str = "X-Upstream";
+
 /// Binds one listener per thread, prints `listening on ADDR` to stderr and
-/// serves until the process is killed.
-pub fn run(listen: SocketAddr, threads: usize) -> Result<(), SetupError> {
+/// serves until the process is killed; `name` goes into every 101.
+pub fn run(listen: SocketAddr, threads: usize, name: Option<&str>) -> Result<(), SetupError> {
     let threads = threads.max(1);
     let listeners = net::reuseport_listeners(listen, threads)
         .map_err(|err| SetupError::io(format!("bind {listen}"), err))?;
@@ -61,7 +66,7 @@ pub fn run(listen: SocketAddr, threads: usize) -> Result<(), SetupError> {
         .map_err(|err| SetupError::io("read the bound address", err))?;
     let reactors = listeners
         .into_iter()
-        .map(Reactor::new)
+        .map(|listener| Reactor::new(listener, name))
         .collect::<io::Result<Vec<_>>>()
         .map_err(|err| SetupError::io("create a reactor", err))?;
     eprintln!("listening on {bound}");
@@ -152,7 +157,14 @@ impl Conn {
 
     /// Handles readiness: flush parked output, then read, echo and write
     /// until the socket is drained or the peer stops taking bytes.
-    fn drive(&mut self, read_closed: bool, scratch: &mut [u8], out: &mut Vec<u8>) -> Outcome {
+    /// `field` is the `X-Upstream` line for 101 answers, or empty.
+    fn drive(
+        &mut self,
+        read_closed: bool,
+        field: &[u8],
+        scratch: &mut [u8],
+        out: &mut Vec<u8>,
+    ) -> Outcome {
         if !self.parked.is_empty() {
             match write_until_blocked(&mut self.stream, &self.parked) {
                 Ok(written) if written == self.parked.len() => self.parked = Vec::new(),
@@ -175,7 +187,7 @@ impl Conn {
                 Err(_) => return Outcome::Close,
             };
             out.clear();
-            self.ingest(&scratch[..read], out);
+            self.ingest(&scratch[..read], field, out);
             match write_until_blocked(&mut self.stream, out) {
                 Ok(written) if written == out.len() => {}
                 Ok(written) => {
@@ -199,7 +211,7 @@ impl Conn {
     }
 
     /// Consumes bytes read from the client, appending the answer to `out`.
-    fn ingest(&mut self, input: &[u8], out: &mut Vec<u8>) {
+    fn ingest(&mut self, input: &[u8], field: &[u8], out: &mut Vec<u8>) {
         match &mut self.phase {
             Phase::Request { head } => {
                 let buffered;
@@ -218,9 +230,9 @@ impl Conn {
                         None => return self.park_head(&[], out),
                     }
                 };
-                self.answer(&head_bytes[..end], out);
+                self.answer(&head_bytes[..end], field, out);
                 if !head_bytes[end..].is_empty() {
-                    self.ingest(&head_bytes[end..], out);
+                    self.ingest(&head_bytes[end..], field, out);
                 }
             }
             Phase::Echo { walker, reply } => match echo(walker, reply, input, out) {
@@ -254,14 +266,18 @@ impl Conn {
     }
 
     /// Answers a complete request head and moves to the next phase.
-    fn answer(&mut self, head_bytes: &[u8], out: &mut Vec<u8>) {
+    fn answer(&mut self, head_bytes: &[u8], field: &[u8], out: &mut Vec<u8>) {
         let reply = match Head::parse(head_bytes) {
             Ok(head) => reply_to(&head),
             Err(_) => Reply::Close(NOT_TEXT.to_vec()),
         };
         match reply {
             Reply::Upgrade(response) => {
-                out.extend_from_slice(&response);
+                // The head ends with an empty line: the field goes before it.
+                let (fields, end) = response.split_at(response.len() - 2);
+                out.extend_from_slice(fields);
+                out.extend_from_slice(field);
+                out.extend_from_slice(end);
                 self.phase = Phase::Echo {
                     walker: FrameWalker::default(),
                     reply: FrameReply::Discard,
@@ -341,6 +357,8 @@ struct Reactor {
     poll: Poll,
     listener: TcpListener,
     conns: Slab<Conn>,
+    /// `X-Upstream: NAME\r\n` for 101 answers, or empty without `--name`.
+    field: Vec<u8>,
     /// Bytes just read; shared by every connection of this thread.
     scratch: Vec<u8>,
     /// The answer to `scratch`; shared likewise.
@@ -348,7 +366,7 @@ struct Reactor {
 }
 
 impl Reactor {
-    fn new(mut listener: TcpListener) -> io::Result<Reactor> {
+    fn new(mut listener: TcpListener, name: Option<&str>) -> io::Result<Reactor> {
         let poll = Poll::new()?;
         poll.registry()
             .register(&mut listener, LISTENER, Interest::READABLE)?;
@@ -356,6 +374,9 @@ impl Reactor {
             poll,
             listener,
             conns: Slab::new(),
+            field: name.map_or_else(Vec::new, |name| {
+                format!("{NAME_FIELD}: {name}\r\n").into_bytes()
+            }),
             scratch: vec![0; READ_CHUNK],
             out: Vec::with_capacity(READ_CHUNK + 2 * MAX_HEAD_LEN),
         })
@@ -420,7 +441,8 @@ impl Reactor {
         let Some(conn) = self.conns.get_mut(key) else {
             return;
         };
-        if conn.drive(read_closed, &mut self.scratch, &mut self.out) == Outcome::Close {
+        let outcome = conn.drive(read_closed, &self.field, &mut self.scratch, &mut self.out);
+        if outcome == Outcome::Close {
             let mut conn = self.conns.remove(key);
             // The socket is closed on drop either way; deregistering first
             // keeps the poller's view exact.
@@ -437,12 +459,16 @@ mod tests {
     use wsbench::ws::{read_head, Client, Opcode};
 
     fn start() -> SocketAddr {
+        start_named(None)
+    }
+
+    fn start_named(name: Option<&str>) -> SocketAddr {
         let listener = net::reuseport_listeners("127.0.0.1:0".parse().unwrap(), 1)
             .unwrap()
             .pop()
             .unwrap();
         let addr = listener.local_addr().unwrap();
-        let reactor = Reactor::new(listener).unwrap();
+        let reactor = Reactor::new(listener, name).unwrap();
         // The reactor thread runs until the test process exits.
         thread::spawn(move || reactor.run());
         addr
@@ -478,6 +504,21 @@ mod tests {
         let mut rest = Vec::new();
         client.stream().read_to_end(&mut rest).unwrap();
         assert!(rest.is_empty(), "the server closes after echoing Close");
+    }
+
+    #[test]
+    fn a_name_goes_into_the_101_only() {
+        let addr = start_named(Some("up-2"));
+        let mut client = Client::connect(addr, "/").unwrap();
+        let head = client.response_head();
+        assert!(
+            head.split("\r\n").any(|line| line == "X-Upstream: up-2"),
+            "{head}"
+        );
+        client.send(Opcode::Text, b"same bytes back").unwrap();
+        assert_eq!(client.recv().unwrap().payload, b"same bytes back");
+        let unnamed = Client::connect(start(), "/").unwrap();
+        assert!(!unnamed.response_head().contains("X-Upstream"));
     }
 
     #[test]

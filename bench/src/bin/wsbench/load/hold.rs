@@ -25,9 +25,6 @@ use crate::report::{per_second, Checks, Json, Latency, Outcome};
 /// Payload bytes of the probe message sent on every connection after the hold.
 const PROBE_SIZE: usize = 16;
 
-/// How long the probe echoes may take to come back.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
-
 #[derive(Debug, Default)]
 struct Stats {
     opened: u64,
@@ -151,7 +148,7 @@ fn run_thread(
             ),
         }
     }
-    let give_up = sent_at + PROBE_TIMEOUT;
+    let give_up = sent_at + plan.args.probe_timeout;
     while waiting > 0 {
         let now = Instant::now();
         if now >= give_up {
