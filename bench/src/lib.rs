@@ -11,7 +11,11 @@
 //! | `ws::client` | a blocking test [`ws::Client`] with a verified opening handshake |
 //! | `ws::echo_server` | a blocking, thread-per-connection test [`ws::EchoServer`] |
 //!
+//! [`floor`] holds what the two floor relays (`floor-epoll`, `floor-uring`)
+//! share: their command line and listeners.
+//!
 //! The `wsbench` binary (under `src/bin/wsbench/`) adds the mio echo backend
 //! and the load modes on top of these primitives.
 
+pub mod floor;
 pub mod ws;
