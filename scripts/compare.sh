@@ -23,6 +23,17 @@
 # --workloads "idle small many bulk handshakes latency http-file http-api"
 # (and "resumed" with --tls).
 #
+# Floors: --targets may also name floor-epoll and floor-uring
+# (bench/src/bin/floor-*.rs, started by scripts/targets.sh with as many
+# workers as wsproxy-fast), the least work a relay can do on epoll and on
+# io_uring: the head forwarded unparsed, then bytes both ways. They are not
+# in the default targets, speak plaintext only (not with --tls), and take
+# part in small, many, bulk and handshakes only (the other pairs are
+# skipped, with a note). The table then has a wsproxy-fast / floor-epoll
+# column. For example:
+#   scripts/compare.sh --workloads "small many bulk handshakes" \
+#     --targets "direct nginx haproxy wsproxy-fast floor-epoll floor-uring"
+#
 # --tls: every proxy terminates TLS with one ECDSA P-256 certificate made
 # for the run by scripts/tls-cert.sh (OUT/tls/), nginx with
 # bench/conf/nginx-tls.conf.in, HAProxy with bench/conf/haproxy-tls.in,
@@ -171,6 +182,7 @@ for target in $targets; do
   case "$target" in
     direct) ! $tls || die "--tls has no direct target: the echo backend speaks plaintext only" ;;
     nginx | haproxy | wsproxy-fast) ;;
+    floor-epoll | floor-uring) ! $tls || die "--tls has no $target target: the floor relays speak plaintext only" ;;
     *) die "unknown target '$target'" ;;
   esac
 done
@@ -200,9 +212,13 @@ if $http; then
     die "--tls-suite $tls_suite: the HTTP workloads take a TLS 1.3 suite (TLS13_...)"
 fi
 
-# Whether TARGET takes part in WORKLOAD: HAProxy serves no files, and a
-# file server has nothing behind it to go to directly.
+# Whether TARGET takes part in WORKLOAD: HAProxy serves no files, a file
+# server has nothing behind it to go to directly, and the floor relays
+# relay WebSocket messages only.
 runs_pair() {
+  if [[ $2 == floor-* ]]; then
+    case "$1" in small | many | bulk | handshakes) return 0 ;; *) return 1 ;; esac
+  fi
   [ "$1" != http-file ] || [ "$2" = nginx ] || [ "$2" = wsproxy-fast ]
 }
 
@@ -215,7 +231,12 @@ count=${#target_list[@]}
 # The instances to (re)start each repetition, and the pairs left out.
 instances=() skipped=()
 for target in "${target_list[@]}"; do
-  $ws && instances+=("$target")
+  for workload in $workloads; do
+    if ! is_http "$workload" && runs_pair "$workload" "$target"; then
+      instances+=("$target")
+      break
+    fi
+  done
   for workload in $workloads; do
     if ! runs_pair "$workload" "$target"; then
       skipped+=("$workload/$target")
@@ -225,7 +246,7 @@ for target in "${target_list[@]}"; do
   done
 done
 [ ${#skipped[@]} -eq 0 ] ||
-  note "not measured: ${skipped[*]} (HAProxy serves no files; behind a file server there is nothing to go to directly)"
+  note "not measured: ${skipped[*]} (HAProxy serves no files; behind a file server there is nothing to go to directly; the floor relays run small, many, bulk and handshakes only)"
 [ ${#instances[@]} -gt 0 ] || die "nothing to measure: no target in '$targets' runs the workloads '$workloads'"
 
 # --- tools, binaries, limits ---------------------------------------------------
@@ -246,6 +267,9 @@ build_release
 wsproxy_origin=${WSPROXY_BIN:-built from this tree}
 cp "${WSPROXY_BIN:-$BIN/wsproxy-fast}" "$out/bin/wsproxy-fast"
 cp "$BIN/wsbench" "$out/bin/"
+for target in $targets; do
+  [[ $target != floor-* ]] || cp "$BIN/$target" "$out/bin/"
+done
 BIN=$out/bin
 WSPROXY_BIN=$BIN/wsproxy-fast
 
@@ -553,6 +577,7 @@ fi
     echo "rustls=$(awk '/^name = "rustls"$/ { getline; gsub(/"/, "", $3); print $3; exit }' "$ROOT/Cargo.lock")"
     echo "cert=$(openssl x509 -in "$out/tls/cert.pem" -noout -text | sed -n 's/^ *\(ASN1 OID\|NIST CURVE\): //p' | head -n 1) ECDSA"
   fi
+  [[ " $targets " != *" floor-"* ]] || echo "floor_workers=$FLOOR_WORKERS"
   echo "wsproxy_flags=${WSPROXY_FLAGS:-}"
   echo "wsproxy_bin=$wsproxy_origin"
   echo "command=${WSPROXY_FLAGS:+WSPROXY_FLAGS=\"$WSPROXY_FLAGS\" }${wsproxy_given:+WSPROXY_BIN=$wsproxy_given }$cmdline"

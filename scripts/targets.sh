@@ -12,8 +12,9 @@
 # instances also API_ADDR (the API upstream, itself nginx-api), `api_body`
 # (what it answers) and the static files under out/www.
 #
-#   start_target NAME        direct | nginx | haproxy | wsproxy-fast, in
-#                            front of the echo backend, or direct-http |
+#   start_target NAME        direct | nginx | haproxy | wsproxy-fast |
+#                            floor-epoll | floor-uring, in front of the
+#                            echo backend, or direct-http |
 #                            nginx-http | haproxy-http | wsproxy-fast-http
 #                            for the HTTP workloads: its address in
 #                            ADDR[NAME], main PID in MAIN[NAME]
@@ -29,6 +30,11 @@
 # get a port from free_port and are started once more on another if it
 # was taken; the echo backend and wsproxy-fast bind port 0. Extra
 # wsproxy-fast flags come from $WSPROXY_FLAGS (see start_wsproxy).
+#
+# floor-epoll and floor-uring (bench/src/bin/) are the least a relay can
+# do, on epoll and on io_uring: the head forwarded unparsed to the echo
+# backend, then bytes relayed both ways. Plaintext only; they bind port 0
+# and run as many workers as start_wsproxy gives wsproxy-fast.
 
 tls=${tls:-false}
 # --- /proc sampling ------------------------------------------------------------
@@ -207,8 +213,26 @@ start_wsproxy_http() {
   WORKERS[wsproxy-fast-http]=
 }
 
+# Worker threads of each floor relay: those of wsproxy-fast (start_wsproxy).
+FLOOR_WORKERS=2
+
+# start_floor NAME: floor-epoll or floor-uring, from $BIN.
+start_floor() {
+  local name=$1 log
+  log=$(mktemp "$out/logs/$name.XXXXXX.log")
+  spawn "$log" "$BIN/$name" --listen 127.0.0.1:0 --upstream "$ECHO_ADDR" --workers "$FLOOR_WORKERS"
+  wait_line "$log" '^listening on ' 10 "$SPAWNED" || {
+    tail_log "$log"
+    die "$name did not start"
+  }
+  MAIN[$name]=$SPAWNED
+  ADDR[$name]=$(sed -n 's/^listening on //p' "$log" | head -n 1)
+  WORKERS[$name]=
+}
+
 start_target() {
   case "$1" in
+    floor-epoll | floor-uring) start_floor "$1" ;;
     direct) ADDR[direct]=$ECHO_ADDR MAIN[direct]='' WORKERS[direct]='' ;;
     direct-http) ADDR[direct-http]=$API_ADDR MAIN[direct-http]='' WORKERS[direct-http]='' ;;
     nginx | nginx-http) start_nginx "$1" ;;

@@ -20,9 +20,23 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 
-TARGETS = ["direct", "nginx", "haproxy", "wsproxy-fast"]
-LABELS = {"direct": "direct", "nginx": "nginx", "haproxy": "HAProxy", "wsproxy-fast": "wsproxy-fast"}
-COLOURS = {"direct": "#9e9e9e", "nginx": "#2e7d32", "haproxy": "#1565c0", "wsproxy-fast": "#e65100"}
+TARGETS = ["direct", "nginx", "haproxy", "wsproxy-fast", "floor-epoll", "floor-uring"]
+LABELS = {
+    "direct": "direct",
+    "nginx": "nginx",
+    "haproxy": "HAProxy",
+    "wsproxy-fast": "wsproxy-fast",
+    "floor-epoll": "floor-epoll",
+    "floor-uring": "floor-uring",
+}
+COLOURS = {
+    "direct": "#9e9e9e",
+    "nginx": "#2e7d32",
+    "haproxy": "#1565c0",
+    "wsproxy-fast": "#e65100",
+    "floor-epoll": "#6a1b9a",
+    "floor-uring": "#ad1457",
+}
 
 # (workload, key, title, log scale)
 PANELS = [

@@ -32,9 +32,16 @@ import statistics
 import sys
 from pathlib import Path
 
-TARGETS = ["direct", "nginx", "haproxy", "wsproxy-fast"]
+TARGETS = ["direct", "nginx", "haproxy", "wsproxy-fast", "floor-epoll", "floor-uring"]
 PROXIES = ["nginx", "haproxy", "wsproxy-fast"]
-NAMES = {"direct": "direct", "nginx": "nginx", "haproxy": "HAProxy", "wsproxy-fast": "wsproxy-fast"}
+NAMES = {
+    "direct": "direct",
+    "nginx": "nginx",
+    "haproxy": "HAProxy",
+    "wsproxy-fast": "wsproxy-fast",
+    "floor-epoll": "floor-epoll",
+    "floor-uring": "floor-uring",
+}
 
 
 # --- per-run figures (None when the run cannot give it) -------------------------
@@ -295,9 +302,15 @@ def table(medians, failures, env):
         return []
     titles = workload_titles(env)
     targets = shown_targets(env)
+    # wsproxy-fast against the other proxies, and against the epoll floor
+    # (the least a relay can do) when it ran.
+    versus = ["nginx", "haproxy"] + (["floor-epoll"] if "floor-epoll" in targets else [])
     lines = [
-        "| workload | figure | " + " | ".join(NAMES[t] for t in targets) + " | wsproxy-fast / nginx | wsproxy-fast / HAProxy |",
-        "|---|---|" + "--:|" * len(targets) + "--:|--:|",
+        "| workload | figure | "
+        + " | ".join(NAMES[t] for t in targets)
+        + "".join(f" | wsproxy-fast / {NAMES[v]}" for v in versus)
+        + " |",
+        "|---|---|" + "--:|" * (len(targets) + len(versus)),
     ]
     shown = set()
     for workload, key, label, _function, better, style in ROWS:
@@ -318,7 +331,7 @@ def table(medians, failures, env):
             cells.append(cell)
         ours = median_of(medians, workload, key, "wsproxy-fast")
         ratios = []
-        for other in ("nginx", "haproxy"):
+        for other in versus:
             r = ratio(ours, median_of(medians, workload, key, other))
             ratios.append("–" if r is None else f"{r:.2f}×")
         title = titles[workload] if workload not in shown else ""
@@ -334,7 +347,7 @@ def table(medians, failures, env):
                     added.append("0")
                 else:
                     added.append("–" if value is None or direct is None else f"{value - direct:+,.0f}")
-            lines.append("|  | added p99 vs direct (µs) ↓ | " + " | ".join(added) + " |  |  |")
+            lines.append("|  | added p99 vs direct (µs) ↓ | " + " | ".join(added) + " |" + "  |" * len(versus))
     return lines
 
 
