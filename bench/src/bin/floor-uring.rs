@@ -47,9 +47,10 @@ const RING_ENTRIES: u32 = 4096;
 /// to the hard one first.
 const FILES: u32 = 32768;
 /// Provided buffers per worker (a power of two, at most 32768).
-const BUFFERS: u16 = 1024;
-/// Size of one provided buffer (bytes).
-const BUF_SIZE: usize = 16 * 1024;
+const BUFFERS: u16 = 512;
+/// Size of one provided buffer (bytes): a whole bulk message (64 KiB) per
+/// receive and send.
+const BUF_SIZE: usize = 64 * 1024;
 /// The buffer group id of the worker's buffer ring.
 const BGID: u16 = 0;
 /// `TCP_NODELAY`'s value; static, as the kernel reads it after submission.
