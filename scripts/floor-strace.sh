@@ -65,14 +65,13 @@ start_echo 2 "$out/logs"
 
 for target in $targets; do
   start_target "$target"
-  tasks=()
-  for task in /proc/"${MAIN[$target]}"/task/*; do tasks+=(-p "${task##*/}"); done
-  strace -f -c -o "$out/$target.strace" "${tasks[@]}" 2>"$out/logs/$target.strace.err" &
+  # -p with -f attaches to every thread of the process.
+  strace -f -c -o "$out/$target.strace" -p "${MAIN[$target]}" 2>"$out/logs/$target.strace.err" &
   tracer=$!
   LIB_PIDS+=("$tracer")
-  # strace says on stderr when it has attached to each thread.
+  # strace says on stderr when it has attached ("attached with N threads").
   deadline=$((SECONDS + 10))
-  while [ "$(grep -c 'attached' "$out/logs/$target.strace.err" || true)" -lt $((${#tasks[@]} / 2)) ]; do
+  while ! grep -q ' attached' "$out/logs/$target.strace.err"; do
     [ "$SECONDS" -lt "$deadline" ] || die "strace did not attach to $target"
     sleep 0.05
   done
