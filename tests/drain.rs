@@ -54,6 +54,7 @@ fn sigterm_sends_close_1001_both_ways_and_exits_within_the_drain_timeout() {
         proxy.signal(libc::SIGTERM);
         let close = close_from_proxy(&mut client);
         assert_eq!(close.close_code(), Some(GOING_AWAY), "{relay}");
+        assert_eq!(&close.payload[2..], b"proxy shutting down", "{relay}");
         let up = next_frame(&seen);
         assert_eq!(up.opcode, Opcode::Close, "{relay}");
         assert_eq!(up.close_code(), Some(GOING_AWAY), "{relay}");
@@ -289,6 +290,7 @@ fn a_reload_drains_or_closes_the_tunnels_of_a_removed_route() {
             "drain" => {
                 let close = close_from_proxy(&mut gone);
                 assert_eq!(close.close_code(), Some(GOING_AWAY));
+                assert_eq!(&close.payload[2..], b"route removed");
                 answer_close(&mut gone);
             }
             _ => {

@@ -366,6 +366,7 @@ fn on_down_drain_sends_close_1001_to_both_ends_of_its_tunnels() {
         }
     };
     assert_eq!(close.close_code(), Some(GOING_AWAY));
+    assert_eq!(&close.payload[2..], b"upstream server down");
     assert!(a.checks() >= before + 2, "after the checks failed");
     // … and so does the upstream end, masked as a client's.
     let up = loop {
@@ -381,6 +382,7 @@ fn on_down_drain_sends_close_1001_to_both_ends_of_its_tunnels() {
         }
     };
     assert_eq!(up.close_code(), Some(GOING_AWAY));
+    assert_eq!(&up.payload[2..], b"upstream server down");
     assert!(proxy.wait_for_log(
         "marked down after 2 failed http checks (last: got 503); draining its tunnels"
     ));

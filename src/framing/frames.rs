@@ -27,8 +27,43 @@ pub const MAX_HEADER: usize = 14;
 /// server going down" (RFC 6455 §7.4.1).
 pub const GOING_AWAY: u16 = 1001;
 
-/// The reason sent with [`GOING_AWAY`].
-const CLOSE_REASON: &[u8] = b"proxy shutting down";
+/// Why a drain ends a direction: the reason its Close frame gives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Going {
+    /// The proxy is stopping (or handing its listeners to another).
+    Shutdown,
+    /// Health checks marked the upstream server down.
+    ServerDown,
+    /// A reload removed the tunnel's route or server.
+    RouteRemoved,
+}
+
+impl Going {
+    /// The reason sent with [`GOING_AWAY`].
+    pub fn reason(self) -> &'static [u8] {
+        match self {
+            Going::Shutdown => b"proxy shutting down",
+            Going::ServerDown => b"upstream server down",
+            Going::RouteRemoved => b"route removed",
+        }
+    }
+
+    fn bits(self) -> u8 {
+        (match self {
+            Going::Shutdown => 0,
+            Going::ServerDown => 1,
+            Going::RouteRemoved => 2,
+        }) << GOING_SHIFT
+    }
+
+    fn from_bits(flags: u8) -> Going {
+        match (flags & GOING_MASK) >> GOING_SHIFT {
+            1 => Going::ServerDown,
+            2 => Going::RouteRemoved,
+            _ => Going::Shutdown,
+        }
+    }
+}
 
 /// Opcode of a Close frame (RFC 6455 §5.5.1).
 const OP_CLOSE: u8 = 0x8;
@@ -46,6 +81,9 @@ const ANSWERED: u8 = 8;
 /// A drain stopped [`Frames::advance`] at a boundary. Kept apart from the
 /// position: watching the dropped bytes for a Close moves it on.
 const STOPPED: u8 = 16;
+/// Two bits: the drain's [`Going`].
+const GOING_SHIFT: u8 = 5;
+const GOING_MASK: u8 = 0b11 << GOING_SHIFT;
 
 /// Where one direction's byte stream stands among its frames.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -292,7 +330,12 @@ impl Frames {
 
     /// Starts a drain: [`Frames::advance`] stops at the next boundary.
     pub fn drain(&mut self) {
-        self.flags |= DRAIN;
+        self.drain_for(Going::Shutdown);
+    }
+
+    /// [`Frames::drain`], its Close frame giving `going` as the reason.
+    pub fn drain_for(&mut self, going: Going) {
+        self.flags = (self.flags & !GOING_MASK) | DRAIN | going.bits();
     }
 
     pub fn is_draining(&self) -> bool {
@@ -333,7 +376,8 @@ impl Frames {
     /// the bytes are not frames or a Close already went this way: then the
     /// direction ends with FIN alone.
     pub fn write_close(&self, out: &mut Buf, key: [u8; 4]) -> Result<(), Full> {
-        self.write_close_with(out, key, GOING_AWAY, CLOSE_REASON)
+        let reason = Going::from_bits(self.flags).reason();
+        self.write_close_with(out, key, GOING_AWAY, reason)
     }
 
     /// [`Frames::write_close`] with another status and reason (at most 123
@@ -663,5 +707,24 @@ mod tests {
         let mut out = Buf::with_capacity(64);
         f.write_close(&mut out, key).unwrap();
         assert!(out.is_empty());
+    }
+
+    #[test]
+    fn a_drain_says_why_in_its_close_frame() {
+        for (going, reason) in [
+            (Going::Shutdown, &b"proxy shutting down"[..]),
+            (Going::ServerDown, b"upstream server down"),
+            (Going::RouteRemoved, b"route removed"),
+        ] {
+            let mut f = Frames::new(false);
+            f.drain_for(going);
+            assert!(f.is_draining());
+            let mut out = Buf::with_capacity(64);
+            f.write_close(&mut out, [0; 4]).unwrap();
+            let data = out.data();
+            assert_eq!(&data[..2], &[0x88, 2 + reason.len() as u8]);
+            assert_eq!(&data[2..4], &GOING_AWAY.to_be_bytes());
+            assert_eq!(&data[4..], reason);
+        }
     }
 }

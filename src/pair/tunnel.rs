@@ -12,6 +12,7 @@ use super::response::Response;
 use super::{Core, Ctx, Outcome, Step};
 use crate::access_log::Ending;
 use crate::buffer::Pool;
+use crate::framing::frames::Going;
 use crate::metrics::{LimitKind, RouteEvent};
 use crate::relay::watch::{self, Breach, Due, End, Peer, Watch};
 use crate::relay::{Flow, Resources};
@@ -192,7 +193,12 @@ fn wind_down(
         return false;
     }
     t.draining = true;
-    let (up, down) = (t.c2u.drain(), t.u2c.drain());
+    let going = match why {
+        Ending::Unhealthy => Going::ServerDown,
+        Ending::Removed => Going::RouteRemoved,
+        _ => Going::Shutdown,
+    };
+    let (up, down) = (t.c2u.drain(going), t.u2c.drain(going));
     debug!(
         "client {}: draining the tunnel (to the upstream: {}, to the client: {})",
         core.client_addr,

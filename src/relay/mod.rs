@@ -23,7 +23,7 @@ use std::io;
 
 use crate::buffer::{Buf, Pool};
 use crate::framing::body::{Body, BodyError};
-use crate::framing::frames::Frames;
+use crate::framing::frames::{Frames, Going};
 pub use conn::{Conn, Got, Put};
 use copy::Buffers;
 use splice::{Pipe, PipePool};
@@ -312,15 +312,16 @@ impl Flow {
     }
 
     /// Starts a graceful drain of a tunnel direction: at its next frame
-    /// boundary it sends a Close frame (1001) and shuts. False when the
-    /// direction carries no frames or is ending already.
-    pub fn drain(&mut self) -> bool {
+    /// boundary it sends a Close frame (1001, with `going`'s reason) and
+    /// shuts. False when the direction carries no frames or is ending
+    /// already.
+    pub fn drain(&mut self, going: Going) -> bool {
         if self.state != FlowState::Open {
             return false;
         }
         match self.body.frames_mut() {
             Some(frames) => {
-                frames.drain();
+                frames.drain_for(going);
                 true
             }
             None => false,
