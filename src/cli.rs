@@ -21,6 +21,41 @@ use crate::upstream::Keepalive;
 /// needs `proxy_http_version 1.1` and `proxy_set_header Upgrade/Connection`
 /// for), and after the upstream's 101 the connection becomes a tunnel.
 /// Plain HTTP requests are proxied too, one request per connection.
+/// The flags that make up a configuration in quick mode: a file
+/// (`--config`, `--nginx-config`) replaces them all, so it excludes them.
+/// A new quick-mode flag goes here.
+const QUICK_MODE: [&str; 29] = [
+    "listen",
+    "upstream",
+    "workers",
+    "idle_timeout",
+    "handshake_timeout",
+    "connect_timeout",
+    "response_timeout",
+    "max_header_bytes",
+    "relay",
+    "splice_pipes",
+    "max_connections",
+    "max_connections_per_ip",
+    "tls_cert",
+    "tls_key",
+    "upstream_ca",
+    "admin",
+    "proxy_protocol",
+    "access_log",
+    "access_log_format",
+    "drain_timeout",
+    "drain_spread",
+    "trusted_proxy",
+    "keepalive_timeout",
+    "keepalive_requests",
+    "upstream_keepalive",
+    "ping_interval",
+    "ping_timeout",
+    "max_message_bytes",
+    "source_address",
+];
+
 #[derive(Parser, Debug)]
 #[command(name = "wsproxy-fast", version, max_term_width = 100)]
 #[command(after_help = "\
@@ -42,15 +77,7 @@ pub struct Cli {
     #[arg(
         long,
         value_name = "FILE",
-        conflicts_with_all = [
-            "listen", "upstream", "workers", "idle_timeout", "handshake_timeout",
-            "connect_timeout", "response_timeout", "max_header_bytes", "relay", "splice_pipes",
-            "max_connections", "max_connections_per_ip", "tls_cert", "tls_key", "upstream_ca", "admin", "proxy_protocol", "access_log",
-            "access_log_format", "drain_timeout", "drain_spread", "trusted_proxy",
-            "keepalive_timeout", "keepalive_requests", "upstream_keepalive",
-            "ping_interval", "ping_timeout", "max_message_bytes",
-            "source_address",
-        ]
+        conflicts_with_all = QUICK_MODE
     )]
     pub config: Option<PathBuf>,
 
@@ -61,15 +88,8 @@ pub struct Cli {
     #[arg(
         long,
         value_name = "FILE",
-        conflicts_with_all = [
-            "config", "listen", "upstream", "workers", "idle_timeout", "handshake_timeout",
-            "connect_timeout", "response_timeout", "max_header_bytes", "relay", "splice_pipes",
-            "max_connections", "max_connections_per_ip", "tls_cert", "tls_key", "upstream_ca", "admin", "proxy_protocol", "access_log",
-            "access_log_format", "drain_timeout", "drain_spread", "trusted_proxy",
-            "keepalive_timeout", "keepalive_requests", "upstream_keepalive",
-            "ping_interval", "ping_timeout", "max_message_bytes",
-            "source_address",
-        ]
+        conflicts_with = "config",
+        conflicts_with_all = QUICK_MODE
     )]
     pub nginx_config: Option<PathBuf>,
 
