@@ -424,15 +424,15 @@ fn run(cli: &Cli) -> Result<(), RunError> {
                     let _ = waker.wake();
                 }
                 let drain = in_force.lock().unwrap_or_else(|p| p.into_inner()).drain;
-                if !drain_workers(&workers, drain, true) {
-                    error!("a worker did not take the drain");
-                }
                 info!(
                     "handed the listeners to process {pid}; draining: Close frames (1001) to \
                      every tunnel over {}, stopping within {}",
                     log::Rounded(drain.spread),
                     log::Rounded(drain.timeout)
                 );
+                if !drain_workers(&workers, drain, true) {
+                    error!("a worker did not take the drain");
+                }
             }),
         };
         giving = Some(
@@ -497,18 +497,20 @@ fn run(cli: &Cli) -> Result<(), RunError> {
                     on_signal();
                     return;
                 }
-                drain_control.draining.store(true, Ordering::Release);
-                if !drain_workers(&commands, drain, false) {
-                    error!("a worker did not take the drain; stopping");
-                    on_signal();
-                    return;
-                }
+                // Said before the workers hear it: an idle worker drains at
+                // once, and the process may end before a later line.
                 info!(
                     "{name} received; draining: no new clients, Close frames (1001) to every \
                      tunnel over {}, stopping within {} ({name} again stops at once)",
                     log::Rounded(drain.spread),
                     log::Rounded(drain.timeout)
                 );
+                drain_control.draining.store(true, Ordering::Release);
+                if !drain_workers(&commands, drain, false) {
+                    error!("a worker did not take the drain; stopping");
+                    on_signal();
+                    return;
+                }
             }
         })?;
 
