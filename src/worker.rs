@@ -321,14 +321,10 @@ impl Worker {
                             self.to_accept.push(i);
                         }
                     }
-                    Socket::Pair { key, side } => {
-                        self.dispatch(key, side, Ready::from_event(event))
-                    }
+                    Socket::Pair { key, side } => self.on_event(key, side, event),
                     Socket::Kept(key) => match self.kept.owner(key) {
                         Owner::Pool => self.kept.on_event(key, &mut self.relay.bufs.scratch),
-                        Owner::Pair(pair) => {
-                            self.dispatch(pair, Side::Upstream, Ready::from_event(event))
-                        }
+                        Owner::Pair(pair) => self.on_event(pair, Side::Upstream, event),
                         Owner::Gone => {}
                     },
                 }
@@ -588,6 +584,14 @@ impl Worker {
             Err(reject) => pair.refuse(reject, &mut ctx),
         };
         self.settle(key, outcome);
+    }
+
+    /// A socket event for pair `key`, unless the pair no longer watches
+    /// that side (see [`crate::pair::Pair::watches`]).
+    fn on_event(&mut self, key: usize, side: Side, event: &mio::event::Event) {
+        if self.pairs.get(key).is_some_and(|pair| pair.watches(side)) {
+            self.dispatch(key, side, Ready::from_event(event));
+        }
     }
 
     fn dispatch(&mut self, key: usize, side: Side, ready: Ready) {

@@ -3,6 +3,7 @@
 //! refuse or time out until one accepts or none is left.
 
 use super::end::End;
+use super::pump::{self, Dir};
 use super::{Core, Ctx, Failure, Ready, Step};
 use crate::buffer::{Buf, Pool};
 use crate::framing::body::Body;
@@ -10,7 +11,7 @@ use crate::handshake::answer::{Reject, Status};
 use crate::handshake::request::Kind;
 use crate::metrics::TlsSide;
 use crate::relay::splice::PipePool;
-use crate::relay::{Flow, Tls};
+use crate::relay::{Fault, Flow, Tls};
 use crate::upstream::source::{self, Refused};
 use crate::upstream::{Attempt, Group};
 use crate::{debug, warn};
@@ -105,12 +106,19 @@ pub(super) fn start(c: &mut Connect, core: &mut Core, ctx: &mut Ctx<'_>) -> Step
                 // Small frames go out at once; a WebSocket is interactive.
                 let _ = stream.set_nodelay(true);
                 // A nearby upstream (loopback, same host) has usually
-                // accepted before connect returns: send the head now rather
-                // than after a trip through epoll.
-                let connected = stream.peer_addr().is_ok();
-                core.upstream = Some(End::new(stream));
-                if connected {
-                    return established(c, core, ctx);
+                // accepted before connect returns: go on now rather than
+                // after a trip through epoll.
+                if group.servers[server].tls.is_some() {
+                    let connected = stream.peer_addr().is_ok();
+                    core.upstream = Some(End::new(stream));
+                    if connected {
+                        return established(c, core, ctx);
+                    }
+                } else {
+                    core.upstream = Some(End::new(stream));
+                    if let Some(step) = send_early(c, core, ctx) {
+                        return step;
+                    }
                 }
                 core.arm(ctx, ctx.config.timeouts.connect);
                 return Step::Wait;
@@ -136,6 +144,35 @@ pub(super) fn start(c: &mut Connect, core: &mut Core, ctx: &mut Ctx<'_>) -> Step
                 ))
             }
         }
+    }
+}
+
+/// Sends the request head over a plain connection whose connect is under
+/// way: the send is the test of whether it has finished (a connection
+/// still being made takes nothing, `EAGAIN`; a refused one fails with the
+/// connect's error), one system call fewer than asking first. `None`:
+/// still connecting.
+fn send_early(c: &mut Connect, core: &mut Core, ctx: &mut Ctx<'_>) -> Option<Step> {
+    match pump::run(&mut c.c2u, Dir::Up, core, false, None, ctx) {
+        Ok(pump::Ran { progress, surplus }) if progress.moved > 0 => {
+            core.keep_ahead(surplus, ctx);
+            pump::count(
+                &progress,
+                Dir::Up,
+                core,
+                Some(ctx.config.timeouts.response),
+                ctx,
+            );
+            Some(connected(core, ctx))
+        }
+        Ok(pump::Ran { surplus, .. }) => {
+            // Nothing went out, so nothing was read past the head either.
+            debug_assert!(surplus.is_none());
+            core.keep_ahead(surplus, ctx);
+            None
+        }
+        Err(Fault::Destination(e)) => Some(failed(c, core, &e.to_string(), Failure::Refused, ctx)),
+        Err(fault) => Some(pump::fault(Dir::Up, fault, core, true, ctx)),
     }
 }
 

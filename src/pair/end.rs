@@ -13,8 +13,7 @@ use crate::relay::{Conn, Tls};
 pub(super) struct End {
     pub(super) tcp: TcpStream,
     pub(super) tls: Option<Box<Tls>>,
-    /// What the poll watches for; `None` while not registered.
-    registered: Option<Interest>,
+    polled: Polled,
     /// Requests sent over this connection (an upstream's, kept between
     /// requests), saturating.
     pub(super) uses: u16,
@@ -28,7 +27,7 @@ impl End {
         End {
             tcp,
             tls: None,
-            registered: None,
+            polled: Polled::OUT,
             uses: 0,
             reusable: false,
         }
@@ -62,25 +61,40 @@ impl End {
     }
 
     /// Brings the registration in line with `want` (`None`: not watched).
+    /// `read_done`: the socket will not be read again, so a socket watched
+    /// for reading only may stay in the poll's interest list while not
+    /// watched. Edge-triggered, it reports nothing more but an error or a
+    /// hang-up (ignored, see [`End::is_watched`]), and most such sockets are
+    /// closed soon after: the `EPOLL_CTL_DEL` is saved. Watching again
+    /// re-arms the socket (`EPOLL_CTL_MOD`), so readiness that came while it
+    /// was not watched is reported then, as a fresh registration would.
     pub(super) fn watch(
         &mut self,
         registry: &Registry,
         token: Token,
         want: Option<Interest>,
+        read_done: bool,
     ) -> io::Result<()> {
-        match (self.registered, want) {
-            (a, b) if a == b => return Ok(()),
-            (None, Some(w)) => registry.register(&mut self.tcp, token, w)?,
-            (Some(_), Some(w)) => registry.reregister(&mut self.tcp, token, w)?,
-            (Some(_), None) => registry.deregister(&mut self.tcp)?,
-            (None, None) => {}
-        }
-        self.registered = want;
+        let now = self.polled.watched();
+        self.polled = match want {
+            _ if now == want => return Ok(()),
+            Some(w) => return self.adopt(registry, token, w),
+            // Readable edges would wake the worker for nothing (a paused
+            // reader), writable ones too: out of the poll.
+            None if !(read_done && now == Some(Interest::READABLE)) => {
+                registry.deregister(&mut self.tcp)?;
+                Polled::OUT
+            }
+            None => Polled::DORMANT,
+        };
         Ok(())
     }
-}
 
-impl End {
+    /// Whether the poll's events for this socket are to be acted on.
+    pub(super) fn is_watched(&self) -> bool {
+        self.polled.watched().is_some()
+    }
+
     /// Registers the socket under `token` with `want`, whatever it was
     /// registered as before: a kept connection taken up by a pair, or
     /// handed back to the pool.
@@ -90,12 +104,43 @@ impl End {
         token: Token,
         want: Interest,
     ) -> io::Result<()> {
-        match self.registered {
-            Some(_) => registry.reregister(&mut self.tcp, token, want)?,
-            None => registry.register(&mut self.tcp, token, want)?,
+        if self.polled.in_poll() {
+            registry.reregister(&mut self.tcp, token, want)?;
+        } else {
+            registry.register(&mut self.tcp, token, want)?;
         }
-        self.registered = Some(want);
+        self.polled = Polled::watching(want);
         Ok(())
+    }
+}
+
+/// How the poll has a socket, in one byte (a pair is kept small): what it
+/// watches for, and whether the socket is in the poll's interest list at
+/// all, which it may be while watched for nothing (see [`End::watch`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Polled(u8);
+
+impl Polled {
+    const READ: u8 = 1;
+    const WRITE: u8 = 2;
+    const IN_POLL: u8 = 4;
+    /// Not in the poll.
+    const OUT: Polled = Polled(0);
+    /// In the poll, watched for nothing.
+    const DORMANT: Polled = Polled(Polled::IN_POLL);
+
+    fn watching(want: Interest) -> Polled {
+        let read = if want.is_readable() { Polled::READ } else { 0 };
+        let write = if want.is_writable() { Polled::WRITE } else { 0 };
+        Polled(Polled::IN_POLL | read | write)
+    }
+
+    fn watched(self) -> Option<Interest> {
+        interest(self.0 & Polled::READ != 0, self.0 & Polled::WRITE != 0)
+    }
+
+    fn in_poll(self) -> bool {
+        self.0 & Polled::IN_POLL != 0
     }
 }
 
@@ -106,5 +151,27 @@ pub(super) fn interest(read: bool, write: bool) -> Option<Interest> {
         (true, false) => Some(Interest::READABLE),
         (false, true) => Some(Interest::WRITABLE),
         (false, false) => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn polled_keeps_interest_and_membership_apart() {
+        for want in [
+            Interest::READABLE,
+            Interest::WRITABLE,
+            Interest::READABLE | Interest::WRITABLE,
+        ] {
+            let p = Polled::watching(want);
+            assert_eq!(p.watched(), Some(want));
+            assert!(p.in_poll());
+        }
+        assert_eq!(Polled::DORMANT.watched(), None);
+        assert!(Polled::DORMANT.in_poll());
+        assert_eq!(Polled::OUT.watched(), None);
+        assert!(!Polled::OUT.in_poll());
     }
 }

@@ -557,14 +557,40 @@ impl Pair {
     /// Brings the registered interest in line with [`Pair::interest`].
     pub fn sync_interest(&mut self, registry: &Registry, key: usize) -> std::io::Result<()> {
         let [client, upstream] = self.interest();
+        let [client_done, upstream_done] = self.reads_done();
         let core = &mut self.core;
-        core.client
-            .watch(registry, token::pair(key, Side::Client), client)?;
+        core.client.watch(
+            registry,
+            token::pair(key, Side::Client),
+            client,
+            client_done,
+        )?;
         let token = core.upstream_token(key);
         if let Some(end) = &mut core.upstream {
-            end.watch(registry, token, upstream)?;
+            end.watch(registry, token, upstream, upstream_done)?;
         }
         Ok(())
+    }
+
+    /// Whether the client and the upstream will be read again in this
+    /// phase: a relayed message or stream whose source ended.
+    fn reads_done(&self) -> [bool; 2] {
+        match &self.phase {
+            Phase::Exchange(response::Exchange { c2u, u2c })
+            | Phase::Tunnel(tunnel::Tunnel { c2u, u2c, .. }) => {
+                [c2u.is_finished(), u2c.is_finished()]
+            }
+            _ => [false, false],
+        }
+    }
+
+    /// Whether the poll's events for `side` are to be acted on: a socket
+    /// not watched may still report an error or hang-up.
+    pub fn watches(&self, side: Side) -> bool {
+        match side {
+            Side::Client => self.core.client.is_watched(),
+            Side::Upstream => self.core.upstream.as_ref().is_some_and(End::is_watched),
+        }
     }
 
     /// Releases everything before the worker drops the pair. `config` and

@@ -127,7 +127,7 @@ impl Kept {
             None => self.slots.insert(Slot::Lent { pair: usize::MAX }),
         };
         let watched = match slot {
-            Some(_) => end.watch(registry, token::kept(key), Some(Interest::READABLE)),
+            Some(_) => end.watch(registry, token::kept(key), Some(Interest::READABLE), false),
             None => end.adopt(registry, token::kept(key), Interest::READABLE),
         };
         if config.keepalive.idle == 0 || watched.is_err() {

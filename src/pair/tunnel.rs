@@ -153,6 +153,10 @@ fn relay(t: &mut Tunnel, dir: Dir, core: &mut Core, closing: bool, ctx: &mut Ctx
     };
     if finished {
         core.ended(Ending::Closed(dir.source()));
+        match dir {
+            Dir::Up => t.u2c.set_last(),
+            Dir::Down => t.c2u.set_last(),
+        }
     }
     if t.is_finished() {
         return match close_when_flushed(core) {

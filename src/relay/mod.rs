@@ -114,6 +114,10 @@ pub struct Flow {
     src_drained: bool,
     /// What the bytes have looked like lately: which relay suits them.
     mode: Mode,
+    /// The other direction has finished, so this one's end closes the
+    /// pair: its EOF needs no `shutdown`, as closing the destination sends
+    /// the FIN (under TLS the `close_notify` still goes first).
+    last: bool,
 }
 
 /// What a direction's recent bytes looked like, which decides its relay
@@ -195,6 +199,7 @@ impl Flow {
             src_closing: false,
             src_drained: false,
             mode: Mode::Chatty,
+            last: false,
         }
     }
 
@@ -261,7 +266,9 @@ impl Flow {
         match self.state {
             FlowState::Open | FlowState::Held | FlowState::Discard => false,
             FlowState::Eof => {
-                dst.shutdown_write();
+                if !self.last || dst.is_tls() {
+                    dst.shutdown_write();
+                }
                 self.state = FlowState::Shut;
                 true
             }
@@ -285,6 +292,11 @@ impl Flow {
         if self.mode == Mode::Streaming {
             self.mode = Mode::Chatty;
         }
+    }
+
+    /// The other direction has finished: this one's end closes the pair.
+    pub fn set_last(&mut self) {
+        self.last = true;
     }
 
     /// Stops reading the source; parked bytes still go out.
