@@ -1,0 +1,15 @@
+//! HTTP/2 (RFC 9113) with extended CONNECT (RFC 8441), sans I/O: the
+//! pieces read bytes from a slice and write bytes into a caller's `Vec`,
+//! and never touch a socket or a clock.
+//!
+//! | file | owns |
+//! |---|---|
+//! | `error.rs` | the error codes of RFC 9113 §7 and connection vs stream errors |
+//! | `frame.rs` | the frame codec: one frame from a slice, one frame into a `Vec` |
+//! | `settings.rs` | the SETTINGS parameters, their ranges and their encoding |
+
+pub mod error;
+pub mod frame;
+pub mod settings;
+
+pub use error::{ConnError, ErrorCode, StreamError};
