@@ -7,9 +7,11 @@
 //! | `error.rs` | the error codes of RFC 9113 §7 and connection vs stream errors |
 //! | `frame.rs` | the frame codec: one frame from a slice, one frame into a `Vec` |
 //! | `settings.rs` | the SETTINGS parameters, their ranges and their encoding |
+//! | `hpack/` | header compression (RFC 7541): integers, strings, Huffman, tables, decoder, encoder |
 
 pub mod error;
 pub mod frame;
+pub mod hpack;
 pub mod settings;
 
 pub use error::{ConnError, ErrorCode, StreamError};
