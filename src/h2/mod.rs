@@ -8,10 +8,14 @@
 //! | `frame.rs` | the frame codec: one frame from a slice, one frame into a `Vec` |
 //! | `settings.rs` | the SETTINGS parameters, their ranges and their encoding |
 //! | `hpack/` | header compression (RFC 7541): integers, strings, Huffman, tables, decoder, encoder |
+//! | `block.rs` | a field block gathered from HEADERS and CONTINUATION frames, bounded |
+//! | `request.rs` | a decoded field block checked into a request (RFC 9113 §8.3, RFC 8441 §4) |
 
+pub mod block;
 pub mod error;
 pub mod frame;
 pub mod hpack;
+pub mod request;
 pub mod settings;
 
 pub use error::{ConnError, ErrorCode, StreamError};
