@@ -10,8 +10,10 @@
 //! | `hpack/` | header compression (RFC 7541): integers, strings, Huffman, tables, decoder, encoder |
 //! | `block.rs` | a field block gathered from HEADERS and CONTINUATION frames, bounded |
 //! | `request.rs` | a decoded field block checked into a request (RFC 9113 §8.3, RFC 8441 §4) |
+//! | `conn.rs` | one server connection as a state machine: streams, flow control, limits |
 
 pub mod block;
+pub mod conn;
 pub mod error;
 pub mod frame;
 pub mod hpack;

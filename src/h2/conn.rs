@@ -1,0 +1,913 @@
+//! One HTTP/2 server connection as a state machine, sans I/O: bytes in
+//! ([`Conn::receive`]), events out, frames written into a caller's `Vec`;
+//! no socket and no clock (the caller passes `now`).
+//!
+//! It checks the preface and that SETTINGS comes first (RFC 9113 §3.4),
+//! sends our SETTINGS and tracks their ACK, answers SETTINGS and PING,
+//! keeps each stream's state (§5.1; idle streams are those above the
+//! highest the peer opened, closed ones are forgotten but for a short list
+//! of streams we reset, whose late frames are ignored), enforces
+//! `MAX_CONCURRENT_STREAMS`, and keeps both flow-control windows of the
+//! connection and of every stream, in both directions (§6.9).
+//!
+//! Against the published attacks it counts, and ends the connection with
+//! ENHANCE_YOUR_CALM past a limit: stream resets per interval, by the peer
+//! or provoked by it (rapid reset, CVE-2023-44487); control answers owed
+//! while the caller has not flushed (SETTINGS and PING floods). HPACK and
+//! field block limits are in [`hpack`](super::hpack) and
+//! [`block`](super::block); a send blocked on a zero window is reported by
+//! [`Conn::stalled_since`] for the caller to time out.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use super::block::{self, Assembler, Block};
+use super::error::{ConnError, ErrorCode};
+use super::frame::{self, Decoded, Frame};
+use super::hpack::{self, Decoder, Encoder, Field};
+use super::request::{Request, RequestBuilder, RequestError};
+use super::settings::{Settings, DEFAULT_WINDOW_SIZE, MAX_WINDOW_SIZE, MIN_MAX_FRAME_SIZE};
+
+/// The client connection preface (§3.4).
+pub const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// How many streams we reset are remembered, so frames the peer sent
+/// before it saw the reset are ignored rather than taken as errors (§5.1,
+/// "closed").
+const RECENT_RESETS: usize = 64;
+
+/// What a connection allows; the SETTINGS we send come from it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS`.
+    pub max_concurrent_streams: u32,
+    /// `SETTINGS_INITIAL_WINDOW_SIZE`: what one stream may hold of ours.
+    pub initial_window_size: u32,
+    /// The connection's receive window (raised from 65 535 with a
+    /// WINDOW_UPDATE at the start).
+    pub connection_window: u32,
+    /// `SETTINGS_MAX_FRAME_SIZE`.
+    pub max_frame_size: u32,
+    /// `SETTINGS_HEADER_TABLE_SIZE`: the HPACK table the peer may use.
+    pub header_table_size: u32,
+    /// `SETTINGS_MAX_HEADER_LIST_SIZE`, enforced by the HPACK decoder.
+    pub max_header_list_size: u32,
+    /// The longest single decoded header name or value.
+    pub max_header_string: u32,
+    /// The largest compressed field block and its CONTINUATION count.
+    pub block: block::Limits,
+    /// `SETTINGS_ENABLE_CONNECT_PROTOCOL` (RFC 8441).
+    pub enable_connect_protocol: bool,
+    /// The HPACK table we keep for our responses, whatever the peer allows.
+    pub encoder_table_cap: u32,
+    /// Stream resets (by the peer, or by us for its faults) allowed per
+    /// `reset_interval` before ENHANCE_YOUR_CALM.
+    pub max_resets: u32,
+    /// The interval `max_resets` is counted over.
+    pub reset_interval: Duration,
+    /// Answers (SETTINGS ACK, PING ACK, RST_STREAM) we may owe the peer
+    /// before the caller reports them written ([`Conn::flushed`]).
+    pub max_owed_answers: u32,
+}
+
+impl Default for Config {
+    /// What a browser needs and an edge node can hold per connection:
+    /// 100 streams of at most 64 KiB each (a stream's window is all it may
+    /// buffer), 1 MiB for the connection, 32 KiB of headers in at most 64
+    /// KiB of compressed block, 200 resets per 10 s (a browser cancels a
+    /// few per navigation; CVE-2023-44487 needs thousands per second).
+    fn default() -> Self {
+        Self {
+            max_concurrent_streams: 100,
+            initial_window_size: DEFAULT_WINDOW_SIZE,
+            connection_window: 1 << 20,
+            max_frame_size: MIN_MAX_FRAME_SIZE,
+            header_table_size: 4096,
+            max_header_list_size: 32 << 10,
+            max_header_string: 16 << 10,
+            block: block::Limits {
+                max_block: 64 << 10,
+                max_continuations: 32,
+            },
+            enable_connect_protocol: true,
+            encoder_table_cap: 4096,
+            max_resets: 200,
+            reset_interval: Duration::from_secs(10),
+            max_owed_answers: 1024,
+        }
+    }
+}
+
+/// Something the caller acts on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event<'a> {
+    /// A new stream with a checked request head.
+    Request {
+        /// The stream.
+        stream: u32,
+        /// The head.
+        request: Request,
+        /// No body follows.
+        end_stream: bool,
+    },
+    /// A new stream whose header list is over our limit: answer 431.
+    TooLarge {
+        /// The stream.
+        stream: u32,
+    },
+    /// Body octets of a stream; [`Conn::release`] them once consumed.
+    Data {
+        /// The stream.
+        stream: u32,
+        /// The octets, borrowed from the input.
+        data: &'a [u8],
+        /// The peer's side of the stream ends here.
+        end_stream: bool,
+    },
+    /// Trailers ended the peer's side of a stream (their fields are
+    /// dropped).
+    Trailers {
+        /// The stream.
+        stream: u32,
+    },
+    /// The stream was reset, by the peer or by us for its fault.
+    Reset {
+        /// The stream.
+        stream: u32,
+        /// Why.
+        code: u32,
+    },
+    /// A send window grew: try sending again (0 for the connection).
+    WindowOpened {
+        /// The stream, or 0.
+        stream: u32,
+    },
+    /// The peer answered our PING.
+    PingAck {
+        /// The opaque data.
+        data: [u8; 8],
+    },
+    /// The peer is going away: no stream above `last_stream` was seen.
+    GoAway {
+        /// The highest stream it processed.
+        last_stream: u32,
+        /// Why.
+        code: u32,
+    },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum StreamState {
+    Open,
+    /// We sent END_STREAM.
+    HalfClosedLocal,
+    /// The peer sent END_STREAM.
+    HalfClosedRemote,
+}
+
+#[derive(Debug)]
+struct Stream {
+    state: StreamState,
+    send_window: i64,
+    recv_window: i64,
+    /// Octets consumed since the last WINDOW_UPDATE we sent for it.
+    consumed: u32,
+    /// Since when a send has been held back by a window, without progress.
+    stalled_since: Option<Instant>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    /// Waiting for the client preface.
+    Preface,
+    /// The preface arrived; the next frame has to be SETTINGS.
+    FirstSettings,
+    /// Streams come and go.
+    Open,
+    /// We sent GOAWAY: no new stream is processed.
+    Draining,
+    /// A connection error ended it; nothing more is read.
+    Closed,
+}
+
+/// One server connection.
+#[derive(Debug)]
+pub struct Conn {
+    config: Config,
+    phase: Phase,
+    decoder: Decoder,
+    encoder: Encoder,
+    assembler: Assembler,
+    streams: HashMap<u32, Stream>,
+    recent_resets: VecDeque<u32>,
+    /// The highest stream the peer opened (§5.1.1).
+    last_peer_stream: u32,
+    /// Our SETTINGS, sent at this time and not yet acknowledged.
+    settings_sent: Option<Instant>,
+    /// The stream receive window the peer uses for new streams: 65 535
+    /// until it acknowledges ours.
+    recv_initial: u32,
+    /// The peer's `SETTINGS_INITIAL_WINDOW_SIZE`.
+    send_initial: u32,
+    /// The peer's `SETTINGS_MAX_FRAME_SIZE`.
+    peer_max_frame: u32,
+    conn_send: i64,
+    conn_recv: i64,
+    conn_consumed: u32,
+    resets: u32,
+    resets_since: Option<Instant>,
+    owed: u32,
+}
+
+fn calm(reason: &'static str) -> ConnError {
+    ConnError::new(ErrorCode::EnhanceYourCalm, reason)
+}
+
+impl Conn {
+    /// A connection that has read nothing; [`Conn::start`] writes our
+    /// side of the preface.
+    pub fn new(config: Config) -> Self {
+        let limits = hpack::Limits {
+            max_string: config.max_header_string as usize,
+            max_list: config.max_header_list_size as usize,
+        };
+        Self {
+            config,
+            phase: Phase::Preface,
+            // Until the peer acknowledges our SETTINGS it may use the
+            // default table size (§6.5.3); ours takes effect on the ACK.
+            decoder: Decoder::new(4096, limits),
+            encoder: Encoder::new(4096, config.encoder_table_cap as usize, true),
+            assembler: Assembler::new(config.block),
+            streams: HashMap::new(),
+            recent_resets: VecDeque::new(),
+            last_peer_stream: 0,
+            settings_sent: None,
+            recv_initial: DEFAULT_WINDOW_SIZE,
+            send_initial: DEFAULT_WINDOW_SIZE,
+            peer_max_frame: MIN_MAX_FRAME_SIZE,
+            conn_send: i64::from(DEFAULT_WINDOW_SIZE),
+            conn_recv: i64::from(DEFAULT_WINDOW_SIZE),
+            conn_consumed: 0,
+            resets: 0,
+            resets_since: None,
+            owed: 0,
+        }
+    }
+
+    /// Writes our SETTINGS (the server preface, §3.4) and the WINDOW_UPDATE
+    /// that opens the connection window to its configured size.
+    pub fn start(&mut self, now: Instant, out: &mut Vec<u8>) {
+        let c = &self.config;
+        let settings = Settings {
+            header_table_size: Some(c.header_table_size),
+            enable_push: Some(false),
+            max_concurrent_streams: Some(c.max_concurrent_streams),
+            initial_window_size: Some(c.initial_window_size),
+            max_frame_size: Some(c.max_frame_size),
+            max_header_list_size: Some(c.max_header_list_size),
+            enable_connect_protocol: Some(c.enable_connect_protocol),
+        };
+        Frame::Settings {
+            ack: false,
+            settings,
+        }
+        .encode(out);
+        self.settings_sent = Some(now);
+        let target = i64::from(c.connection_window);
+        if target > self.conn_recv {
+            let increment = (target - self.conn_recv) as u32;
+            Frame::WindowUpdate {
+                stream: 0,
+                increment,
+            }
+            .encode(out);
+            self.conn_recv = target;
+        }
+    }
+
+    /// Since when our SETTINGS wait for their ACK (SETTINGS_TIMEOUT is the
+    /// caller's to enforce, §6.5.3).
+    pub fn settings_unacked_since(&self) -> Option<Instant> {
+        self.settings_sent
+    }
+
+    /// Since when a send has been held back by a zero window without
+    /// progress, the earliest over the streams.
+    pub fn stalled_since(&self) -> Option<Instant> {
+        self.streams.values().filter_map(|s| s.stalled_since).min()
+    }
+
+    /// The streams open or half-closed.
+    pub fn active_streams(&self) -> usize {
+        self.streams.len()
+    }
+
+    /// The answers owed were written out: the flood count starts again.
+    pub fn flushed(&mut self) {
+        self.owed = 0;
+    }
+
+    /// Whether the connection ended with a connection error.
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    /// Reads as many whole frames from `input` as it holds; returns the
+    /// octets taken (the rest is an incomplete frame, to be offered again
+    /// with more). On a connection error a GOAWAY is written to `out` and
+    /// the error returned: close after writing `out`.
+    pub fn receive<'a>(
+        &mut self,
+        input: &'a [u8],
+        now: Instant,
+        out: &mut Vec<u8>,
+        events: &mut Vec<Event<'a>>,
+    ) -> Result<usize, ConnError> {
+        if self.phase == Phase::Closed {
+            return Ok(0);
+        }
+        let result = self.read_frames(input, now, out, events);
+        if let Err(e) = &result {
+            Frame::GoAway {
+                last_stream: self.last_peer_stream,
+                code: e.code.to_u32(),
+                debug: e.reason.as_bytes(),
+            }
+            .encode(out);
+            self.phase = Phase::Closed;
+        }
+        result
+    }
+
+    fn read_frames<'a>(
+        &mut self,
+        input: &'a [u8],
+        now: Instant,
+        out: &mut Vec<u8>,
+        events: &mut Vec<Event<'a>>,
+    ) -> Result<usize, ConnError> {
+        let mut pos = 0;
+        if self.phase == Phase::Preface {
+            let n = input.len().min(PREFACE.len());
+            if input[..n] != PREFACE[..n] {
+                return Err(ConnError::new(ErrorCode::ProtocolError, "bad preface"));
+            }
+            if n < PREFACE.len() {
+                return Ok(0);
+            }
+            pos = PREFACE.len();
+            self.phase = Phase::FirstSettings;
+        }
+        loop {
+            match frame::decode(&input[pos..], self.config.max_frame_size)? {
+                Decoded::NeedMore => return Ok(pos),
+                Decoded::StreamError { error, len } => {
+                    if self.phase == Phase::FirstSettings {
+                        return Err(ConnError::new(
+                            ErrorCode::ProtocolError,
+                            "first frame not SETTINGS",
+                        ));
+                    }
+                    if self.assembler.expecting().is_some() || input[pos + 3] == frame::HEADERS {
+                        // A HEADERS frame refused before its block was
+                        // decoded leaves the HPACK table behind the
+                        // peer's: only a connection error is left (§4.3).
+                        return Err(ConnError::new(error.code, error.reason));
+                    }
+                    pos += len;
+                    self.reset(error.stream, error.code, now, out, events)?;
+                }
+                Decoded::Frame { frame, len } => {
+                    pos += len;
+                    self.on_frame(frame, now, out, events)?;
+                }
+            }
+        }
+    }
+
+    fn on_frame<'a>(
+        &mut self,
+        frame: Frame<'a>,
+        now: Instant,
+        out: &mut Vec<u8>,
+        events: &mut Vec<Event<'a>>,
+    ) -> Result<(), ConnError> {
+        if self.phase == Phase::FirstSettings {
+            if !matches!(frame, Frame::Settings { ack: false, .. }) {
+                return Err(ConnError::new(
+                    ErrorCode::ProtocolError,
+                    "first frame not SETTINGS",
+                ));
+            }
+            self.phase = Phase::Open;
+        }
+        if let Some(block) = self.assembler.take(&frame)? {
+            return self.on_block(block, now, out, events);
+        }
+        match frame {
+            // Fed to the assembler above.
+            Frame::Headers { .. } | Frame::Continuation { .. } => Ok(()),
+            Frame::Data {
+                stream,
+                end_stream,
+                data,
+                ..
+            } => self.on_data(stream, data, frame.flow_len(), end_stream, now, out, events),
+            Frame::Priority { .. } | Frame::Unknown { .. } => Ok(()),
+            Frame::RstStream { stream, code } => {
+                if stream > self.last_peer_stream {
+                    return Err(ConnError::new(
+                        ErrorCode::ProtocolError,
+                        "RST_STREAM on an idle stream",
+                    ));
+                }
+                self.count_reset(now)?;
+                if self.streams.remove(&stream).is_some() {
+                    events.push(Event::Reset { stream, code });
+                }
+                Ok(())
+            }
+            Frame::Settings { ack: true, .. } => {
+                if self.settings_sent.take().is_some() {
+                    self.apply_our_settings();
+                }
+                Ok(())
+            }
+            Frame::Settings {
+                ack: false,
+                settings,
+            } => {
+                self.apply_peer_settings(&settings)?;
+                Frame::Settings {
+                    ack: true,
+                    settings: Settings::default(),
+                }
+                .encode(out);
+                self.owe()
+            }
+            Frame::Ping { ack: true, data } => {
+                events.push(Event::PingAck { data });
+                Ok(())
+            }
+            Frame::Ping { ack: false, data } => {
+                Frame::Ping { ack: true, data }.encode(out);
+                self.owe()
+            }
+            Frame::GoAway {
+                last_stream, code, ..
+            } => {
+                events.push(Event::GoAway { last_stream, code });
+                Ok(())
+            }
+            Frame::WindowUpdate { stream, increment } => {
+                self.on_window_update(stream, increment, now, out, events)
+            }
+        }
+    }
+
+    fn owe(&mut self) -> Result<(), ConnError> {
+        self.owed += 1;
+        if self.owed > self.config.max_owed_answers {
+            return Err(calm("too many answers owed (SETTINGS or PING flood)"));
+        }
+        Ok(())
+    }
+
+    fn count_reset(&mut self, now: Instant) -> Result<(), ConnError> {
+        match self.resets_since {
+            Some(since) if now.duration_since(since) < self.config.reset_interval => {
+                self.resets += 1;
+            }
+            _ => {
+                self.resets_since = Some(now);
+                self.resets = 1;
+            }
+        }
+        if self.resets > self.config.max_resets {
+            return Err(calm("too many stream resets (rapid reset)"));
+        }
+        Ok(())
+    }
+
+    /// Our SETTINGS took effect (the peer acknowledged them).
+    fn apply_our_settings(&mut self) {
+        let delta = i64::from(self.config.initial_window_size) - i64::from(self.recv_initial);
+        for s in self.streams.values_mut() {
+            s.recv_window += delta;
+        }
+        self.recv_initial = self.config.initial_window_size;
+        self.decoder
+            .set_max_table_size(self.config.header_table_size as usize);
+    }
+
+    fn apply_peer_settings(&mut self, settings: &Settings) -> Result<(), ConnError> {
+        if let Some(size) = settings.initial_window_size {
+            // §6.9.2: the change applies to every stream's send window,
+            // which may go negative but not past 2^31-1.
+            let delta = i64::from(size) - i64::from(self.send_initial);
+            for s in self.streams.values_mut() {
+                s.send_window += delta;
+                if s.send_window > i64::from(MAX_WINDOW_SIZE) {
+                    return Err(ConnError::new(
+                        ErrorCode::FlowControlError,
+                        "INITIAL_WINDOW_SIZE overflows a stream window",
+                    ));
+                }
+            }
+            self.send_initial = size;
+        }
+        if let Some(size) = settings.max_frame_size {
+            self.peer_max_frame = size;
+        }
+        if let Some(size) = settings.header_table_size {
+            self.encoder.set_max_table_size(size as usize);
+        }
+        Ok(())
+    }
+
+    fn on_block<'a>(
+        &mut self,
+        block: Block<'_>,
+        now: Instant,
+        out: &mut Vec<u8>,
+        events: &mut Vec<Event<'a>>,
+    ) -> Result<(), ConnError> {
+        let stream = block.stream;
+        // The block is decoded whatever becomes of the stream: the HPACK
+        // table has to stay in step with the peer's (§4.3).
+        let mut builder = RequestBuilder::new(self.config.enable_connect_protocol);
+        let size = self
+            .decoder
+            .decode(&block.fragment, |n, v| builder.field(n, v))
+            .map_err(|e| ConnError::new(ErrorCode::CompressionError, e.0))?;
+        if let Some(s) = self.streams.get_mut(&stream) {
+            // A second block on a stream: trailers, which end it.
+            if s.state == StreamState::HalfClosedRemote {
+                return self.reset(stream, ErrorCode::StreamClosed, now, out, events);
+            }
+            if !block.end_stream {
+                return self.reset(stream, ErrorCode::ProtocolError, now, out, events);
+            }
+            self.close_remote(stream);
+            events.push(Event::Trailers { stream });
+            return Ok(());
+        }
+        if self.recent_resets.contains(&stream) {
+            return Ok(());
+        }
+        if stream <= self.last_peer_stream {
+            return Err(ConnError::new(
+                ErrorCode::StreamClosed,
+                "HEADERS on a closed stream",
+            ));
+        }
+        if stream % 2 == 0 {
+            return Err(ConnError::new(
+                ErrorCode::ProtocolError,
+                "even stream from a client",
+            ));
+        }
+        self.last_peer_stream = stream;
+        if self.phase == Phase::Draining {
+            // §6.8: streams above the GOAWAY's last stream are ignored.
+            return Ok(());
+        }
+        if self.streams.len() >= self.config.max_concurrent_streams as usize {
+            return self.reset(stream, ErrorCode::RefusedStream, now, out, events);
+        }
+        let request = match builder.finish(stream, size) {
+            Ok(request) => Some(request),
+            Err(RequestError::TooLarge(_)) => None,
+            Err(RequestError::Malformed(e)) => {
+                return self.reset(e.stream, e.code, now, out, events);
+            }
+        };
+        self.streams.insert(
+            stream,
+            Stream {
+                state: if block.end_stream {
+                    StreamState::HalfClosedRemote
+                } else {
+                    StreamState::Open
+                },
+                send_window: i64::from(self.send_initial),
+                recv_window: i64::from(self.recv_initial),
+                consumed: 0,
+                stalled_since: None,
+            },
+        );
+        events.push(match request {
+            Some(request) => Event::Request {
+                stream,
+                request,
+                end_stream: block.end_stream,
+            },
+            None => Event::TooLarge { stream },
+        });
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_data<'a>(
+        &mut self,
+        stream: u32,
+        data: &'a [u8],
+        flow: u32,
+        end_stream: bool,
+        now: Instant,
+        out: &mut Vec<u8>,
+        events: &mut Vec<Event<'a>>,
+    ) -> Result<(), ConnError> {
+        if stream > self.last_peer_stream {
+            return Err(ConnError::new(
+                ErrorCode::ProtocolError,
+                "DATA on an idle stream",
+            ));
+        }
+        // Every DATA counts against the connection window, even on a
+        // stream that is gone (§6.9).
+        if i64::from(flow) > self.conn_recv {
+            return Err(ConnError::new(
+                ErrorCode::FlowControlError,
+                "DATA beyond the connection window",
+            ));
+        }
+        self.conn_recv -= i64::from(flow);
+        let Some(s) = self.streams.get_mut(&stream) else {
+            self.release_connection(flow, out);
+            if self.recent_resets.contains(&stream) {
+                return Ok(());
+            }
+            return Err(ConnError::new(
+                ErrorCode::StreamClosed,
+                "DATA on a closed stream",
+            ));
+        };
+        if s.state == StreamState::HalfClosedRemote {
+            self.release_connection(flow, out);
+            return self.reset(stream, ErrorCode::StreamClosed, now, out, events);
+        }
+        if i64::from(flow) > s.recv_window {
+            self.release_connection(flow, out);
+            return self.reset(stream, ErrorCode::FlowControlError, now, out, events);
+        }
+        s.recv_window -= i64::from(flow);
+        // Padding is flow-controlled but never reaches the caller: give
+        // it back at once.
+        let padding = flow - data.len() as u32;
+        if end_stream {
+            self.close_remote(stream);
+        }
+        if padding > 0 {
+            self.release(stream, padding, out);
+        }
+        events.push(Event::Data {
+            stream,
+            data,
+            end_stream,
+        });
+        Ok(())
+    }
+
+    fn on_window_update<'a>(
+        &mut self,
+        stream: u32,
+        increment: u32,
+        now: Instant,
+        out: &mut Vec<u8>,
+        events: &mut Vec<Event<'a>>,
+    ) -> Result<(), ConnError> {
+        if stream == 0 {
+            self.conn_send += i64::from(increment);
+            if self.conn_send > i64::from(MAX_WINDOW_SIZE) {
+                return Err(ConnError::new(
+                    ErrorCode::FlowControlError,
+                    "connection window above 2^31-1",
+                ));
+            }
+            events.push(Event::WindowOpened { stream: 0 });
+            return Ok(());
+        }
+        if stream > self.last_peer_stream {
+            return Err(ConnError::new(
+                ErrorCode::ProtocolError,
+                "WINDOW_UPDATE on an idle stream",
+            ));
+        }
+        let Some(s) = self.streams.get_mut(&stream) else {
+            // Closed: a late update is no error (§6.9).
+            return Ok(());
+        };
+        s.send_window += i64::from(increment);
+        if s.send_window > i64::from(MAX_WINDOW_SIZE) {
+            return self.reset(stream, ErrorCode::FlowControlError, now, out, events);
+        }
+        events.push(Event::WindowOpened { stream });
+        Ok(())
+    }
+
+    /// The peer's side of `stream` ended.
+    fn close_remote(&mut self, stream: u32) {
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return;
+        };
+        match s.state {
+            StreamState::Open => s.state = StreamState::HalfClosedRemote,
+            StreamState::HalfClosedLocal => {
+                self.streams.remove(&stream);
+            }
+            StreamState::HalfClosedRemote => {
+                debug_assert!(false, "the peer's side of stream {stream} ended twice");
+            }
+        }
+    }
+
+    /// Our side of `stream` ended.
+    fn close_local(&mut self, stream: u32) {
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return;
+        };
+        match s.state {
+            StreamState::Open => s.state = StreamState::HalfClosedLocal,
+            StreamState::HalfClosedRemote => {
+                self.streams.remove(&stream);
+            }
+            StreamState::HalfClosedLocal => {
+                debug_assert!(false, "our side of stream {stream} ended twice");
+            }
+        }
+    }
+
+    /// Resets `stream` for the peer's fault: RST_STREAM, counted against
+    /// the reset budget.
+    fn reset<'a>(
+        &mut self,
+        stream: u32,
+        code: ErrorCode,
+        now: Instant,
+        out: &mut Vec<u8>,
+        events: &mut Vec<Event<'a>>,
+    ) -> Result<(), ConnError> {
+        self.count_reset(now)?;
+        let was_open = self.streams.contains_key(&stream);
+        self.cancel(stream, code, out);
+        if was_open {
+            events.push(Event::Reset {
+                stream,
+                code: code.to_u32(),
+            });
+        }
+        self.owe()
+    }
+
+    /// Ends `stream` with RST_STREAM `code` (the caller's decision, e.g.
+    /// its upstream failed).
+    pub fn cancel(&mut self, stream: u32, code: ErrorCode, out: &mut Vec<u8>) {
+        Frame::RstStream {
+            stream,
+            code: code.to_u32(),
+        }
+        .encode(out);
+        self.streams.remove(&stream);
+        if self.recent_resets.len() == RECENT_RESETS {
+            self.recent_resets.pop_front();
+        }
+        self.recent_resets.push_back(stream);
+    }
+
+    /// Sends GOAWAY naming the last stream we took (a graceful drain with
+    /// NO_ERROR): streams above it are ignored from now on.
+    pub fn go_away(&mut self, code: ErrorCode, out: &mut Vec<u8>) {
+        Frame::GoAway {
+            last_stream: self.last_peer_stream,
+            code: code.to_u32(),
+            debug: b"",
+        }
+        .encode(out);
+        if self.phase == Phase::Open {
+            self.phase = Phase::Draining;
+        }
+    }
+
+    /// Sends a PING (for dead-peer detection); its answer is
+    /// [`Event::PingAck`].
+    pub fn ping(&mut self, data: [u8; 8], out: &mut Vec<u8>) {
+        Frame::Ping { ack: false, data }.encode(out);
+    }
+
+    /// The caller consumed `n` octets of `stream`'s data: the windows
+    /// reopen, with a WINDOW_UPDATE once half of a window is consumed (so
+    /// a stream never holds more than its window, and updates stay few).
+    pub fn release(&mut self, stream: u32, n: u32, out: &mut Vec<u8>) {
+        self.release_connection(n, out);
+        let target = self.recv_initial;
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return;
+        };
+        s.consumed += n;
+        let live = matches!(s.state, StreamState::Open | StreamState::HalfClosedLocal);
+        if live && s.consumed >= target / 2 {
+            let increment = s.consumed;
+            s.recv_window += i64::from(increment);
+            s.consumed = 0;
+            Frame::WindowUpdate { stream, increment }.encode(out);
+        }
+    }
+
+    fn release_connection(&mut self, n: u32, out: &mut Vec<u8>) {
+        self.conn_consumed += n;
+        if self.conn_consumed >= self.config.connection_window / 2 {
+            let increment = self.conn_consumed;
+            self.conn_recv += i64::from(increment);
+            self.conn_consumed = 0;
+            Frame::WindowUpdate {
+                stream: 0,
+                increment,
+            }
+            .encode(out);
+        }
+    }
+
+    /// Writes a response or trailer head on `stream`.
+    pub fn send_headers<'f>(
+        &mut self,
+        stream: u32,
+        fields: impl IntoIterator<Item = Field<'f>>,
+        end_stream: bool,
+        out: &mut Vec<u8>,
+    ) {
+        let mut block = Vec::new();
+        self.encoder.encode(fields, &mut block);
+        frame::encode_field_block(out, stream, &block, end_stream, self.peer_max_frame);
+        if end_stream {
+            self.close_local(stream);
+        }
+    }
+
+    /// How many octets of DATA `stream` may send now.
+    pub fn send_capacity(&self, stream: u32) -> usize {
+        match self.streams.get(&stream) {
+            Some(s) if s.state != StreamState::HalfClosedLocal => {
+                s.send_window.min(self.conn_send).max(0) as usize
+            }
+            _ => 0,
+        }
+    }
+
+    /// Writes as much of `data` on `stream` as the windows allow, in
+    /// frames of at most the peer's `SETTINGS_MAX_FRAME_SIZE`; returns the
+    /// octets taken. END_STREAM goes out only with the last octet. A send
+    /// cut short by a window marks the stream stalled (see
+    /// [`Conn::stalled_since`]) until one goes out whole.
+    pub fn send_data(
+        &mut self,
+        stream: u32,
+        data: &[u8],
+        end_stream: bool,
+        now: Instant,
+        out: &mut Vec<u8>,
+    ) -> usize {
+        let n = data.len().min(self.send_capacity(stream));
+        let Some(s) = self.streams.get_mut(&stream) else {
+            return 0;
+        };
+        if s.state == StreamState::HalfClosedLocal {
+            return 0;
+        }
+        let whole = n == data.len();
+        for (i, chunk) in data[..n].chunks(self.peer_max_frame as usize).enumerate() {
+            let last = (i + 1) * (self.peer_max_frame as usize) >= n;
+            Frame::Data {
+                stream,
+                end_stream: end_stream && whole && last,
+                data: chunk,
+                pad: None,
+            }
+            .encode(out);
+        }
+        if n == 0 && whole && end_stream {
+            Frame::Data {
+                stream,
+                end_stream: true,
+                data: b"",
+                pad: None,
+            }
+            .encode(out);
+        }
+        s.send_window -= n as i64;
+        self.conn_send -= n as i64;
+        s.stalled_since = match (whole, n) {
+            (true, _) => None,
+            (false, 0) => s.stalled_since.or(Some(now)),
+            (false, _) => Some(now),
+        };
+        if whole && end_stream {
+            self.close_local(stream);
+        }
+        n
+    }
+}
+
+#[cfg(test)]
+mod tests;
