@@ -184,8 +184,11 @@ enum Phase {
     FirstSettings,
     /// Streams come and go.
     Open,
-    /// We sent GOAWAY: no new stream is processed.
-    Draining,
+    /// We sent GOAWAY naming `last_stream`: streams above it are ignored.
+    Draining {
+        /// The last stream we took.
+        last_stream: u32,
+    },
     /// A connection error ended it; nothing more is read.
     Closed,
 }
@@ -330,7 +333,7 @@ impl Conn {
         let result = self.read_frames(input, now, out, events);
         if let Err(e) = &result {
             Frame::GoAway {
-                last_stream: self.last_peer_stream,
+                last_stream: self.last_taken(),
                 code: e.code.to_u32(),
                 debug: e.reason.as_bytes(),
             }
@@ -466,6 +469,20 @@ impl Conn {
         }
     }
 
+    /// The highest stream we took: the peer's last, or the one our GOAWAY
+    /// named.
+    fn last_taken(&self) -> u32 {
+        match self.phase {
+            Phase::Draining { last_stream } => last_stream,
+            _ => self.last_peer_stream,
+        }
+    }
+
+    /// Whether `stream` is one our GOAWAY made us ignore.
+    fn ignored(&self, stream: u32) -> bool {
+        matches!(self.phase, Phase::Draining { last_stream } if stream > last_stream)
+    }
+
     fn owe(&mut self) -> Result<(), ConnError> {
         self.owed += 1;
         if self.owed > self.config.max_owed_answers {
@@ -569,7 +586,7 @@ impl Conn {
             ));
         }
         self.last_peer_stream = stream;
-        if self.phase == Phase::Draining {
+        if self.ignored(stream) {
             // §6.8: streams above the GOAWAY's last stream are ignored.
             return Ok(());
         }
@@ -636,7 +653,7 @@ impl Conn {
         self.conn_recv -= i64::from(flow);
         let Some(s) = self.streams.get_mut(&stream) else {
             self.release_connection(flow, out);
-            if self.recent_resets.contains(&stream) {
+            if self.recent_resets.contains(&stream) || self.ignored(stream) {
                 return Ok(());
             }
             return Err(ConnError::new(
@@ -779,14 +796,15 @@ impl Conn {
     /// Sends GOAWAY naming the last stream we took (a graceful drain with
     /// NO_ERROR): streams above it are ignored from now on.
     pub fn go_away(&mut self, code: ErrorCode, out: &mut Vec<u8>) {
+        let last_stream = self.last_taken();
         Frame::GoAway {
-            last_stream: self.last_peer_stream,
+            last_stream,
             code: code.to_u32(),
             debug: b"",
         }
         .encode(out);
         if self.phase == Phase::Open {
-            self.phase = Phase::Draining;
+            self.phase = Phase::Draining { last_stream };
         }
     }
 
@@ -829,20 +847,26 @@ impl Conn {
         }
     }
 
-    /// Writes a response or trailer head on `stream`.
+    /// Writes a response or trailer head on `stream`; false (and nothing
+    /// written) if our side of the stream is no longer open.
     pub fn send_headers<'f>(
         &mut self,
         stream: u32,
         fields: impl IntoIterator<Item = Field<'f>>,
         end_stream: bool,
         out: &mut Vec<u8>,
-    ) {
+    ) -> bool {
+        match self.streams.get(&stream) {
+            Some(s) if s.state != StreamState::HalfClosedLocal => {}
+            _ => return false,
+        }
         let mut block = Vec::new();
         self.encoder.encode(fields, &mut block);
         frame::encode_field_block(out, stream, &block, end_stream, self.peer_max_frame);
         if end_stream {
             self.close_local(stream);
         }
+        true
     }
 
     /// How many octets of DATA `stream` may send now.

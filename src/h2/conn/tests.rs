@@ -792,6 +792,29 @@ fn goaway_drains() {
         pad: None,
     });
     assert_eq!(s.feed(&mut c), Ok(vec![Seen::Data(1, b"x".to_vec(), true)]));
+    // So is its DATA, and a later GOAWAY still names stream 1.
+    c.frame(Frame::Data {
+        stream: 3,
+        end_stream: false,
+        data: b"y",
+        pad: None,
+    });
+    assert_eq!(s.feed(&mut c), Ok(vec![]));
+    s.conn.go_away(ErrorCode::NoError, &mut s.out);
+    assert!(matches!(
+        s.written()[..],
+        [Frame::GoAway { last_stream: 1, .. }]
+    ));
+    // Nothing is sent on a stream whose our side ended.
+    assert!(!s
+        .conn
+        .send_headers(3, [Field::new(b":status", b"200")], true, &mut s.out));
+    assert!(s
+        .conn
+        .send_headers(1, [Field::new(b":status", b"200")], true, &mut s.out));
+    assert!(!s
+        .conn
+        .send_headers(1, [Field::new(b":status", b"200")], true, &mut s.out));
     // The peer's GOAWAY is an event.
     c.frame(Frame::GoAway {
         last_stream: 0,
