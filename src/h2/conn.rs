@@ -25,7 +25,7 @@ use super::block::{self, Assembler, Block};
 use super::error::{ConnError, ErrorCode};
 use super::frame::{self, Decoded, Frame};
 use super::hpack::{self, Decoder, Encoder, Field};
-use super::request::{Request, RequestBuilder, RequestError};
+use super::request::{Fields, Request, RequestBuilder, RequestError};
 use super::settings::{Settings, DEFAULT_WINDOW_SIZE, MAX_WINDOW_SIZE, MIN_MAX_FRAME_SIZE};
 
 /// The client connection preface (§3.4).
@@ -124,11 +124,12 @@ pub enum Event<'a> {
         /// The peer's side of the stream ends here.
         end_stream: bool,
     },
-    /// Trailers ended the peer's side of a stream (their fields are
-    /// dropped).
+    /// Trailers ended the peer's side of a stream.
     Trailers {
         /// The stream.
         stream: u32,
+        /// The trailer fields, checked as §8.1 and §8.2 require.
+        fields: Fields,
     },
     /// The stream was reset, by the peer or by us for its fault.
     Reset {
@@ -566,8 +567,19 @@ impl Conn {
             if !block.end_stream {
                 return self.reset(stream, ErrorCode::ProtocolError, now, out, events);
             }
+            let fields = match builder.finish_trailers(stream, size) {
+                Ok(fields) => fields,
+                Err(RequestError::Malformed(e)) => {
+                    return self.reset(e.stream, e.code, now, out, events);
+                }
+                // Trailers over the limit cannot be answered with a 431
+                // (the request is under way): refuse the stream.
+                Err(RequestError::TooLarge(_)) => {
+                    return self.reset(stream, ErrorCode::ProtocolError, now, out, events);
+                }
+            };
             self.close_remote(stream);
-            events.push(Event::Trailers { stream });
+            events.push(Event::Trailers { stream, fields });
             return Ok(());
         }
         if self.recent_resets.contains(&stream) {

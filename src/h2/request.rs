@@ -13,6 +13,9 @@
 use super::error::{ErrorCode, StreamError};
 use super::hpack::BlockSize;
 
+/// Regular fields in order, names lower case: `(name, value)`.
+pub type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// What the request asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
@@ -46,8 +49,8 @@ pub struct Request {
     pub authority: Option<Vec<u8>>,
     /// The pseudo-headers beside the method and authority.
     pub target: Target,
-    /// The regular fields in order, names lower case.
-    pub fields: Vec<(Vec<u8>, Vec<u8>)>,
+    /// The regular fields.
+    pub fields: Fields,
 }
 
 /// Why a block is not a request the stream can carry.
@@ -80,7 +83,7 @@ pub struct RequestBuilder {
     authority: Option<Vec<u8>>,
     path: Option<Vec<u8>>,
     protocol: Option<Vec<u8>>,
-    fields: Vec<(Vec<u8>, Vec<u8>)>,
+    fields: Fields,
     /// The first rule broken.
     error: Option<&'static str>,
 }
@@ -167,6 +170,35 @@ impl RequestBuilder {
             return self.fail("te other than trailers");
         }
         self.fields.push((name.to_vec(), value.to_vec()));
+    }
+
+    /// The fields of a trailer section (§8.1), once the whole block has
+    /// been decoded into this: malformed if it holds a pseudo-header.
+    pub fn finish_trailers(self, stream: u32, size: BlockSize) -> Result<Fields, RequestError> {
+        let malformed = |reason| {
+            RequestError::Malformed(StreamError {
+                stream,
+                code: ErrorCode::ProtocolError,
+                reason,
+            })
+        };
+        if let Some(reason) = self.error {
+            return Err(malformed(reason));
+        }
+        let pseudo = [
+            &self.method,
+            &self.scheme,
+            &self.authority,
+            &self.path,
+            &self.protocol,
+        ];
+        if pseudo.iter().any(|p| p.is_some()) {
+            return Err(malformed("pseudo-header in trailers"));
+        }
+        if size.over_limit {
+            return Err(RequestError::TooLarge(stream));
+        }
+        Ok(self.fields)
     }
 
     /// The request, once the whole block has been decoded into this.

@@ -73,7 +73,7 @@ enum Seen {
     Request(u32, bool),
     TooLarge(u32),
     Data(u32, Vec<u8>, bool),
-    Trailers(u32),
+    Trailers(u32, usize),
     Reset(u32, u32),
     Window(u32),
     PingAck,
@@ -108,7 +108,7 @@ impl Server {
                     data,
                     end_stream,
                 } => Seen::Data(stream, data.to_vec(), end_stream),
-                Event::Trailers { stream } => Seen::Trailers(stream),
+                Event::Trailers { stream, fields } => Seen::Trailers(stream, fields.len()),
                 Event::Reset { stream, code } => Seen::Reset(stream, code),
                 Event::WindowOpened { stream } => Seen::Window(stream),
                 Event::PingAck { .. } => Seen::PingAck,
@@ -298,7 +298,7 @@ fn a_body_trailers_and_stream_states() {
         Ok(vec![
             Seen::Request(1, false),
             Seen::Data(1, b"abc".to_vec(), false),
-            Seen::Trailers(1)
+            Seen::Trailers(1, 1)
         ])
     );
     // Trailers without END_STREAM are a stream error.
@@ -309,6 +309,13 @@ fn a_body_trailers_and_stream_states() {
         Ok(vec![Seen::Request(3, false), Seen::Reset(3, 1)])
     );
     assert!(s.written().contains(&rst(3, ErrorCode::ProtocolError)));
+    // Trailers with a pseudo-header are malformed.
+    c.headers(5, &POST, false);
+    c.headers(5, &[(":path", "/again")], true);
+    assert_eq!(
+        s.feed(&mut c),
+        Ok(vec![Seen::Request(5, false), Seen::Reset(5, 1)])
+    );
     // DATA after END_STREAM: STREAM_CLOSED on that stream.
     c.frame(Frame::Data {
         stream: 1,

@@ -378,3 +378,32 @@ fn a_browser_websocket_through_hpack() {
     let size = dec.decode(&block, |n, v| b.field(n, v)).expect("valid");
     assert_eq!(b.finish(1, size), Err(RequestError::TooLarge(1)));
 }
+
+#[test]
+fn trailers() {
+    let mut b = RequestBuilder::new(false);
+    b.field(b"x-checksum", b"abc");
+    assert_eq!(
+        b.finish_trailers(3, FITS),
+        Ok(vec![(b"x-checksum".to_vec(), b"abc".to_vec())])
+    );
+    let mut b = RequestBuilder::new(false);
+    b.field(b":path", b"/");
+    assert!(
+        matches!(b.finish_trailers(3, FITS), Err(RequestError::Malformed(e)) if e.reason == "pseudo-header in trailers")
+    );
+    let mut b = RequestBuilder::new(false);
+    b.field(b"transfer-encoding", b"chunked");
+    assert!(matches!(
+        b.finish_trailers(3, FITS),
+        Err(RequestError::Malformed(_))
+    ));
+    let over = BlockSize {
+        list_size: 10,
+        over_limit: true,
+    };
+    assert_eq!(
+        RequestBuilder::new(false).finish_trailers(3, over),
+        Err(RequestError::TooLarge(3))
+    );
+}
