@@ -12,7 +12,8 @@
 //!
 //! Against the published attacks it counts, and ends the connection with
 //! ENHANCE_YOUR_CALM past a limit: stream resets per interval, by the peer
-//! or provoked by it (rapid reset, CVE-2023-44487); control answers owed
+//! or provoked by it (rapid reset, CVE-2023-44487); empty DATA frames per
+//! interval (CVE-2019-9518); control answers owed
 //! while the caller has not flushed (SETTINGS and PING floods). HPACK and
 //! field block limits are in [`hpack`](super::hpack) and
 //! [`block`](super::block); a send blocked on a zero window is reported by
@@ -35,6 +36,28 @@ pub const PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// before it saw the reset are ignored rather than taken as errors (§5.1,
 /// "closed").
 const RECENT_RESETS: usize = 64;
+
+/// Events counted over an interval: the count restarts when `interval`
+/// has passed since the first of the current run.
+#[derive(Debug, Default)]
+struct RateCounter {
+    count: u32,
+    since: Option<Instant>,
+}
+
+impl RateCounter {
+    /// Counts one event at `now`; the count within the interval.
+    fn count(&mut self, now: Instant, interval: Duration) -> u32 {
+        match self.since {
+            Some(since) if now.duration_since(since) < interval => self.count += 1,
+            _ => {
+                self.since = Some(now);
+                self.count = 1;
+            }
+        }
+        self.count
+    }
+}
 
 /// What a connection allows; the SETTINGS we send come from it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -63,8 +86,12 @@ pub struct Config {
     /// Stream resets (by the peer, or by us for its faults) allowed per
     /// `reset_interval` before ENHANCE_YOUR_CALM.
     pub max_resets: u32,
-    /// The interval `max_resets` is counted over.
+    /// The interval `max_resets` and `max_empty_data` are counted over.
     pub reset_interval: Duration,
+    /// DATA frames with no octets and no END_STREAM allowed per
+    /// `reset_interval` (they cost us work and the peer nothing:
+    /// CVE-2019-9518).
+    pub max_empty_data: u32,
     /// Answers (SETTINGS ACK, PING ACK, RST_STREAM) we may owe the peer
     /// before the caller reports them written ([`Conn::flushed`]).
     pub max_owed_answers: u32,
@@ -93,6 +120,7 @@ impl Default for Config {
             encoder_table_cap: 4096,
             max_resets: 200,
             reset_interval: Duration::from_secs(10),
+            max_empty_data: 100,
             max_owed_answers: 1024,
         }
     }
@@ -175,6 +203,8 @@ struct Stream {
     consumed: u32,
     /// Since when a send has been held back by a window, without progress.
     stalled_since: Option<Instant>,
+    /// Body octets still to come by the request's `content-length`.
+    remaining: Option<u64>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -218,8 +248,8 @@ pub struct Conn {
     conn_send: i64,
     conn_recv: i64,
     conn_consumed: u32,
-    resets: u32,
-    resets_since: Option<Instant>,
+    resets: RateCounter,
+    empty_data: RateCounter,
     owed: u32,
 }
 
@@ -253,8 +283,8 @@ impl Conn {
             conn_send: i64::from(DEFAULT_WINDOW_SIZE),
             conn_recv: i64::from(DEFAULT_WINDOW_SIZE),
             conn_consumed: 0,
-            resets: 0,
-            resets_since: None,
+            resets: RateCounter::default(),
+            empty_data: RateCounter::default(),
             owed: 0,
         }
     }
@@ -493,16 +523,7 @@ impl Conn {
     }
 
     fn count_reset(&mut self, now: Instant) -> Result<(), ConnError> {
-        match self.resets_since {
-            Some(since) if now.duration_since(since) < self.config.reset_interval => {
-                self.resets += 1;
-            }
-            _ => {
-                self.resets_since = Some(now);
-                self.resets = 1;
-            }
-        }
-        if self.resets > self.config.max_resets {
+        if self.resets.count(now, self.config.reset_interval) > self.config.max_resets {
             return Err(calm("too many stream resets (rapid reset)"));
         }
         Ok(())
@@ -567,6 +588,9 @@ impl Conn {
             if !block.end_stream {
                 return self.reset(stream, ErrorCode::ProtocolError, now, out, events);
             }
+            if s.remaining.is_some_and(|r| r != 0) {
+                return self.reset(stream, ErrorCode::ProtocolError, now, out, events);
+            }
             let fields = match builder.finish_trailers(stream, size) {
                 Ok(fields) => fields,
                 Err(RequestError::Malformed(e)) => {
@@ -624,6 +648,7 @@ impl Conn {
                 recv_window: i64::from(self.recv_initial),
                 consumed: 0,
                 stalled_since: None,
+                remaining: request.as_ref().and_then(|r| r.content_length),
             },
         );
         events.push(match request {
@@ -682,6 +707,27 @@ impl Conn {
             return self.reset(stream, ErrorCode::FlowControlError, now, out, events);
         }
         s.recv_window -= i64::from(flow);
+        // §8.1.1: the DATA has to add up to the content-length.
+        let length_broken = match &mut s.remaining {
+            Some(remaining) => match remaining.checked_sub(data.len() as u64) {
+                Some(left) => {
+                    *remaining = left;
+                    end_stream && left != 0
+                }
+                None => true,
+            },
+            None => false,
+        };
+        if length_broken {
+            self.release_connection(flow, out);
+            return self.reset(stream, ErrorCode::ProtocolError, now, out, events);
+        }
+        if flow == 0
+            && !end_stream
+            && self.empty_data.count(now, self.config.reset_interval) > self.config.max_empty_data
+        {
+            return Err(calm("too many empty DATA frames"));
+        }
         // Padding is flow-controlled but never reaches the caller: give
         // it back at once.
         let padding = flow - data.len() as u32;

@@ -51,6 +51,9 @@ pub struct Request {
     pub target: Target,
     /// The regular fields.
     pub fields: Fields,
+    /// The body's length as `content-length` gives it: the DATA of the
+    /// stream has to add up to it (§8.1.1).
+    pub content_length: Option<u64>,
 }
 
 /// Why a block is not a request the stream can carry.
@@ -278,13 +281,37 @@ impl RequestBuilder {
                 Target::Origin { scheme, path }
             }
         };
+        let content_length = content_length(&self.fields).map_err(malformed)?;
         Ok(Request {
             method,
             authority: self.authority,
             target,
             fields: self.fields,
+            content_length,
         })
     }
+}
+
+/// The body length `content-length` fields give: digits only, every
+/// field (and every comma-separated element) the same (RFC 9110 §8.6).
+fn content_length(fields: &Fields) -> Result<Option<u64>, &'static str> {
+    let mut length = None;
+    for (_, value) in fields.iter().filter(|(n, _)| n == b"content-length") {
+        for element in value.split(|&c| c == b',') {
+            let digits = element.trim_ascii();
+            if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+                return Err("invalid content-length");
+            }
+            let n = digits
+                .iter()
+                .fold(0u64, |n, d| n * 10 + u64::from(d - b'0'));
+            if length.is_some_and(|l| l != n) {
+                return Err("conflicting content-length");
+            }
+            length = Some(n);
+        }
+    }
+    Ok(length)
 }
 
 /// §8.3.1: `:path` is not empty, and is `/…` or, for OPTIONS, `*`.

@@ -850,3 +850,83 @@ fn partial_frames_are_left_for_later() {
     assert_eq!(taken, bytes.len());
     assert_eq!(events.len(), 1);
 }
+
+#[test]
+fn data_has_to_add_up_to_the_content_length() {
+    let post = |c: &mut Client, id: u32| {
+        let mut fields = POST.to_vec();
+        fields.push(("content-length", "5"));
+        c.headers(id, &fields, false);
+    };
+    let data = |stream: u32, data: &'static [u8], end_stream: bool| Frame::Data {
+        stream,
+        end_stream,
+        data,
+        pad: None,
+    };
+    let (mut s, mut c) = opened();
+    // Exactly 5: fine.
+    post(&mut c, 1);
+    c.frame(data(1, b"abc", false));
+    c.frame(data(1, b"de", true));
+    assert_eq!(s.feed(&mut c).expect("valid").len(), 3);
+    // More than 5.
+    post(&mut c, 3);
+    c.frame(data(3, b"abcdef", false));
+    // Fewer than 5 at END_STREAM.
+    post(&mut c, 5);
+    c.frame(data(5, b"abcd", true));
+    // Trailers before the 5 octets.
+    post(&mut c, 7);
+    c.headers(7, &[("x-checksum", "1")], true);
+    let seen = s.feed(&mut c).expect("stream errors only");
+    for id in [3, 5, 7] {
+        assert!(seen.contains(&Seen::Reset(id, 1)), "stream {id}: {seen:?}");
+    }
+}
+
+#[test]
+fn an_empty_data_flood_is_cut_off() {
+    let mut s = Server::new(Config {
+        max_empty_data: 10,
+        ..Config::default()
+    });
+    let mut c = Client::new();
+    c.headers(1, &POST, false);
+    for _ in 0..10 {
+        c.frame(Frame::Data {
+            stream: 1,
+            end_stream: false,
+            data: b"",
+            pad: None,
+        });
+    }
+    assert_eq!(s.feed(&mut c).expect("within the limit").len(), 11);
+    c.frame(Frame::Data {
+        stream: 1,
+        end_stream: false,
+        data: b"",
+        pad: None,
+    });
+    assert_eq!(
+        s.feed(&mut c).expect_err("flood").code,
+        ErrorCode::EnhanceYourCalm
+    );
+    // An empty DATA that ends the stream is not counted.
+    let mut s = Server::new(Config {
+        max_empty_data: 0,
+        ..Config::default()
+    });
+    let mut c = Client::new();
+    c.headers(1, &POST, false);
+    c.frame(Frame::Data {
+        stream: 1,
+        end_stream: true,
+        data: b"",
+        pad: None,
+    });
+    assert_eq!(
+        s.feed(&mut c),
+        Ok(vec![Seen::Request(1, false), Seen::Data(1, vec![], true)])
+    );
+}

@@ -407,3 +407,30 @@ fn trailers() {
         Err(RequestError::TooLarge(3))
     );
 }
+
+#[test]
+fn content_length() {
+    let cl = |v: &'static str| build(false, &with(&[("content-length", v)]));
+    assert_eq!(cl("42").map(|r| r.content_length), Ok(Some(42)));
+    assert_eq!(cl("0").map(|r| r.content_length), Ok(Some(0)));
+    assert_eq!(cl("7, 7").map(|r| r.content_length), Ok(Some(7)));
+    assert_eq!(build(false, &GET).map(|r| r.content_length), Ok(None));
+    for bad in ["", "-1", "4 2", "0x10", "+5", "99999999999999999999"] {
+        assert_eq!(
+            reason(false, &with(&[("content-length", bad)])),
+            "invalid content-length",
+            "{bad:?}"
+        );
+    }
+    assert_eq!(
+        reason(false, &with(&[("content-length", "1, 2")])),
+        "conflicting content-length"
+    );
+    assert_eq!(
+        reason(
+            false,
+            &with(&[("content-length", "1"), ("content-length", "2")])
+        ),
+        "conflicting content-length"
+    );
+}
