@@ -18,11 +18,14 @@
 //! field block limits are in [`hpack`](super::hpack) and
 //! [`block`](super::block); a send blocked on a zero window is reported by
 //! [`Conn::stalled_since`] for the caller to time out.
+//!
+//! `conn/config.rs` holds what a connection allows and its defaults,
+//! `conn/flow.rs` the flow control in both directions.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use super::block::{self, Assembler, Block};
+use super::block::{Assembler, Block};
 use super::error::{ConnError, ErrorCode};
 use super::frame::{self, Decoded, Frame};
 use super::hpack::{self, Decoder, Encoder, Field};
@@ -56,73 +59,6 @@ impl RateCounter {
             }
         }
         self.count
-    }
-}
-
-/// What a connection allows; the SETTINGS we send come from it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Config {
-    /// `SETTINGS_MAX_CONCURRENT_STREAMS`.
-    pub max_concurrent_streams: u32,
-    /// `SETTINGS_INITIAL_WINDOW_SIZE`: what one stream may hold of ours.
-    pub initial_window_size: u32,
-    /// The connection's receive window (raised from 65 535 with a
-    /// WINDOW_UPDATE at the start).
-    pub connection_window: u32,
-    /// `SETTINGS_MAX_FRAME_SIZE`.
-    pub max_frame_size: u32,
-    /// `SETTINGS_HEADER_TABLE_SIZE`: the HPACK table the peer may use.
-    pub header_table_size: u32,
-    /// `SETTINGS_MAX_HEADER_LIST_SIZE`, enforced by the HPACK decoder.
-    pub max_header_list_size: u32,
-    /// The longest single decoded header name or value.
-    pub max_header_string: u32,
-    /// The largest compressed field block and its CONTINUATION count.
-    pub block: block::Limits,
-    /// `SETTINGS_ENABLE_CONNECT_PROTOCOL` (RFC 8441).
-    pub enable_connect_protocol: bool,
-    /// The HPACK table we keep for our responses, whatever the peer allows.
-    pub encoder_table_cap: u32,
-    /// Stream resets (by the peer, or by us for its faults) allowed per
-    /// `reset_interval` before ENHANCE_YOUR_CALM.
-    pub max_resets: u32,
-    /// The interval `max_resets` and `max_empty_data` are counted over.
-    pub reset_interval: Duration,
-    /// DATA frames with no octets and no END_STREAM allowed per
-    /// `reset_interval` (they cost us work and the peer nothing:
-    /// CVE-2019-9518).
-    pub max_empty_data: u32,
-    /// Answers (SETTINGS ACK, PING ACK, RST_STREAM) we may owe the peer
-    /// before the caller reports them written ([`Conn::flushed`]).
-    pub max_owed_answers: u32,
-}
-
-impl Default for Config {
-    /// What a browser needs and an edge node can hold per connection:
-    /// 100 streams of at most 64 KiB each (a stream's window is all it may
-    /// buffer), 1 MiB for the connection, 32 KiB of headers in at most 64
-    /// KiB of compressed block, 200 resets per 10 s (a browser cancels a
-    /// few per navigation; CVE-2023-44487 needs thousands per second).
-    fn default() -> Self {
-        Self {
-            max_concurrent_streams: 100,
-            initial_window_size: DEFAULT_WINDOW_SIZE,
-            connection_window: 1 << 20,
-            max_frame_size: MIN_MAX_FRAME_SIZE,
-            header_table_size: 4096,
-            max_header_list_size: 32 << 10,
-            max_header_string: 16 << 10,
-            block: block::Limits {
-                max_block: 64 << 10,
-                max_continuations: 32,
-            },
-            enable_connect_protocol: true,
-            encoder_table_cap: 4096,
-            max_resets: 200,
-            reset_interval: Duration::from_secs(10),
-            max_empty_data: 100,
-            max_owed_answers: 1024,
-        }
     }
 }
 
@@ -324,12 +260,6 @@ impl Conn {
     /// caller's to enforce, §6.5.3).
     pub fn settings_unacked_since(&self) -> Option<Instant> {
         self.settings_sent
-    }
-
-    /// Since when a send has been held back by a zero window without
-    /// progress, the earliest over the streams.
-    pub fn stalled_since(&self) -> Option<Instant> {
-        self.streams.values().filter_map(|s| s.stalled_since).min()
     }
 
     /// The streams open or half-closed.
@@ -745,43 +675,6 @@ impl Conn {
         Ok(())
     }
 
-    fn on_window_update<'a>(
-        &mut self,
-        stream: u32,
-        increment: u32,
-        now: Instant,
-        out: &mut Vec<u8>,
-        events: &mut Vec<Event<'a>>,
-    ) -> Result<(), ConnError> {
-        if stream == 0 {
-            self.conn_send += i64::from(increment);
-            if self.conn_send > i64::from(MAX_WINDOW_SIZE) {
-                return Err(ConnError::new(
-                    ErrorCode::FlowControlError,
-                    "connection window above 2^31-1",
-                ));
-            }
-            events.push(Event::WindowOpened { stream: 0 });
-            return Ok(());
-        }
-        if stream > self.last_peer_stream {
-            return Err(ConnError::new(
-                ErrorCode::ProtocolError,
-                "WINDOW_UPDATE on an idle stream",
-            ));
-        }
-        let Some(s) = self.streams.get_mut(&stream) else {
-            // Closed: a late update is no error (§6.9).
-            return Ok(());
-        };
-        s.send_window += i64::from(increment);
-        if s.send_window > i64::from(MAX_WINDOW_SIZE) {
-            return self.reset(stream, ErrorCode::FlowControlError, now, out, events);
-        }
-        events.push(Event::WindowOpened { stream });
-        Ok(())
-    }
-
     /// The peer's side of `stream` ended.
     fn close_remote(&mut self, stream: u32) {
         let Some(s) = self.streams.get_mut(&stream) else {
@@ -872,39 +765,6 @@ impl Conn {
         Frame::Ping { ack: false, data }.encode(out);
     }
 
-    /// The caller consumed `n` octets of `stream`'s data: the windows
-    /// reopen, with a WINDOW_UPDATE once half of a window is consumed (so
-    /// a stream never holds more than its window, and updates stay few).
-    pub fn release(&mut self, stream: u32, n: u32, out: &mut Vec<u8>) {
-        self.release_connection(n, out);
-        let target = self.recv_initial;
-        let Some(s) = self.streams.get_mut(&stream) else {
-            return;
-        };
-        s.consumed += n;
-        let live = matches!(s.state, StreamState::Open | StreamState::HalfClosedLocal);
-        if live && s.consumed >= target / 2 {
-            let increment = s.consumed;
-            s.recv_window += i64::from(increment);
-            s.consumed = 0;
-            Frame::WindowUpdate { stream, increment }.encode(out);
-        }
-    }
-
-    fn release_connection(&mut self, n: u32, out: &mut Vec<u8>) {
-        self.conn_consumed += n;
-        if self.conn_consumed >= self.config.connection_window / 2 {
-            let increment = self.conn_consumed;
-            self.conn_recv += i64::from(increment);
-            self.conn_consumed = 0;
-            Frame::WindowUpdate {
-                stream: 0,
-                increment,
-            }
-            .encode(out);
-        }
-    }
-
     /// Writes a response or trailer head on `stream`; false (and nothing
     /// written) if our side of the stream is no longer open.
     pub fn send_headers<'f>(
@@ -926,70 +786,12 @@ impl Conn {
         }
         true
     }
-
-    /// How many octets of DATA `stream` may send now.
-    pub fn send_capacity(&self, stream: u32) -> usize {
-        match self.streams.get(&stream) {
-            Some(s) if s.state != StreamState::HalfClosedLocal => {
-                s.send_window.min(self.conn_send).max(0) as usize
-            }
-            _ => 0,
-        }
-    }
-
-    /// Writes as much of `data` on `stream` as the windows allow, in
-    /// frames of at most the peer's `SETTINGS_MAX_FRAME_SIZE`; returns the
-    /// octets taken. END_STREAM goes out only with the last octet. A send
-    /// cut short by a window marks the stream stalled (see
-    /// [`Conn::stalled_since`]) until one goes out whole.
-    pub fn send_data(
-        &mut self,
-        stream: u32,
-        data: &[u8],
-        end_stream: bool,
-        now: Instant,
-        out: &mut Vec<u8>,
-    ) -> usize {
-        let n = data.len().min(self.send_capacity(stream));
-        let Some(s) = self.streams.get_mut(&stream) else {
-            return 0;
-        };
-        if s.state == StreamState::HalfClosedLocal {
-            return 0;
-        }
-        let whole = n == data.len();
-        for (i, chunk) in data[..n].chunks(self.peer_max_frame as usize).enumerate() {
-            let last = (i + 1) * (self.peer_max_frame as usize) >= n;
-            Frame::Data {
-                stream,
-                end_stream: end_stream && whole && last,
-                data: chunk,
-                pad: None,
-            }
-            .encode(out);
-        }
-        if n == 0 && whole && end_stream {
-            Frame::Data {
-                stream,
-                end_stream: true,
-                data: b"",
-                pad: None,
-            }
-            .encode(out);
-        }
-        s.send_window -= n as i64;
-        self.conn_send -= n as i64;
-        s.stalled_since = match (whole, n) {
-            (true, _) => None,
-            (false, 0) => s.stalled_since.or(Some(now)),
-            (false, _) => Some(now),
-        };
-        if whole && end_stream {
-            self.close_local(stream);
-        }
-        n
-    }
 }
+
+mod config;
+mod flow;
+
+pub use config::Config;
 
 #[cfg(test)]
 mod tests;
