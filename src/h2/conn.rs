@@ -13,8 +13,8 @@
 //! Against the published attacks it counts, and ends the connection with
 //! ENHANCE_YOUR_CALM past a limit: stream resets per interval, by the peer
 //! or provoked by it (rapid reset, CVE-2023-44487); empty DATA frames per
-//! interval (CVE-2019-9518); control answers owed
-//! while the caller has not flushed (SETTINGS and PING floods). HPACK and
+//! interval (CVE-2019-9518); control answers owed while the caller has
+//! not flushed (SETTINGS and PING floods). HPACK and
 //! field block limits are in [`hpack`](super::hpack) and
 //! [`block`](super::block); a send blocked on a zero window is reported by
 //! [`Conn::stalled_since`] for the caller to time out.
@@ -79,7 +79,9 @@ pub enum Event<'a> {
         /// The stream.
         stream: u32,
     },
-    /// Body octets of a stream; [`Conn::release`] them once consumed.
+    /// Body octets of a stream; [`Conn::release`] them once consumed or
+    /// dropped, even after the stream ended, or the connection window
+    /// stays closed by them.
     Data {
         /// The stream.
         stream: u32,
@@ -333,10 +335,14 @@ impl Conn {
                             "first frame not SETTINGS",
                         ));
                     }
-                    if self.assembler.expecting().is_some() || input[pos + 3] == frame::HEADERS {
+                    if self.assembler.expecting().is_some()
+                        || input[pos + 3] == frame::HEADERS
+                        || error.stream > self.last_peer_stream
+                    {
                         // A HEADERS frame refused before its block was
                         // decoded leaves the HPACK table behind the
-                        // peer's: only a connection error is left (§4.3).
+                        // peer's (§4.3), and an idle stream cannot be
+                        // reset (§6.4): only a connection error is left.
                         return Err(ConnError::new(error.code, error.reason));
                     }
                     pos += len;

@@ -493,8 +493,12 @@ fn a_headers_stream_error_is_a_connection_error() {
         s.feed(&mut c).expect_err("refused").code,
         ErrorCode::ProtocolError
     );
-    // A PRIORITY frame's stream error resets just that stream.
+    // On an open stream, a PRIORITY frame's stream error resets just that
+    // stream; on an idle one, which cannot be reset, it ends the
+    // connection.
     let (mut s, mut c) = opened();
+    c.headers(3, &POST, false);
+    assert_eq!(s.feed(&mut c), Ok(vec![Seen::Request(3, false)]));
     c.frame(Frame::Priority {
         stream: 3,
         priority: frame::Priority {
@@ -503,8 +507,24 @@ fn a_headers_stream_error_is_a_connection_error() {
             weight: 0,
         },
     });
-    assert_eq!(s.feed(&mut c), Ok(vec![]));
+    assert_eq!(s.feed(&mut c), Ok(vec![Seen::Reset(3, 1)]));
     assert!(s.written().contains(&rst(3, ErrorCode::ProtocolError)));
+    c.frame(Frame::Priority {
+        stream: 5,
+        priority: frame::Priority {
+            exclusive: false,
+            dependency: 5,
+            weight: 0,
+        },
+    });
+    assert_eq!(
+        s.feed(&mut c).expect_err("idle").code,
+        ErrorCode::ProtocolError
+    );
+    assert!(!s
+        .written()
+        .iter()
+        .any(|f| matches!(f, Frame::RstStream { stream: 5, .. })));
 }
 
 #[test]
