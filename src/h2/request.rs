@@ -226,8 +226,10 @@ impl RequestBuilder {
             return Err(malformed(":method not a token"));
         }
         if let Some(authority) = &self.authority {
-            // §8.3.1: no userinfo; an empty one says nothing.
-            if authority.is_empty() || authority.contains(&b'@') {
+            // §8.3.1: no userinfo; an empty one says nothing; and it is a
+            // host and port (RFC 3986 §3.2), never a path or a query.
+            let stray = |b: &u8| !visible(*b) || matches!(b, b'@' | b'/' | b'?' | b'#');
+            if authority.is_empty() || authority.iter().any(stray) {
                 return Err(malformed("invalid :authority"));
             }
         }
@@ -267,6 +269,10 @@ impl RequestBuilder {
                     return Err(malformed("extended CONNECT without :authority"));
                 }
                 check_path(&method, &path).map_err(malformed)?;
+                check_scheme(&scheme).map_err(malformed)?;
+                if !is_token(&protocol) {
+                    return Err(malformed(":protocol not a token"));
+                }
                 Target::ExtendedConnect {
                     protocol,
                     scheme,
@@ -278,6 +284,7 @@ impl RequestBuilder {
                     return Err(malformed("no :scheme or no :path"));
                 };
                 check_path(&method, &path).map_err(malformed)?;
+                check_scheme(&scheme).map_err(malformed)?;
                 Target::Origin { scheme, path }
             }
         };
@@ -314,13 +321,40 @@ fn content_length(fields: &Fields) -> Result<Option<u64>, &'static str> {
     Ok(length)
 }
 
-/// §8.3.1: `:path` is not empty, and is `/…` or, for OPTIONS, `*`.
+/// Whether `b` may stand in a request line's target or a Host: printable
+/// ASCII but space. The request goes on to an HTTP/1.1 upstream, where a
+/// space would end the target and a control octet is never valid.
+fn visible(b: u8) -> bool {
+    (0x21..=0x7e).contains(&b)
+}
+
+/// §8.3.1: `:path` is not empty, and is `/…` or, for OPTIONS, `*`; and it
+/// is one request-target (RFC 9112 §3.2) to the upstream.
 fn check_path(method: &[u8], path: &[u8]) -> Result<(), &'static str> {
+    if !path.iter().all(|&b| visible(b)) {
+        return Err(":path with a space or control octet");
+    }
     match path {
         [] => Err("empty :path"),
         [b'/', ..] => Ok(()),
         b"*" if method == b"OPTIONS" => Ok(()),
         _ => Err(":path neither /… nor * for OPTIONS"),
+    }
+}
+
+/// `:scheme` as RFC 3986 §3.1 spells a scheme: a letter, then letters,
+/// digits, `+`, `-` or `.`.
+fn check_scheme(scheme: &[u8]) -> Result<(), &'static str> {
+    match scheme.split_first() {
+        Some((first, rest))
+            if first.is_ascii_alphabetic()
+                && rest
+                    .iter()
+                    .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.')) =>
+        {
+            Ok(())
+        }
+        _ => Err("invalid :scheme"),
     }
 }
 

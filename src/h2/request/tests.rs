@@ -434,3 +434,70 @@ fn content_length() {
         "conflicting content-length"
     );
 }
+
+#[test]
+fn pseudo_headers_that_would_break_the_upstream_request_line() {
+    let req = |method: &'static str,
+               scheme: &'static str,
+               authority: &'static str,
+               path: &'static str| {
+        vec![
+            (":method", method),
+            (":scheme", scheme),
+            (":authority", authority),
+            (":path", path),
+        ]
+    };
+    let cases: &[(Vec<(&str, &str)>, &str)] = &[
+        (
+            req("GET", "https", "a.example", "/a b"),
+            ":path with a space or control octet",
+        ),
+        (
+            req("GET", "https", "a.example", "/a\tb"),
+            ":path with a space or control octet",
+        ),
+        (
+            req("GET", "https", "a.example", "/a\x7fb"),
+            ":path with a space or control octet",
+        ),
+        (
+            req("GET", "https", "a.example", "/caf\u{e9}"),
+            ":path with a space or control octet",
+        ),
+        (req("GET", "ht tp", "a.example", "/"), "invalid :scheme"),
+        (req("GET", "1http", "a.example", "/"), "invalid :scheme"),
+        (req("GET", "", "a.example", "/"), "invalid :scheme"),
+        (
+            req("GET", "https", "a.example/evil", "/"),
+            "invalid :authority",
+        ),
+        (
+            req("GET", "https", "a.example?x", "/"),
+            "invalid :authority",
+        ),
+        (req("GET", "https", "a example", "/"), "invalid :authority"),
+    ];
+    for (fields, want) in cases {
+        assert_eq!(reason(true, fields), *want, "{fields:?}");
+    }
+    // What a request line may carry passes.
+    for (scheme, authority, path) in [
+        ("https", "a.example:8443", "/p?q=1&r=%20#f"),
+        ("http", "[::1]:80", "/"),
+        ("coap+tcp", "127.0.0.1", "/x"),
+    ] {
+        assert!(
+            build(true, &req("GET", scheme, authority, path)).is_ok(),
+            "{scheme} {authority} {path}"
+        );
+    }
+    let ws = [
+        (":method", "CONNECT"),
+        (":protocol", "web socket"),
+        (":scheme", "https"),
+        (":path", "/"),
+        (":authority", "a.example"),
+    ];
+    assert_eq!(reason(true, &ws), ":protocol not a token");
+}
