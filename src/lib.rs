@@ -14,6 +14,7 @@ pub mod control;
 pub mod dispatch;
 pub mod files;
 pub mod framing;
+pub mod h2;
 pub mod handshake;
 pub mod limits;
 pub mod listener;
