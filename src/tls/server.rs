@@ -4,6 +4,7 @@
 
 use super::certs::{CertFiles, CertSet, SniResolver};
 use super::{provider, version_name, TlsError, ALPN_HTTP10, ALPN_HTTP11};
+use crate::acme::{AcmeSettings, ChallengeKind, ALPN_ACME_TLS};
 use rustls::crypto::{ring, CryptoProvider};
 use rustls::server::{NoServerSessionStorage, ServerSessionMemoryCache};
 use rustls::{ServerConfig, SupportedCipherSuite, SupportedProtocolVersion};
@@ -42,6 +43,8 @@ pub struct ServerSettings {
     /// Stateless session tickets (TLS 1.2 tickets and TLS 1.3 tickets),
     /// rotated by rustls' ring Ticketer (new key every 6 h, 12 h lifetime).
     pub tickets: bool,
+    /// A certificate the proxy gets from an ACME CA (before `certificates`).
+    pub acme: Option<AcmeSettings>,
 }
 
 impl ServerSettings {
@@ -53,6 +56,7 @@ impl ServerSettings {
             ciphers: Vec::new(),
             session_cache: DEFAULT_SESSION_CACHE,
             tickets: true,
+            acme: None,
         }
     }
 }
@@ -64,6 +68,7 @@ impl ServerSettings {
 #[derive(Clone)]
 pub struct ServerTls {
     certificates: Vec<CertFiles>,
+    acme: Option<AcmeSettings>,
     provider: Arc<CryptoProvider>,
     resolver: Arc<SniResolver>,
     config: Arc<ServerConfig>,
@@ -87,10 +92,14 @@ impl ServerTls {
                 });
             }
         }
-        let resolver = Arc::new(SniResolver::new(CertSet::load(
-            &settings.certificates,
-            &provider,
-        )?));
+        let tls_alpn01 = settings
+            .acme
+            .as_ref()
+            .is_some_and(|a| a.challenge == ChallengeKind::TlsAlpn01);
+        let resolver = Arc::new(SniResolver::new(
+            CertSet::load(&settings.certificates, settings.acme.as_ref(), &provider)?,
+            tls_alpn01,
+        ));
         let mut config = ServerConfig::builder_with_provider(Arc::clone(&provider))
             .with_protocol_versions(versions)
             .map_err(|source| TlsError::Rustls {
@@ -100,6 +109,10 @@ impl ServerTls {
             .with_no_client_auth()
             .with_cert_resolver(resolver.clone());
         config.alpn_protocols = vec![ALPN_HTTP11.to_vec(), ALPN_HTTP10.to_vec()];
+        if tls_alpn01 {
+            // Last: a client offering http/1.1 too still gets http/1.1.
+            config.alpn_protocols.push(ALPN_ACME_TLS.to_vec());
+        }
         config.session_storage = match settings.session_cache {
             0 => Arc::new(NoServerSessionStorage {}),
             entries => ServerSessionMemoryCache::new(entries),
@@ -115,6 +128,7 @@ impl ServerTls {
         config.send_tls13_tickets = if resumable { TLS13_TICKETS } else { 0 };
         Ok(ServerTls {
             certificates: settings.certificates,
+            acme: settings.acme,
             provider,
             resolver,
             config: Arc::new(config),
@@ -131,10 +145,15 @@ impl ServerTls {
     /// (live connections keep theirs), and the session cache and ticket keys
     /// survive. Err: the old certificates stay. Returns the count loaded.
     pub fn reload(&self) -> Result<usize, TlsError> {
-        let set = CertSet::load(&self.certificates, &self.provider)?;
+        let set = CertSet::load(&self.certificates, self.acme.as_ref(), &self.provider)?;
         let count = set.len();
         self.resolver.replace(set);
         Ok(count)
+    }
+
+    /// The certificate an ACME CA provides for this listener, if any.
+    pub fn acme(&self) -> Option<&AcmeSettings> {
+        self.acme.as_ref()
     }
 
     /// The names the certificates answer, in configuration order (for a
