@@ -98,7 +98,7 @@ fn run(current: &Mutex<Arc<Config>>) {
         let now = SystemTime::now();
         for m in managed.values_mut() {
             if m.due <= now {
-                attempt(m, &config);
+                attempt(m, current);
             }
         }
         let now = SystemTime::now();
@@ -216,7 +216,7 @@ fn failure(message: String) -> Failure {
     }
 }
 
-fn attempt(m: &mut Managed, config: &Config) {
+fn attempt(m: &mut Managed, current: &Mutex<Arc<Config>>) {
     info!(
         "ACME: ordering a certificate for {} from {} ({} challenge)",
         m.settings.describe(),
@@ -232,7 +232,10 @@ fn attempt(m: &mut Managed, config: &Config) {
             m.due = renew;
             m.failures = 0;
             m.unreached = 0;
-            let swapped = swap_in(&m.settings, config);
+            // The configuration in force now: a reload during the order
+            // made listeners that may have read storage before it changed.
+            let config = Arc::clone(&current.lock().unwrap_or_else(PoisonError::into_inner));
+            let swapped = swap_in(&m.settings, &config);
             info!(
                 "ACME: certificate for {} issued (serial {}, expires in {}), serving it on {}; renewal in {}",
                 m.settings.describe(),
