@@ -47,7 +47,8 @@ pub struct AcmeSettings {
     pub directory: String,
     /// Account contacts, e.g. "mailto:ops@example.com".
     pub contact: Vec<String>,
-    /// DNS names, lowercased; the first names the storage directory.
+    /// DNS names, lowercased, at least one; the first names the storage
+    /// directory.
     pub names: Vec<String>,
     pub challenge: ChallengeKind,
     pub storage: PathBuf,

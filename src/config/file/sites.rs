@@ -547,7 +547,9 @@ impl Checker<'_> {
             |s| self.base.join(s.get_ref()),
         );
         let ca = a.ca.as_ref().map(|c| self.base.join(c.get_ref()));
-        if self.problems.len() > before {
+        // A misspelled `names` was reported as such; either way there is
+        // nothing to order.
+        if self.problems.len() > before || names.is_empty() {
             return None;
         }
         Some(AcmeSettings {
