@@ -35,7 +35,8 @@ struct Setup {
     proxy: Proxy,
     dir: TempDir,
     pebble_tls: PebbleTls,
-    config: std::path::PathBuf,
+    /// The proxy's command line, to start it again.
+    args: Vec<String>,
 }
 
 /// Which of the proxy's listeners Pebble validates on.
@@ -49,13 +50,22 @@ enum Validate {
     Elsewhere(u16),
 }
 
-/// Starts the proxy with the configuration `toml(directory, ca_file,
-/// storage)` returns, then Pebble validating where `validate` says; a
-/// Pebble port taken meanwhile starts both again on another.
-fn setup(
+/// The proxy's arguments for a CA at `directory` whose HTTPS chains to
+/// `ca_file`, keeping its certificates in `storage`.
+enum Launch<F> {
+    /// A configuration file with what `F` writes.
+    File(F),
+    /// Quick mode: `F` gives the flags.
+    Flags(F),
+}
+
+/// Starts the proxy as `launch` says, then Pebble validating where
+/// `validate` says; a Pebble port taken meanwhile starts both again on
+/// another.
+fn setup<F: Fn(&str, &Path, &Path) -> String>(
     validate: Validate,
     options: Options,
-    toml: impl Fn(&str, &Path, &Path) -> String,
+    launch: Launch<F>,
 ) -> Setup {
     let (dns, dns_addr) = start_dns();
     let dir = TempDir::new();
@@ -64,11 +74,19 @@ fn setup(
     for _ in 0..5 {
         let port = free_tcp_port();
         let directory = format!("https://127.0.0.1:{port}/dir");
-        let config = dir.write(
-            "wsproxy.toml",
-            &toml(&directory, &pebble_tls.ca_file, &storage),
-        );
-        let proxy = Proxy::start(&["--config", config.to_str().unwrap()]);
+        let args: Vec<String> = match &launch {
+            Launch::File(toml) => {
+                let text = toml(&directory, &pebble_tls.ca_file, &storage);
+                let config = dir.write("wsproxy.toml", &text);
+                vec!["--config".into(), config.to_str().unwrap().into()]
+            }
+            Launch::Flags(flags) => flags(&directory, &pebble_tls.ca_file, &storage)
+                .split(' ')
+                .map(str::to_owned)
+                .collect(),
+        };
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let proxy = Proxy::start(&refs);
         let unused = free_tcp_port();
         let (http_port, tls_port) = match validate {
             Validate::Tls(n) => (unused, proxy.addrs[n].port()),
@@ -91,7 +109,7 @@ fn setup(
                 proxy,
                 dir,
                 pebble_tls,
-                config,
+                args,
             };
         }
     }
@@ -235,7 +253,7 @@ fn tls_alpn01_gets_two_names_and_a_restart_reuses_the_stored_certificate() {
             tls_listener("127.0.0.1:0", &fields)
         )
     };
-    let mut s = setup(Validate::Tls(0), Options::default(), toml);
+    let mut s = setup(Validate::Tls(0), Options::default(), Launch::File(toml));
     let issued = "ACME: certificate for a.test, b.test issued";
     wait_log(&s.proxy, issued, ISSUE_LIMIT);
     assert!(
@@ -285,7 +303,8 @@ fn tls_alpn01_gets_two_names_and_a_restart_reuses_the_stored_certificate() {
     // A restart: the same storage, the certificate as it was, no order.
     s.proxy.signal(libc::SIGTERM);
     s.proxy.wait_exit(Duration::from_secs(10)).expect("stopped");
-    let again = Proxy::start(&["--config", s.config.to_str().unwrap()]);
+    let args: Vec<&str> = s.args.iter().map(String::as_str).collect();
+    let again = Proxy::start(&args);
     let stored = "ACME: using the stored certificate for a.test, b.test";
     wait_log(&again, stored, Duration::from_secs(10));
     assert!(lines_with(&again, stored)[0].contains(&serials[0]));
@@ -309,6 +328,26 @@ fn tls_alpn01_gets_two_names_and_a_restart_reuses_the_stored_certificate() {
 }
 
 #[test]
+fn quick_mode_flags_get_the_certificate() {
+    let _w = watchdog_for(LIMIT);
+    let upstream = ws::EchoServer::start();
+    let flags = |directory: &str, ca: &Path, storage: &Path| {
+        format!(
+            "--listen 127.0.0.1:0 --workers 1 --upstream {} --acme-domain q.test \
+             --acme-contact ops@q.test --acme-directory {directory} --acme-ca {} \
+             --acme-storage {}",
+            upstream.addr,
+            ca.display(),
+            storage.display()
+        )
+    };
+    let s = setup(Validate::Tls(0), Options::default(), Launch::Flags(flags));
+    wait_log(&s.proxy, "ACME: certificate for q.test issued", ISSUE_LIMIT);
+    let mut t = tunnel(s.proxy.addr(), &trusting(&s.pebble), "q.test");
+    echo(&mut t, "quick");
+}
+
+#[test]
 fn http01_is_answered_before_the_https_redirect() {
     let _w = watchdog_for(LIMIT);
     let upstream = ws::EchoServer::start();
@@ -320,7 +359,7 @@ fn http01_is_answered_before_the_https_redirect() {
             tls_listener("127.0.0.1:0", &fields)
         )
     };
-    let s = setup(Validate::Http(0), Options::default(), toml);
+    let s = setup(Validate::Http(0), Options::default(), Launch::File(toml));
     wait_log(&s.proxy, "ACME: certificate for h.test issued", ISSUE_LIMIT);
     let client = trusting(&s.pebble);
     let mut t = tunnel(s.proxy.addrs[1], &client, "h.test");
@@ -358,7 +397,7 @@ fn renewal_swaps_the_certificate_under_100_open_tunnels() {
         validity_secs: 15,
         ..Options::default()
     };
-    let s = setup(Validate::Tls(0), options, toml);
+    let s = setup(Validate::Tls(0), options, Launch::File(toml));
     let issued = "ACME: certificate for r.test issued";
     wait_log(&s.proxy, issued, ISSUE_LIMIT);
     let client = trusting(&s.pebble);
@@ -427,7 +466,11 @@ fn a_refused_validation_is_logged_with_the_reason_and_retried() {
             tls_listener("127.0.0.1:0", &fields)
         )
     };
-    let s = setup(Validate::Elsewhere(impostor_port), Options::default(), toml);
+    let s = setup(
+        Validate::Elsewhere(impostor_port),
+        Options::default(),
+        Launch::File(toml),
+    );
     // A tunnel over the plaintext listener, open through all of it.
     let mut held = ws::Client::connect(s.proxy.addrs[0], "/").unwrap();
     echo(held.stream(), "before");
