@@ -114,11 +114,16 @@ pub(super) struct CertSet {
 
 impl CertSet {
     /// The certificate ACME keeps for `acme` (first, so it answers
-    /// clients without SNI) and then `files`. Until storage holds a usable
-    /// ACME certificate, a self-signed placeholder for its names stands in.
+    /// clients without SNI) and then `files`. Until storage holds an ACME
+    /// certificate, a self-signed placeholder for its names stands in; one
+    /// that is there but does not load is an error on a `reload` (the
+    /// certificates in use stay: a reload may land between the new key and
+    /// the new chain being written) and a placeholder at startup (the ACME
+    /// thread says why and orders another).
     pub(super) fn load(
         files: &[CertFiles],
         acme: Option<&AcmeSettings>,
+        reload: bool,
         provider: &CryptoProvider,
     ) -> Result<CertSet, TlsError> {
         if files.is_empty() && acme.is_none() {
@@ -134,7 +139,7 @@ impl CertSet {
             let stored = acme.files();
             let key = match load_certified_key(&stored, provider) {
                 Ok(key) => key,
-                // The ACME thread says why and orders one.
+                Err(e) if reload && stored.cert.exists() => return Err(e),
                 Err(_) => crate::acme::placeholder(&acme.names).map_err(|reason| {
                     TlsError::BadCertificate {
                         path: stored.cert.clone(),
@@ -357,7 +362,7 @@ mod tests {
             ca.write_leaf(&dir, "b", &["b.test", "*.b.test", "a.test"], KeyAlg::P256),
             ca.write_leaf(&dir, "c", &["c.test", "*.sub.b.test"], KeyAlg::Ed25519),
         ];
-        let set = CertSet::load(&files, None, &ring::default_provider()).unwrap();
+        let set = CertSet::load(&files, None, false, &ring::default_provider()).unwrap();
         let index = |sni: Option<&str>| {
             let chosen = set.choose(sni);
             set.keys
@@ -397,7 +402,7 @@ mod tests {
 
     #[test]
     fn no_certificates() {
-        let err = CertSet::load(&[], None, &ring::default_provider()).unwrap_err();
+        let err = CertSet::load(&[], None, false, &ring::default_provider()).unwrap_err();
         assert!(matches!(err, TlsError::NoCertificates), "{err}");
     }
 }

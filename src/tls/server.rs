@@ -97,7 +97,12 @@ impl ServerTls {
             .as_ref()
             .is_some_and(|a| a.challenge == ChallengeKind::TlsAlpn01);
         let resolver = Arc::new(SniResolver::new(
-            CertSet::load(&settings.certificates, settings.acme.as_ref(), &provider)?,
+            CertSet::load(
+                &settings.certificates,
+                settings.acme.as_ref(),
+                false,
+                &provider,
+            )?,
             tls_alpn01,
         ));
         let mut config = ServerConfig::builder_with_provider(Arc::clone(&provider))
@@ -145,7 +150,7 @@ impl ServerTls {
     /// (live connections keep theirs), and the session cache and ticket keys
     /// survive. Err: the old certificates stay. Returns the count loaded.
     pub fn reload(&self) -> Result<usize, TlsError> {
-        let set = CertSet::load(&self.certificates, self.acme.as_ref(), &self.provider)?;
+        let set = CertSet::load(&self.certificates, self.acme.as_ref(), true, &self.provider)?;
         let count = set.len();
         self.resolver.replace(set);
         Ok(count)
@@ -365,6 +370,52 @@ mod tests {
         let (got, _) = connect(&tls, &fresh(), "a.test").unwrap();
         assert!(Ca::pem_has(&new_pem, &got), "the old certificate stays");
         assert_eq!(tls.names(), ["a.test", "new.a.test"]);
+    }
+
+    #[test]
+    fn an_acme_listener_serves_a_placeholder_then_what_storage_holds() {
+        let dir = TempDir::new("acme");
+        let ca = Ca::new("acme CA");
+        let acme = AcmeSettings {
+            directory: "https://ca.test/dir".into(),
+            contact: Vec::new(),
+            names: vec!["a.test".into()],
+            challenge: ChallengeKind::TlsAlpn01,
+            storage: dir.path("storage"),
+            ca: None,
+        };
+        let tls = ServerTls::load(ServerSettings {
+            acme: Some(acme.clone()),
+            ..ServerSettings::new(Vec::new())
+        })
+        .unwrap();
+        assert_eq!(tls.names(), ["a.test"], "the placeholder's names");
+        assert_eq!(
+            tls.config().alpn_protocols.last().map(Vec::as_slice),
+            Some(ALPN_ACME_TLS)
+        );
+        // Not yet issued: a verifying client refuses the placeholder.
+        let verifying = || client_config(&ca, |_| {});
+        assert!(connect(&tls, &verifying(), "a.test").is_err());
+
+        // The ACME thread writes the chain and key, then reloads.
+        let issued = ca.write_leaf(&dir, "issued", &["a.test"], KeyAlg::P256);
+        let stored = acme.files();
+        std::fs::create_dir_all(stored.cert.parent().unwrap()).unwrap();
+        std::fs::copy(&issued.cert, &stored.cert).unwrap();
+        std::fs::copy(&issued.key, &stored.key).unwrap();
+        assert_eq!(tls.reload().unwrap(), 1);
+        let (got, _) = connect(&tls, &verifying(), "a.test").unwrap();
+        let pem = std::fs::read_to_string(&issued.cert).unwrap();
+        assert!(Ca::pem_has(&pem, &got));
+
+        // A key that no longer matches (a reload between the two writes):
+        // the certificate in use stays.
+        let other = ca.write_leaf(&dir, "other", &["a.test"], KeyAlg::P256);
+        std::fs::copy(&other.key, &stored.key).unwrap();
+        assert!(tls.reload().is_err());
+        let (got, _) = connect(&tls, &verifying(), "a.test").unwrap();
+        assert!(Ca::pem_has(&pem, &got));
     }
 
     #[test]
