@@ -6,6 +6,7 @@
 //! SIGHUP certificate reload: new handshakes get it, live connections keep
 //! theirs. Nothing here runs on a worker.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
@@ -88,12 +89,19 @@ fn run(current: &Mutex<Arc<Config>>) {
         let key = |s: &AcmeSettings| (s.storage.clone(), s.directory.clone(), s.names.clone());
         managed.retain(|k, _| wanted.iter().any(|s| key(s) == *k));
         for settings in wanted {
-            managed.entry(key(&settings)).or_insert_with(|| Managed {
-                due: inspect(&settings),
-                settings,
-                failures: 0,
-                unreached: 0,
-            });
+            match managed.entry(key(&settings)) {
+                // A reload may change the contact, challenge or CA file of
+                // a certificate it keeps: the next order uses them.
+                Entry::Occupied(mut kept) => kept.get_mut().settings = settings,
+                Entry::Vacant(new) => {
+                    new.insert(Managed {
+                        due: inspect(&settings),
+                        settings,
+                        failures: 0,
+                        unreached: 0,
+                    });
+                }
+            }
         }
         let now = SystemTime::now();
         for m in managed.values_mut() {
@@ -276,7 +284,8 @@ fn swap_in(settings: &AcmeSettings, config: &Config) -> usize {
     let mut swapped = 0;
     for l in &config.listeners {
         let Some(tls) = &l.tls else { continue };
-        if tls.acme() != Some(settings) {
+        // The same storage files, whatever else a reload changed meanwhile.
+        if tls.acme().map(AcmeSettings::files) != Some(settings.files()) {
             continue;
         }
         match tls.reload() {
