@@ -1,9 +1,10 @@
 //! Certificates from an ACME CA, end to end against Pebble (Let's
 //! Encrypt's test CA, Debian package `pebble`) on loopback, validating on
 //! the proxy's own ports: TLS-ALPN-01 for two names, HTTP-01 before a
-//! `redirect_https` 308, the certificate kept across a restart without a
-//! new order, renewal under 100 open tunnels, and a refused validation
-//! logged with the CA's reason and retried.
+//! `redirect_https` 308, the quick-mode `--acme-*` flags, the certificate
+//! kept across a restart without a new order, renewal under 100 open
+//! tunnels, and a refused validation logged with the CA's reason and
+//! retried.
 
 mod common;
 
