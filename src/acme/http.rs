@@ -109,8 +109,13 @@ impl Http {
         let conn =
             ClientConnection::new(Arc::clone(&self.config), name).map_err(io::Error::other)?;
         let mut stream = StreamOwned::new(conn, tcp);
+        // An IPv6 literal keeps its brackets in Host (RFC 9110 §7.2).
+        let authority = match host.contains(':') {
+            true => format!("[{host}]:{port}"),
+            false => format!("{host}:{port}"),
+        };
         let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUser-Agent: wsproxy-fast/{}\r\n\
+            "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: wsproxy-fast/{}\r\n\
              Accept: */*\r\nConnection: close\r\n",
             env!("CARGO_PKG_VERSION")
         );
