@@ -9,6 +9,9 @@
 #   nginx       apt-get install nginx     (Debian 12: 1.22.1); the oracle of
 #               tests/nginx.rs, so scripts/test.sh installs it
 #   haproxy     apt-get install haproxy   (Debian 12: 2.6.12)
+#   pebble      apt-get install pebble    (Debian 12: 2.4.0), Let's Encrypt's
+#               ACME test server and pebble-challtestsrv (its DNS stub): the
+#               CA tests/acme.rs gets, renews and is refused certificates from
 #   nftables    apt-get install nftables  (Debian 12: 1.0.6), the in-kernel
 #               balancer (jhash DNAT) of scripts/fleet.sh --balancer nft
 #   wrk         apt-get install wrk       (Debian 12: 4.1.0), the HTTP/1.1
@@ -324,6 +327,7 @@ for tool in "${tools[@]}"; do
   case "$tool" in
     websocat) install_websocat ;;
     nginx | haproxy) install_apt_daemon "$tool" ;;
+    pebble) install_apt_daemon pebble ;;
     nftables) install_apt_daemon nft nftables ;;
     wrk) install_wrk ;;
     k6) install_k6 ;;
@@ -339,7 +343,7 @@ for tool in "${tools[@]}"; do
     websockets) install_websockets ;;
     kubernetes-validate) install_kubernetes_validate ;;
     *)
-      echo "setup: unknown tool '$tool' (known: websocat nginx haproxy nftables wrk k6 matplotlib autobahn systemd-analyze iproute2 systemd-nspawn podman musl chromium selenium websockets kubernetes-validate)" >&2
+      echo "setup: unknown tool '$tool' (known: websocat nginx haproxy pebble nftables wrk k6 matplotlib autobahn systemd-analyze iproute2 systemd-nspawn podman musl chromium selenium websockets kubernetes-validate)" >&2
       exit 2
       ;;
   esac

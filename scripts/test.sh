@@ -8,8 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
-# nginx is the oracle tests/nginx.rs compares --nginx-config against.
-scripts/setup.sh websocat systemd-analyze websockets kubernetes-validate nginx
+# nginx is the oracle tests/nginx.rs compares --nginx-config against;
+# pebble the ACME CA of tests/acme.rs.
+scripts/setup.sh websocat systemd-analyze websockets kubernetes-validate nginx pebble
 # `ip netns`: tests/source_addresses.rs runs out of ports in a namespace.
 scripts/setup.sh iproute2
 scripts/vendor-rustls.sh --check

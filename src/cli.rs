@@ -24,7 +24,7 @@ use crate::upstream::Keepalive;
 /// The flags that make up a configuration in quick mode: a file
 /// (`--config`, `--nginx-config`) replaces them all, so it excludes them.
 /// A new quick-mode flag goes here.
-const QUICK_MODE: [&str; 29] = [
+const QUICK_MODE: [&str; 34] = [
     "listen",
     "upstream",
     "workers",
@@ -39,6 +39,11 @@ const QUICK_MODE: [&str; 29] = [
     "max_connections_per_ip",
     "tls_cert",
     "tls_key",
+    "acme_domain",
+    "acme_contact",
+    "acme_storage",
+    "acme_directory",
+    "acme_ca",
     "upstream_ca",
     "admin",
     "proxy_protocol",
@@ -126,6 +131,35 @@ pub struct Cli {
     /// The PEM private key (PKCS#8, RSA or EC) for --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+
+    /// Terminate TLS on every --listen address with a certificate for NAME
+    /// that the proxy gets and renews itself from an ACME CA (Let's
+    /// Encrypt unless --acme-directory says), answering the CA's
+    /// tls-alpn-01 challenge on those addresses (so one of them must be
+    /// what NAME's port 443 reaches). Repeatable: one certificate for all
+    /// the names. Instead of --tls-cert.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub acme_domain: Vec<String>,
+
+    /// Contact for the ACME account, e.g. mailto:ops@example.com (the CA
+    /// writes before a certificate expires or a policy changes).
+    #[arg(long, value_name = "URL", requires = "acme_domain")]
+    pub acme_contact: Option<String>,
+
+    /// Where the ACME account key and certificates are kept (created
+    /// 0700; keep it across restarts). Default: /var/lib/wsproxy-fast/acme.
+    #[arg(long, value_name = "DIR", requires = "acme_domain")]
+    pub acme_storage: Option<PathBuf>,
+
+    /// The ACME CA's directory URL, or "staging" for Let's Encrypt's
+    /// staging CA. Default: Let's Encrypt.
+    #[arg(long, value_name = "URL", requires = "acme_domain")]
+    pub acme_directory: Option<String>,
+
+    /// Trust this PEM CA certificate for the ACME server's own HTTPS (a
+    /// private CA: step-ca, Pebble) instead of the system's.
+    #[arg(long, value_name = "FILE", requires = "acme_domain")]
+    pub acme_ca: Option<PathBuf>,
 
     /// Every client connection starts with a PROXY protocol v1 or v2
     /// header (from an L4 load balancer, e.g. HAProxy `send-proxy`, AWS
@@ -421,6 +455,50 @@ mod tests {
         );
         assert!("0".parse::<Workers>().is_err());
         assert!("many".parse::<Workers>().is_err());
+    }
+
+    #[test]
+    fn acme_flags_are_quick_mode_and_need_a_domain() {
+        let parse = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("wsproxy-fast").chain(args.iter().copied()))
+                .map(|_| ())
+                .map_err(|e| e.kind())
+        };
+        use clap::error::ErrorKind;
+        assert_eq!(
+            parse(&[
+                "--listen",
+                "0.0.0.0:443",
+                "--upstream",
+                "127.0.0.1:9000",
+                "--acme-domain",
+                "a.test",
+                "--acme-domain",
+                "b.test",
+                "--acme-contact",
+                "ops@a.test"
+            ]),
+            Ok(())
+        );
+        assert_eq!(
+            parse(&["--acme-contact", "ops@a.test"]),
+            Err(ErrorKind::MissingRequiredArgument)
+        );
+        assert_eq!(
+            parse(&["--config", "w.toml", "--acme-domain", "a.test"]),
+            Err(ErrorKind::ArgumentConflict)
+        );
+        assert_eq!(
+            parse(&[
+                "--acme-domain",
+                "a.test",
+                "--tls-cert",
+                "c.pem",
+                "--tls-key",
+                "k.pem"
+            ]),
+            Err(ErrorKind::ArgumentConflict)
+        );
     }
 
     #[test]

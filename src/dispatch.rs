@@ -92,7 +92,14 @@ pub fn decide(head: &Head<'_, '_>, early: &[u8], inputs: Inputs<'_>, out: &mut B
         },
         None => "".into(),
     };
-    let site = match &config.listeners[inputs.listener].serves {
+    let listener = &config.listeners[inputs.listener];
+    if listener.tls.is_none() && head.path().starts_with(crate::acme::HTTP01_PREFIX) {
+        if let Some(answer) = crate::acme::REGISTRY.http01(head.path()) {
+            plan.action = http01(&answer, head, inputs.persistence, out);
+            return plan;
+        }
+    }
+    let site = match &listener.serves {
         Serves::RedirectHttps { port } => {
             plan.action = redirect(&host, *port, head.target, inputs.persistence, out);
             return plan;
@@ -169,6 +176,26 @@ pub fn decide(head: &Head<'_, '_>, early: &[u8], inputs: Inputs<'_>, out: &mut B
         }
     };
     plan
+}
+
+/// RFC 8555 §8.3: the key authorization, as `application/octet-stream`,
+/// to an ACME validator's GET. It comes before routing and before a
+/// `redirect_https` 308 (Let's Encrypt follows redirects, other CAs may
+/// not), and only while the ACME thread waits for that token.
+fn http01(answer: &str, head: &Head<'_, '_>, persistence: Persistence, out: &mut Buf) -> Action {
+    let mut written =
+        out.put(b"HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: ");
+    written = written.and_then(|()| out.put_decimal(answer.len() as u64));
+    written = written.and_then(|()| out.put(b"\r\n"));
+    written = written.and_then(|()| out.put(persistence.line()));
+    written = written.and_then(|()| out.put(b"\r\n"));
+    if head.method != "HEAD" {
+        written = written.and_then(|()| out.put(answer.as_bytes()));
+    }
+    match written {
+        Ok(()) => Action::Reply { status: 200 },
+        Err(_) => refuse(Status::HeaderTooLarge, "ACME answer too long"),
+    }
 }
 
 /// A redirect with `status` to `location`, written into `out`.

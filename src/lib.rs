@@ -4,6 +4,7 @@
 #![warn(missing_debug_implementations, unsafe_op_in_unsafe_fn)]
 
 pub mod access_log;
+pub mod acme;
 pub mod activation;
 pub mod admin;
 pub mod buffer;

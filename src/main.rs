@@ -362,6 +362,15 @@ fn run(cli: &Cli) -> Result<(), RunError> {
         log::write(Level::Info, format_args!("listening on {addr}"));
     }
     let current = Arc::new(Mutex::new(Arc::clone(&config)));
+    // The ACME thread follows the configuration in force; with a file, a
+    // reload may add an `acme` table to one that had none.
+    let acme = config
+        .listeners
+        .iter()
+        .any(|l| l.tls.as_ref().is_some_and(|t| t.acme().is_some()));
+    if acme || cli.config.is_some() {
+        wsproxy_fast::acme::spawn(Arc::clone(&current))?;
+    }
     // With a file, whether or not it checks anything: a reload may add
     // checks to a file that had none. Quick mode has no checks.
     if cli.config.is_some() {

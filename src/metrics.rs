@@ -468,5 +468,15 @@ pub fn render(shards: &[Arc<Shard>], config: &Config) -> String {
     );
     route::render(&mut out, shards, config);
     crate::status::write_metrics(&mut out, config, Instant::now());
+    let acme = config
+        .listeners
+        .iter()
+        .any(|l| l.tls.as_ref().is_some_and(|t| t.acme().is_some()));
+    if acme {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        crate::acme::REGISTRY.render(&mut out, now);
+    }
     out
 }

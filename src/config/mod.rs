@@ -477,6 +477,43 @@ pub enum ConfigError {
     Tls(String),
 }
 
+/// `--acme-domain` and its companions.
+fn acme_from_cli(cli: &Cli) -> Result<crate::acme::AcmeSettings, ConfigError> {
+    use crate::acme;
+    let bad = |e: String| ConfigError::Tls(format!("--acme-*: {e}"));
+    let mut names = Vec::new();
+    for name in &cli.acme_domain {
+        let name = acme::check_name(name).map_err(bad)?;
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    let directory = match &cli.acme_directory {
+        Some(text) => acme::directory_url(text).map_err(bad)?,
+        None => acme::LETS_ENCRYPT.to_owned(),
+    };
+    // An address alone is taken as mail, as certbot's --email is.
+    let contact = cli
+        .acme_contact
+        .iter()
+        .map(|c| match c.contains(':') {
+            true => c.clone(),
+            false => format!("mailto:{c}"),
+        })
+        .collect();
+    Ok(acme::AcmeSettings {
+        directory,
+        contact,
+        names,
+        challenge: acme::ChallengeKind::TlsAlpn01,
+        storage: cli
+            .acme_storage
+            .clone()
+            .unwrap_or_else(|| acme::DEFAULT_STORAGE.into()),
+        ca: cli.acme_ca.clone(),
+    })
+}
+
 impl Config {
     /// Quick mode: every `--listen` address serves one catch-all site whose
     /// one route sends everything to the `--upstream` servers in turn.
@@ -500,6 +537,13 @@ impl Config {
                         cert: cert.clone(),
                         key: key.clone(),
                     }]))
+                    .map_err(|e| ConfigError::Tls(e.to_string()))?,
+                ),
+                _ if !cli.acme_domain.is_empty() => Some(
+                    ServerTls::load(ServerSettings {
+                        acme: Some(acme_from_cli(cli)?),
+                        ..ServerSettings::new(Vec::new())
+                    })
                     .map_err(|e| ConfigError::Tls(e.to_string()))?,
                 ),
                 _ => None,

@@ -47,6 +47,14 @@ impl End {
         self.tls.as_ref().is_some_and(|t| t.is_handshaking())
     }
 
+    /// An ACME TLS-ALPN-01 validator's handshake is done: it has seen the
+    /// challenge certificate, and RFC 8737 §3 has nothing follow it.
+    pub(super) fn is_acme_validation(&self) -> bool {
+        self.tls.as_ref().is_some_and(|t| {
+            !t.is_handshaking() && t.alpn_protocol() == Some(crate::acme::ALPN_ACME_TLS)
+        })
+    }
+
     /// Writes the TLS records waiting for the socket: `Ok(true)` once none
     /// is left (or there is no TLS), `Ok(false)` while the socket is full.
     pub(super) fn flush(&mut self) -> io::Result<bool> {

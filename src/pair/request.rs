@@ -124,6 +124,13 @@ pub(super) fn read(req: &mut Request, core: &mut Core, closing: bool, ctx: &mut 
             limit,
             closing,
         );
+        if handshaking && core.client.is_acme_validation() {
+            debug!(
+                "client {}: ACME tls-alpn-01 validation handshake done, closing",
+                core.client_addr
+            );
+            return Step::Close;
+        }
         let (input, drained) = match fill {
             Ok(Fill::Input { input, drained }) => {
                 if drained {

@@ -111,6 +111,11 @@ impl Tls {
         self.conn.wants_write() || self.write_side == WriteSide::Closing
     }
 
+    /// The application protocol agreed by ALPN, once the handshake chose one.
+    pub fn alpn_protocol(&self) -> Option<&[u8]> {
+        self.conn.alpn_protocol()
+    }
+
     /// The name the client asked for (SNI), on a server session.
     pub fn server_name(&self) -> Option<&str> {
         match &self.conn {

@@ -3,6 +3,7 @@
 //! resolver that picks one per handshake and can be swapped on reload.
 
 use super::TlsError;
+use crate::acme::{AcmeSettings, ALPN_ACME_TLS, REGISTRY};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -112,35 +113,67 @@ pub(super) struct CertSet {
 }
 
 impl CertSet {
+    /// The certificate ACME keeps for `acme` (first, so it answers
+    /// clients without SNI) and then `files`. Until storage holds an ACME
+    /// certificate, a self-signed placeholder for its names stands in; one
+    /// that is there but does not load is an error on a `reload` (the
+    /// certificates in use stay: a reload may land between the new key and
+    /// the new chain being written) and a placeholder at startup (the ACME
+    /// thread says why and orders another).
     pub(super) fn load(
         files: &[CertFiles],
+        acme: Option<&AcmeSettings>,
+        reload: bool,
         provider: &CryptoProvider,
     ) -> Result<CertSet, TlsError> {
-        if files.is_empty() {
+        if files.is_empty() && acme.is_none() {
             return Err(TlsError::NoCertificates);
         }
         let mut set = CertSet {
-            keys: Vec::with_capacity(files.len()),
+            keys: Vec::with_capacity(files.len() + 1),
             names: Vec::new(),
             exact: HashMap::new(),
             wildcard: HashMap::new(),
         };
+        if let Some(acme) = acme {
+            let stored = acme.files();
+            let key = match load_certified_key(&stored, provider) {
+                Ok(key) => key,
+                Err(e) if reload && stored.cert.exists() => return Err(e),
+                Err(_) => crate::acme::placeholder(&acme.names).map_err(|reason| {
+                    TlsError::BadCertificate {
+                        path: stored.cert.clone(),
+                        reason: format!("cannot make a placeholder: {reason}"),
+                    }
+                })?,
+            };
+            let names = match dns_names(&stored.cert, &key.cert[0]) {
+                Ok(names) => names,
+                Err(_) => acme.names.clone(),
+            };
+            set.add(key, names);
+        }
         for pair in files {
             let key = load_certified_key(pair, provider)?;
-            let index = set.keys.len();
-            for name in dns_names(&pair.cert, &key.cert[0])? {
-                let slot = match name.strip_prefix("*.") {
-                    Some(suffix) => set.wildcard.entry(suffix.to_owned()),
-                    None => set.exact.entry(name.clone()),
-                };
-                slot.or_insert(index);
-                if !set.names.contains(&name) {
-                    set.names.push(name);
-                }
-            }
-            set.keys.push(Arc::new(key));
+            let names = dns_names(&pair.cert, &key.cert[0])?;
+            set.add(key, names);
         }
         Ok(set)
+    }
+
+    fn add(&mut self, key: CertifiedKey, names: Vec<String>) {
+        let index = self.keys.len();
+        for name in names {
+            let slot = match name.strip_prefix("*.") {
+                Some(suffix) => self.wildcard.entry(suffix.to_owned()),
+                None => self.exact.entry(name.clone()),
+            };
+            slot.or_insert(index);
+            if !self.names.contains(&name) {
+                self.names.push(name);
+            }
+        }
+        self.keys.push(Arc::new(key));
     }
 
     pub(super) fn len(&self) -> usize {
@@ -178,15 +211,23 @@ impl fmt::Debug for CertSet {
 
 /// Picks a certificate by SNI from a set that `replace` swaps for new
 /// handshakes (live connections keep the `CertifiedKey` they were given).
+///
+/// With `tls_alpn01`, a ClientHello offering ALPN `acme-tls/1` is an ACME
+/// validator: it gets the RFC 8737 challenge certificate for its SNI while
+/// one is being validated, and no certificate (a failed handshake)
+/// otherwise; the worker closes such a connection once its handshake is
+/// done.
 #[derive(Debug)]
 pub(super) struct SniResolver {
     set: RwLock<Arc<CertSet>>,
+    tls_alpn01: bool,
 }
 
 impl SniResolver {
-    pub(super) fn new(set: CertSet) -> SniResolver {
+    pub(super) fn new(set: CertSet, tls_alpn01: bool) -> SniResolver {
         SniResolver {
             set: RwLock::new(Arc::new(set)),
+            tls_alpn01,
         }
     }
 
@@ -202,6 +243,12 @@ impl SniResolver {
 
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        if self.tls_alpn01 {
+            let mut offered = hello.alpn().into_iter().flatten();
+            if offered.any(|p| p == ALPN_ACME_TLS) {
+                return REGISTRY.tls_alpn01(hello.server_name()?);
+            }
+        }
         Some(Arc::clone(self.current().choose(hello.server_name())))
     }
 }
@@ -315,7 +362,7 @@ mod tests {
             ca.write_leaf(&dir, "b", &["b.test", "*.b.test", "a.test"], KeyAlg::P256),
             ca.write_leaf(&dir, "c", &["c.test", "*.sub.b.test"], KeyAlg::Ed25519),
         ];
-        let set = CertSet::load(&files, &ring::default_provider()).unwrap();
+        let set = CertSet::load(&files, None, false, &ring::default_provider()).unwrap();
         let index = |sni: Option<&str>| {
             let chosen = set.choose(sni);
             set.keys
@@ -355,7 +402,7 @@ mod tests {
 
     #[test]
     fn no_certificates() {
-        let err = CertSet::load(&[], &ring::default_provider()).unwrap_err();
+        let err = CertSet::load(&[], None, false, &ring::default_provider()).unwrap_err();
         assert!(matches!(err, TlsError::NoCertificates), "{err}");
     }
 }

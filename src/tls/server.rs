@@ -4,6 +4,7 @@
 
 use super::certs::{CertFiles, CertSet, SniResolver};
 use super::{provider, version_name, TlsError, ALPN_HTTP10, ALPN_HTTP11};
+use crate::acme::{AcmeSettings, ChallengeKind, ALPN_ACME_TLS};
 use rustls::crypto::{ring, CryptoProvider};
 use rustls::server::{NoServerSessionStorage, ServerSessionMemoryCache};
 use rustls::{ServerConfig, SupportedCipherSuite, SupportedProtocolVersion};
@@ -42,6 +43,8 @@ pub struct ServerSettings {
     /// Stateless session tickets (TLS 1.2 tickets and TLS 1.3 tickets),
     /// rotated by rustls' ring Ticketer (new key every 6 h, 12 h lifetime).
     pub tickets: bool,
+    /// A certificate the proxy gets from an ACME CA (before `certificates`).
+    pub acme: Option<AcmeSettings>,
 }
 
 impl ServerSettings {
@@ -53,6 +56,7 @@ impl ServerSettings {
             ciphers: Vec::new(),
             session_cache: DEFAULT_SESSION_CACHE,
             tickets: true,
+            acme: None,
         }
     }
 }
@@ -64,6 +68,7 @@ impl ServerSettings {
 #[derive(Clone)]
 pub struct ServerTls {
     certificates: Vec<CertFiles>,
+    acme: Option<AcmeSettings>,
     provider: Arc<CryptoProvider>,
     resolver: Arc<SniResolver>,
     config: Arc<ServerConfig>,
@@ -87,10 +92,19 @@ impl ServerTls {
                 });
             }
         }
-        let resolver = Arc::new(SniResolver::new(CertSet::load(
-            &settings.certificates,
-            &provider,
-        )?));
+        let tls_alpn01 = settings
+            .acme
+            .as_ref()
+            .is_some_and(|a| a.challenge == ChallengeKind::TlsAlpn01);
+        let resolver = Arc::new(SniResolver::new(
+            CertSet::load(
+                &settings.certificates,
+                settings.acme.as_ref(),
+                false,
+                &provider,
+            )?,
+            tls_alpn01,
+        ));
         let mut config = ServerConfig::builder_with_provider(Arc::clone(&provider))
             .with_protocol_versions(versions)
             .map_err(|source| TlsError::Rustls {
@@ -100,6 +114,10 @@ impl ServerTls {
             .with_no_client_auth()
             .with_cert_resolver(resolver.clone());
         config.alpn_protocols = vec![ALPN_HTTP11.to_vec(), ALPN_HTTP10.to_vec()];
+        if tls_alpn01 {
+            // Last: a client offering http/1.1 too still gets http/1.1.
+            config.alpn_protocols.push(ALPN_ACME_TLS.to_vec());
+        }
         config.session_storage = match settings.session_cache {
             0 => Arc::new(NoServerSessionStorage {}),
             entries => ServerSessionMemoryCache::new(entries),
@@ -115,6 +133,7 @@ impl ServerTls {
         config.send_tls13_tickets = if resumable { TLS13_TICKETS } else { 0 };
         Ok(ServerTls {
             certificates: settings.certificates,
+            acme: settings.acme,
             provider,
             resolver,
             config: Arc::new(config),
@@ -131,10 +150,15 @@ impl ServerTls {
     /// (live connections keep theirs), and the session cache and ticket keys
     /// survive. Err: the old certificates stay. Returns the count loaded.
     pub fn reload(&self) -> Result<usize, TlsError> {
-        let set = CertSet::load(&self.certificates, &self.provider)?;
+        let set = CertSet::load(&self.certificates, self.acme.as_ref(), true, &self.provider)?;
         let count = set.len();
         self.resolver.replace(set);
         Ok(count)
+    }
+
+    /// The certificate an ACME CA provides for this listener, if any.
+    pub fn acme(&self) -> Option<&AcmeSettings> {
+        self.acme.as_ref()
     }
 
     /// The names the certificates answer, in configuration order (for a
@@ -346,6 +370,52 @@ mod tests {
         let (got, _) = connect(&tls, &fresh(), "a.test").unwrap();
         assert!(Ca::pem_has(&new_pem, &got), "the old certificate stays");
         assert_eq!(tls.names(), ["a.test", "new.a.test"]);
+    }
+
+    #[test]
+    fn an_acme_listener_serves_a_placeholder_then_what_storage_holds() {
+        let dir = TempDir::new("acme");
+        let ca = Ca::new("acme CA");
+        let acme = AcmeSettings {
+            directory: "https://ca.test/dir".into(),
+            contact: Vec::new(),
+            names: vec!["a.test".into()],
+            challenge: ChallengeKind::TlsAlpn01,
+            storage: dir.path("storage"),
+            ca: None,
+        };
+        let tls = ServerTls::load(ServerSettings {
+            acme: Some(acme.clone()),
+            ..ServerSettings::new(Vec::new())
+        })
+        .unwrap();
+        assert_eq!(tls.names(), ["a.test"], "the placeholder's names");
+        assert_eq!(
+            tls.config().alpn_protocols.last().map(Vec::as_slice),
+            Some(ALPN_ACME_TLS)
+        );
+        // Not yet issued: a verifying client refuses the placeholder.
+        let verifying = || client_config(&ca, |_| {});
+        assert!(connect(&tls, &verifying(), "a.test").is_err());
+
+        // The ACME thread writes the chain and key, then reloads.
+        let issued = ca.write_leaf(&dir, "issued", &["a.test"], KeyAlg::P256);
+        let stored = acme.files();
+        std::fs::create_dir_all(stored.cert.parent().unwrap()).unwrap();
+        std::fs::copy(&issued.cert, &stored.cert).unwrap();
+        std::fs::copy(&issued.key, &stored.key).unwrap();
+        assert_eq!(tls.reload().unwrap(), 1);
+        let (got, _) = connect(&tls, &verifying(), "a.test").unwrap();
+        let pem = std::fs::read_to_string(&issued.cert).unwrap();
+        assert!(Ca::pem_has(&pem, &got));
+
+        // A key that no longer matches (a reload between the two writes):
+        // the certificate in use stays.
+        let other = ca.write_leaf(&dir, "other", &["a.test"], KeyAlg::P256);
+        std::fs::copy(&other.key, &stored.key).unwrap();
+        assert!(tls.reload().is_err());
+        let (got, _) = connect(&tls, &verifying(), "a.test").unwrap();
+        assert!(Ca::pem_has(&pem, &got));
     }
 
     #[test]

@@ -20,6 +20,7 @@ pub use wsbench::ws;
 
 pub mod heads;
 pub mod http;
+pub mod pebble;
 pub mod tls;
 pub mod upstreams;
 

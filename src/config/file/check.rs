@@ -413,6 +413,24 @@ impl Checker<'_> {
                 proxy_protocol: l.proxy_protocol,
             });
         }
+        // HTTP-01 is fetched over plain HTTP (port 80, RFC 8555 §8.3).
+        let plaintext = listeners.iter().any(|l| l.tls.is_none());
+        for (at, section) in sections.iter().enumerate() {
+            let http01 = section
+                .get_ref()
+                .tls
+                .as_ref()
+                .and_then(|t| t.get_ref().acme.as_ref())
+                .and_then(|a| a.get_ref().challenge.as_ref())
+                .is_some_and(|c| c.get_ref().trim().eq_ignore_ascii_case("http-01"));
+            if http01 && !plaintext {
+                self.problem(
+                    sections[at].span(),
+                    "challenge = \"http-01\" is answered on a plaintext listener, and there is none: \
+                     add a [[listener]] on port 80 (redirect_https = true will do), or use \"tls-alpn-01\"",
+                );
+            }
+        }
         listeners
     }
 

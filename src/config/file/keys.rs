@@ -12,7 +12,7 @@ use toml::de::{DeTable, DeValue};
 use toml::Spanned;
 
 use super::sections::{
-    AddHeader, CertSection, DrainSection, FileSections, HealthSection, LimitSection,
+    AcmeSection, AddHeader, CertSection, DrainSection, FileSections, HealthSection, LimitSection,
     ListenerSection, RedirectSection, Rewrite, RouteSection, ServerSection, TimeoutSection,
     TlsSection, UpstreamSection, UpstreamTlsSection,
 };
@@ -94,7 +94,15 @@ const LISTENER: Section = Section {
 const LISTENER_TLS: Section = Section {
     name: "[listener.tls]",
     keys: field_names::<TlsSection>,
-    nested: &[("certificates", Nested::Each(&CERTIFICATE))],
+    nested: &[
+        ("certificates", Nested::Each(&CERTIFICATE)),
+        ("acme", Nested::One(&ACME)),
+    ],
+};
+const ACME: Section = Section {
+    name: "acme",
+    keys: field_names::<AcmeSection>,
+    nested: &[],
 };
 const CERTIFICATE: Section = Section {
     name: "a certificates entry",
@@ -161,6 +169,7 @@ const ALL: &[&Section] = &[
     &LISTENER,
     &LISTENER_TLS,
     &CERTIFICATE,
+    &ACME,
     &UPSTREAM,
     &UPSTREAM_TLS,
     &UPSTREAM_HEALTH,

@@ -126,6 +126,28 @@ pub(super) struct TlsSection {
     pub(super) ciphers: Option<Vec<Spanned<String>>>,
     pub(super) session_cache: Option<usize>,
     pub(super) session_tickets: Option<bool>,
+    pub(super) acme: Option<Spanned<AcmeSection>>,
+}
+
+/// `[listener.tls] acme = { … }`: a certificate got and renewed from an
+/// ACME CA (Let's Encrypt unless `directory` says otherwise).
+#[derive(Deserialize)]
+pub(super) struct AcmeSection {
+    pub(super) directory: Option<Spanned<String>>,
+    pub(super) contact: Option<Spanned<Contact>>,
+    #[serde(default)]
+    pub(super) names: Vec<Spanned<String>>,
+    pub(super) challenge: Option<Spanned<String>>,
+    pub(super) storage: Option<Spanned<String>>,
+    pub(super) ca: Option<Spanned<String>>,
+}
+
+/// `contact = "mailto:…"` or a list of them.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub(super) enum Contact {
+    One(String),
+    Many(Vec<String>),
 }
 
 #[derive(Deserialize)]

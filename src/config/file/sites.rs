@@ -6,8 +6,11 @@ use std::ops::Range;
 
 use toml::Spanned;
 
-use super::sections::{HeaderSection, RedirectSection, RouteSection, ServerSection, TlsSection};
+use super::sections::{
+    AcmeSection, Contact, HeaderSection, RedirectSection, RouteSection, ServerSection, TlsSection,
+};
 use super::{Checker, Inherited};
+use crate::acme::{self, AcmeSettings};
 use crate::config::{
     Lifetime, Ping, Rate, Redirect, Route, Site, Target, TunnelPolicy, PING_TIMEOUT,
     REDIRECT_STATUSES,
@@ -451,21 +454,30 @@ impl Checker<'_> {
             cert: self.base.join(&c.get_ref().cert),
             key: self.base.join(&c.get_ref().key),
         }));
-        let misspelled = ["cert", "key", "certificates"]
+        let misspelled = ["cert", "key", "certificates", "acme"]
             .iter()
             .any(|key| self.misspelled(&section.span(), key));
-        if certificates.is_empty() {
+        let acme = match &t.acme {
+            Some(a) => match self.acme(a) {
+                Some(settings) => Some(settings),
+                None => return None,
+            },
+            None => None,
+        };
+        if certificates.is_empty() && acme.is_none() {
             if misspelled {
                 return None;
             }
             self.problem(
                 section.span(),
                 "TLS needs a certificate: cert = \"CHAIN.pem\", key = \"KEY.pem\" \
-                 (or certificates = [{ cert = …, key = … }, …] for several names)",
+                 (or certificates = [{ cert = …, key = … }, …] for several names, \
+                 or acme = { names = [\"example.com\"], contact = \"mailto:…\" })",
             );
             return None;
         }
         let mut settings = ServerSettings::new(certificates);
+        settings.acme = acme;
         settings.versions = self.versions(t.protocols.as_deref());
         for name in t.ciphers.iter().flatten() {
             if let Some(suite) = self.check(name.span(), tls::parse_cipher(name.get_ref())) {
@@ -480,6 +492,74 @@ impl Checker<'_> {
         }
         let loaded = ServerTls::load(settings).map_err(|e| e.to_string());
         self.check(section.span(), loaded)
+    }
+
+    /// `acme = { names = […], … }`, checked; relative paths start from the
+    /// file's directory.
+    fn acme(&mut self, section: &Spanned<AcmeSection>) -> Option<AcmeSettings> {
+        let a = section.get_ref();
+        let before = self.problems.len();
+        let directory = match &a.directory {
+            Some(d) => self
+                .check(d.span(), acme::directory_url(d.get_ref()))
+                .unwrap_or_default(),
+            None => acme::LETS_ENCRYPT.to_owned(),
+        };
+        let challenge = match &a.challenge {
+            Some(c) => self
+                .check(c.span(), acme::challenge_kind(c.get_ref()))
+                .unwrap_or(acme::ChallengeKind::TlsAlpn01),
+            None => acme::ChallengeKind::TlsAlpn01,
+        };
+        let mut names = Vec::new();
+        for name in &a.names {
+            if let Some(n) = self.check(name.span(), acme::check_name(name.get_ref())) {
+                if !names.contains(&n) {
+                    names.push(n);
+                }
+            }
+        }
+        if a.names.is_empty() && !self.misspelled(&section.span(), "names") {
+            self.problem(
+                section.span(),
+                "acme needs the names to get a certificate for: names = [\"example.com\"]",
+            );
+        }
+        let contact = match a.contact.as_ref().map(|c| c.get_ref()) {
+            None => Vec::new(),
+            Some(Contact::One(c)) => vec![c.clone()],
+            Some(Contact::Many(c)) => c.clone(),
+        };
+        if let Some(span) = a.contact.as_ref().map(|c| c.span()) {
+            for c in &contact {
+                if !c.starts_with("mailto:") {
+                    self.problem(
+                        span.clone(),
+                        format!(
+                            "contact {c:?}: write it as a URL, e.g. \"mailto:ops@example.com\""
+                        ),
+                    );
+                }
+            }
+        }
+        let storage = a.storage.as_ref().map_or_else(
+            || std::path::PathBuf::from(acme::DEFAULT_STORAGE),
+            |s| self.base.join(s.get_ref()),
+        );
+        let ca = a.ca.as_ref().map(|c| self.base.join(c.get_ref()));
+        // A misspelled `names` was reported as such; either way there is
+        // nothing to order.
+        if self.problems.len() > before || names.is_empty() {
+            return None;
+        }
+        Some(AcmeSettings {
+            directory,
+            contact,
+            names,
+            challenge,
+            storage,
+            ca,
+        })
     }
 
     /// `protocols = ["TLSv1.2", "TLSv1.3"]`; none given: both.

@@ -720,3 +720,83 @@ fn tunnel_policy_mistakes_are_located() {
         );
     }
 }
+
+const ACME_SITE: &str = r#"
+[upstream.app]
+servers = ["127.0.0.1:9000"]
+[[server]]
+[[server.route]]
+location = "/"
+upstream = "app"
+"#;
+
+#[test]
+fn an_acme_table_is_read_with_its_defaults() {
+    let text = format!(
+        "[[listener]]\naddress = \"127.0.0.1:0\"\ntls = {{ acme = {{ names = [\"Example.COM\", \"www.example.com\"], contact = \"mailto:ops@example.com\", storage = \"/tmp/wsproxy-acme-config-test\" }} }}\n{ACME_SITE}"
+    );
+    let config = check(&text).unwrap();
+    let tls = config.listeners[0].tls.as_ref().unwrap();
+    let acme = tls.acme().unwrap();
+    assert_eq!(acme.names, ["example.com", "www.example.com"]);
+    assert_eq!(acme.directory, crate::acme::LETS_ENCRYPT);
+    assert_eq!(acme.challenge, crate::acme::ChallengeKind::TlsAlpn01);
+    assert_eq!(acme.contact, ["mailto:ops@example.com"]);
+    // The placeholder answers for the names until a certificate exists.
+    assert_eq!(tls.names(), ["example.com", "www.example.com"]);
+    let staging = text.replace("names =", "directory = \"staging\", names =");
+    let config = check(&staging).unwrap();
+    let acme = config.listeners[0]
+        .tls
+        .as_ref()
+        .unwrap()
+        .acme()
+        .unwrap()
+        .clone();
+    assert_eq!(acme.directory, crate::acme::LETS_ENCRYPT_STAGING);
+}
+
+#[test]
+fn acme_mistakes_are_located() {
+    let listener = |acme: &str| {
+        format!(
+            "[[listener]]\naddress = \"127.0.0.1:0\"\ntls = {{ acme = {{ {acme} }} }}\n{ACME_SITE}"
+        )
+    };
+    let cases = [
+        (
+            listener("names = [\"*.example.com\"]"),
+            "t.toml:3:",
+            "wildcard needs the dns-01",
+        ),
+        (listener("names = []"), "t.toml:3:", "acme needs the names"),
+        (
+            listener("names = [\"a.test\"], directory = \"http://ca.test/dir\""),
+            "t.toml:3:",
+            "an ACME directory is an https:// URL",
+        ),
+        (
+            listener("names = [\"a.test\"], challenge = \"dns-01\""),
+            "t.toml:3:",
+            "does not speak",
+        ),
+        (
+            listener("names = [\"a.test\"], contact = \"ops@example.com\""),
+            "t.toml:3:",
+            "mailto:ops@example.com",
+        ),
+        (
+            listener("names = [\"a.test\"], challenge = \"http-01\""),
+            "t.toml:1:",
+            "add a [[listener]] on port 80",
+        ),
+        (listener("name = [\"a.test\"]"), "t.toml:3:", "names"),
+    ];
+    for (text, at, want) in cases {
+        let errors = check(&text).map(|_| ()).unwrap_err();
+        assert!(
+            errors.iter().any(|e| e.contains(at) && e.contains(want)),
+            "{want}: {errors:?}"
+        );
+    }
+}
