@@ -3,8 +3,8 @@
 //! the proxy's own ports: TLS-ALPN-01 for two names, HTTP-01 before a
 //! `redirect_https` 308, the quick-mode `--acme-*` flags, the certificate
 //! kept across a restart without a new order, renewal under 100 open
-//! tunnels, and a refused validation logged with the CA's reason and
-//! retried.
+//! tunnels, a reload that turns a listener's certificate into an ACME
+//! one, and a refused validation logged with the CA's reason and retried.
 
 mod common;
 
@@ -17,7 +17,7 @@ use std::thread;
 use std::time::Duration;
 
 use common::pebble::{free_tcp_port, start_dns, Daemon, Options, Pebble, PebbleTls};
-use common::tls::{client_config, tls_connect, TlsClient};
+use common::tls::{client_config, demo_client, tls_connect, TlsClient};
 use common::{
     connect, eventually, read_response, status_of, upgrade_head, watchdog_for, ws, Proxy, TempDir,
 };
@@ -346,6 +346,55 @@ fn quick_mode_flags_get_the_certificate() {
     wait_log(&s.proxy, "ACME: certificate for q.test issued", ISSUE_LIMIT);
     let mut t = tunnel(s.proxy.addr(), &trusting(&s.pebble), "q.test");
     echo(&mut t, "quick");
+}
+
+/// A SIGHUP that turns a listener's certificate files into an `acme`
+/// table: the running proxy orders the certificate, new handshakes get
+/// it, and a tunnel opened under the old certificate stays up.
+#[test]
+fn a_reload_that_adds_acme_orders_the_certificate() {
+    let _w = watchdog_for(LIMIT);
+    let upstream = ws::EchoServer::start();
+    let certs = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/certs");
+    let files = format!(
+        "{}\n[[listener]]\naddress = \"127.0.0.1:0\"\ntls = {{ cert = \"{}\", key = \"{}\" }}\n",
+        site(upstream.addr),
+        certs.join("localhost.pem").display(),
+        certs.join("localhost.key").display()
+    );
+    let s = setup(
+        Validate::Tls(0),
+        Options::default(),
+        Launch::File(|_: &str, _: &Path, _: &Path| files.clone()),
+    );
+    let mut old = tunnel(s.proxy.addr(), &demo_client(), "localhost");
+    echo(&mut old, "under the files' certificate");
+
+    let fields = acme_fields(
+        &s.pebble.directory,
+        &s.pebble_tls.ca_file,
+        &s.dir.0.join("acme"),
+        "\"r.test\"",
+        "tls-alpn-01",
+    );
+    s.dir.write(
+        "wsproxy.toml",
+        &format!(
+            "{}\n{}",
+            site(upstream.addr),
+            tls_listener("127.0.0.1:0", &fields)
+        ),
+    );
+    s.proxy.signal(libc::SIGHUP);
+    assert!(
+        s.proxy.wait_for_log("SIGHUP: reloaded"),
+        "{}",
+        s.proxy.log().join("\n")
+    );
+    wait_log(&s.proxy, "ACME: certificate for r.test issued", ISSUE_LIMIT);
+    let mut fresh = tunnel(s.proxy.addr(), &trusting(&s.pebble), "r.test");
+    echo(&mut fresh, "under the ordered certificate");
+    echo(&mut old, "still up");
 }
 
 #[test]
