@@ -847,10 +847,10 @@ mod tests {
     use super::*;
 
     /// Every open connection costs one slab slot: a `Pair` plus the slab
-    /// entry's tag. Keep it from growing unnoticed (248 bytes on x86_64 in
-    /// a release build: the phase's 136, most of it a tunnel's two flows,
-    /// and 112 kept across phases; the idle-pair RSS target is 512 bytes
-    /// all told). Debug builds of mio keep a selector id beside each
+    /// entry's tag. Keep it from growing unnoticed (256 bytes on x86_64 in
+    /// a release build, most of it a tunnel's two flows of at most 64
+    /// bytes each and what is kept across phases; the idle-pair RSS target
+    /// is 512 bytes all told). Debug builds of mio keep a selector id beside each
     /// socket, 16 bytes more per side once padded.
     #[test]
     fn a_pair_stays_small() {
