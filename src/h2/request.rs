@@ -178,13 +178,7 @@ impl RequestBuilder {
     /// The fields of a trailer section (§8.1), once the whole block has
     /// been decoded into this: malformed if it holds a pseudo-header.
     pub fn finish_trailers(self, stream: u32, size: BlockSize) -> Result<Fields, RequestError> {
-        let malformed = |reason| {
-            RequestError::Malformed(StreamError {
-                stream,
-                code: ErrorCode::ProtocolError,
-                reason,
-            })
-        };
+        let malformed = |reason| malformed(stream, reason);
         if let Some(reason) = self.error {
             return Err(malformed(reason));
         }
@@ -206,13 +200,7 @@ impl RequestBuilder {
 
     /// The request, once the whole block has been decoded into this.
     pub fn finish(self, stream: u32, size: BlockSize) -> Result<Request, RequestError> {
-        let malformed = |reason| {
-            RequestError::Malformed(StreamError {
-                stream,
-                code: ErrorCode::ProtocolError,
-                reason,
-            })
-        };
+        let malformed = |reason| malformed(stream, reason);
         if let Some(reason) = self.error {
             return Err(malformed(reason));
         }
@@ -356,6 +344,16 @@ fn check_scheme(scheme: &[u8]) -> Result<(), &'static str> {
         }
         _ => Err("invalid :scheme"),
     }
+}
+
+/// A malformed field section (RFC 9113 §8.1.1): the stream is reset with
+/// PROTOCOL_ERROR.
+fn malformed(stream: u32, reason: &'static str) -> RequestError {
+    RequestError::Malformed(StreamError {
+        stream,
+        code: ErrorCode::ProtocolError,
+        reason,
+    })
 }
 
 #[cfg(test)]
