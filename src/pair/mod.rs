@@ -265,7 +265,7 @@ impl Pair {
         let listener = &ctx.config.listeners[usize::from(core.listener)];
         if let Some(tls) = &listener.tls {
             match Tls::server(tls.config().clone()) {
-                Ok(session) => core.client.tls = Some(Box::new(session)),
+                Ok(session) => core.client.set_tls(Some(session)),
                 Err(e) => {
                     warn!("client {}: cannot start TLS: {e}", core.client_addr);
                     return Outcome::Close;
@@ -533,7 +533,7 @@ impl Pair {
         match &self.phase {
             Phase::Preface => [interest(true, false), None],
             Phase::Request(_) | Phase::Discard(_) | Phase::Linger(_) => [interest(true, c), None],
-            Phase::Connect(_) if self.core.upstream.as_ref().is_some_and(|u| u.tls.is_some()) => {
+            Phase::Connect(_) if self.core.upstream.as_ref().is_some_and(End::is_tls) => {
                 [None, interest(true, u)]
             }
             Phase::Connect(_) => [None, interest(false, true)],
