@@ -9,7 +9,6 @@ The zero-window stall prints "stalled" once the proxy holds a body it
 cannot send, and waits for a line on stdin before going on.
 """
 
-import os
 import socket
 import ssl
 import struct
@@ -20,9 +19,7 @@ import h2.events
 import h2.settings
 
 from peer import (
-    ACK,
     CONTINUATION,
-    DATA,
     END_HEADERS,
     END_STREAM,
     GOAWAY,
@@ -30,6 +27,7 @@ from peer import (
     PING,
     RST_STREAM,
     SETTINGS,
+    TIMEOUT,
     Fail,
     Lib,
     Raw,
@@ -62,7 +60,7 @@ def flood(raw, batch, limit):
                 return "closed", sent
         return "all sent", limit
     finally:
-        raw.sock.settimeout(10)
+        raw.sock.settimeout(TIMEOUT)
 
 
 def goaway_or_end(raw, quiet=None):
