@@ -376,7 +376,7 @@ def goaway_from_client(t):
         got, ended = lib.received(stream, lambda b: len(ws_parse(b)[0]) >= 1)
         frames, _ = ws_parse(got)
         if not frames or frames[0][2] != b"after GOAWAY":
-            raise Fail(f"echo after GOAWAY: {ws_describe(frames)} ended={ended}")
+            raise Fail(f"echo after GOAWAY: {ws_describe(frames)}, end: {ended}")
         return "the open stream still echoes after the client's GOAWAY"
     finally:
         lib.close()
@@ -493,12 +493,12 @@ def extended_connect_echo(t):
         want = [(True, TEXT, b"hello over h2"), (True, BINARY, bytes(range(256)) * 300),
                 (False, TEXT, b"frag-"), (True, CONT, b"mented")]
         if frames != want:
-            raise Fail(f"echo: {ws_describe(frames)}, ended={ended}")
+            raise Fail(f"echo: {ws_describe(frames)}, end: {ended}")
         lib.send(stream, ws_close(1000))
         got, ended = lib.received(stream, lambda b: False)
         frames, _ = ws_parse(got)
-        if [f[1] for f in frames] != [CLOSE] or not ended:
-            raise Fail(f"close handshake: {ws_describe(frames)}, ended={ended}")
+        if [f[1] for f in frames] != [CLOSE] or ended != "END_STREAM":
+            raise Fail(f"close handshake: {ws_describe(frames)}, end: {ended}")
         return ":status 200, 4 frames (77 KB) echoed over DATA, Close answered and END_STREAM"
     finally:
         lib.close()
@@ -516,8 +516,8 @@ def end_stream_half_close(t):
         lib.send(stream, ws_frame(TEXT, b"last words"), end_stream=True)
         got, ended = lib.received(stream, lambda b: False)
         frames, _ = ws_parse(got)
-        if frames != [(True, TEXT, b"last words")] or not ended:
-            raise Fail(f"after END_STREAM: {ws_describe(frames)}, ended={ended}")
+        if frames != [(True, TEXT, b"last words")] or ended != "END_STREAM":
+            raise Fail(f"after END_STREAM: {ws_describe(frames)}, end: {ended}")
         return "the echo of the last frame, then END_STREAM once the upstream saw the FIN"
     finally:
         lib.close()

@@ -419,11 +419,12 @@ class Lib:
 
     def received(self, stream, until):
         """Body octets of `stream` until `until(octets)` holds or the
-        stream ends; (octets, ended)."""
+        stream ends; (octets, end) where end is None (still open),
+        "END_STREAM" or "RST_STREAM <code>"."""
         out = bytearray()
-        ended = False
+        end = None
         mine = (h2.events.DataReceived, h2.events.StreamEnded, h2.events.StreamReset)
-        while not ended and not until(bytes(out)):
+        while end is None and not until(bytes(out)):
             e = self.wait(
                 lambda e: isinstance(e, mine) and e.stream_id == stream,
                 f"more of stream {stream} ({len(out)} octets so far)",
@@ -432,9 +433,13 @@ class Lib:
                 out += e.data
                 self.conn.acknowledge_received_data(e.flow_controlled_length, stream)
                 self.flush()
+                if e.stream_ended is not None:
+                    end = "END_STREAM"
+            elif isinstance(e, h2.events.StreamEnded):
+                end = "END_STREAM"
             else:
-                ended = True
-        return bytes(out), ended
+                end = f"RST_STREAM {code_name(e.error_code)}"
+        return bytes(out), end
 
 
 # WebSocket framing (RFC 6455 §5.2) for the client side: masked frames out,

@@ -90,7 +90,9 @@ def over_h2(t, path, sent):
         if answer.get(":status") != "200":
             raise Fail(f"extended CONNECT answered {answer}")
         lib.send(stream, sent)
-        got, _ = lib.received(stream, lambda b: False)
+        got, end = lib.received(stream, lambda b: False)
+        if end != "END_STREAM":
+            raise Fail(f"the tunnel ended with {end}, not END_STREAM")
         return got
     finally:
         lib.close()
