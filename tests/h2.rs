@@ -200,17 +200,30 @@ fn hold_upstream() -> RawUpstream {
     })
 }
 
-/// A plain HTTP/1.1 upstream: "hello from upstream" to every request.
+/// A plain HTTP/1.1 upstream: "hello from upstream" to a request without
+/// a body, "got N octets" to one with a `Content-Length` body.
 fn http_upstream() -> RawUpstream {
     RawUpstream::start(|mut stream| {
-        if ws::read_head(&mut stream).is_err() {
+        let Ok((head, early)) = ws::read_head(&mut stream) else {
+            return;
+        };
+        let head = String::from_utf8_lossy(&head).into_owned();
+        let length: usize = field(&head, "content-length").map_or(0, |v| v.parse().unwrap());
+        let mut body = early;
+        body.resize(length.max(body.len()), 0);
+        let have = body.len().min(length);
+        if stream.read_exact(&mut body[have..length]).is_err() {
             return;
         }
-        let body = "hello from upstream";
+        let answer = if length == 0 {
+            "hello from upstream".to_string()
+        } else {
+            format!("got {length} octets")
+        };
         let _ = write!(
             stream,
-            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+            answer.len()
         );
     })
 }
@@ -453,24 +466,75 @@ fn too_many_streams_are_refused() {
     site.attack("too-many-streams");
 }
 
+/// A script that stops half-way for the test to look at the proxy: it
+/// prints a line, then waits for one on its stdin.
+struct Paused {
+    child: std::process::Child,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+    what: String,
+}
+
+impl Paused {
+    fn spawn(what: &str, mut command: Command) -> Paused {
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run the tools venv's python");
+        let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        Paused {
+            child,
+            lines,
+            what: what.to_string(),
+        }
+    }
+
+    /// Waits for the script to print `line`; fails with its output if it
+    /// printed something else or ended.
+    fn wait_for(&mut self, line: &str) {
+        let got = self.lines.next().and_then(Result::ok).unwrap_or_default();
+        if got != line {
+            let mut stderr = String::new();
+            let _ = self
+                .child
+                .stderr
+                .take()
+                .unwrap()
+                .read_to_string(&mut stderr);
+            panic!("{}: {got}\n{stderr}", self.what);
+        }
+    }
+
+    /// Lets it go on; its last lines, once it exited 0.
+    fn finish(mut self) -> String {
+        writeln!(self.child.stdin.take().unwrap(), "go on").unwrap();
+        let rest: Vec<String> = self.lines.by_ref().map_while(Result::ok).collect();
+        let rest = rest.join("\n");
+        let status = self.child.wait().unwrap();
+        let mut stderr = String::new();
+        let _ = self
+            .child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr);
+        println!("{}:\n{rest}", self.what);
+        assert!(status.success(), "{}: {rest}\n{stderr}", self.what);
+        rest
+    }
+}
+
 #[test]
 fn zero_window_stall_stops_reading_the_upstream() {
     let _w = watchdog();
     let site = Site::start();
     let before = peak_rss(&site.proxy);
-    let mut child = script("attack.py", site.addr(), &["zero-window-stall"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run the tools venv's python");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().and_then(Result::ok).unwrap_or_default();
-    if first != "stalled" {
-        let mut rest = String::new();
-        child.stderr.take().unwrap().read_to_string(&mut rest).ok();
-        panic!("zero-window-stall: {first}\n{rest}");
-    }
+    let mut script = Paused::spawn(
+        "zero-window-stall",
+        script("attack.py", site.addr(), &["zero-window-stall"]),
+    );
+    script.wait_for("stalled");
     assert!(
         site.endless.blocked.recv_timeout(IO_TIMEOUT).is_ok(),
         "the proxy kept reading /stream: {} octets",
@@ -483,19 +547,31 @@ fn zero_window_stall_stops_reading_the_upstream() {
     );
     assert!(taken < STALL_READ_LIMIT, "the proxy took {taken} octets");
     assert_eq!(site.proxy.metric("wsproxy_h2_connections"), 1.0);
-    writeln!(child.stdin.take().unwrap(), "go on").unwrap();
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    let status = child.wait().unwrap();
-    println!("{}", rest.join("\n"));
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .ok();
-    assert!(status.success(), "{}\n{stderr}", rest.join("\n"));
+    script.finish();
     site.check_after_attack("zero-window-stall", before);
+}
+
+#[test]
+fn gauges_and_counters_follow_the_tunnels() {
+    let _w = watchdog();
+    let site = Site::start();
+    let mut script = Paused::spawn("tunnels", script("tunnels.py", site.addr(), &["3"]));
+    script.wait_for("open");
+    let text = site.proxy.scrape();
+    for (series, want) in [
+        ("wsproxy_h2_connections", 1.0),
+        ("wsproxy_h2_websocket_streams", 3.0),
+        ("wsproxy_h2_streams_total{kind=\"websocket\"}", 3.0),
+    ] {
+        assert_eq!(sample(&text, series), Some(want), "{series} in:\n{text}");
+    }
+    assert_eq!(script.finish(), "closed");
+    assert!(site.all_closed(), "{}", site.proxy.scrape());
+    assert_eq!(
+        site.proxy
+            .metric("wsproxy_h2_streams_total{kind=\"websocket\"}"),
+        3.0
+    );
 }
 
 /// A rustls client offering h2 and http/1.1, trusting the demo CA.
