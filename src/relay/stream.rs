@@ -113,10 +113,7 @@ impl StreamIo {
     /// Takes what fits in the room the connection gave.
     pub fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if self.reset || self.shut {
-            return Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "stream closed",
-            ));
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "stream closed"));
         }
         if buf.is_empty() {
             return Ok(0);
@@ -172,10 +169,7 @@ mod tests {
     #[test]
     fn writes_stop_at_the_room_given() {
         let mut s = StreamIo::new(0, 1);
-        assert_eq!(
-            s.write(b"x").unwrap_err().kind(),
-            io::ErrorKind::WouldBlock
-        );
+        assert_eq!(s.write(b"x").unwrap_err().kind(), io::ErrorKind::WouldBlock);
         s.room = 4;
         assert_eq!(s.write(b"abcdef").unwrap(), 4);
         let mut out = Vec::new();
