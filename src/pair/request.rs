@@ -124,6 +124,17 @@ pub(super) fn read(req: &mut Request, core: &mut Core, closing: bool, ctx: &mut 
             limit,
             closing,
         );
+        if core.client.chose_h2() {
+            return match fill {
+                Ok(Fill::Input { .. } | Fill::Blocked) => {
+                    // The connection preface may have come with the
+                    // handshake's last flight: it goes along.
+                    core.ahead = req.head.rest(&mut ctx.relay.bufs, 0);
+                    Step::Http2
+                }
+                _ => Step::Close,
+            };
+        }
         if handshaking && core.client.is_acme_validation() {
             debug!(
                 "client {}: ACME tls-alpn-01 validation handshake done, closing",

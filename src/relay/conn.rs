@@ -88,7 +88,10 @@ impl<'a> Conn<'a> {
     /// Reads plaintext either way.
     pub fn read(&mut self, buf: &mut [u8]) -> io::Result<Got> {
         let read = match self {
-            Conn::Socket { tcp, tls: Some(tls) } => tls.read(tcp, buf),
+            Conn::Socket {
+                tcp,
+                tls: Some(tls),
+            } => tls.read(tcp, buf),
             Conn::Socket { tcp, tls: None } => read(tcp, buf),
             Conn::Stream(s) => s.read(buf),
         };
@@ -105,7 +108,10 @@ impl<'a> Conn<'a> {
     pub fn peek(&mut self, buf: &mut [u8]) -> io::Result<Got> {
         let peeked = match self {
             Conn::Socket { tcp, tls: None } => return peek(tcp, buf),
-            Conn::Socket { tcp, tls: Some(tls) } => tls.peek(tcp, buf),
+            Conn::Socket {
+                tcp,
+                tls: Some(tls),
+            } => tls.peek(tcp, buf),
             Conn::Stream(s) => s.peek(buf),
         };
         match peeked {
@@ -119,7 +125,10 @@ impl<'a> Conn<'a> {
     /// Writes plaintext either way.
     pub fn write(&mut self, buf: &[u8]) -> io::Result<Put> {
         let written = match self {
-            Conn::Socket { tcp, tls: Some(tls) } => tls.write(tcp, buf),
+            Conn::Socket {
+                tcp,
+                tls: Some(tls),
+            } => tls.write(tcp, buf),
             Conn::Socket { tcp, tls: None } => write(tcp, buf),
             Conn::Stream(s) => s.write(buf),
         };
@@ -168,7 +177,10 @@ impl<'a> Conn<'a> {
     /// a stream.
     pub fn shutdown_write(&mut self) {
         match self {
-            Conn::Socket { tcp, tls: Some(tls) } => tls.shutdown_write(tcp),
+            Conn::Socket {
+                tcp,
+                tls: Some(tls),
+            } => tls.shutdown_write(tcp),
             Conn::Socket { tcp, tls: None } => {
                 let _ = tcp.shutdown(Shutdown::Write);
             }

@@ -251,7 +251,10 @@ pub fn pump(
                 pipes.give(pipe);
             }
         }
-        if flow.ended(&mut Conn::Socket { tcp: dst, tls: None }) {
+        if flow.ended(&mut Conn::Socket {
+            tcp: dst,
+            tls: None,
+        }) {
             return Ok(Progress::finished(moved));
         }
         if flow.is_draining() || hand_over {
