@@ -137,7 +137,7 @@ fn autobahn_echo() -> RawUpstream {
                 Ok(frame) => frame,
                 Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
                     send(true, Opcode::Close, &ws::close_payload(1002, ""));
-                    return;
+                    break;
                 }
                 Err(_) => return,
             };
@@ -158,7 +158,7 @@ fn autobahn_echo() -> RawUpstream {
                         },
                     };
                     send(true, Opcode::Close, &reply);
-                    return;
+                    break;
                 }
                 opcode => {
                     if !send(frame.fin, opcode, &frame.payload) {
@@ -174,13 +174,33 @@ fn autobahn_echo() -> RawUpstream {
                             text = None;
                             if !valid {
                                 send(true, Opcode::Close, &ws::close_payload(1007, ""));
-                                return;
+                                break;
                             }
                         }
                     }
                 }
             }
         }
+        // A clean close, as a server does after its Close: FIN, then what
+        // the client still sends is read and dropped (closing with it
+        // unread would be a reset).
+        let mut stream = reader.into_inner().1;
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        let _ = std::io::copy(&mut stream, &mut std::io::sink());
+    })
+}
+
+/// An upstream that takes the upgrade and resets the connection at the
+/// first octet of WebSocket.
+fn reset_upstream() -> RawUpstream {
+    RawUpstream::start(|mut stream| {
+        let Ok((_, early)) = accept_upgrade(&mut stream) else {
+            return;
+        };
+        if early.is_empty() {
+            let _ = stream.read(&mut [0u8; 1]);
+        }
+        let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
     })
 }
 
@@ -299,6 +319,7 @@ struct Site {
     endless: EndlessUpstream,
     _echo: RawUpstream,
     _http: RawUpstream,
+    _reset: RawUpstream,
     _dir: TempDir,
 }
 
@@ -313,6 +334,7 @@ impl Site {
         let hold = hold_upstream();
         let http = http_upstream();
         let endless = endless_upstream();
+        let reset = reset_upstream();
         let route = |location: &str, upstream: SocketAddr, extra: &str| {
             format!(
                 "[[server.route]]\nlocation = \"{location}\"\nupstream = \"{upstream}\"\n{extra}"
@@ -338,6 +360,7 @@ impl Site {
             route("/http", http.addr, ""),
             route("/stream", endless.upstream.addr, ""),
             route("/down", closed_port(), ""),
+            route("/reset", reset.addr, ""),
             format!(
                 "[[server.route]]\nlocation = \"/static/\"\nroot = \"{}\"\n",
                 www.display()
@@ -352,6 +375,7 @@ impl Site {
             endless,
             _echo: echo,
             _http: http,
+            _reset: reset,
             _dir: dir,
         }
     }

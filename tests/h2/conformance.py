@@ -7,7 +7,8 @@ requires.
 The proxy routes /ws to a WebSocket echo upstream, /hold to an upstream
 that never answers (streams there stay open), /http to a plain HTTP/1.1
 upstream, /origin to the echo with an Origin allow-list of
-https://good.example, /down to a closed port, /static/ to files (hello.txt
+https://good.example, /down to a closed port, /reset to an upstream that
+resets the connection on the first frame, /static/ to files (hello.txt
 holds "hello over h2\\n"); nothing else. Prints one line a case; exits 1 if
 any failed.
 """
@@ -524,21 +525,47 @@ def extended_connect_echo(t):
         lib.close()
 
 
-def end_stream_half_close(t):
+def end_stream_half_close(separate):
     # RFC 8441 §4 keeps CONNECT's rule: END_STREAM is a half-close (a FIN
     # to the upstream), and the upstream's end comes back as END_STREAM.
+    # It may come on the last DATA frame or on an empty one after it.
+    def case(t):
+        lib = Lib(t)
+        try:
+            stream = lib.websocket()
+            answer = lib.response(stream)
+            if answer.get(":status") != "200":
+                raise Fail(f"extended CONNECT answered {answer}")
+            if separate:
+                lib.conn.send_data(stream, ws_frame(TEXT, b"last words"))
+                lib.conn.end_stream(stream)
+                lib.flush()
+            else:
+                lib.send(stream, ws_frame(TEXT, b"last words"), end_stream=True)
+            got, ended = lib.received(stream, lambda b: False)
+            frames, _ = ws_parse(got)
+            if frames != [(True, TEXT, b"last words")] or ended != "END_STREAM":
+                raise Fail(f"after END_STREAM: {ws_describe(frames)}, end: {ended}")
+            return "the echo of the last frame, then END_STREAM once the upstream saw the FIN"
+        finally:
+            lib.close()
+
+    return case
+
+
+def upstream_reset(t):
+    # RFC 8441 §5: a TCP reset is RST_STREAM with CANCEL (not END_STREAM).
     lib = Lib(t)
     try:
-        stream = lib.websocket()
+        stream = lib.websocket("/reset")
         answer = lib.response(stream)
         if answer.get(":status") != "200":
             raise Fail(f"extended CONNECT answered {answer}")
-        lib.send(stream, ws_frame(TEXT, b"last words"), end_stream=True)
+        lib.send(stream, ws_frame(TEXT, b"reset me"))
         got, ended = lib.received(stream, lambda b: False)
-        frames, _ = ws_parse(got)
-        if frames != [(True, TEXT, b"last words")] or ended != "END_STREAM":
-            raise Fail(f"after END_STREAM: {ws_describe(frames)}, end: {ended}")
-        return "the echo of the last frame, then END_STREAM once the upstream saw the FIN"
+        if ended != "RST_STREAM CANCEL":
+            raise Fail(f"the upstream's reset came as {ended} after {got!r}")
+        return "RST_STREAM CANCEL"
     finally:
         lib.close()
 
@@ -628,7 +655,9 @@ CASES = [
     ("header list over 32 KiB", header_list_too_large),
     ("CONNECT without :protocol", connect_without_protocol),
     ("extended CONNECT echo", extended_connect_echo),
-    ("END_STREAM half-closes", end_stream_half_close),
+    ("END_STREAM on the last DATA half-closes", end_stream_half_close(separate=False)),
+    ("END_STREAM on an empty DATA half-closes", end_stream_half_close(separate=True)),
+    ("the upstream resets the tunnel", upstream_reset),
     ("two tunnels on one connection", two_tunnels_one_connection),
     ("WebSocket without a route", expect_status(websocket_no_route, 404)),
     ("WebSocket from a refused Origin", expect_status(websocket_bad_origin, 403)),

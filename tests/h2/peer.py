@@ -363,7 +363,10 @@ class Lib:
                     raise Fail(
                         f"GOAWAY {code_name(e.error_code)} ({e.additional_data}) before {what}"
                     )
-            events = self.events()
+            try:
+                events = self.events()
+            except Fail as e:
+                raise Fail(f"{e} waiting for {what}; events: {self.pending[-8:]}")
             if events == [None]:
                 raise Fail(f"connection ended before {what}; events: {self.pending[-8:]}")
             self.pending.extend(events)
