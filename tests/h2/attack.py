@@ -63,8 +63,14 @@ def flood(raw, batch, limit):
         raw.sock.settimeout(TIMEOUT)
 
 
+def goaway_of(f):
+    """A GOAWAY frame as (error name, debug text, last stream)."""
+    last = struct.unpack(">I", f.payload[:4])[0] & 0x7FFFFFFF
+    return code_name(f.code()), f.payload[8:].decode(errors="replace"), last
+
+
 def goaway_or_end(raw, quiet=None):
-    """The GOAWAY the proxy sent, as (name, debug text), or None if the
+    """The GOAWAY the proxy sent (see goaway_of), or None if the
     connection ended (or, with `quiet`, fell silent that many seconds)
     without one reaching us."""
     if quiet is not None:
@@ -75,7 +81,7 @@ def goaway_or_end(raw, quiet=None):
             if f is None:
                 return None
             if f.kind == GOAWAY:
-                return code_name(f.code()), f.payload[8:].decode(errors="replace")
+                return goaway_of(f)
     except Fail:
         if quiet is None:
             raise
@@ -102,11 +108,18 @@ def rapid_reset(t):
     if goaway is None:
         got = goaway_or_end(raw)
     else:
-        got = code_name(goaway.code()), goaway.payload[8:].decode(errors="replace")
-    opened = stream // 2
+        got = goaway_of(goaway)
+    sent = stream // 2
     if got is None or got[0] != "ENHANCE_YOUR_CALM":
-        raise Fail(f"{opened} streams opened and cancelled; the proxy sent {got}, expected GOAWAY ENHANCE_YOUR_CALM")
-    return f"GOAWAY ENHANCE_YOUR_CALM ({got[1]}) after {opened} streams opened and cancelled"
+        raise Fail(f"{sent} streams opened and cancelled; the proxy sent {got}, expected GOAWAY ENHANCE_YOUR_CALM")
+    # The budget is 200 resets: the GOAWAY names the last stream taken.
+    taken = (got[2] + 1) // 2
+    if taken > 250:
+        raise Fail(f"GOAWAY ENHANCE_YOUR_CALM only after {taken} streams were taken")
+    return (
+        f"GOAWAY ENHANCE_YOUR_CALM ({got[1]}) naming stream {got[2]}: {taken} streams taken "
+        f"of the {sent} the client wrote"
+    )
 
 
 def continuation_flood(fragment_len):
@@ -124,10 +137,13 @@ def continuation_flood(fragment_len):
                 break
             sent += 16
             goaway = next((f for f in raw.available() if f.kind == GOAWAY), None)
-        got = goaway_or_end(raw) if goaway is None else (code_name(goaway.code()), goaway.payload[8:].decode())
+        got = goaway_or_end(raw) if goaway is None else goaway_of(goaway)
         if got is None or got[0] != "ENHANCE_YOUR_CALM":
             raise Fail(f"{sent} CONTINUATION frames of {fragment_len} octets; the proxy sent {got}")
-        return f"GOAWAY ENHANCE_YOUR_CALM ({got[1]}) within {sent} CONTINUATION frames of {fragment_len} octets"
+        return (
+            f"GOAWAY ENHANCE_YOUR_CALM ({got[1]}); the client had written {sent} "
+            f"CONTINUATION frames of {fragment_len} octets when it read it"
+        )
 
     return attack
 
@@ -190,13 +206,16 @@ def answer_flood(kind):
         if how == "pushed back":
             # The proxy stopped reading: what it holds is bounded by
             # what it read (tests/h2.rs checks its memory).
-            return f"pushed back after {frames} {kind} frames unread"
+            return f"pushed back: the client's writes stopped after {frames} {kind} frames"
         got = goaway_or_end(raw, quiet=PUSHED_BACK)
         if got is None:
-            return f"closed after {frames} {kind} frames unread, no GOAWAY reached us"
+            return f"closed after the client wrote {frames} {kind} frames, no GOAWAY reached it"
         if got[0] != "ENHANCE_YOUR_CALM":
             raise Fail(f"{frames} {kind} frames unread: GOAWAY {got}")
-        return f"GOAWAY ENHANCE_YOUR_CALM ({got[1]}) after {frames} {kind} frames unread, then closed"
+        return (
+            f"GOAWAY ENHANCE_YOUR_CALM ({got[1]}), then closed; the client had written "
+            f"{frames} {kind} frames and read none of the answers"
+        )
 
     return attack
 
@@ -219,10 +238,14 @@ def too_many_streams(t):
             break
         stream += 100
         goaway = next((f for f in raw.available() if f.kind == GOAWAY), None)
-    got = goaway_or_end(raw) if goaway is None else (code_name(goaway.code()), goaway.payload[8:].decode())
+    got = goaway_or_end(raw) if goaway is None else goaway_of(goaway)
     if got is None or got[0] != "ENHANCE_YOUR_CALM":
         raise Fail(f"{outcome} for stream 201; then {(stream - 201) // 2} more refused, and {got}")
-    return f"stream 201 {outcome}; GOAWAY ENHANCE_YOUR_CALM ({got[1]}) after {(stream - 201) // 2} more"
+    # Each refusal counts against the 200 resets allowed.
+    refused = (got[2] - 201) // 2 + 1
+    if refused > 250:
+        raise Fail(f"GOAWAY ENHANCE_YOUR_CALM only after {refused} streams were refused")
+    return f"stream 201 {outcome}; GOAWAY ENHANCE_YOUR_CALM ({got[1]}) naming stream {got[2]}: {refused} refused"
 
 
 def zero_window_stall(t):
