@@ -83,6 +83,15 @@ fn script(name: &str, addr: SocketAddr, args: &[&str]) -> Command {
 /// Runs `command`, prints its report, and fails the test with it unless
 /// it exited 0.
 fn report(what: &str, command: &mut Command) -> String {
+    match run(what, command) {
+        Ok(stdout) => stdout,
+        Err(failure) => panic!("{failure}"),
+    }
+}
+
+/// Runs `command` and prints its report: its output if it exited 0, else
+/// the failure with its output.
+fn run(what: &str, command: &mut Command) -> Result<String, String> {
     let Output {
         status,
         stdout,
@@ -90,12 +99,22 @@ fn report(what: &str, command: &mut Command) -> String {
     } = command.output().expect("run the tools venv's python");
     let stdout = String::from_utf8_lossy(&stdout).into_owned();
     println!("{what}:\n{stdout}");
-    assert!(
-        status.success(),
+    if status.success() {
+        return Ok(stdout);
+    }
+    Err(format!(
         "{what} failed ({status}):\n{stdout}\n{}",
         String::from_utf8_lossy(&stderr)
-    );
-    stdout
+    ))
+}
+
+/// The HTTP/2 samples of a scrape.
+fn h2_lines(text: &str) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("wsproxy_h2_"))
+        .collect();
+    lines.join("\n")
 }
 
 /// A line of `/proc/PID/status`, in bytes (its values are kB).
@@ -220,16 +239,30 @@ fn hold_upstream() -> RawUpstream {
     })
 }
 
+/// What the plain upstream saw after the bodies it answered.
+#[derive(Default)]
+struct AfterBodies {
+    /// Connections done with (the proxy closed them).
+    done: AtomicUsize,
+    /// Octets that came after a request's `Content-Length` body: a proxy
+    /// that sends them has the upstream read them as the next request.
+    extra: AtomicUsize,
+}
+
 /// A plain HTTP/1.1 upstream: "hello from upstream" to a request without
-/// a body, "got N octets" to one with a `Content-Length` body.
-fn http_upstream() -> RawUpstream {
-    RawUpstream::start(|mut stream| {
+/// a body, "got N octets" to one with a `Content-Length` body; then it
+/// closes its side and counts what still comes.
+fn http_upstream() -> (RawUpstream, Arc<AfterBodies>) {
+    let after = Arc::new(AfterBodies::default());
+    let seen = Arc::clone(&after);
+    let upstream = RawUpstream::start(move |mut stream| {
         let Ok((head, early)) = ws::read_head(&mut stream) else {
             return;
         };
         let head = String::from_utf8_lossy(&head).into_owned();
         let length: usize = field(&head, "content-length").map_or(0, |v| v.parse().unwrap());
         let mut body = early;
+        let extra_early = body.len().saturating_sub(length);
         body.resize(length.max(body.len()), 0);
         let have = body.len().min(length);
         if stream.read_exact(&mut body[have..length]).is_err() {
@@ -245,7 +278,13 @@ fn http_upstream() -> RawUpstream {
             "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
             answer.len()
         );
-    })
+        let _ = stream.shutdown(std::net::Shutdown::Write);
+        let late = std::io::copy(&mut stream, &mut std::io::sink()).unwrap_or(0);
+        seen.extra
+            .fetch_add(extra_early + late as usize, Ordering::SeqCst);
+        seen.done.fetch_add(1, Ordering::SeqCst);
+    });
+    (upstream, after)
 }
 
 /// An upstream answering with an endless body; it counts the octets the
@@ -317,8 +356,9 @@ struct Site {
     proxy: Proxy,
     hold: RawUpstream,
     endless: EndlessUpstream,
+    http: RawUpstream,
+    http_after: Arc<AfterBodies>,
     _echo: RawUpstream,
-    _http: RawUpstream,
     _reset: RawUpstream,
     _dir: TempDir,
 }
@@ -332,7 +372,7 @@ impl Site {
         let certs = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/certs");
         let echo = autobahn_echo();
         let hold = hold_upstream();
-        let http = http_upstream();
+        let (http, http_after) = http_upstream();
         let endless = endless_upstream();
         let reset = reset_upstream();
         let route = |location: &str, upstream: SocketAddr, extra: &str| {
@@ -374,7 +414,8 @@ impl Site {
             hold,
             endless,
             _echo: echo,
-            _http: http,
+            http,
+            http_after,
             _reset: reset,
             _dir: dir,
         }
@@ -384,7 +425,8 @@ impl Site {
         self.proxy.addr()
     }
 
-    /// Every HTTP/2 connection ended, and every tunnel with it.
+    /// Every HTTP/2 connection ended, and every tunnel with it (within
+    /// [`IO_TIMEOUT`]).
     fn all_closed(&self) -> bool {
         eventually(IO_TIMEOUT, || {
             let text = self.proxy.scrape();
@@ -418,7 +460,11 @@ impl Site {
             "after the attack",
             &mut script("conformance.py", self.addr(), &["extended CONNECT echo"]),
         );
-        assert!(self.all_closed(), "{name}: {}", self.proxy.scrape());
+        assert!(
+            self.all_closed(),
+            "{name}: {}",
+            h2_lines(&self.proxy.scrape())
+        );
     }
 }
 
@@ -426,17 +472,43 @@ impl Site {
 fn conformance_table() {
     let _w = watchdog_for(TABLE_LIMIT);
     let site = Site::start();
-    report(
+    // Every check runs, so one report says all that is wrong.
+    let mut failures = Vec::new();
+    if let Err(failure) = run(
         "RFC 9113 / RFC 8441 conformance",
         &mut script("conformance.py", site.addr(), &[]),
-    );
-    assert!(site.all_closed(), "{}", site.proxy.scrape());
+    ) {
+        failures.push(failure);
+    }
+    if !site.all_closed() {
+        failures.push(format!("left open:\n{}", h2_lines(&site.proxy.scrape())));
+    }
+    // Bodies forwarded as sent: nothing after a Content-Length body.
+    let after = &site.http_after;
+    if !eventually(IO_TIMEOUT, || {
+        after.done.load(Ordering::SeqCst) == site.http.accepted()
+    }) {
+        failures.push(format!(
+            "the proxy kept {} of {} plain upstream connections open",
+            site.http.accepted() - after.done.load(Ordering::SeqCst),
+            site.http.accepted()
+        ));
+    }
+    let extra = after.extra.load(Ordering::SeqCst);
+    if extra != 0 {
+        failures.push(format!(
+            "the proxy sent {extra} octets past the Content-Length of request bodies"
+        ));
+    }
     let text = site.proxy.scrape();
     for kind in ["websocket", "request"] {
         let series = format!("wsproxy_h2_streams_total{{kind=\"{kind}\"}}");
-        let n = sample(&text, &series).unwrap_or_else(|| panic!("no {series} in:\n{text}"));
-        assert!(n >= 5.0, "{series} {n}");
+        match sample(&text, &series) {
+            Some(n) if n >= 5.0 => {}
+            n => failures.push(format!("{series} {n:?} in:\n{text}")),
+        }
     }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[test]
@@ -447,7 +519,7 @@ fn websocket_replay_over_h2_and_http1_matches() {
         "20 WebSocket cases, HTTP/2 against HTTP/1.1",
         &mut script("replay.py", site.addr(), &["/echo"]),
     );
-    assert!(site.all_closed(), "{}", site.proxy.scrape());
+    assert!(site.all_closed(), "{}", h2_lines(&site.proxy.scrape()));
 }
 
 #[test]
@@ -590,7 +662,7 @@ fn gauges_and_counters_follow_the_tunnels() {
         assert_eq!(sample(&text, series), Some(want), "{series} in:\n{text}");
     }
     assert_eq!(script.finish(), "closed");
-    assert!(site.all_closed(), "{}", site.proxy.scrape());
+    assert!(site.all_closed(), "{}", h2_lines(&site.proxy.scrape()));
     assert_eq!(
         site.proxy
             .metric("wsproxy_h2_streams_total{kind=\"websocket\"}"),
