@@ -230,13 +230,17 @@ fn valid_close_code(code: u16) -> bool {
 }
 
 /// An upstream that takes connections and never answers: streams routed
-/// there stay open.
-fn hold_upstream() -> RawUpstream {
-    RawUpstream::start(|mut stream| {
+/// there stay open. It counts the connections the proxy closed.
+fn hold_upstream() -> (RawUpstream, Arc<AtomicUsize>) {
+    let closed = Arc::new(AtomicUsize::new(0));
+    let count = Arc::clone(&closed);
+    let upstream = RawUpstream::start(move |mut stream| {
         let _ = stream.set_read_timeout(None);
         let mut sink = [0u8; 4096];
         while matches!(stream.read(&mut sink), Ok(n) if n > 0) {}
-    })
+        count.fetch_add(1, Ordering::SeqCst);
+    });
+    (upstream, closed)
 }
 
 /// What the plain upstream saw after the bodies it answered.
@@ -355,6 +359,7 @@ fn closed_port() -> SocketAddr {
 struct Site {
     proxy: Proxy,
     hold: RawUpstream,
+    hold_closed: Arc<AtomicUsize>,
     endless: EndlessUpstream,
     http: RawUpstream,
     http_after: Arc<AfterBodies>,
@@ -371,7 +376,7 @@ impl Site {
         std::fs::write(www.join("static/hello.txt"), "hello over h2\n").unwrap();
         let certs = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/certs");
         let echo = autobahn_echo();
-        let hold = hold_upstream();
+        let (hold, hold_closed) = hold_upstream();
         let (http, http_after) = http_upstream();
         let endless = endless_upstream();
         let reset = reset_upstream();
@@ -412,6 +417,7 @@ impl Site {
         Site {
             proxy,
             hold,
+            hold_closed,
             endless,
             _echo: echo,
             http,
@@ -433,6 +439,20 @@ impl Site {
             sample(&text, "wsproxy_h2_connections") == Some(0.0)
                 && sample(&text, "wsproxy_h2_websocket_streams") == Some(0.0)
         })
+    }
+
+    /// Every upstream connection of a stream whose client is gone was
+    /// closed (within [`IO_TIMEOUT`]); else how many were not.
+    fn upstreams_released(&self) -> Result<(), String> {
+        let open = || self.hold.accepted() - self.hold_closed.load(Ordering::SeqCst);
+        if eventually(IO_TIMEOUT, || open() == 0) {
+            return Ok(());
+        }
+        Err(format!(
+            "{} of {} connections to /hold still open after their clients went",
+            open(),
+            self.hold.accepted()
+        ))
     }
 
     /// Runs `attack.py NAME`; asserts the proxy's peak memory grew less
@@ -465,6 +485,9 @@ impl Site {
             "{name}: {}",
             h2_lines(&self.proxy.scrape())
         );
+        if let Err(failure) = self.upstreams_released() {
+            panic!("{name}: {failure}");
+        }
     }
 }
 
@@ -482,6 +505,9 @@ fn conformance_table() {
     }
     if !site.all_closed() {
         failures.push(format!("left open:\n{}", h2_lines(&site.proxy.scrape())));
+    }
+    if let Err(failure) = site.upstreams_released() {
+        failures.push(failure);
     }
     // Bodies forwarded as sent: nothing after a Content-Length body.
     let after = &site.http_after;
@@ -694,7 +720,7 @@ fn quick_mode_http2_flag_offers_h2_and_without_it_http1_only() {
         "--tls-key",
         key.to_str().unwrap(),
     ];
-    let upstream = hold_upstream();
+    let (upstream, _) = hold_upstream();
     let with = proxy_to(&[upstream.addr], &[&tls[..], &["--http2"]].concat());
     assert_eq!(alpn_of(&with).as_deref(), Some(&b"h2"[..]));
     let without = proxy_to(&[upstream.addr], &tls);
