@@ -267,8 +267,8 @@ fn http_upstream() -> (RawUpstream, Arc<AfterBodies>) {
         let length: usize = field(&head, "content-length").map_or(0, |v| v.parse().unwrap());
         let mut body = early;
         let extra_early = body.len().saturating_sub(length);
-        body.resize(length.max(body.len()), 0);
         let have = body.len().min(length);
+        body.resize(length.max(body.len()), 0);
         if stream.read_exact(&mut body[have..length]).is_err() {
             return;
         }
