@@ -574,6 +574,13 @@ fn hpack_bomb_gets_431() {
 }
 
 #[test]
+fn empty_data_flood_gets_enhance_your_calm() {
+    let _w = watchdog();
+    let site = Site::start();
+    site.attack("empty-data-flood");
+}
+
+#[test]
 fn settings_and_ping_floods_stay_bounded() {
     let _w = watchdog();
     let site = Site::start();

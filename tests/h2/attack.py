@@ -20,6 +20,7 @@ import h2.settings
 
 from peer import (
     CONTINUATION,
+    DATA,
     END_HEADERS,
     END_STREAM,
     GOAWAY,
@@ -146,6 +147,19 @@ def continuation_flood(fragment_len):
         )
 
     return attack
+
+
+def empty_data_flood(t):
+    # CVE-2019-9518: DATA frames with no octets and no END_STREAM cost the
+    # server a frame's work each and the client nothing (no window).
+    raw = Raw(t)
+    raw.headers(1, [(":method", "POST")] + get(t, "/hold")[1:])
+    batch = frame(DATA, 0, 1) * 1000
+    how, batches = flood(raw, batch, 200)
+    got = goaway_or_end(raw, quiet=PUSHED_BACK)
+    if got is None or got[0] != "ENHANCE_YOUR_CALM":
+        raise Fail(f"{batches * 1000} empty DATA frames ({how}); the proxy sent {got}")
+    return f"GOAWAY ENHANCE_YOUR_CALM ({got[1]}); the client had written {batches * 1000} empty DATA frames"
 
 
 def hpack_int(n, prefix_bits, first=0):
@@ -276,6 +290,7 @@ ATTACKS = {
     "continuation-flood": continuation_flood(16000),
     "continuation-trickle": continuation_flood(5),
     "hpack-bomb": hpack_bomb,
+    "empty-data-flood": empty_data_flood,
     "settings-flood": answer_flood("SETTINGS"),
     "ping-flood": answer_flood("PING"),
     "too-many-streams": too_many_streams,
