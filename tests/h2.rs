@@ -538,6 +538,20 @@ fn conformance_table() {
 }
 
 #[test]
+fn a_client_gone_right_after_the_settings_is_closed() {
+    let _w = watchdog();
+    let site = Site::start();
+    // Preface and SETTINGS, the proxy's SETTINGS and WINDOW_UPDATE read,
+    // the ACK sent, then the client closes: the first connection the
+    // proxy's worker sees.
+    report(
+        "server SETTINGS",
+        &mut script("conformance.py", site.addr(), &["server SETTINGS"]),
+    );
+    assert!(site.all_closed(), "{}", h2_lines(&site.proxy.scrape()));
+}
+
+#[test]
 fn websocket_replay_over_h2_and_http1_matches() {
     let _w = watchdog_for(TABLE_LIMIT);
     let site = Site::start();
