@@ -13,7 +13,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use common::tls::{client_config, tls_connect};
@@ -45,19 +45,25 @@ const ENDLESS: u64 = 1 << 30;
 /// socket buffers on both sides of loopback (a few MB each) and its own.
 const STALL_READ_LIMIT: usize = 32 << 20;
 
-/// The tools venv's Python with `h2`, or a panic saying how to get it.
+/// The tools venv's Python with `h2`, or a panic saying how to get it
+/// (checked once per test binary).
 fn python() -> PathBuf {
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/venv/bin/python");
-    let ok = Command::new(&venv)
-        .args(["-c", "import h2, hpack, hyperframe"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "{} cannot import h2: run scripts/setup.sh h2",
-        venv.display()
-    );
-    venv
+    static CHECKED: OnceLock<PathBuf> = OnceLock::new();
+    CHECKED
+        .get_or_init(|| {
+            let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/venv/bin/python");
+            let ok = Command::new(&venv)
+                .args(["-c", "import h2, hpack, hyperframe"])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(
+                ok,
+                "{} cannot import h2: run scripts/setup.sh h2",
+                venv.display()
+            );
+            venv
+        })
+        .clone()
 }
 
 fn demo_ca() -> PathBuf {
