@@ -753,3 +753,29 @@ fn quick_mode_http2_flag_offers_h2_and_without_it_http1_only() {
     let without = proxy_to(&[upstream.addr], &tls);
     assert_ne!(alpn_of(&without).as_deref(), Some(&b"h2"[..]));
 }
+
+#[test]
+fn http2_without_tls_is_refused_in_the_file_and_in_quick_mode() {
+    let _w = watchdog();
+    let dir = TempDir::new();
+    let config = dir.write(
+        "wsproxy.toml",
+        "workers = 1\n[[listener]]\naddress = \"127.0.0.1:0\"\nhttp2 = true\n\
+         [[server]]\n[[server.route]]\nlocation = \"/\"\nupstream = \"127.0.0.1:9\"\n",
+    );
+    let log = Proxy::try_start(&["--config", config.to_str().unwrap()])
+        .err()
+        .expect("a plaintext listener with http2 = true is refused");
+    assert!(log.contains("http2 needs TLS"), "{log}");
+    let quick = Proxy::try_start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--upstream",
+        "127.0.0.1:9",
+        "--http2",
+    ]);
+    assert!(
+        quick.is_err(),
+        "--http2 without --tls-cert started a listener that cannot offer HTTP/2"
+    );
+}
