@@ -24,7 +24,9 @@
 #    TLS (a test certificate from scripts/tls-cert.sh), clients on wss://
 # 8. scripts/browser.sh: headless Chromium loads a single-page app over
 #    https through the proxy (25 assets, JSON from a proxied API, a wss://
-#    echo) on at most 8 client connections; Chromium missing fails it
+#    echo) on at most 8 client connections; Chromium missing fails it;
+#    then again with --http2: everything, the WebSocket included (RFC
+#    8441), over one HTTP/2 connection
 # 9. scripts/autobahn.sh: the 301 non-compression Autobahn|Testsuite cases,
 #    both directions, direct and through --relay copy, --relay splice and
 #    TLS; any verdict that differs from direct fails
@@ -63,6 +65,7 @@ step "websocat pipe" "$ROOT/loadtest/websocat-pipe.sh" --short
 step "k6 echo over TLS" "$ROOT/loadtest/k6.sh" echo --short --tls
 step "websocat smoke over TLS" "$ROOT/loadtest/websocat-smoke.sh" --short --tls
 step "browser (chromium)" "$ROOT/scripts/browser.sh"
+step "browser over HTTP/2 (chromium)" "$ROOT/scripts/browser.sh" --http2
 step "autobahn" "$ROOT/scripts/autobahn.sh"
 step "soak 30 s" "$ROOT/scripts/soak.sh" --duration 30s
 step "attack --smoke" "$ROOT/scripts/attack.sh" --smoke
