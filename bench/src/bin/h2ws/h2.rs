@@ -4,8 +4,9 @@
 //!
 //! Flow control: we grant the largest windows at once (the stream window
 //! in our SETTINGS, the connection window by a WINDOW_UPDATE) and top the
-//! connection's up as data arrives; our sends wait for the server's
-//! windows.
+//! connection's up as data arrives; a stream's 2^31-1 octets are never
+//! topped up, far more than a run sends on one. Our sends wait for the
+//! server's windows.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -64,6 +65,8 @@ pub struct Connection {
     /// The server's SETTINGS_INITIAL_WINDOW_SIZE.
     peer_initial_window: i64,
     peer_max_frame: u32,
+    /// The server's SETTINGS_MAX_CONCURRENT_STREAMS, if it set one.
+    peer_max_streams: Option<u32>,
     /// Octets received since the connection window was last topped up.
     received: u32,
     /// The field block being gathered from HEADERS and CONTINUATION.
@@ -95,6 +98,7 @@ impl Connection {
             send_window: i64::from(DEFAULT_WINDOW_SIZE),
             peer_initial_window: i64::from(DEFAULT_WINDOW_SIZE),
             peer_max_frame: MIN_MAX_FRAME_SIZE,
+            peer_max_streams: None,
             received: 0,
             block: None,
         };
@@ -128,13 +132,6 @@ impl Connection {
                 "the server's SETTINGS do not enable extended CONNECT (SETTINGS_ENABLE_CONNECT_PROTOCOL)"
                     .into(),
             );
-        }
-        if let Some(max) = settings.max_concurrent_streams {
-            if count > max as usize {
-                return Err(format!(
-                    "{count} streams per connection asked for, the server allows {max}"
-                ));
-            }
         }
         conn.open_streams(count)?;
         Ok(conn)
@@ -176,6 +173,9 @@ impl Connection {
         if let Some(max) = settings.max_frame_size {
             self.peer_max_frame = max;
         }
+        if let Some(max) = settings.max_concurrent_streams {
+            self.peer_max_streams = Some(max);
+        }
         if let Some(size) = settings.header_table_size {
             self.encoder.set_max_table_size(size as usize);
         }
@@ -191,6 +191,14 @@ impl Connection {
     /// be `:status 200`.
     pub fn open_streams(&mut self, count: usize) -> Result<(), String> {
         let first = self.open.len();
+        if let Some(max) = self.peer_max_streams {
+            if first + count > max as usize {
+                return Err(format!(
+                    "{} streams on one connection asked for, the server allows {max}",
+                    first + count
+                ));
+            }
+        }
         for _ in 0..count {
             let id = self.next_id;
             self.next_id += 2;
