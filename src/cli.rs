@@ -24,7 +24,7 @@ use crate::upstream::Keepalive;
 /// The flags that make up a configuration in quick mode: a file
 /// (`--config`, `--nginx-config`) replaces them all, so it excludes them.
 /// A new quick-mode flag goes here.
-const QUICK_MODE: [&str; 34] = [
+const QUICK_MODE: [&str; 35] = [
     "listen",
     "upstream",
     "workers",
@@ -39,6 +39,7 @@ const QUICK_MODE: [&str; 34] = [
     "max_connections_per_ip",
     "tls_cert",
     "tls_key",
+    "http2",
     "acme_domain",
     "acme_contact",
     "acme_storage",
@@ -131,6 +132,13 @@ pub struct Cli {
     /// The PEM private key (PKCS#8, RSA or EC) for --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+
+    /// Offer HTTP/2 on the TLS listeners (ALPN h2 before http/1.1):
+    /// browsers then send a page's requests and open its WebSockets
+    /// (RFC 8441) as streams of one connection. Upstreams are still spoken
+    /// to in HTTP/1.1.
+    #[arg(long)]
+    pub http2: bool,
 
     /// Terminate TLS on every --listen address with a certificate for NAME
     /// that the proxy gets and renews itself from an ACME CA (Let's

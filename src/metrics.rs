@@ -104,6 +104,14 @@ pub struct Shard {
     pub upstream_kept: Counter,
     /// Requests sent over a kept upstream connection.
     pub upstream_reused: Counter,
+    /// Open HTTP/2 client connections.
+    pub h2_connections: Counter,
+    /// Streams opened on HTTP/2 connections: WebSockets (extended
+    /// CONNECT), and other requests.
+    pub h2_websocket_streams_total: Counter,
+    pub h2_request_streams_total: Counter,
+    /// Open WebSocket streams on HTTP/2 connections.
+    pub h2_websocket_streams: Counter,
     /// Bytes read from clients and dropped while lingering after the
     /// proxy's last answer.
     pub linger_bytes: Counter,
@@ -163,6 +171,10 @@ impl Shard {
             pipes_in_use: Counter::default(),
             keepalive_idle: Counter::default(),
             upstream_kept: Counter::default(),
+            h2_connections: Counter::default(),
+            h2_websocket_streams_total: Counter::default(),
+            h2_request_streams_total: Counter::default(),
+            h2_websocket_streams: Counter::default(),
             upstream_reused: Counter::default(),
             linger_bytes: Counter::default(),
             shed: Default::default(),
@@ -417,6 +429,35 @@ pub fn render(shards: &[Arc<Shard>], config: &Config) -> String {
         "Idle upstream connections kept for later requests.",
     );
     let _ = writeln!(out, "{name} {}", sum(shards, |s| s.upstream_kept.get()));
+
+    let name = "wsproxy_h2_connections";
+    header(&mut out, name, "gauge", "Open HTTP/2 client connections.");
+    let _ = writeln!(out, "{name} {}", sum(shards, |s| s.h2_connections.get()));
+
+    let name = "wsproxy_h2_streams_total";
+    header(
+        &mut out,
+        name,
+        "counter",
+        "Streams opened on HTTP/2 client connections, by kind: WebSockets (RFC 8441 extended CONNECT) and other requests.",
+    );
+    let n = sum(shards, |s| s.h2_websocket_streams_total.get());
+    let _ = writeln!(out, "{name}{{kind=\"websocket\"}} {n}");
+    let n = sum(shards, |s| s.h2_request_streams_total.get());
+    let _ = writeln!(out, "{name}{{kind=\"request\"}} {n}");
+
+    let name = "wsproxy_h2_websocket_streams";
+    header(
+        &mut out,
+        name,
+        "gauge",
+        "Open WebSockets carried as streams of HTTP/2 client connections.",
+    );
+    let _ = writeln!(
+        out,
+        "{name} {}",
+        sum(shards, |s| s.h2_websocket_streams.get())
+    );
 
     let name = "wsproxy_upstream_connections_reused_total";
     header(

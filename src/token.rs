@@ -6,6 +6,7 @@
 //! usize::MAX - 1 - i             listener i (i < MAX_LISTENERS)
 //! key << 2 | side                a pair's client (0) or upstream (1) socket
 //! key << 2 | 2                   an idle upstream connection kept for reuse
+//! key << 2 | 3                   an HTTP/2 client connection
 //! ```
 
 use mio::Token;
@@ -55,12 +56,15 @@ pub enum Socket {
     },
     /// An idle upstream connection in the worker's keep-alive pool.
     Kept(usize),
+    /// An HTTP/2 client connection.
+    Session(usize),
 }
 
 /// The low bits of a token below the reserved ones: what kind of socket.
 const KIND_BITS: u32 = 2;
 const KIND_MASK: usize = (1 << KIND_BITS) - 1;
 const KEPT: usize = 2;
+const SESSION: usize = 3;
 
 pub fn listener(index: usize) -> Token {
     debug_assert!(index < MAX_LISTENERS);
@@ -84,6 +88,15 @@ pub fn kept(key: usize) -> Token {
     Token(key << KIND_BITS | KEPT)
 }
 
+/// The token of HTTP/2 client connection `key`.
+pub fn session(key: usize) -> Token {
+    debug_assert!(
+        key < RESERVED_FLOOR >> KIND_BITS,
+        "slab key collides with reserved tokens"
+    );
+    Token(key << KIND_BITS | SESSION)
+}
+
 pub fn decode(token: Token) -> Socket {
     match token.0 {
         usize::MAX => Socket::Waker,
@@ -97,7 +110,8 @@ pub fn decode(token: Token) -> Socket {
                 key: t >> KIND_BITS,
                 side: Side::Upstream,
             },
-            _ => Socket::Kept(t >> KIND_BITS),
+            KEPT => Socket::Kept(t >> KIND_BITS),
+            _ => Socket::Session(t >> KIND_BITS),
         },
     }
 }
@@ -142,6 +156,8 @@ mod tests {
         }
         assert_eq!(decode(kept(0)), Socket::Kept(0));
         assert_eq!(decode(kept(77)), Socket::Kept(77));
+        assert_eq!(decode(session(5)), Socket::Session(5));
+        assert_ne!(session(0), kept(0));
         assert_ne!(pair(1, Side::Client), pair(0, Side::Upstream));
         assert_ne!(kept(0), pair(0, Side::Upstream));
         assert_ne!(kept(0), pair(1, Side::Client));

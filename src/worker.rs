@@ -133,6 +133,7 @@ macro_rules! ctx {
 
 mod down;
 mod drain;
+mod h2;
 
 pub use drain::Drain;
 use drain::Draining;
@@ -221,6 +222,10 @@ pub struct Worker {
     next_sweep: Instant,
     /// Tunnels to servers marked down, waiting for their drain turn.
     down: down::DownDrains,
+    /// HTTP/2 client connections; their streams are pairs.
+    sessions: Slab<h2::Session>,
+    /// Sessions with frames to write at the end of the turn.
+    dirty_sessions: Vec<usize>,
 }
 
 impl Worker {
@@ -282,6 +287,8 @@ impl Worker {
             kept: Kept::default(),
             next_sweep: Instant::now() + SWEEP_EVERY,
             down: down::DownDrains::default(),
+            sessions: Slab::new(),
+            dirty_sessions: Vec::new(),
         };
         Ok((worker, waker))
     }
@@ -322,6 +329,7 @@ impl Worker {
                         }
                     }
                     Socket::Pair { key, side } => self.on_event(key, side, event),
+                    Socket::Session(key) => self.on_session_event(key, event),
                     Socket::Kept(key) => match self.kept.owner(key) {
                         Owner::Pool => self.kept.on_event(key, &mut self.relay.bufs.scratch),
                         Owner::Pair(pair) => self.on_event(pair, Side::Upstream, event),
@@ -343,6 +351,7 @@ impl Worker {
             self.shed
                 .compact(pairs.len(), |e, class| still(pairs, e, class));
             self.sweep_kept(now);
+            self.flush_sessions();
             self.metrics
                 .pipes_in_use
                 .set(self.relay.pipes.in_use() as u64);
@@ -368,7 +377,8 @@ impl Worker {
             let next = d.queue.front().map_or(d.deadline, |&(at, _)| at);
             next.saturating_duration_since(now)
         });
-        let sweep = (!self.kept.is_empty()).then(|| self.next_sweep.saturating_duration_since(now));
+        let sweep = (!self.kept.is_empty() || !self.sessions.is_empty())
+            .then(|| self.next_sweep.saturating_duration_since(now));
         let down = self.down.next().map(|at| at.saturating_duration_since(now));
         [
             self.wheel.timeout(&self.clock, now),
@@ -389,6 +399,7 @@ impl Worker {
             return;
         }
         self.kept.sweep(&self.gens[self.current].config.groups, now);
+        self.sweep_sessions(now);
         self.next_sweep = now + SWEEP_EVERY;
     }
 
@@ -647,6 +658,14 @@ impl Worker {
     /// Applies a handler's outcome: re-derive interest, queue another turn,
     /// or remove the pair.
     fn settle(&mut self, key: usize, outcome: Outcome) {
+        if outcome == Outcome::Http2 {
+            self.take_h2(key);
+            return;
+        }
+        let stream = self.pairs[key].is_stream();
+        if stream {
+            self.sync_stream(key);
+        }
         if outcome != Outcome::Close {
             let pair = &mut self.pairs[key];
             match pair.sync_interest(self.poll.registry(), key) {
@@ -671,12 +690,18 @@ impl Worker {
             &mut self.access,
             &mut self.kept,
         );
-        self.control
-            .admission
-            .release(&config.limits, pair.counted_ip());
+        if !stream {
+            // A stream's connection holds its client's place in the limits.
+            self.control
+                .admission
+                .release(&config.limits, pair.counted_ip());
+        }
         self.gens[gen].pairs -= 1;
         if self.gens[gen].pairs == 0 && gen != self.current {
             self.gens.remove(gen);
+        }
+        if stream {
+            self.stream_closed(pair);
         }
     }
 
@@ -773,6 +798,9 @@ impl Worker {
         // configuration: close them, as an exchange in flight will be.
         let current = self.current;
         self.close_idle(|pair| pair.gen() != current);
+        // HTTP/2 connections too: their streams in flight finish, new ones
+        // come on a new connection.
+        self.retire_sessions(Some(current));
     }
 }
 

@@ -78,15 +78,19 @@ impl Config {
             // the session cache and the reload.
             let tls = match (&cli.tls_cert, &cli.tls_key) {
                 (Some(cert), Some(key)) => Some(
-                    ServerTls::load(ServerSettings::new(vec![CertFiles {
-                        cert: cert.clone(),
-                        key: key.clone(),
-                    }]))
+                    ServerTls::load(ServerSettings {
+                        http2: cli.http2,
+                        ..ServerSettings::new(vec![CertFiles {
+                            cert: cert.clone(),
+                            key: key.clone(),
+                        }])
+                    })
                     .map_err(|e| ConfigError::Tls(e.to_string()))?,
                 ),
                 _ if !cli.acme_domain.is_empty() => Some(
                     ServerTls::load(ServerSettings {
                         acme: Some(acme_from_cli(cli)?),
+                        http2: cli.http2,
                         ..ServerSettings::new(Vec::new())
                     })
                     .map_err(|e| ConfigError::Tls(e.to_string()))?,

@@ -264,6 +264,11 @@ impl Conn {
         self.settings_sent
     }
 
+    /// Whether `stream` is open or half-closed (not yet closed both ways).
+    pub fn is_open(&self, stream: u32) -> bool {
+        self.streams.contains_key(&stream)
+    }
+
     /// The streams open or half-closed.
     pub fn active_streams(&self) -> usize {
         self.streams.len()

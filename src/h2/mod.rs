@@ -8,11 +8,13 @@
 //! | `frame.rs` | the frame codec: one frame from a slice, one frame into a `Vec` |
 //! | `settings.rs` | the SETTINGS parameters, their ranges and their encoding |
 //! | `hpack/` | header compression (RFC 7541): integers, strings, Huffman, tables, decoder, encoder |
+//! | `bridge.rs` | a stream's request as an HTTP/1.1 head, and the HTTP/1.1 answer back as a response head and DATA |
 //! | `block.rs` | a field block gathered from HEADERS and CONTINUATION frames, bounded |
 //! | `request.rs` | a decoded field block checked into a request (RFC 9113 §8.3, RFC 8441 §4) |
 //! | `conn.rs` | one server connection as a state machine: streams, flow control, limits |
 
 pub mod block;
+pub mod bridge;
 pub mod conn;
 pub mod error;
 pub mod frame;

@@ -103,7 +103,7 @@ pub(super) fn write(a: &mut Answer, core: &mut Core) -> Step {
 /// scratch buffer under TLS).
 pub(super) fn write_file(f: &mut File, core: &mut Core, ctx: &mut Ctx<'_>) -> Step {
     let left = f.end - f.offset;
-    if core.client.tls.is_some() && left > 0 && left <= f.out.space().len() as u64 {
+    if !core.client.is_plain_socket() && left > 0 && left <= f.out.space().len() as u64 {
         // A small file over TLS: its bytes join the head, so both go out
         // in one record and one write, as nginx's SSL buffer does.
         let room = f.out.space();
@@ -132,7 +132,9 @@ pub(super) fn write_file(f: &mut File, core: &mut Core, ctx: &mut Ctx<'_>) -> St
     }
     let before = f.offset;
     let client = &mut core.client;
-    let sent = if client.tls.is_some() {
+    let sent = if let Some(tcp) = client.tcp().filter(|_| !client.is_tls()) {
+        files::send(tcp, &f.file, &mut f.offset, f.end)
+    } else {
         let scratch = &mut ctx.relay.bufs.scratch;
         scratch.clear();
         let mut conn = client.conn();
@@ -143,8 +145,6 @@ pub(super) fn write_file(f: &mut File, core: &mut Core, ctx: &mut Ctx<'_>) -> St
             f.end,
             scratch.space(),
         )
-    } else {
-        files::send(&client.tcp, &f.file, &mut f.offset, f.end)
     };
     match sent {
         Ok(true) => Step::Done,

@@ -224,15 +224,18 @@ pub(super) fn on_ready(c: &mut Connect, core: &mut Core, ready: Ready, ctx: &mut
     let Some(upstream) = &core.upstream else {
         return Step::Wait;
     };
-    if upstream.tls.is_some() {
+    if upstream.is_tls() {
         return handshake(c, core, ctx);
     }
     if !ready.writable {
         return Step::Wait;
     }
-    let error = match upstream.tcp.take_error() {
+    let Some(tcp) = upstream.tcp() else {
+        return Step::Close;
+    };
+    let error = match tcp.take_error() {
         Ok(Some(e)) | Err(e) => e,
-        Ok(None) => match upstream.tcp.peer_addr() {
+        Ok(None) => match tcp.peer_addr() {
             Ok(_) => return established(c, core, ctx),
             // A spurious wakeup: the connect is still in progress.
             Err(e) if e.kind() == std::io::ErrorKind::NotConnected => return Step::Wait,
@@ -246,7 +249,7 @@ pub(super) fn on_ready(c: &mut Connect, core: &mut Core, ready: Ready, ctx: &mut
 /// connect timeout.
 pub(super) fn timed_out(c: &mut Connect, core: &mut Core, ctx: &mut Ctx<'_>) -> Step {
     let timeout = ctx.config.timeouts.connect;
-    let what = if core.upstream.as_ref().is_some_and(|u| u.tls.is_some()) {
+    let what = if core.upstream.as_ref().is_some_and(End::is_tls) {
         "TLS handshake"
     } else {
         "connect"
@@ -280,7 +283,7 @@ fn established(c: &mut Connect, core: &mut Core, ctx: &mut Ctx<'_>) -> Step {
         }
     };
     if let Some(upstream) = &mut core.upstream {
-        upstream.tls = Some(Box::new(session));
+        upstream.set_tls(Some(session));
     }
     core.arm(ctx, ctx.config.timeouts.connect);
     handshake(c, core, ctx)
@@ -291,14 +294,11 @@ fn handshake(c: &mut Connect, core: &mut Core, ctx: &mut Ctx<'_>) -> Step {
     let Some(upstream) = &mut core.upstream else {
         return Step::Close;
     };
-    let Some(tls) = &mut upstream.tls else {
-        return Step::Close;
-    };
-    match tls.handshake(&upstream.tcp) {
+    match upstream.handshake() {
         Ok(true) => {
             debug!(
                 "upstream {addr}: TLS {} (client {})",
-                tls.describe(),
+                upstream.tls().map_or_else(String::new, Tls::describe),
                 core.client_addr
             );
             connected(core, ctx)

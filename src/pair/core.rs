@@ -228,7 +228,7 @@ impl Core {
     pub(super) fn peer(&self) -> Peer {
         Peer {
             ip: self.client_addr.ip(),
-            scheme: if self.client.tls.is_some() {
+            scheme: if !self.client.is_plain_socket() {
                 "https"
             } else {
                 "http"
@@ -249,6 +249,6 @@ impl Core {
     /// to a TLS port: counted, and the session dropped.
     pub(super) fn client_tls_failed(&mut self, ctx: &Ctx<'_>) {
         ctx.metrics.tls_failed(TlsSide::Client);
-        self.client.tls = None;
+        self.client.set_tls(None);
     }
 }

@@ -96,6 +96,9 @@ pub enum Outcome {
     Yield(Side),
     /// Remove the pair; dropping it closes both sockets.
     Close,
+    /// The client's TLS handshake chose HTTP/2: the worker's HTTP/2
+    /// connection takes the socket over (see [`super::Pair::into_h2`]).
+    Http2,
 }
 
 impl Outcome {
@@ -103,6 +106,7 @@ impl Outcome {
     pub fn and(self, next: Outcome) -> Outcome {
         match (self, next) {
             (Outcome::Close, _) | (_, Outcome::Close) => Outcome::Close,
+            (Outcome::Http2, _) | (_, Outcome::Http2) => Outcome::Http2,
             (Outcome::Yield(side), _) | (_, Outcome::Yield(side)) => Outcome::Yield(side),
             _ => Outcome::Continue,
         }

@@ -52,6 +52,7 @@ use crate::handshake::edits::ResponseEdits;
 use crate::handshake::fields::Persistence;
 use crate::handshake::request::Kind;
 use crate::metrics::{RouteSet, Shard};
+use crate::relay::stream::StreamIo;
 use crate::relay::{Flow, Resources, Tls};
 use crate::shed::Class;
 use crate::timer::{self, Tick, Timer};
@@ -177,6 +178,8 @@ enum Step {
     Done,
     /// Shut the write side and read the client to its end.
     Linger,
+    /// The client's TLS handshake chose HTTP/2.
+    Http2,
 }
 
 impl Step {
@@ -204,6 +207,20 @@ enum Failure {
     Tls,
 }
 
+/// What an HTTP/2 connection takes over from the pair that did the TLS
+/// handshake.
+#[derive(Debug)]
+pub struct Handover {
+    pub tcp: TcpStream,
+    pub tls: Tls,
+    /// Bytes read after the handshake: the start of the preface.
+    pub read: Option<Box<Buf>>,
+    pub client_addr: SocketAddr,
+    pub listener: usize,
+    pub gen: usize,
+    pub ip_counted: bool,
+}
+
 /// A site, route or group index not chosen yet.
 const NONE: u16 = u16::MAX;
 
@@ -229,9 +246,27 @@ impl Pair {
         gen: usize,
         ip_counted: bool,
     ) -> Pair {
+        Pair::new_with(
+            End::new(client),
+            client_addr,
+            listener,
+            serial,
+            gen,
+            ip_counted,
+        )
+    }
+
+    fn new_with(
+        client: End,
+        client_addr: SocketAddr,
+        listener: usize,
+        serial: u32,
+        gen: usize,
+        ip_counted: bool,
+    ) -> Pair {
         Pair {
             core: Core {
-                client: End::new(client),
+                client,
                 upstream: None,
                 client_addr,
                 listener: index(listener),
@@ -256,6 +291,68 @@ impl Pair {
         }
     }
 
+    /// A pair for one stream of a client's HTTP/2 connection: its request
+    /// head waits in `io`.
+    pub fn new_stream(
+        io: StreamIo,
+        client_addr: SocketAddr,
+        listener: usize,
+        serial: u32,
+        gen: usize,
+    ) -> Pair {
+        let mut pair = Pair::new_with(End::stream(io), client_addr, listener, serial, gen, false);
+        pair.core.client_readable = true;
+        pair
+    }
+
+    /// Reads a stream's request head, as [`Pair::start`] reads a
+    /// connection's.
+    pub fn start_stream(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
+        self.core.begin(ctx);
+        self.core.arm(ctx, ctx.config.timeouts.handshake);
+        let step = self.start_phase(ctx);
+        self.apply(step, ctx)
+    }
+
+    /// The stream this pair serves, if its client is one.
+    pub fn stream_io(&mut self) -> Option<&mut StreamIo> {
+        self.core.client.stream_io()
+    }
+
+    /// Whether the client is a stream of an HTTP/2 connection.
+    pub fn is_stream(&self) -> bool {
+        self.core.client.is_stream()
+    }
+
+    /// Whether the pair waits to write to its client.
+    pub fn wants_client_write(&self) -> bool {
+        self.interest()[0].is_some_and(|i| i.is_writable())
+    }
+
+    /// What an HTTP/2 connection takes over from a pair whose client chose
+    /// it: the socket and its TLS session, the bytes read after the
+    /// handshake, and who the client is.
+    pub fn into_h2(mut self, res: &mut Resources) -> Option<Handover> {
+        mem::replace(&mut self.phase, Phase::Moving).release(res);
+        let core = self.core;
+        let (tcp, tls) = core.client.into_socket()?;
+        Some(Handover {
+            tcp,
+            tls: tls?,
+            read: core.ahead,
+            client_addr: core.client_addr,
+            listener: usize::from(core.listener),
+            gen: usize::from(core.gen),
+            ip_counted: core.ip_counted,
+        })
+    }
+
+    /// The stream, once the pair is closed: what it wrote last is still to
+    /// be framed.
+    pub fn into_stream(self) -> Option<StreamIo> {
+        self.core.client.into_stream()
+    }
+
     /// Starts the handshake timer and reads the request head, which
     /// `TCP_DEFER_ACCEPT` usually has waiting already.
     pub fn start(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
@@ -265,7 +362,7 @@ impl Pair {
         let listener = &ctx.config.listeners[usize::from(core.listener)];
         if let Some(tls) = &listener.tls {
             match Tls::server(tls.config().clone()) {
-                Ok(session) => core.client.tls = Some(Box::new(session)),
+                Ok(session) => core.client.set_tls(Some(session)),
                 Err(e) => {
                     warn!("client {}: cannot start TLS: {e}", core.client_addr);
                     return Outcome::Close;
@@ -533,7 +630,7 @@ impl Pair {
         match &self.phase {
             Phase::Preface => [interest(true, false), None],
             Phase::Request(_) | Phase::Discard(_) | Phase::Linger(_) => [interest(true, c), None],
-            Phase::Connect(_) if self.core.upstream.as_ref().is_some_and(|u| u.tls.is_some()) => {
+            Phase::Connect(_) if self.core.upstream.as_ref().is_some_and(End::is_tls) => {
                 [None, interest(true, u)]
             }
             Phase::Connect(_) => [None, interest(false, true)],
@@ -667,6 +764,7 @@ impl Pair {
                 }
                 Step::Done => self.finish_exchange(ctx),
                 Step::Linger => self.enter(from, Phase::Linger(answer::Linger::new()), ctx),
+                Step::Http2 => return Outcome::Http2,
             };
         }
     }

@@ -174,17 +174,20 @@ impl Kept {
             return;
         };
         scratch.clear();
-        let got = if idle.end.tls.is_some() {
+        let got = if idle.end.is_tls() {
             idle.end.conn().read(scratch.space())
         } else {
-            crate::relay::conn::peek(&idle.end.tcp, &mut scratch.space()[..1])
+            match idle.end.tcp() {
+                Some(tcp) => crate::relay::conn::peek(tcp, &mut scratch.space()[..1]),
+                None => return,
+            }
         };
         if let Ok(Got::Blocked) = got {
             return;
         }
         debug!(
             "kept upstream connection {:?} ended: {}",
-            idle.end.tcp.peer_addr(),
+            idle.end.tcp().map(|t| t.peer_addr()),
             match got {
                 Ok(Got::Eof) => "closed by the upstream".to_string(),
                 Ok(_) => "the upstream sent unasked bytes".to_string(),

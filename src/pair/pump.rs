@@ -161,11 +161,11 @@ pub(super) fn fault(
     // Pass a reset on: the other end learns the stream broke rather than
     // seeing a clean end.
     let survivor = match failed.other() {
-        Side::Client => Some(&core.client),
-        Side::Upstream => core.upstream.as_ref(),
+        Side::Client => Some(&mut core.client),
+        Side::Upstream => core.upstream.as_mut(),
     };
     if let Some(end) = survivor {
-        let _ = socket2::SockRef::from(&end.tcp).set_linger(Some(Duration::ZERO));
+        end.reset_on_close();
     }
     Step::Close
 }

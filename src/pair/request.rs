@@ -74,7 +74,7 @@ pub(super) fn start(req: &mut Request, core: &mut Core, ctx: &mut Ctx<'_>) -> St
         // otherwise since (the client stays registered for reading
         // through an exchange): the next request raises its own
         // event. A TLS session may hold it already, unannounced.
-        if !core.client_readable && core.client.tls.is_none() {
+        if !core.client_readable && core.client.is_plain_socket() {
             return Step::Wait;
         }
         return read(req, core, false, ctx);
@@ -124,6 +124,17 @@ pub(super) fn read(req: &mut Request, core: &mut Core, closing: bool, ctx: &mut 
             limit,
             closing,
         );
+        if core.client.chose_h2() {
+            return match fill {
+                Ok(Fill::Input { .. } | Fill::Blocked) => {
+                    // The connection preface may have come with the
+                    // handshake's last flight: it goes along.
+                    core.ahead = req.head.rest(&mut ctx.relay.bufs, 0);
+                    Step::Http2
+                }
+                _ => Step::Close,
+            };
+        }
         if handshaking && core.client.is_acme_validation() {
             debug!(
                 "client {}: ACME tls-alpn-01 validation handshake done, closing",
@@ -271,7 +282,10 @@ pub(super) fn read_preface(core: &mut Core, ctx: &mut Ctx<'_>) -> Step {
     let scratch = &mut ctx.relay.bufs.scratch;
     scratch.clear();
     let room = &mut scratch.space()[..proxy_protocol::MAX_HEADER_BYTES];
-    let n = match conn::peek(&core.client.tcp, room) {
+    let Some(tcp) = core.client.tcp() else {
+        return Step::Close;
+    };
+    let n = match conn::peek(tcp, room) {
         Ok(Got::Eof) => return Step::Close,
         Ok(Got::Bytes(n)) => n,
         Ok(Got::Blocked) => return Step::Wait,
@@ -294,7 +308,7 @@ pub(super) fn read_preface(core: &mut Core, ctx: &mut Ctx<'_>) -> Step {
     };
     let mut taken = 0;
     while taken < header.len {
-        match conn::read(&core.client.tcp, &mut room[taken..header.len]) {
+        match conn::read(tcp, &mut room[taken..header.len]) {
             Ok(0) => return Step::Close,
             Ok(n) => taken += n,
             Err(e) => {
@@ -316,7 +330,7 @@ pub(super) fn read_preface(core: &mut Core, ctx: &mut Ctx<'_>) -> Step {
         .admission
         .admit_ip(&ctx.config.limits, core.client_addr.ip())
     {
-        if core.client.tls.is_some() {
+        if core.client.is_tls() {
             debug!(
                 "client {}: {} before TLS: closing",
                 core.client_addr,
@@ -337,7 +351,7 @@ fn plain_on_tls(core: &mut Core, ctx: &mut Ctx<'_>) -> Option<Step> {
         return None;
     }
     let mut first = [0u8; 1];
-    match conn::peek(&core.client.tcp, &mut first) {
+    match conn::peek(core.client.tcp()?, &mut first) {
         Ok(Got::Bytes(1)) if first[0].is_ascii_alphabetic() => {
             core.client_tls_failed(ctx);
             Some(Step::Refuse(Reject::new(

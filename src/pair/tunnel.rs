@@ -4,7 +4,6 @@
 //! lifetime, limits) is kept in the tunnel's watch and acted on here when
 //! its deadlines come.
 
-use std::net::Shutdown;
 use std::time::Duration;
 
 use super::pump::{self, Dir};
@@ -350,11 +349,11 @@ fn unresponsive(t: &mut Tunnel, core: &mut Core, peer: Peer, ctx: &mut Ctx<'_>) 
     }
     ctx.routes.event(core.route, RouteEvent::PeerDead);
     let gone = match peer {
-        Peer::Client => Some(&core.client),
-        Peer::Upstream => core.upstream.as_ref(),
+        Peer::Client => Some(&mut core.client),
+        Peer::Upstream => core.upstream.as_mut(),
     };
     if let Some(end) = gone {
-        let _ = end.tcp.shutdown(Shutdown::Both);
+        end.cut();
     }
     let toward = match peer {
         Peer::Client => &mut t.u2c,

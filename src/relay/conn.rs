@@ -9,6 +9,7 @@ use std::net::Shutdown;
 
 use mio::net::TcpStream;
 
+use super::stream::StreamIo;
 use super::tls::Tls;
 
 /// What a read gave.
@@ -32,16 +33,20 @@ pub enum Put {
     Blocked,
 }
 
-/// One side's connection, borrowed for a turn.
+/// One side's connection, borrowed for a turn: a socket (under TLS or
+/// not), or an HTTP/2 stream.
 #[derive(Debug)]
-pub struct Conn<'a> {
-    pub tcp: &'a TcpStream,
-    pub tls: Option<&'a mut Tls>,
+pub enum Conn<'a> {
+    Socket {
+        tcp: &'a TcpStream,
+        tls: Option<&'a mut Tls>,
+    },
+    Stream(&'a mut StreamIo),
 }
 
 impl<'a> Conn<'a> {
     pub fn new(tcp: &'a TcpStream, tls: &'a mut Option<Box<Tls>>) -> Conn<'a> {
-        Conn {
+        Conn::Socket {
             tcp,
             tls: tls.as_deref_mut(),
         }
@@ -49,27 +54,46 @@ impl<'a> Conn<'a> {
 
     /// The same connection, for a call that takes a `Conn` by value.
     pub fn reborrow(&mut self) -> Conn<'_> {
-        Conn {
-            tcp: self.tcp,
-            tls: self.tls.as_deref_mut(),
+        match self {
+            Conn::Socket { tcp, tls } => Conn::Socket {
+                tcp,
+                tls: tls.as_deref_mut(),
+            },
+            Conn::Stream(s) => Conn::Stream(s),
         }
     }
 
     pub fn is_tls(&self) -> bool {
-        self.tls.is_some()
+        matches!(self, Conn::Socket { tls: Some(_), .. })
+    }
+
+    /// The socket, when bytes can go to and from it without passing
+    /// through user space (no TLS, no HTTP/2 framing): what splice needs.
+    pub fn plain_socket(&self) -> Option<&'a TcpStream> {
+        match self {
+            Conn::Socket { tcp, tls: None } => Some(tcp),
+            _ => None,
+        }
     }
 
     /// The peer's EOF waits inside the TLS session: unlike a socket's, it
     /// raises no event, so a short read must not be taken as "drained".
     pub fn peer_ended(&self) -> bool {
-        self.tls.as_ref().is_some_and(|t| t.peer_ended())
+        match self {
+            Conn::Socket { tls, .. } => tls.as_ref().is_some_and(|t| t.peer_ended()),
+            Conn::Stream(_) => false,
+        }
     }
 
     /// Reads plaintext either way.
     pub fn read(&mut self, buf: &mut [u8]) -> io::Result<Got> {
-        let read = match &mut self.tls {
-            Some(tls) => tls.read(self.tcp, buf),
-            None => read(self.tcp, buf),
+        let read = match self {
+            Conn::Socket {
+                tcp,
+                tls: Some(tls),
+            } => tls.read(tcp, buf),
+            Conn::Socket { tcp, tls: None } => read(tcp, buf),
+            Conn::Stream(s) => s.read(buf),
         };
         match read {
             Ok(0) if !buf.is_empty() => Ok(Got::Eof),
@@ -82,22 +106,31 @@ impl<'a> Conn<'a> {
     /// Looks at the plaintext ahead without taking it: under TLS, what one
     /// record gave (the session reads the socket first if it holds none).
     pub fn peek(&mut self, buf: &mut [u8]) -> io::Result<Got> {
-        match &mut self.tls {
-            None => peek(self.tcp, buf),
-            Some(tls) => match tls.peek(self.tcp, buf) {
-                Ok(0) => Ok(Got::Eof),
-                Ok(n) => Ok(Got::Bytes(n)),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Got::Blocked),
-                Err(e) => Err(e),
-            },
+        let peeked = match self {
+            Conn::Socket { tcp, tls: None } => return peek(tcp, buf),
+            Conn::Socket {
+                tcp,
+                tls: Some(tls),
+            } => tls.peek(tcp, buf),
+            Conn::Stream(s) => s.peek(buf),
+        };
+        match peeked {
+            Ok(0) => Ok(Got::Eof),
+            Ok(n) => Ok(Got::Bytes(n)),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(Got::Blocked),
+            Err(e) => Err(e),
         }
     }
 
     /// Writes plaintext either way.
     pub fn write(&mut self, buf: &[u8]) -> io::Result<Put> {
-        let written = match &mut self.tls {
-            Some(tls) => tls.write(self.tcp, buf),
-            None => write(self.tcp, buf),
+        let written = match self {
+            Conn::Socket {
+                tcp,
+                tls: Some(tls),
+            } => tls.write(tcp, buf),
+            Conn::Socket { tcp, tls: None } => write(tcp, buf),
+            Conn::Stream(s) => s.write(buf),
         };
         match written {
             Ok(n) => Ok(Put::Bytes(n)),
@@ -109,13 +142,14 @@ impl<'a> Conn<'a> {
     /// Writes all of `buf` unless the socket fills, telling the kernel more
     /// follows at once (`MSG_MORE`, as `TCP_CORK` would): a response head
     /// and the file after it then leave in one segment instead of two.
-    /// Under TLS a plain write: the records go out when flushed anyway.
+    /// Under TLS or on a stream a plain write: the records or frames go out
+    /// when flushed anyway.
     pub fn write_all_more(&mut self, mut buf: &[u8]) -> io::Result<usize> {
-        if self.tls.is_some() {
+        let Some(tcp) = self.plain_socket() else {
             return self.write_all(buf);
-        }
+        };
         let len = buf.len();
-        let socket = socket2::SockRef::from(self.tcp);
+        let socket = socket2::SockRef::from(tcp);
         while !buf.is_empty() {
             match socket.send_with_flags(buf, libc::MSG_MORE) {
                 Ok(n) => buf = &buf[n..],
@@ -139,13 +173,18 @@ impl<'a> Conn<'a> {
         Ok(len - buf.len())
     }
 
-    /// Passes EOF on: FIN, after `close_notify` under TLS.
+    /// Passes EOF on: FIN, after `close_notify` under TLS; END_STREAM on
+    /// a stream.
     pub fn shutdown_write(&mut self) {
-        match &mut self.tls {
-            Some(tls) => tls.shutdown_write(self.tcp),
-            None => {
-                let _ = self.tcp.shutdown(Shutdown::Write);
+        match self {
+            Conn::Socket {
+                tcp,
+                tls: Some(tls),
+            } => tls.shutdown_write(tcp),
+            Conn::Socket { tcp, tls: None } => {
+                let _ = tcp.shutdown(Shutdown::Write);
             }
+            Conn::Stream(s) => s.shutdown_write(),
         }
     }
 }

@@ -16,6 +16,7 @@
 pub mod conn;
 pub mod copy;
 pub mod splice;
+pub mod stream;
 pub mod tls;
 pub mod watch;
 
@@ -266,7 +267,7 @@ impl Flow {
         match self.state {
             FlowState::Open | FlowState::Held | FlowState::Discard => false,
             FlowState::Eof => {
-                if !self.last || dst.is_tls() {
+                if !self.last || dst.plain_socket().is_none() {
                     dst.shutdown_write();
                 }
                 self.state = FlowState::Shut;
@@ -456,8 +457,9 @@ pub fn pump(
     let mut watch = watched.and_then(|(key, to)| Some((watches.get_mut(key)?, to)));
     let hand_over = watch.as_ref().is_some_and(|(w, to)| w.needs_copy(*to));
     let splices = !hand_over || matches!(flow.parked, Parked::Pipe(_));
-    if splices && !src.is_tls() && !dst.is_tls() && flow.splices(*policy, pipes) {
-        let progress = splice::pump(flow, src, dst, pipes, hand_over)?;
+    let sockets = src.plain_socket().zip(dst.plain_socket());
+    if let Some((from, to)) = sockets.filter(|_| splices && flow.splices(*policy, pipes)) {
+        let progress = splice::pump(flow, from, to, pipes, hand_over)?;
         if let Some((w, to)) = watch.as_mut().filter(|_| progress.moved > 0) {
             // Spliced bytes are the source's own (the copy relay, which
             // also moves the proxy's frames, says when it reads).

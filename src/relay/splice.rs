@@ -23,6 +23,8 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::ptr;
 
+use mio::net::TcpStream;
+
 use super::copy::READS_PER_TURN;
 use super::{Conn, Fault, Flow, FlowState, Mode, Parked, Progress};
 use crate::buffer::BUF_BYTES;
@@ -220,8 +222,8 @@ enum Limit {
 /// direction.
 pub fn pump(
     flow: &mut Flow,
-    src: &mut Conn<'_>,
-    dst: &mut Conn<'_>,
+    src: &TcpStream,
+    dst: &TcpStream,
     pipes: &mut PipePool,
     hand_over: bool,
 ) -> Result<Progress, Fault> {
@@ -233,7 +235,7 @@ pub fn pump(
     for _ in 0..READS_PER_TURN {
         if let Parked::Pipe(pipe) = &mut flow.parked {
             while pipe.len > 0 {
-                match splice(pipe.read.as_fd(), dst.tcp.as_fd(), pipe.len) {
+                match splice(pipe.read.as_fd(), dst.as_fd(), pipe.len) {
                     Ok(0) => return Err(Fault::Destination(io::ErrorKind::WriteZero.into())),
                     Ok(n) => {
                         pipe.len -= n;
@@ -249,7 +251,10 @@ pub fn pump(
                 pipes.give(pipe);
             }
         }
-        if flow.ended(dst) {
+        if flow.ended(&mut Conn::Socket {
+            tcp: dst,
+            tls: None,
+        }) {
             return Ok(Progress::finished(moved));
         }
         if flow.is_draining() || hand_over {
@@ -266,7 +271,7 @@ pub fn pump(
             // Spent: the next turn goes to the copy relay.
             return Ok(Progress::yielded(moved));
         };
-        match splice(src.tcp.as_fd(), pipe.write.as_fd(), len) {
+        match splice(src.as_fd(), pipe.write.as_fd(), len) {
             Ok(0) => {
                 pipes.give(pipe);
                 flow.state = FlowState::Eof;
@@ -307,7 +312,7 @@ pub fn pump(
 /// copy relay, where one read takes many frames.
 fn limit(
     flow: &mut Flow,
-    src: &Conn<'_>,
+    src: &TcpStream,
     head: &mut [u8; PEEK_BYTES],
     moved: usize,
 ) -> Result<Limit, Fault> {
@@ -333,7 +338,7 @@ fn limit(
         Reach::Payload(left) => left as usize,
         Reach::Header => 0,
     };
-    let k = match src.tcp.peek(&mut head[..left + MAX_HEADER]) {
+    let k = match src.peek(&mut head[..left + MAX_HEADER]) {
         Ok(k) => k,
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
             if moved < STREAM_MIN_BYTES {

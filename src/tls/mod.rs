@@ -27,9 +27,11 @@ use rustls::{ProtocolVersion, SupportedCipherSuite, SupportedProtocolVersion};
 use std::io;
 use std::path::PathBuf;
 
-/// The application protocol both sides prefer: a WebSocket upgrade is an
-/// HTTP/1.1 request (RFC 6455 §4.1), so never h2 (RFC 7301 ALPN id).
+/// The application protocol of a listener without HTTP/2: a WebSocket
+/// upgrade is an HTTP/1.1 request (RFC 6455 §4.1) (RFC 7301 ALPN id).
 const ALPN_HTTP11: &[u8] = b"http/1.1";
+/// HTTP/2 over TLS (RFC 9113 §3.2).
+pub const ALPN_H2: &[u8] = b"h2";
 
 /// Also accepted from clients that offer only HTTP/1.0 (`curl --http1.0`),
 /// as nginx does: the request reader speaks both.

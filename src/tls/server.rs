@@ -3,7 +3,7 @@
 //! and certificates that `reload` swaps without touching live connections.
 
 use super::certs::{CertFiles, CertSet, SniResolver};
-use super::{provider, version_name, TlsError, ALPN_HTTP10, ALPN_HTTP11};
+use super::{provider, version_name, TlsError, ALPN_H2, ALPN_HTTP10, ALPN_HTTP11};
 use crate::acme::{AcmeSettings, ChallengeKind, ALPN_ACME_TLS};
 use rustls::crypto::{ring, CryptoProvider};
 use rustls::server::{NoServerSessionStorage, ServerSessionMemoryCache};
@@ -45,6 +45,8 @@ pub struct ServerSettings {
     pub tickets: bool,
     /// A certificate the proxy gets from an ACME CA (before `certificates`).
     pub acme: Option<AcmeSettings>,
+    /// Offer HTTP/2 (ALPN `h2`, first).
+    pub http2: bool,
 }
 
 impl ServerSettings {
@@ -57,6 +59,7 @@ impl ServerSettings {
             session_cache: DEFAULT_SESSION_CACHE,
             tickets: true,
             acme: None,
+            http2: false,
         }
     }
 }
@@ -114,6 +117,10 @@ impl ServerTls {
             .with_no_client_auth()
             .with_cert_resolver(resolver.clone());
         config.alpn_protocols = vec![ALPN_HTTP11.to_vec(), ALPN_HTTP10.to_vec()];
+        if settings.http2 {
+            // rustls picks by the server's order: h2 wherever it is offered.
+            config.alpn_protocols.insert(0, ALPN_H2.to_vec());
+        }
         if tls_alpn01 {
             // Last: a client offering http/1.1 too still gets http/1.1.
             config.alpn_protocols.push(ALPN_ACME_TLS.to_vec());

@@ -331,7 +331,7 @@ impl Write for Timed {
 
 /// 16 bytes for `Sec-WebSocket-Key`, base64: they need only differ from
 /// check to check (RFC 6455 4.1), not be secret.
-fn websocket_key() -> String {
+pub(crate) fn websocket_key() -> String {
     let mut key = [0u8; 16];
     key[..8].copy_from_slice(&noise().to_le_bytes());
     key[8..].copy_from_slice(&noise().to_le_bytes());
@@ -356,7 +356,7 @@ fn noise() -> u64 {
 
 /// `Sec-WebSocket-Accept` for `key` (RFC 6455 4.2.2): base64 of the SHA-1
 /// of the key and the GUID.
-fn accept_for(key: &str) -> String {
+pub(crate) fn accept_for(key: &str) -> String {
     let mut sha1 = sha1_smol::Sha1::new();
     sha1.update(key.as_bytes());
     sha1.update(WEBSOCKET_GUID.as_bytes());

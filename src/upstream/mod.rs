@@ -23,6 +23,7 @@ pub mod source;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+pub(crate) use check::{accept_for, websocket_key};
 pub use check::{probe, CheckKind, HealthCheck, OnDown, Verdict};
 use hash::Ring;
 pub use hash::{key_of, HashKey};

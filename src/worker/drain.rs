@@ -77,6 +77,7 @@ impl Worker {
         self.accept_paused_until = None;
         self.kept.clear();
         self.close_idle(|_| true);
+        self.retire_sessions(None);
         let keys: Vec<usize> = self.pairs.iter().map(|(key, _)| key).collect();
         let n = keys.len().max(1) as u32;
         let queue = keys
@@ -132,6 +133,12 @@ impl Worker {
                 self.settle(key, Outcome::Close);
             }
         }
-        self.pairs.is_empty()
+        if past {
+            let keys: Vec<usize> = self.sessions.iter().map(|(key, _)| key).collect();
+            for key in keys {
+                self.close_session(key);
+            }
+        }
+        self.pairs.is_empty() && self.sessions.is_empty()
     }
 }

@@ -249,6 +249,13 @@ impl Checker<'_> {
         let mut seen = HashSet::new();
         for (i, section) in sections.iter().enumerate() {
             let l = section.get_ref();
+            if let Some(h2) = l.http2.as_ref().filter(|h| *h.get_ref() && l.tls.is_none()) {
+                self.problem(
+                    h2.span(),
+                    "http2 needs TLS on the listener (browsers speak HTTP/2 over TLS only): \
+                     add [listener.tls]",
+                );
+            }
             if let Some(port) = &l.redirect_port {
                 if !l.redirect_https {
                     self.problem(
@@ -347,7 +354,9 @@ impl Checker<'_> {
             let tls = match tls_of.get(&at) {
                 Some(tls) => Option::clone(tls),
                 None => {
-                    let tls = l.tls.as_ref().and_then(|t| self.server_tls(t));
+                    let tls = l.tls.as_ref().and_then(|t| {
+                        self.server_tls(t, l.http2.as_ref().is_some_and(|h| *h.get_ref()))
+                    });
                     tls_of.insert(at, tls.clone());
                     tls
                 }

@@ -112,6 +112,8 @@ pub(super) struct ListenerSection {
     pub(super) tls: Option<Spanned<TlsSection>>,
     #[serde(default)]
     pub(super) proxy_protocol: bool,
+    /// Offer HTTP/2 on this TLS listener.
+    pub(super) http2: Option<Spanned<bool>>,
 }
 
 /// `[listener.tls]`: nginx's `ssl_certificate`, `ssl_protocols`,

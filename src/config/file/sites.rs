@@ -430,7 +430,11 @@ impl Checker<'_> {
 
     /// A listener's TLS: its certificates loaded and checked now, so a
     /// bad file fails `--check` rather than the first handshake.
-    pub(super) fn server_tls(&mut self, section: &Spanned<TlsSection>) -> Option<ServerTls> {
+    pub(super) fn server_tls(
+        &mut self,
+        section: &Spanned<TlsSection>,
+        http2: bool,
+    ) -> Option<ServerTls> {
         let t = section.get_ref();
         let mut certificates = Vec::new();
         match (&t.cert, &t.key) {
@@ -478,6 +482,7 @@ impl Checker<'_> {
         }
         let mut settings = ServerSettings::new(certificates);
         settings.acme = acme;
+        settings.http2 = http2;
         settings.versions = self.versions(t.protocols.as_deref());
         for name in t.ciphers.iter().flatten() {
             if let Some(suite) = self.check(name.span(), tls::parse_cipher(name.get_ref())) {
