@@ -30,9 +30,11 @@ pub(super) struct End {
     pub(super) reusable: bool,
 }
 
+/// A TLS session is over a kilobyte, a stream under a hundred bytes: the
+/// session is boxed again so that a stream allocates only its own size.
 #[derive(Debug)]
 enum Ext {
-    Tls(Tls),
+    Tls(Box<Tls>),
     Stream(StreamIo),
 }
 
@@ -91,7 +93,7 @@ impl End {
     /// Starts (or, `None`, drops) the TLS session over the socket.
     pub(super) fn set_tls(&mut self, session: Option<Tls>) {
         if self.tcp.is_some() {
-            self.ext = session.map(|tls| Box::new(Ext::Tls(tls)));
+            self.ext = session.map(|tls| Box::new(Ext::Tls(Box::new(tls))));
         }
     }
 
@@ -117,7 +119,7 @@ impl End {
     /// over.
     pub(super) fn into_socket(self) -> Option<(TcpStream, Option<Tls>)> {
         let tls = match self.ext.map(|e| *e) {
-            Some(Ext::Tls(tls)) => Some(tls),
+            Some(Ext::Tls(tls)) => Some(*tls),
             _ => None,
         };
         Some((self.tcp?, tls))

@@ -132,14 +132,10 @@ impl StreamIo {
         self.shut = true;
     }
 
-    /// Takes what the pair wrote; the buffer goes with it when large, so
-    /// an idle stream keeps none.
-    pub fn take_outbound(&mut self, into: &mut Vec<u8>) {
-        into.extend_from_slice(&self.outbound);
-        self.outbound.clear();
-        if self.outbound.capacity() > 4096 {
-            self.outbound = Vec::new();
-        }
+    /// Takes what the pair wrote, buffer and all: an idle stream keeps
+    /// none.
+    pub fn take_outbound(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.outbound)
     }
 }
 
@@ -172,9 +168,8 @@ mod tests {
         assert_eq!(s.write(b"x").unwrap_err().kind(), io::ErrorKind::WouldBlock);
         s.room = 4;
         assert_eq!(s.write(b"abcdef").unwrap(), 4);
-        let mut out = Vec::new();
-        s.take_outbound(&mut out);
-        assert_eq!(out, b"abcd");
+        assert_eq!(s.take_outbound(), b"abcd");
+        assert_eq!(s.outbound.capacity(), 0);
         s.shutdown_write();
         assert!(s.write(b"x").is_err());
     }

@@ -125,7 +125,8 @@ impl Session {
         if slot.pending.is_empty() && slot.finishing {
             slot.ended = true;
         }
-        if slot.pending.capacity() > STREAM_ROOM && slot.pending.is_empty() {
+        if slot.pending.is_empty() {
+            // An idle stream holds no buffer.
             slot.pending = Vec::new();
         }
         self.dirty = true;
@@ -188,13 +189,9 @@ impl Session {
         }
         let mut heads = Vec::new();
         if !io.outbound.is_empty() {
-            let bytes = mem::take(&mut io.outbound);
+            // Taken whole: an idle stream holds no buffer.
+            let bytes = io.take_outbound();
             let fed = slot.answer.feed(&bytes, &mut heads, &mut slot.pending);
-            io.outbound = bytes;
-            io.outbound.clear();
-            if io.outbound.capacity() > 4096 {
-                io.outbound = Vec::new();
-            }
             if let Err(reason) = fed {
                 info!(
                     "client {}: stream {id}: {reason}; ending the stream",
@@ -716,9 +713,8 @@ impl Worker {
             };
         if s.out.is_empty() {
             s.h2.flushed();
-            if s.out.capacity() > 64 << 10 {
-                s.out = Vec::new();
-            }
+            // An idle connection holds no buffer but its HPACK tables.
+            s.out = Vec::new();
         }
         let done = s.out.is_empty() && !s.tls.as_ref().is_some_and(|t| t.wants_flush());
         if failed || (s.closing && done) || (s.closing && !flushed) {
