@@ -37,7 +37,8 @@ fn tool(name: &str) -> PathBuf {
 
 /// A proxy with one TLS listener, `http2 = true`: `/` a static root
 /// holding index.html (PAGE) and large.bin (LARGE bytes), `/api/` an
-/// upstream answering every request with `api: METHOD TARGET n=N`.
+/// upstream answering every request with `api: METHOD TARGET n=N` but
+/// `/api/large`, answered with LARGE bytes (`large_answer()`).
 struct Site {
     _dir: TempDir,
     proxy: Proxy,
@@ -83,8 +84,13 @@ impl Site {
     }
 }
 
+/// The upstream's answer to `/api/large`.
+fn large_answer() -> Vec<u8> {
+    pattern(LARGE, 9)
+}
+
 /// An HTTP/1.1 keep-alive upstream: `api: METHOD TARGET n=N`, N counting
-/// the requests of all its connections.
+/// the requests of all its connections; `/api/large` gets `large_answer()`.
 fn api_upstream() -> RawUpstream {
     let served = AtomicUsize::new(0);
     RawUpstream::start(move |mut stream| loop {
@@ -96,12 +102,18 @@ fn api_upstream() -> RawUpstream {
         drop(messages);
         let n = served.fetch_add(1, Ordering::SeqCst) + 1;
         let line = head.split("\r\n").next().unwrap_or_default();
-        let text = format!("api: {} n={n}", line.trim_end_matches(" HTTP/1.1"));
-        let answer = format!(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{text}",
-            text.len()
-        );
-        if stream.write_all(answer.as_bytes()).is_err() {
+        let body = if line.starts_with("GET /api/large ") {
+            large_answer()
+        } else {
+            format!("api: {} n={n}", line.trim_end_matches(" HTTP/1.1")).into_bytes()
+        };
+        let mut answer = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        answer.extend_from_slice(&body);
+        if stream.write_all(&answer).is_err() {
             return;
         }
     })
@@ -157,7 +169,7 @@ fn nghttp_body(site: &Site, path: &str) -> Vec<u8> {
 }
 
 #[test]
-fn nghttp_fetches_a_static_page_a_large_file_and_an_upstream_answer() {
+fn nghttp_fetches_static_files_and_upstream_answers_small_and_past_the_window() {
     let _w = watchdog();
     let site = Site::start();
 
@@ -179,12 +191,20 @@ fn nghttp_fetches_a_static_page_a_large_file_and_an_upstream_answer() {
     assert!(body.starts_with("api: GET /api/hello?x=1 n="), "{body}");
     assert!(data_octets(&trace) > 0, "{trace}");
 
+    // An upstream answer past the stream's initial window.
+    let trace = nghttp_trace(&site, "/api/large");
+    assert_eq!(data_octets(&trace), LARGE, "{trace}");
+    assert!(
+        nghttp_body(&site, "/api/large") == large_answer(),
+        "/api/large differs"
+    );
+
     let streams = site
         .proxy
         .metric("wsproxy_h2_streams_total{kind=\"request\"}");
     assert!(
-        streams >= 6.0,
-        "{streams} request streams counted for 6 requests"
+        streams >= 8.0,
+        "{streams} request streams counted for 8 requests"
     );
 }
 
