@@ -8,7 +8,7 @@
 #   scripts/fuzz.sh list               the targets
 #
 # Targets: request_head, response_head, proxy_protocol, config, pipeline, nginx,
-# h2_frame, hpack (see fuzz/README.md for what each checks besides panics).
+# h2_frame, h2_conn, hpack (see fuzz/README.md for what each checks besides panics).
 #
 # Installs cargo-fuzz (cargo install) when it is missing. It builds on the
 # stable toolchain: with no sanitizer (the code under test has no unsafe)
@@ -26,7 +26,7 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
-TARGETS=(request_head response_head proxy_protocol config pipeline nginx h2_frame hpack)
+TARGETS=(request_head response_head proxy_protocol config pipeline nginx h2_frame h2_conn hpack)
 NICE=${FUZZ_NICE:-19}
 # Inputs longer than this are not tried; above every target's limit
 # (request heads of 1 KiB, response heads of 2 KiB, PROXY headers of 4 KiB).

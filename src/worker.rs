@@ -365,7 +365,11 @@ impl Worker {
     /// Sleep no longer than the next timer slot or accept pause; not at all
     /// when pairs, listeners or deadlines wait for another turn.
     fn poll_timeout(&self, now: Instant) -> Option<Duration> {
-        if !self.again.is_empty() || !self.to_accept.is_empty() || !self.expired.is_empty() {
+        if !self.again.is_empty()
+            || !self.to_accept.is_empty()
+            || !self.expired.is_empty()
+            || !self.dirty_sessions.is_empty()
+        {
             return Some(Duration::ZERO);
         }
         let spare = self.relay.pipes.free_count() + self.relay.bufs.pool.free_count();

@@ -280,11 +280,23 @@ impl Answer {
         };
         let status = response.code.unwrap_or(0);
         if (100..200).contains(&status) && status != 101 {
-            // Interim answers are dropped: the final one follows.
+            // An interim answer (100 Continue, 103 Early Hints) goes on as
+            // a head of its own (RFC 9113 §8.1); the final one follows.
+            let fields = response
+                .headers
+                .iter()
+                .filter(|f| !CONNECTION_SPECIFIC.contains(&f.name.to_ascii_lowercase().as_str()))
+                .map(|f| (f.name.to_ascii_lowercase().into_bytes(), f.value.to_vec()))
+                .collect();
+            heads.push(Head {
+                status,
+                fields,
+                end_stream: false,
+            });
             let rest = self.head.split_off(taken);
             self.head = rest;
             let more = self.parse_head(heads)?;
-            return Ok(more.map(|n| n + taken));
+            return Ok(Some(more.map_or(taken, |n| n + taken)));
         }
         let mut out = Vec::new();
         let mut length = None;
@@ -550,10 +562,11 @@ mod tests {
             for part in wire.chunks(split) {
                 answer.feed(part, &mut heads, &mut data).unwrap();
             }
-            assert_eq!(heads.len(), 1, "split {split}");
-            assert_eq!(heads[0].status, 200);
+            assert_eq!(heads.len(), 2, "split {split}");
+            assert_eq!(heads[0].status, 100, "the interim answer goes on");
+            assert_eq!(heads[1].status, 200);
             assert_eq!(
-                heads[0].fields,
+                heads[1].fields,
                 vec![(b"content-type".to_vec(), b"text/plain".to_vec())]
             );
             assert_eq!(data, b"hello world", "split {split}");
