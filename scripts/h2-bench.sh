@@ -11,7 +11,7 @@
 # Options: --reps N, --out DIR (default target/h2-bench/<date>).
 #
 # Workloads (full / --smoke):
-#   static      h2load -n 100000 / 2000 -c 4 -m 10 -t 1, GET of a 2048-byte
+#   static      h2load -n 200000 / 2000 -c 4 -m 10 -t 1, GET of a 2048-byte
 #               file (the same bytes as scripts/compare.sh's http-file),
 #               against wsproxy-fast (a static root on its http2 = true
 #               listener) and nginx (bench/conf/nginx-h2.conf.in, `listen
@@ -80,7 +80,7 @@ if $smoke; then
   open_conns=2 open_streams=5 open_secs=1
 else
   reps=${reps:-3}
-  static_requests=100000
+  static_requests=200000
   ws_conns=10 ws_streams=100 ws_messages=100
   open_conns=10 open_streams=10 open_secs=5
 fi
