@@ -49,6 +49,10 @@ const READS_PER_TURN: usize = 16;
 /// How long our SETTINGS may go unacknowledged (RFC 9113 §6.5.3).
 const SETTINGS_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a stream's answer may wait on a window the client keeps shut
+/// (nginx's `send_timeout`): then the stream is reset, its pair closed.
+const STALL_TIMEOUT: Duration = Duration::from_secs(60);
+
 /// One stream as the connection keeps it.
 #[derive(Debug)]
 struct Slot {
@@ -768,11 +772,28 @@ impl Worker {
     }
 
     /// Closes sessions idle past the keep-alive timeout, and those whose
-    /// client never acknowledged our SETTINGS.
+    /// client never acknowledged our SETTINGS; resets streams stalled on a
+    /// shut window.
     pub(super) fn sweep_sessions(&mut self, now: Instant) {
         let idle = self.gens[self.current].config.keepalive.timeout;
         let mut ends = Vec::new();
+        let mut stalled = Vec::new();
         for (key, s) in self.sessions.iter_mut() {
+            if let Some(before) = now.checked_sub(STALL_TIMEOUT) {
+                for id in s.h2.stalled_streams(before) {
+                    info!(
+                        "client {}: stream {id}: window shut for {STALL_TIMEOUT:?} with an answer waiting; resetting it",
+                        s.client_addr
+                    );
+                    s.h2.cancel(id, ErrorCode::Cancel, &mut s.out);
+                    s.dirty = true;
+                    if let Some(slot) = s.streams.get_mut(&id) {
+                        slot.ended = true;
+                        slot.pending = Vec::new();
+                        stalled.extend(slot.pair.map(|p| (key, id, p)));
+                    }
+                }
+            }
             let unacked =
                 s.h2.settings_unacked_since()
                     .is_some_and(|at| now.duration_since(at) > SETTINGS_TIMEOUT);
@@ -792,6 +813,23 @@ impl Worker {
                 s.h2.go_away(ErrorCode::NoError, &mut s.out);
                 s.closing = true;
                 ends.push(key);
+            }
+        }
+        for (key, id, pair_key) in stalled {
+            if let Some(io) = self.pairs.get_mut(pair_key).and_then(Pair::stream_io) {
+                io.reset = true;
+                io.room = 0;
+            }
+            self.wake(
+                pair_key,
+                Ready {
+                    readable: true,
+                    writable: true,
+                    closing: true,
+                },
+            );
+            if self.sessions.get(key).is_some_and(|s| s.streams.contains_key(&id)) {
+                self.dirty_sessions.push(key);
             }
         }
         for key in ends {

@@ -17,6 +17,16 @@ impl Conn {
         self.streams.values().filter_map(|s| s.stalled_since).min()
     }
 
+    /// The streams whose sends have been held back by a zero window,
+    /// without progress, since before `before`.
+    pub fn stalled_streams(&self, before: Instant) -> Vec<u32> {
+        self.streams
+            .iter()
+            .filter(|(_, s)| s.stalled_since.is_some_and(|at| at < before))
+            .map(|(&id, _)| id)
+            .collect()
+    }
+
     /// The peer's WINDOW_UPDATE: a window past 2^31-1 is a connection
     /// error on the connection, a stream error on a stream (§6.9.1).
     pub(super) fn on_window_update<'a>(

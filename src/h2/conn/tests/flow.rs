@@ -122,6 +122,8 @@ fn send_flow_control_and_stalls() {
         Some(t0),
         "no progress: the stall goes on"
     );
+    assert_eq!(s.conn.stalled_streams(t1), vec![1]);
+    assert!(s.conn.stalled_streams(t0).is_empty(), "not before it began");
     c.frame(Frame::WindowUpdate {
         stream: 1,
         increment: 100,
