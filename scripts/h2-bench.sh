@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # HTTP/2 benchmark: wsproxy-fast with `http2 = true` against nginx for
 # static files, and WebSockets as HTTP/2 streams (RFC 8441) against
-# WebSockets over HTTP/1.1 through wsproxy-fast, on loopback over TLS.
+# WebSockets over HTTP/1.1 through wsproxy-fast, and against HAProxy's
+# WebSockets over HTTP/2, on loopback over TLS.
 #
 #   scripts/h2-bench.sh              full run: 3 repetitions (about 4 minutes)
 #   scripts/h2-bench.sh --smoke      every workload small and short, 1
@@ -19,33 +20,36 @@
 #               and proxy CPU per request; any failed or errored request
 #               fails the measurement
 #   ws-held     bench's h2ws: 1000 / 20 WebSockets to the echo backend
-#               (wsbench echo-server) through wsproxy-fast, as streams of
-#               10 / 2 HTTP/2 connections (target wsproxy-fast-h2), or as
-#               1000 / 20 HTTP/1.1 connections (wsproxy-fast-h1); held idle
-#               2 s, then 100 / 10 messages of 32 bytes on each, one
-#               outstanding per WebSocket: proxy RSS per WebSocket (at
-#               `held`, less the fresh process's), and proxy CPU per
-#               message (from `held` to the end, closes included)
+#               (wsbench echo-server) through a proxy: through wsproxy-fast
+#               as streams of 10 / 2 HTTP/2 connections (target
+#               wsproxy-fast-h2) or as many HTTP/1.1 connections
+#               (wsproxy-fast-h1), and through HAProxy as HTTP/2 streams
+#               (haproxy-h2: bench/conf/haproxy.cfg.in, 2 threads, `bind
+#               ... ssl crt ... alpn h2,http/1.1`, RFC 8441 on by default);
+#               held idle 2 s, then 100 / 10 messages of 32 bytes on each,
+#               one outstanding per WebSocket: proxy RSS per WebSocket (at
+#               `held`, less the fresh process's), and proxy CPU per message
+#               (from `held` to the end, closes included)
 #   ws-open     WebSocket handshakes for 5 / 1 s, 100 / 10 in flight: over
-#               HTTP/2 h2ws handshakes (10 / 2 connections, 10 / 5 streams
-#               at a time each: extended CONNECT, one echo, close), over
-#               HTTP/1.1 wsbench handshakes (TCP, a full TLS handshake,
-#               the upgrade, one echo, close): handshakes/s and proxy CPU
-#               per handshake
+#               HTTP/2 (wsproxy-fast-h2, haproxy-h2) h2ws handshakes (10 / 2
+#               connections, 10 / 5 streams at a time each: extended
+#               CONNECT, one echo, close), over HTTP/1.1 wsbench handshakes
+#               (TCP, a full TLS handshake, the upgrade, one echo, close):
+#               handshakes/s and proxy CPU per handshake
 #
 # The proxies are started afresh for every measurement (so RSS starts from
 # a fresh process) from binaries copied into OUT/bin: wsproxy-fast with
 # --config OUT/wsproxy.toml (workers = 2; `/` the static root, `/ws` the
-# echo backend), nginx with worker_processes 2. The echo backend (2
-# threads) runs throughout. CPU is utime+stime of every process of the
-# proxy (nginx's master and workers), from /proc/PID/stat, before and
-# after; RSS is VmRSS.
+# echo backend), nginx with worker_processes 2, HAProxy with nbthread 2.
+# The echo backend (2 threads) runs throughout. CPU is utime+stime of every
+# process of the proxy (nginx's master and workers), from /proc/PID/stat,
+# before and after; RSS is VmRSS.
 #
-# Needs nginx and nghttp2-client (h2load): scripts/setup.sh nginx nghttp2
-# installs them if missing. Raw results: one JSON line per measurement in
-# OUT/runs.jsonl; OUT/summary.md holds the tables (medians over the
-# repetitions, ratios), also printed at the end; OUT/env.txt the machine,
-# versions and parameters.
+# Needs nginx, HAProxy and nghttp2-client (h2load): scripts/setup.sh nginx
+# haproxy nghttp2 installs them if missing. Raw results: one JSON line per
+# measurement in OUT/runs.jsonl; OUT/summary.md holds the tables (medians
+# over the repetitions, ratios), also printed at the end; OUT/env.txt the
+# machine, versions and parameters.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -89,14 +93,16 @@ hold_secs=2
 workers=2
 out=${out:-$ROOT/target/h2-bench/$(date -u +%Y-%m-%d-%H%M%S)}
 
-"$ROOT/scripts/setup.sh" nginx nghttp2 >&2
+"$ROOT/scripts/setup.sh" nginx haproxy nghttp2 >&2
 command -v h2load >/dev/null 2>&1 || die "h2load is missing: run scripts/setup.sh nghttp2"
 nginx_bin=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$nginx_bin" ] || die "nginx is missing: run scripts/setup.sh nginx"
+haproxy_bin=$(command -v haproxy || echo /usr/sbin/haproxy)
+[ -x "$haproxy_bin" ] || die "HAProxy is missing: run scripts/setup.sh haproxy"
 
 # wsproxy-fast, wsbench and h2ws (a wsproxy-bench binary).
 build_release
-mkdir -p "$out/bin" "$out/logs" "$out/www" "$out/nginx"
+mkdir -p "$out/bin" "$out/logs" "$out/www" "$out/nginx" "$out/haproxy"
 out=$(cd "$out" && pwd)
 cp "$BIN/wsproxy-fast" "$BIN/wsbench" "$BIN/h2ws" "$out/bin/"
 "$ROOT/scripts/tls-cert.sh" "$out/tls" >/dev/null
@@ -172,9 +178,23 @@ start_nginx_h2() {
   PROXY_PIDS+=("$NGINX_PID")
 }
 
+# launch_haproxy_h2 PORT: HAProxy on 127.0.0.1:PORT, ALPN h2 and http/1.1;
+# returns as wait_port does.
+launch_haproxy_h2() {
+  local dir=$out/haproxy
+  sed -e "s#@PREFIX@#$dir#g" -e "s#@UPSTREAM@#$ECHO_ADDR#g" -e "s#@LISTEN@#127.0.0.1:$1#g" \
+    -e "s#@BIND_TLS@#ssl crt $out/tls/haproxy.pem alpn h2,http/1.1#g" \
+    "$ROOT/bench/conf/haproxy.cfg.in" >"$dir/haproxy.cfg"
+  spawn "$out/logs/haproxy.log" "$haproxy_bin" -db -f "$dir/haproxy.cfg"
+  PROXY_PIDS=("$SPAWNED")
+  PROXY_ADDR=127.0.0.1:$1
+  wait_port "$PROXY_ADDR" 10 "$SPAWNED" "$out/logs/haproxy.log"
+}
+
 start_target() {
   case "$1" in
     nginx) start_nginx_h2 ;;
+    haproxy-h2) start_on_free_port haproxy launch_haproxy_h2 || die "HAProxy did not start; see $out/logs/haproxy.log" ;;
     *) start_wsproxy_h2 ;;
   esac
 }
@@ -296,6 +316,8 @@ measure_open() {
   echo "git=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
   echo "nginx=$("$nginx_bin" -v 2>&1)"
   echo "nginx_openssl=$("$nginx_bin" -V 2>&1 | sed -n 's/^built with //p' | head -n 1)"
+  echo "haproxy=$("$haproxy_bin" -v | head -n 1)"
+  echo "haproxy_openssl=$("$haproxy_bin" -vv | sed -n 's/^Running on OpenSSL version : //p' | head -n 1)"
   echo "h2load=$(h2load --version | head -n 1)"
   echo "rustls=$(awk '/^name = "rustls"$/ { getline; gsub(/"/, "", $3); print $3; exit }' "$ROOT/Cargo.lock")"
   echo "cert=$(openssl x509 -in "$out/tls/cert.pem" -noout -text | sed -n 's/^ *\(ASN1 OID\|NIST CURVE\): //p' | head -n 1) ECDSA"
@@ -313,8 +335,8 @@ measure_open() {
 for ((rep = 1; rep <= reps; rep++)); do
   note "repetition $rep of $reps"
   # The order of the targets alternates from one repetition to the next.
-  if ((rep % 2)); then pair=(wsproxy-fast nginx) ws=(wsproxy-fast-h2 wsproxy-fast-h1); else
-    pair=(nginx wsproxy-fast) ws=(wsproxy-fast-h1 wsproxy-fast-h2)
+  if ((rep % 2)); then pair=(wsproxy-fast nginx) ws=(wsproxy-fast-h2 wsproxy-fast-h1 haproxy-h2); else
+    pair=(nginx wsproxy-fast) ws=(haproxy-h2 wsproxy-fast-h1 wsproxy-fast-h2)
   fi
   for target in "${pair[@]}"; do measure_static "$rep" "$target"; done
   for target in "${ws[@]}"; do measure_held "$rep" "$target"; done

@@ -10,7 +10,8 @@ over the repetitions of
 - static: requests/s and proxy CPU per request, wsproxy-fast and nginx
   serving one 2048-byte file over HTTP/2 to h2load, and their ratio;
 - ws-held: proxy RSS per WebSocket (held idle) and proxy CPU per message,
-  WebSockets as HTTP/2 streams against HTTP/1.1 connections;
+  WebSockets through wsproxy-fast as HTTP/2 streams against HTTP/1.1
+  connections, and through HAProxy as HTTP/2 streams;
 - ws-open: WebSocket handshakes per second and proxy CPU per handshake,
   likewise.
 
@@ -108,7 +109,7 @@ def main():
     lines = [
         "# HTTP/2 benchmark, %s" % env.get("date", "?"),
         "",
-        "`%s` on %s (%s CPUs), %s; %s, %s; median of %s repetition(s) (%s mode)."
+        "`%s` on %s (%s CPUs), %s; %s, %s, %s; median of %s repetition(s) (%s mode)."
         % (
             env.get("command", "?"),
             env.get("cpu_model", "?"),
@@ -116,6 +117,7 @@ def main():
             env.get("kernel", "?"),
             env.get("wsproxy", "?"),
             env.get("nginx", "?"),
+            env.get("haproxy", "?"),
             env.get("reps", "?"),
             env.get("mode", "?"),
         ),
@@ -136,17 +138,21 @@ def main():
             ratio(get("static", "wsproxy-fast", "cpu_us"), get("static", "nginx", "cpu_us")),
         )
     )
-    names = {"wsproxy-fast-h2": "HTTP/2 streams", "wsproxy-fast-h1": "HTTP/1.1 connections"}
+    names = {
+        "wsproxy-fast-h2": "wsproxy-fast, HTTP/2 streams",
+        "wsproxy-fast-h1": "wsproxy-fast, HTTP/1.1 connections",
+        "haproxy-h2": "HAProxy, HTTP/2 streams",
+    }
     lines += [
         "",
-        "## WebSockets through wsproxy-fast: HTTP/2 streams against HTTP/1.1 connections",
+        "## WebSockets: HTTP/2 streams against HTTP/1.1 connections",
         "",
         "Held: %s. Handshakes: %s." % (env.get("ws_held", "?"), env.get("ws_open", "?")),
         "",
-        "| WebSockets as | RSS per WebSocket (bytes) | CPU per message (us) | messages/s | handshakes/s | CPU per handshake (us) |",
+        "| proxy, WebSockets as | RSS per WebSocket (bytes) | CPU per message (us) | messages/s | handshakes/s | CPU per handshake (us) |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for target in ("wsproxy-fast-h2", "wsproxy-fast-h1"):
+    for target in ("wsproxy-fast-h2", "wsproxy-fast-h1", "haproxy-h2"):
         lines.append(
             "| %s | %s | %s | %s | %s | %s |"
             % (
@@ -158,17 +164,21 @@ def main():
                 cell("ws-open", target, "cpu_us", 1),
             )
         )
-    h2, h1 = "wsproxy-fast-h2", "wsproxy-fast-h1"
-    lines.append(
-        "| HTTP/2 / HTTP/1.1 | %s | %s | %s | %s | %s |"
-        % (
-            ratio(get("ws-held", h2, "rss_b"), get("ws-held", h1, "rss_b")),
-            ratio(get("ws-held", h2, "cpu_us"), get("ws-held", h1, "cpu_us")),
-            ratio(get("ws-held", h2, "msgs_per_s"), get("ws-held", h1, "msgs_per_s")),
-            ratio(get("ws-open", h2, "hs_per_s"), get("ws-open", h1, "hs_per_s")),
-            ratio(get("ws-open", h2, "cpu_us"), get("ws-open", h1, "cpu_us")),
+    for label, a, b in (
+        ("wsproxy-fast: HTTP/2 / HTTP/1.1", "wsproxy-fast-h2", "wsproxy-fast-h1"),
+        ("HTTP/2: wsproxy-fast / HAProxy", "wsproxy-fast-h2", "haproxy-h2"),
+    ):
+        lines.append(
+            "| %s | %s | %s | %s | %s | %s |"
+            % (
+                label,
+                ratio(get("ws-held", a, "rss_b"), get("ws-held", b, "rss_b")),
+                ratio(get("ws-held", a, "cpu_us"), get("ws-held", b, "cpu_us")),
+                ratio(get("ws-held", a, "msgs_per_s"), get("ws-held", b, "msgs_per_s")),
+                ratio(get("ws-open", a, "hs_per_s"), get("ws-open", b, "hs_per_s")),
+                ratio(get("ws-open", a, "cpu_us"), get("ws-open", b, "cpu_us")),
+            )
         )
-    )
     lines += [
         "",
         "RSS per WebSocket: the proxy's VmRSS with every WebSocket open and idle, less a fresh "
