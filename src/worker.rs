@@ -226,6 +226,8 @@ pub struct Worker {
     sessions: Slab<h2::Session>,
     /// Sessions with frames to write at the end of the turn.
     dirty_sessions: Vec<usize>,
+    /// Stream pairs waiting to write whose stream has room again.
+    stream_wakes: Vec<usize>,
 }
 
 impl Worker {
@@ -289,6 +291,7 @@ impl Worker {
             down: down::DownDrains::default(),
             sessions: Slab::new(),
             dirty_sessions: Vec::new(),
+            stream_wakes: Vec::new(),
         };
         Ok((worker, waker))
     }
@@ -338,6 +341,7 @@ impl Worker {
                 }
             }
             self.run_again();
+            self.run_stream_wakes();
             // After the pairs' events: under a flood of new connections,
             // the connections already held are served first.
             self.accept_turn(now);
@@ -369,6 +373,7 @@ impl Worker {
             || !self.to_accept.is_empty()
             || !self.expired.is_empty()
             || !self.dirty_sessions.is_empty()
+            || !self.stream_wakes.is_empty()
         {
             return Some(Duration::ZERO);
         }

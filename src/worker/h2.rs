@@ -504,9 +504,8 @@ impl Worker {
         };
         let wants = pair.wants_client_write();
         if let Some(io) = pair.stream_io() {
-            let was = io.room;
             io.room = room;
-            if wants && was == 0 && room > 0 {
+            if wants && room > 0 {
                 self.wake(
                     pair_key,
                     Ready {
@@ -617,6 +616,32 @@ impl Worker {
         s.sync(io, now);
         if s.dirty {
             self.dirty_sessions.push(io.session);
+        }
+        // The frames may have taken all it wrote: a pair that found the
+        // stream full waits for room, and has it now.
+        let room = io.room > 0;
+        if room && self.pairs[pair_key].wants_client_write() {
+            self.stream_wakes.push(pair_key);
+        }
+    }
+
+    /// Runs the turns [`Worker::sync_stream`] found due: after the pairs'
+    /// own, so one stream's writes never nest inside another's.
+    pub(super) fn run_stream_wakes(&mut self) {
+        let mut wakes = mem::take(&mut self.stream_wakes);
+        for &pair_key in &wakes {
+            self.wake(
+                pair_key,
+                Ready {
+                    readable: false,
+                    writable: true,
+                    closing: false,
+                },
+            );
+        }
+        wakes.clear();
+        if self.stream_wakes.is_empty() {
+            self.stream_wakes = wakes;
         }
     }
 
