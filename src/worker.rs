@@ -134,6 +134,7 @@ macro_rules! ctx {
 mod down;
 mod drain;
 mod h2;
+mod session;
 
 pub use drain::Drain;
 use drain::Draining;
@@ -223,7 +224,7 @@ pub struct Worker {
     /// Tunnels to servers marked down, waiting for their drain turn.
     down: down::DownDrains,
     /// HTTP/2 client connections; their streams are pairs.
-    sessions: Slab<h2::Session>,
+    sessions: Slab<session::Session>,
     /// Sessions with frames to write at the end of the turn.
     dirty_sessions: Vec<usize>,
     /// Stream pairs waiting to write whose stream has room again.

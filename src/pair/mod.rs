@@ -29,6 +29,7 @@ mod connect;
 mod core;
 mod end;
 mod event;
+mod h2;
 mod head;
 mod pool;
 mod pump;
@@ -52,7 +53,6 @@ use crate::handshake::edits::ResponseEdits;
 use crate::handshake::fields::Persistence;
 use crate::handshake::request::Kind;
 use crate::metrics::{RouteSet, Shard};
-use crate::relay::stream::StreamIo;
 use crate::relay::{Flow, Resources, Tls};
 use crate::shed::Class;
 use crate::timer::{self, Tick, Timer};
@@ -61,6 +61,7 @@ use crate::{debug, info, warn};
 pub use answer::LINGER_LIMIT;
 use end::{interest, End};
 pub use event::{Ctx, Outcome, Ready};
+pub use h2::Handover;
 pub use pool::{Kept, Owner};
 use pump::Dir;
 
@@ -207,20 +208,6 @@ enum Failure {
     Tls,
 }
 
-/// What an HTTP/2 connection takes over from the pair that did the TLS
-/// handshake.
-#[derive(Debug)]
-pub struct Handover {
-    pub tcp: TcpStream,
-    pub tls: Tls,
-    /// Bytes read after the handshake: the start of the preface.
-    pub read: Option<Box<Buf>>,
-    pub client_addr: SocketAddr,
-    pub listener: usize,
-    pub gen: usize,
-    pub ip_counted: bool,
-}
-
 /// A site, route or group index not chosen yet.
 const NONE: u16 = u16::MAX;
 
@@ -289,68 +276,6 @@ impl Pair {
             },
             phase: Phase::Request(request::Request::default()),
         }
-    }
-
-    /// A pair for one stream of a client's HTTP/2 connection: its request
-    /// head waits in `io`.
-    pub fn new_stream(
-        io: StreamIo,
-        client_addr: SocketAddr,
-        listener: usize,
-        serial: u32,
-        gen: usize,
-    ) -> Pair {
-        let mut pair = Pair::new_with(End::stream(io), client_addr, listener, serial, gen, false);
-        pair.core.client_readable = true;
-        pair
-    }
-
-    /// Reads a stream's request head, as [`Pair::start`] reads a
-    /// connection's.
-    pub fn start_stream(&mut self, ctx: &mut Ctx<'_>) -> Outcome {
-        self.core.begin(ctx);
-        self.core.arm(ctx, ctx.config.timeouts.handshake);
-        let step = self.start_phase(ctx);
-        self.apply(step, ctx)
-    }
-
-    /// The stream this pair serves, if its client is one.
-    pub fn stream_io(&mut self) -> Option<&mut StreamIo> {
-        self.core.client.stream_io()
-    }
-
-    /// Whether the client is a stream of an HTTP/2 connection.
-    pub fn is_stream(&self) -> bool {
-        self.core.client.is_stream()
-    }
-
-    /// Whether the pair waits to write to its client.
-    pub fn wants_client_write(&self) -> bool {
-        self.interest()[0].is_some_and(|i| i.is_writable())
-    }
-
-    /// What an HTTP/2 connection takes over from a pair whose client chose
-    /// it: the socket and its TLS session, the bytes read after the
-    /// handshake, and who the client is.
-    pub fn into_h2(mut self, res: &mut Resources) -> Option<Handover> {
-        mem::replace(&mut self.phase, Phase::Moving).release(res);
-        let core = self.core;
-        let (tcp, tls) = core.client.into_socket()?;
-        Some(Handover {
-            tcp,
-            tls: tls?,
-            read: core.ahead,
-            client_addr: core.client_addr,
-            listener: usize::from(core.listener),
-            gen: usize::from(core.gen),
-            ip_counted: core.ip_counted,
-        })
-    }
-
-    /// The stream, once the pair is closed: what it wrote last is still to
-    /// be framed.
-    pub fn into_stream(self) -> Option<StreamIo> {
-        self.core.client.into_stream()
     }
 
     /// Starts the handshake timer and reads the request head, which
@@ -941,33 +866,4 @@ fn index(i: usize) -> u16 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Every open connection costs one slab slot: a `Pair` plus the slab
-    /// entry's tag. Keep it from growing unnoticed (256 bytes on x86_64 in
-    /// a release build, most of it a tunnel's two flows of at most 64
-    /// bytes each and what is kept across phases; the idle-pair RSS target
-    /// is 512 bytes all told). Debug builds of mio keep a selector id beside each
-    /// socket, 16 bytes more per side once padded.
-    #[test]
-    fn a_pair_stays_small() {
-        let limit = if cfg!(debug_assertions) { 288 } else { 256 };
-        let size = std::mem::size_of::<Pair>();
-        assert!(size <= limit, "Pair grew to {size} bytes");
-        assert!(
-            std::mem::size_of::<Flow>() <= 64,
-            "Flow grew to {} bytes",
-            std::mem::size_of::<Flow>()
-        );
-    }
-
-    #[test]
-    fn only_legal_moves() {
-        assert!(legal("request", "connect"));
-        assert!(legal("response", "tunnel"));
-        assert!(!legal("tunnel", "request"), "a tunnel never goes back");
-        assert!(!legal("linger", "request"));
-        assert!(!legal("connect", "tunnel"), "no tunnel without a response");
-    }
-}
+mod tests;
