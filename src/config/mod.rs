@@ -459,6 +459,10 @@ pub enum ConfigError {
     DuplicateListen(SocketAddr),
     #[error("no --upstream given: add the server to proxy to, e.g. --upstream 127.0.0.1:9000")]
     NoUpstream,
+    #[error(
+        "--http2 needs TLS (browsers speak HTTP/2 over TLS only): add --tls-cert and --tls-key, or --acme-domain"
+    )]
+    Http2WithoutTls,
     #[error("--upstream {0:?}: {1}")]
     BadUpstream(String, String),
     #[error("--source-address {0}")]

@@ -69,6 +69,9 @@ impl Config {
         if cli.listen.is_empty() {
             return Err(ConfigError::NoListen);
         }
+        if cli.http2 && cli.tls_cert.is_none() && cli.acme_domain.is_empty() {
+            return Err(ConfigError::Http2WithoutTls);
+        }
         let mut listeners = Vec::new();
         let mut seen = HashSet::new();
         for text in &cli.listen {
