@@ -3,7 +3,9 @@
 # through wsproxy-fast, as a person's browser would, and the proxy must
 # serve it on a browser's usual handful of kept-alive connections.
 #
-#   scripts/browser.sh
+#   scripts/browser.sh            over HTTP/1.1
+#   scripts/browser.sh --http2    over HTTP/2 (RFC 9113), the WebSocket
+#                                 over HTTP/2 too (RFC 8441)
 #
 # Starts, on loopback ports the kernel picks:
 #   - the echo backend (wsbench echo-server), upstream of the /ws route;
@@ -23,6 +25,15 @@
 # opens up to 6 per origin plus one for the WebSocket, where one request
 # per connection would need 27.
 #
+# --http2: the listener has http2 = true, so ALPN offers h2. It passes when
+# the page and every asset came over h2 (resource timing's nextHopProtocol),
+# the echo came back, and the proxy's /metrics show the WebSocket as an
+# HTTP/2 stream (wsproxy_h2_streams_total{kind="websocket"} rose): Chromium
+# opens a WebSocket over an HTTP/2 connection only when the server's
+# SETTINGS enable extended CONNECT, and otherwise on a connection of its
+# own over HTTP/1.1. At most MAX_CONNECTIONS (2 with --http2) client
+# connections: one carries everything.
+#
 # WSPROXY_BIN names another wsproxy-fast binary. $WSPROXY_FLAGS does not
 # apply: the proxy's settings are all in its configuration file.
 #
@@ -32,16 +43,26 @@
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
+http2=false
 case "${1:-}" in
   "") ;;
+  --http2) http2=true ;;
   -h | --help)
     sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//'
     exit 0
     ;;
-  *) die "unknown argument '$1' (usage: $0)" ;;
+  *) die "unknown argument '$1' (usage: $0 [--http2])" ;;
 esac
 
-MAX_CONNECTIONS=${MAX_CONNECTIONS:-8}
+if [ "$http2" = true ]; then
+  # One HTTP/2 connection carries the page, its assets and the WebSocket;
+  # the second allows for a connection Chromium opens ahead of need.
+  MAX_CONNECTIONS=${MAX_CONNECTIONS:-2}
+  protocol=h2
+else
+  MAX_CONNECTIONS=${MAX_CONNECTIONS:-8}
+  protocol=http/1.1
+fi
 # Seconds each of the page load, the echo and the assets may take.
 PAGE_TIMEOUT=30
 # Seconds for the whole browser run: startup, the page, shutdown.
@@ -88,7 +109,7 @@ api_pid=$SPAWNED
 wait_line "$work/api.log" '^listening on ' 10 "$api_pid" || die "the API upstream did not start"
 api_addr=$(sed -n 's/^listening on //p' "$work/api.log" | head -n 1)
 
-sed -e "s|@CERT_DIR@|$work/tls|g" -e "s|@SITE@|$here/site|g" \
+sed -e "s|@CERT_DIR@|$work/tls|g" -e "s|@SITE@|$here/site|g" -e "s|@HTTP2@|$http2|g" \
   -e "s|@API@|$api_addr|g" -e "s|@ECHO@|$echo_addr|g" "$here/wsproxy.toml" >"$work/wsproxy.toml"
 spawn "$work/wsproxy.log" "${WSPROXY_BIN:-$BIN/wsproxy-fast}" --config "$work/wsproxy.toml" --log-level debug
 proxy_pid=$SPAWNED
@@ -103,7 +124,7 @@ note "echo backend $echo_addr, API $api_addr, wsproxy-fast $url (metrics $metric
 
 rc=0
 timeout "$CHECK_TIMEOUT" "$python" "$here/check.py" --url "$url" --metrics "$metrics_url" \
-  --spki "$spki" --site "$here/site" --max-connections "$MAX_CONNECTIONS" \
+  --spki "$spki" --site "$here/site" --max-connections "$MAX_CONNECTIONS" --protocol "$protocol" \
   --timeout "$PAGE_TIMEOUT" --out "$work" || rc=$?
 [ "$rc" -ne 124 ] || note "the browser run took more than $CHECK_TIMEOUT s"
 alive "$proxy_pid" || die "wsproxy-fast died during the page load"
@@ -113,4 +134,4 @@ api_requests=$(grep -c '^api: GET ' "$work/api.log" || true)
 api_connections=$(sed -n 's/^api: GET .* connection=\([0-9]*\) .*/\1/p' "$work/api.log" | sort -u | wc -l)
 note "API upstream: $api_requests requests on $api_connections upstream connections"
 [ "$rc" -eq 0 ] || die "the browser check failed (exit $rc)"
-echo "browser: ok: Chromium loaded the app over $url through wsproxy-fast"
+echo "browser: ok: Chromium loaded the app over $url ($protocol) through wsproxy-fast"

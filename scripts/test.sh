@@ -9,8 +9,10 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
 # nginx is the oracle tests/nginx.rs compares --nginx-config against;
-# pebble the ACME CA of tests/acme.rs; h2 the HTTP/2 client of tests/h2.rs.
-scripts/setup.sh websocat systemd-analyze websockets h2 kubernetes-validate nginx pebble
+# pebble the ACME CA of tests/acme.rs; h2 the HTTP/2 client library of
+# tests/h2.rs and tests/h2_drain.rs; nghttp2 (nghttp, h2load) the HTTP/2
+# clients of tests/h2_clients.rs.
+scripts/setup.sh websocat systemd-analyze websockets h2 kubernetes-validate nginx pebble nghttp2
 # `ip netns`: tests/source_addresses.rs runs out of ports in a namespace.
 scripts/setup.sh iproute2
 scripts/vendor-rustls.sh --check

@@ -15,7 +15,9 @@
 //! share: their command line and listeners.
 //!
 //! The `wsbench` binary (under `src/bin/wsbench/`) adds the mio echo backend
-//! and the load modes on top of these primitives.
+//! and the load modes on top of these primitives; `h2ws` (under
+//! `src/bin/h2ws/`) carries WebSockets over HTTP/2 (RFC 8441) with the
+//! proxy's own frame codec and HPACK, for `scripts/h2-bench.sh`.
 
 pub mod floor;
 pub mod ws;

@@ -4,6 +4,7 @@ checks what a browser gets from a keep-alive proxy.
 
     check.py --url https://localhost:PORT/ --metrics http://127.0.0.1:PORT/metrics \
              --spki BASE64 --site DIR [--max-connections 8] [--timeout 30] [--out DIR]
+             [--protocol http/1.1|h2]
 
 Run by scripts/browser.sh, which starts the proxy and its upstreams. It
 asserts that
@@ -12,10 +13,16 @@ asserts that
   2. every asset arrived: the page's own count (stylesheets with rules,
      images decoded, modules run, JSON parsed) is complete, and the
      browser's resource timing lists each file of the site and each API
-     route with status 200, a body, over http/1.1;
+     route with status 200, a body, over --protocol (http/1.1 or h2; the
+     page itself too);
   3. the proxy accepted at most --max-connections client connections for
      the whole page (its /metrics before and after), where one connection
-     per request would take one per asset.
+     per request would take one per asset;
+  4. with --protocol h2, the WebSocket was an HTTP/2 stream (RFC 8441): the
+     proxy's wsproxy_h2_streams_total{kind="websocket"} rose, and its
+     {kind="request"} rose by the page and its assets. Chromium sends a
+     WebSocket over HTTP/2 only when the server's SETTINGS enable extended
+     CONNECT; otherwise it opens an HTTP/1.1 connection for it.
 Prints the figures, and exits 0 if all hold, 1 otherwise; Chromium,
 chromedriver or selenium missing is a failure, never a skip.
 
@@ -67,11 +74,18 @@ def parse_args():
     p.add_argument("--max-connections", type=int, default=8)
     p.add_argument("--timeout", type=float, default=30.0, help="seconds for the page, the echo and the assets")
     p.add_argument("--out", default=None, help="directory for chromedriver's log and a screenshot")
+    p.add_argument(
+        "--protocol",
+        choices=("http/1.1", "h2"),
+        default="http/1.1",
+        help="the protocol (ALPN) the page, its assets and the WebSocket must use",
+    )
     return p.parse_args()
 
 
 def metrics(url):
-    """(connections accepted, {status code: requests answered}) from /metrics."""
+    """(connections accepted, {status code: requests answered}, {kind: HTTP/2
+    streams}) from /metrics."""
     try:
         with urllib.request.urlopen(url, timeout=10) as response:
             text = response.read().decode()
@@ -79,6 +93,7 @@ def metrics(url):
         fail("cannot read the proxy's metrics at %s: %s" % (url, e))
     accepted = None
     answered = {}
+    h2_streams = {}
     for line in text.splitlines():
         m = re.match(r"^wsproxy_connections_accepted_total (\d+)$", line)
         if m:
@@ -86,9 +101,12 @@ def metrics(url):
         m = re.match(r'^wsproxy_handshakes_total\{code="(\d+)"\} (\d+)$', line)
         if m:
             answered[m.group(1)] = int(m.group(2))
+        m = re.match(r'^wsproxy_h2_streams_total\{kind="([a-z]+)"\} (\d+)$', line)
+        if m:
+            h2_streams[m.group(1)] = int(m.group(2))
     if accepted is None:
         fail("no wsproxy_connections_accepted_total in %s" % url)
-    return accepted, answered
+    return accepted, answered, h2_streams
 
 
 def expected_paths(site):
@@ -189,8 +207,10 @@ def load_page(driver, args, token):
     assets_state, assets_text = wait_done(driver, "assets", args.timeout)
     elapsed = time.monotonic() - started
     page = driver.execute_script(
+        "const nav = performance.getEntriesByType('navigation')[0];"
         "return {title: document.title, secure: window.isSecureContext, "
-        "ready: document.readyState, origin: location.origin};"
+        "ready: document.readyState, origin: location.origin, "
+        "protocol: nav ? nav.nextHopProtocol : null};"
     )
     resources = driver.execute_script(RESOURCES_JS)
     for entry in resources:
@@ -223,7 +243,7 @@ def main():
         caps = driver.capabilities
         driver_version = caps.get("chrome", {}).get("chromedriverVersion", "?").split(" ")[0]
         say("Chromium %s, chromedriver %s" % (caps.get("browserVersion", "?"), driver_version))
-        before, answered_before = metrics(args.metrics)
+        before, answered_before, h2_before = metrics(args.metrics)
         try:
             seen = load_page(driver, args, token)
         except WebDriverException as e:
@@ -233,7 +253,7 @@ def main():
         # for this page counts too.
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
-    after, answered_after = metrics(args.metrics)
+    after, answered_after, h2_after = metrics(args.metrics)
 
     problems = []
     page = seen["page"]
@@ -242,6 +262,8 @@ def main():
         problems.append("the app did not load: title %r, readyState %r" % (page["title"], page["ready"]))
     if not page["secure"]:
         problems.append("the page is not a secure context (a certificate problem?)")
+    if page["protocol"] != args.protocol:
+        problems.append("the page came over %r, not %s" % (page["protocol"], args.protocol))
 
     # 1. The echo.
     echo_state, echo_text = seen["echo"]
@@ -262,7 +284,7 @@ def main():
     for path in sorted(want & set(by_path)):
         entries = by_path[path]
         for e in entries:
-            if e["origin"] != origin or e["status"] != 200 or e["size"] <= 0 or e["protocol"] != "http/1.1":
+            if e["origin"] != origin or e["status"] != 200 or e["size"] <= 0 or e["protocol"] != args.protocol:
                 bad.append(
                     "%s: status %s, %s bytes, protocol %r, origin %s"
                     % (path, e["status"], e["size"], e["protocol"], e["origin"])
@@ -270,8 +292,8 @@ def main():
     extra = sorted(set(by_path) - want)
     if assets_state == "ok" and not bad:
         say(
-            "assets: %d/%d loaded (the page counted %s; %d resources, all 200 over http/1.1)"
-            % (len(want), len(want), assets_text, len(seen["resources"]))
+            "assets: %d/%d loaded (the page counted %s; %d resources, all 200 over %s)"
+            % (len(want), len(want), assets_text, len(seen["resources"]), args.protocol)
         )
     else:
         problems.append("assets: the page shows %r (state %r)" % (assets_text, assets_state))
@@ -297,11 +319,33 @@ def main():
             "the proxy accepted %d connections for one page, more than %d: are connections kept open?"
             % (connections, args.max_connections)
         )
-    if connections < 1 or total < len(want) + 2:
+    if args.protocol == "http/1.1" and (connections < 1 or total < len(want) + 2):
         problems.append(
             "the proxy's metrics do not match the page: %d connections, %d requests for %d assets, the page and the WebSocket"
             % (connections, total, len(want))
         )
+
+    # 4. Over HTTP/2: the page and its assets as request streams, the
+    # WebSocket as an extended CONNECT stream on the same connection.
+    if args.protocol == "h2":
+        if "websocket" not in h2_after or "request" not in h2_after:
+            problems.append('no wsproxy_h2_streams_total{kind="websocket"|"request"} in %s' % args.metrics)
+        else:
+            ws_streams = h2_after["websocket"] - h2_before.get("websocket", 0)
+            request_streams = h2_after["request"] - h2_before.get("request", 0)
+            say(
+                "proxy: HTTP/2 streams for the page: %d requests, %d WebSocket (extended CONNECT)"
+                % (request_streams, ws_streams)
+            )
+            if ws_streams < 1:
+                problems.append(
+                    "the WebSocket did not go over HTTP/2 (wsproxy_h2_streams_total{kind=\"websocket\"} "
+                    "rose by %d): are extended CONNECT's SETTINGS sent?" % ws_streams
+                )
+            if request_streams < len(want) + 1:
+                problems.append(
+                    "%d HTTP/2 request streams for %d assets and the page" % (request_streams, len(want))
+                )
 
     if problems:
         for p in problems:
