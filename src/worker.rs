@@ -229,6 +229,8 @@ pub struct Worker {
     dirty_sessions: Vec<usize>,
     /// Stream pairs waiting to write whose stream has room again.
     stream_wakes: Vec<usize>,
+    /// Sessions with more to read after their turn's share.
+    sessions_again: Vec<usize>,
 }
 
 impl Worker {
@@ -293,6 +295,7 @@ impl Worker {
             sessions: Slab::new(),
             dirty_sessions: Vec::new(),
             stream_wakes: Vec::new(),
+            sessions_again: Vec::new(),
         };
         Ok((worker, waker))
     }
@@ -343,6 +346,7 @@ impl Worker {
             }
             self.run_again();
             self.run_stream_wakes();
+            self.run_sessions_again();
             // After the pairs' events: under a flood of new connections,
             // the connections already held are served first.
             self.accept_turn(now);
@@ -375,6 +379,7 @@ impl Worker {
             || !self.expired.is_empty()
             || !self.dirty_sessions.is_empty()
             || !self.stream_wakes.is_empty()
+            || !self.sessions_again.is_empty()
         {
             return Some(Duration::ZERO);
         }

@@ -10,9 +10,12 @@ use mio::net::TcpStream;
 
 use super::end::End;
 use super::{Ctx, Outcome, Pair, Phase};
+use crate::access_log::Ending;
 use crate::buffer::Buf;
+use crate::debug;
 use crate::relay::stream::StreamIo;
 use crate::relay::{Resources, Tls};
+use crate::token::Side;
 
 /// What an HTTP/2 connection takes over from the pair that did the TLS
 /// handshake.
@@ -50,6 +53,19 @@ impl Pair {
         self.core.arm(ctx, ctx.config.timeouts.handshake);
         let step = self.start_phase(ctx);
         self.apply(step, ctx)
+    }
+
+    /// The client reset the stream: the log says so, and the pair goes
+    /// (the worker closes it next).
+    pub fn client_reset(&mut self) {
+        debug!(
+            "client {}: stream reset by the client; closing its pair",
+            self.core.client_addr
+        );
+        self.core.ended(Ending::Reset(Side::Client));
+        if let Some(io) = self.core.client.stream_io() {
+            io.reset = true;
+        }
     }
 
     /// The stream this pair serves, if its client is one.

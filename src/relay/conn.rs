@@ -76,12 +76,15 @@ impl<'a> Conn<'a> {
         }
     }
 
-    /// The peer's EOF waits inside the TLS session: unlike a socket's, it
-    /// raises no event, so a short read must not be taken as "drained".
+    /// The peer's EOF waits inside the TLS session or the stream: unlike a
+    /// socket's, it raises no event, so a short read must not be taken as
+    /// "drained".
     pub fn peer_ended(&self) -> bool {
         match self {
             Conn::Socket { tls, .. } => tls.as_ref().is_some_and(|t| t.peer_ended()),
-            Conn::Stream(_) => false,
+            // Its END_STREAM (or reset) came with the DATA just read, and
+            // no event will say so again.
+            Conn::Stream(s) => s.inbound_ended || s.reset,
         }
     }
 

@@ -107,7 +107,7 @@ impl Worker {
             s.h2.go_away(ErrorCode::NoError, &mut s.out);
         }
         self.dirty_sessions.push(skey);
-        self.session_read(skey);
+        self.session_read(skey, false);
     }
 
     /// Gives back what a client connection held: its configuration
@@ -129,13 +129,25 @@ impl Worker {
             self.flush_session(key);
         }
         if ready.readable && self.sessions.contains(key) {
-            self.session_read(key);
+            self.session_read(key, ready.closing);
         }
     }
 
-    /// Reads what the client sent and acts on its frames.
-    fn session_read(&mut self, key: usize) {
+    /// Sessions that used their turn's reads with more to read.
+    pub(super) fn run_sessions_again(&mut self) {
+        let again = mem::take(&mut self.sessions_again);
+        for key in again {
+            self.session_read(key, true);
+        }
+    }
+
+    /// Reads what the client sent and acts on its frames. `closing`: the
+    /// event said the client's end (or an error) came, which raises no
+    /// further event: read until the socket says so, whatever a short read
+    /// suggests.
+    fn session_read(&mut self, key: usize, closing: bool) {
         let now = self.at;
+        let mut more = true;
         for _ in 0..READS_PER_TURN {
             let Some(s) = self.sessions.get_mut(key) else {
                 return;
@@ -148,7 +160,10 @@ impl Worker {
             let mut conn = Conn::new(&s.tcp, &mut s.tls);
             let got = conn.read(scratch.space());
             let (n, drained) = match got {
-                Ok(Got::Bytes(n)) => (n, n < scratch.space().len() && !conn.peer_ended()),
+                Ok(Got::Bytes(n)) => (
+                    n,
+                    !closing && n < scratch.space().len() && !conn.peer_ended(),
+                ),
                 Ok(Got::Blocked) => (0, true),
                 Ok(Got::Eof) | Err(_) => {
                     debug!("client {}: HTTP/2 connection ended", s.client_addr);
@@ -163,8 +178,14 @@ impl Worker {
                 self.receive(key, now);
             }
             if drained {
+                more = false;
                 break;
             }
+        }
+        if more && self.sessions.get(key).is_some_and(|s| !s.closing) {
+            // The turn's share is used; no event will say the rest is
+            // there.
+            self.sessions_again.push(key);
         }
         self.dirty_sessions.push(key);
         if self.sessions.get(key).is_some_and(|s| s.closing) {
@@ -239,7 +260,14 @@ impl Worker {
                     }
                     io.inbound_ended |= end_stream;
                 }
-                self.wake(pair_key, Ready::READABLE);
+                self.wake(
+                    pair_key,
+                    Ready {
+                        readable: true,
+                        writable: false,
+                        closing: end_stream,
+                    },
+                );
             }
             Event::Trailers { stream, .. } => {
                 let s = &mut self.sessions[key];
@@ -264,17 +292,14 @@ impl Worker {
                     self.metrics.h2_websocket_streams.sub(1);
                 }
                 if let Some(pair_key) = slot.pair {
-                    if let Some(io) = self.pairs.get_mut(pair_key).and_then(Pair::stream_io) {
-                        io.reset = true;
+                    // The client gave the stream up: so does the proxy, at
+                    // once, with its upstream connection (a request still
+                    // waiting for its answer would otherwise hold it until
+                    // the response timeout).
+                    if let Some(pair) = self.pairs.get_mut(pair_key) {
+                        pair.client_reset();
                     }
-                    self.wake(
-                        pair_key,
-                        Ready {
-                            readable: true,
-                            writable: true,
-                            closing: true,
-                        },
-                    );
+                    self.settle(pair_key, Outcome::Close);
                 }
                 self.session_idle_check(key, now);
             }
