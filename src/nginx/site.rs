@@ -16,6 +16,8 @@ pub(super) struct ListenerPlan {
     pub(super) at: Place,
     pub(super) ssl: bool,
     pub(super) proxy_protocol: bool,
+    /// `listen … http2` or `http2 on` in a server on it.
+    pub(super) http2: bool,
     /// A redirect-only server owns it: the HTTPS port if not 443.
     pub(super) redirect: Option<Option<u16>>,
     pub(super) serves_sites: bool,
@@ -40,6 +42,9 @@ impl ListenerPlan {
         }
         if self.proxy_protocol {
             s.set("proxy_protocol", Value::Bool(true));
+        }
+        if self.http2 && self.ssl && !self.certs.is_empty() {
+            s.set("http2", Value::Bool(true));
         }
         if self.ssl && !self.certs.is_empty() {
             let mut tls = Vec::new();
@@ -106,6 +111,7 @@ struct Listen {
     address: String,
     ssl: bool,
     proxy_protocol: bool,
+    http2: bool,
     default: bool,
     at: Place,
 }
@@ -127,6 +133,7 @@ impl Translator {
         let mut locations = Vec::new();
         let mut rewrites = Vec::new();
         let mut ssl_on = false;
+        let mut http2_on = false;
         for c in d.children() {
             match c.name.as_str() {
                 "listen" => listens.extend(self.listen(c)),
@@ -144,11 +151,7 @@ impl Translator {
                         "the old `ssl on` form: every listen of this server is TLS",
                     );
                 }
-                "http2" => self.notes.note(
-                    &c.at,
-                    "http2",
-                    "dropped (clients speak HTTP/1.1 to the proxy, which WebSocket needs anyway)",
-                ),
+                "http2" => http2_on = c.words() == ["on"],
                 "limit_conn" => self.limit_conn(c, "server"),
                 "proxy_pass" => self.notes.error(
                     &c.at,
@@ -166,6 +169,7 @@ impl Translator {
                 address: "0.0.0.0:80".into(),
                 ssl: false,
                 proxy_protocol: false,
+                http2: false,
                 default: false,
                 at: d.at.clone(),
             });
@@ -174,6 +178,18 @@ impl Translator {
             for l in &mut listens {
                 l.ssl = true;
             }
+        }
+        if http2_on {
+            for l in &mut listens {
+                l.http2 = true;
+            }
+        }
+        for l in listens.iter().filter(|l| l.http2 && !l.ssl) {
+            self.notes.note(
+                &l.at,
+                "http2",
+                "HTTP/2 without TLS (h2c) dropped: browsers speak HTTP/2 over TLS only, and so does the proxy",
+            );
         }
         if let (Some(_), Some(r)) = (&redirect, rewrites.first()) {
             self.notes.error(
@@ -363,6 +379,7 @@ impl Translator {
             address,
             ssl: false,
             proxy_protocol: false,
+            http2: false,
             default: false,
             at: d.at.clone(),
         };
@@ -374,11 +391,7 @@ impl Translator {
                 "proxy_protocol" => l.proxy_protocol = true,
                 "default_server" | "default" => l.default = true,
                 "reuseport" => {}
-                "http2" => self.notes.note(
-                    &d.at,
-                    "listen",
-                    "http2 dropped (clients speak HTTP/1.1 to the proxy, which WebSocket needs anyway)",
-                ),
+                "http2" => l.http2 = true,
                 "ipv6only" if value == "off" && l.address.starts_with('[') => {
                     dual = true;
                     self.notes.note(
@@ -408,6 +421,7 @@ impl Translator {
                     address: format!("0.0.0.0:{port}"),
                     ssl: l.ssl,
                     proxy_protocol: l.proxy_protocol,
+                    http2: l.http2,
                     default: l.default,
                     at: l.at.clone(),
                 });
@@ -439,6 +453,9 @@ impl Translator {
                             ),
                         );
                     }
+                    // HTTP/2 is offered on the address if any server on it
+                    // asks (ALPN comes before the server is chosen).
+                    self.listeners[i].http2 |= l.http2;
                     i
                 }
                 None => {
@@ -447,6 +464,7 @@ impl Translator {
                         at: l.at.clone(),
                         ssl: l.ssl,
                         proxy_protocol: l.proxy_protocol,
+                        http2: l.http2,
                         redirect: None,
                         serves_sites: false,
                         certs: Vec::new(),
