@@ -50,19 +50,7 @@ const STALL_READ_LIMIT: usize = 32 << 20;
 fn python() -> PathBuf {
     static CHECKED: OnceLock<PathBuf> = OnceLock::new();
     CHECKED
-        .get_or_init(|| {
-            let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/venv/bin/python");
-            let ok = Command::new(&venv)
-                .args(["-c", "import h2, hpack, hyperframe"])
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(
-                ok,
-                "{} cannot import h2: run scripts/setup.sh h2",
-                venv.display()
-            );
-            venv
-        })
+        .get_or_init(|| tools_python("h2, hpack, hyperframe", "h2"))
         .clone()
 }
 

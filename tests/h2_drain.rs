@@ -6,32 +6,17 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::upstreams::ws_echo_upstream;
 use common::*;
 
-/// Python with the `h2` library, from the tools venv (`scripts/setup.sh h2`).
-fn python() -> PathBuf {
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/venv/bin/python");
-    let ok = Command::new(&venv)
-        .args(["-c", "import h2"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "{} cannot import h2: run scripts/setup.sh h2",
-        venv.display()
-    );
-    venv
-}
-
 #[test]
 fn a_drain_says_goaway_then_closes_each_websocket_stream_with_1001() {
     let _w = watchdog_for(Duration::from_secs(60));
-    let python = python();
+    let python = tools_python("h2", "h2");
     let certs = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/certs");
     let cert = certs.join("localhost.pem").display().to_string();
     let key = certs.join("localhost.key").display().to_string();

@@ -659,23 +659,24 @@ impl Worker {
             let unacked =
                 s.h2.settings_unacked_since()
                     .is_some_and(|at| now.duration_since(at) > SETTINGS_TIMEOUT);
-            if unacked {
+            let code = if unacked {
                 info!(
                     "client {}: HTTP/2 SETTINGS not acknowledged within {SETTINGS_TIMEOUT:?}; closing",
                     s.client_addr
                 );
-                s.h2.go_away(ErrorCode::SettingsTimeout, &mut s.out);
-                s.closing = true;
-                ends.push(key);
+                ErrorCode::SettingsTimeout
             } else if s.streams.is_empty() && now.duration_since(s.idle_since) > idle {
                 debug!(
                     "client {}: HTTP/2 connection idle for {idle:?}, closing",
                     s.client_addr
                 );
-                s.h2.go_away(ErrorCode::NoError, &mut s.out);
-                s.closing = true;
-                ends.push(key);
-            }
+                ErrorCode::NoError
+            } else {
+                continue;
+            };
+            s.h2.go_away(code, &mut s.out);
+            s.closing = true;
+            ends.push(key);
         }
         for (key, id, pair_key) in stalled {
             if let Some(io) = self.pairs.get_mut(pair_key).and_then(Pair::stream_io) {

@@ -273,6 +273,23 @@ impl Drop for Proxy {
 }
 
 /// A proxy in front of `upstreams`, plus `extra` flags; one worker unless
+/// The tools venv's Python once it imports `modules` (what `scripts/setup.sh
+/// TOOL` installs there): one missing fails the test, never skips it.
+pub fn tools_python(modules: &str, tool: &str) -> std::path::PathBuf {
+    let venv =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/tools/venv/bin/python");
+    let ok = Command::new(&venv)
+        .args(["-c", &format!("import {modules}")])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "{} cannot import {modules}: run scripts/setup.sh {tool}",
+        venv.display()
+    );
+    venv
+}
+
 /// `extra` says otherwise.
 pub fn proxy_to(upstreams: &[SocketAddr], extra: &[&str]) -> Proxy {
     let mut args = vec!["--listen".to_string(), "127.0.0.1:0".to_string()];
