@@ -4,7 +4,8 @@
 # WebSockets over HTTP/1.1 through wsproxy-fast, and against HAProxy's
 # WebSockets over HTTP/2, on loopback over TLS.
 #
-#   scripts/h2-bench.sh              full run: 3 repetitions (about 4 minutes)
+#   scripts/h2-bench.sh              full run: 3 repetitions (about 2 minutes
+#                                    on 2 cores, plus builds)
 #   scripts/h2-bench.sh --smoke      every workload small and short, 1
 #                                    repetition (seconds); exits non-zero if
 #                                    any measurement fails (CI)
