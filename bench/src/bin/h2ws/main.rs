@@ -192,15 +192,7 @@ fn run(args: RunArgs) -> Result<String, String> {
     thread::sleep(Duration::from_secs_f64(args.hold));
     let echo_start = Instant::now();
     go.wait();
-    let tallies: Vec<Tally> = handles
-        .into_iter()
-        .map(|h| {
-            h.join().unwrap_or_else(|_| Tally {
-                error: Some("a lane panicked".into()),
-                ..Tally::default()
-            })
-        })
-        .collect();
+    let tallies = join_lanes(handles);
     let echo_secs = echo_start.elapsed().as_secs_f64();
     let opened: u64 = tallies.iter().map(|t| t.opened).sum();
     let messages: u64 = tallies.iter().map(|t| t.messages).sum();
@@ -277,15 +269,7 @@ fn handshakes(args: HandshakesArgs) -> Result<String, String> {
     }
     ready.wait();
     let start = Instant::now();
-    let tallies: Vec<Tally> = handles
-        .into_iter()
-        .map(|h| {
-            h.join().unwrap_or_else(|_| Tally {
-                error: Some("a lane panicked".into()),
-                ..Tally::default()
-            })
-        })
-        .collect();
+    let tallies = join_lanes(handles);
     let secs = start.elapsed().as_secs_f64();
     let opened: u64 = tallies.iter().map(|t| t.opened).sum();
     let errors: Vec<&String> = tallies.iter().filter_map(|t| t.error.as_ref()).collect();
@@ -328,6 +312,20 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Each lane's tally, once it is done; a lane that panicked counts as an
+/// error.
+fn join_lanes(handles: Vec<thread::JoinHandle<Tally>>) -> Vec<Tally> {
+    handles
+        .into_iter()
+        .map(|h| {
+            h.join().unwrap_or_else(|_| Tally {
+                error: Some("a lane panicked".into()),
+                ..Tally::default()
+            })
+        })
+        .collect()
 }
 
 #[cfg(test)]
